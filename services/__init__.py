@@ -1,0 +1,1 @@
+"""seqserve services: api, worker, trainer, and the `seqserve` command that starts them."""

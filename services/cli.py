@@ -1,0 +1,208 @@
+"""The `seqserve` command: the contract operators and scripts rely on.
+
+    seqserve db upgrade                 apply migrations
+    seqserve api [--host H] [--port P]  serve the HTTP API
+    seqserve worker                     run an inference worker
+    seqserve beat                       run the scheduler
+    seqserve train --task T --preset P  train, evaluate, register, gate
+    seqserve up                         everything on one machine (the embedded default)
+
+Each service is imported only by its own subcommand, so `seqserve api` never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from shared.config import get_settings
+
+TASKS = ("tag", "classify", "generate", "translate")
+
+
+def _db_upgrade(_: argparse.Namespace) -> int:
+    from shared.db.migrate import upgrade
+
+    upgrade()
+    print(f"database at head: {get_settings().database_url}")
+    return 0
+
+
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "services.api.main:create_app", factory=True,
+        host=args.host or settings.api_host, port=args.port or settings.api_port, log_level="info",
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from services.worker.app import app
+
+    settings = get_settings()
+    argv = [
+        "worker", "--loglevel", args.loglevel, "--queues", args.queues or settings.worker_queues,
+        "--concurrency", str(args.concurrency or settings.worker_concurrency), "--pool", "prefork",
+        "--without-gossip", "--without-mingle",
+    ]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    app.worker_main(argv)
+    return 0
+
+
+def _beat(args: argparse.Namespace) -> int:
+    from services.worker.app import app
+
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(settings.var_dir / "celerybeat-schedule")])
+    return 0
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values are JSON when they parse as JSON, else strings."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value, got '{pair}'")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+def _train(args: argparse.Namespace) -> int:
+    from services.trainer.service import train_and_register
+
+    report = train_and_register(
+        args.task, args.preset, _parse_overrides(args.set), model_name=args.model_name,
+        progress=not args.no_progress,
+    )
+    print(json.dumps({
+        "run_id": str(report.run_id), "model": report.model_name, "version": report.version,
+        "metrics": report.metrics, "promoted": report.promoted, "note": report.promotion_note,
+        "checkpoint": str(report.checkpoint_path),
+    }, indent=2))
+    return 0
+
+
+def _has_production(model_name: str) -> bool:
+    from shared.db.session import session_scope
+    from shared.registry.refs import parse_model_ref
+    from shared.registry.service import RegistryError, resolve
+
+    with session_scope() as session:
+        try:
+            resolve(session, parse_model_ref(model_name))
+        except RegistryError:
+            return False
+    return True
+
+
+def _up(args: argparse.Namespace) -> int:
+    from shared.db.migrate import upgrade
+
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade()
+    if not _has_production(settings.default_model):
+        print(f"no '{settings.default_model}' in the registry: training the quick classifier first")
+        from services.trainer.service import train_and_register
+
+        train_and_register("classify", "quick", model_name=settings.default_model)
+    port = args.port or settings.api_port
+    me = [sys.executable, "-m", "services.cli"]
+    children = [
+        subprocess.Popen([*me, "worker"]),
+        subprocess.Popen([*me, "api", "--host", args.host or settings.api_host, "--port", str(port)]),
+    ]
+    _print_howto(args.host or settings.api_host, port, settings.default_model)
+    return _supervise(children)
+
+
+def _print_howto(host: str, port: int, model: str) -> None:
+    base = f"http://{host}:{port}"
+    print(f"""
+seqserve is up: API {base} (docs {base}/docs), one worker, database {get_settings().database_url}
+Submit a job and poll it:
+  curl -s -X POST {base}/v1/jobs -H 'Content-Type: application/json' \\
+       -d '{{"kind": "classify", "model": "{model}", "inputs": ["a gorgeous, witty film", "dull and lifeless"]}}'
+  curl -s {base}/v1/jobs/<id from the answer>
+Ctrl-C stops everything.
+""", flush=True)
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Wait until a child exits or we are told to stop; then stop them all."""
+    stop = {"now": False}
+
+    def _on_signal(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    while not stop["now"] and all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0 if stop["now"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqserve", description="Serve LSTM/GRU sequence models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations to head").set_defaults(func=_db_upgrade)
+    for name, func in (("api", _api), ("up", _up)):
+        cmd = sub.add_parser(name, help="serve the HTTP API" if name == "api" else "run everything here")
+        cmd.add_argument("--host")
+        cmd.add_argument("--port", type=int)
+        cmd.set_defaults(func=func)
+    worker = sub.add_parser("worker", help="run an inference worker")
+    worker.add_argument("--queues")
+    worker.add_argument("--concurrency", type=int)
+    worker.add_argument("--hostname")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=_worker)
+    beat = sub.add_parser("beat", help="run the scheduler")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.set_defaults(func=_beat)
+    train = sub.add_parser("train", help="train, evaluate, register a version, run the gate")
+    train.add_argument("--task", choices=TASKS, required=True)
+    train.add_argument("--preset", choices=("quick", "full"), default="quick")
+    train.add_argument("--model-name")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a preset field, e.g. --set cell=gru --set epochs=3")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(func=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("SEQSERVE_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""Train the SST-2 sentence classifier and write a self-describing checkpoint beside its curve."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from services.trainer.datasets import Example, fingerprint, read_sst2
+from services.trainer.loop import FitResult, LoopConfig, fit
+from services.trainer.plots import plot_curves
+from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from shared.config import get_settings
+from shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from shared.nn.evaluation import accuracy, macro_f1
+from shared.nn.padding import pad_sequences
+from shared.text.tokenize import tokenize
+from shared.text.vocab import Vocab
+
+LABELS = ["negative", "positive"]  # SST-2 label ids 0 and 1
+PRIMARY_METRIC = "accuracy"
+
+_COMMON: dict[str, Any] = {
+    "dev_file": "sst2/glue/dev.tsv",  # both packagings share the dev sentences
+    "max_train_examples": None,  # a seeded random subset, for smoke runs
+    "min_freq": 1,
+    "max_vocab_size": None,
+    "word_dropout": 0.0,  # chance a training token becomes <unk>, so <unk> gets trained
+    "cell": "lstm",
+    "num_layers": 1,
+    "bidirectional": True,
+    "weight_decay": 0.0,
+    "clip": 5.0,
+    "schedule": "plateau",
+    "lr_factor": 0.5,
+    "lr_patience": 0,
+    "eval_batch_size": 256,
+    "seed": 13,
+}
+PRESETS: dict[str, dict[str, Any]] = {
+    # ~1-2 minutes on 2 CPU cores: the 6,920 full training sentences, no phrases.
+    "quick": _COMMON | {
+        "train_file": "sst2/sentence_level/stsa.binary.train",
+        "embedding_dim": 100,
+        "hidden_size": 128,
+        "dropout": 0.5,
+        "epochs": 4,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "patience": 2,
+    },
+    # GLUE's 67k phrases and sentences: far more supervision per sentence, so a bigger model.
+    "full": _COMMON | {
+        "train_file": "sst2/glue/train.tsv",
+        "embedding_dim": 300,
+        "hidden_size": 256,
+        "dropout": 0.5,
+        "word_dropout": 0.05,
+        "epochs": 12,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "patience": 3,
+    },
+}
+_OPTIONAL_INT_KEYS = {"max_train_examples", "max_vocab_size"}
+
+
+@dataclass
+class TrainOutcome:
+    checkpoint_path: Path
+    sha256: str
+    size_bytes: int
+    metrics: dict[str, float]  # dev "accuracy", "macro_f1", "loss" of the saved weights
+    config: dict[str, Any]  # fully resolved train config, preset name included
+    model_config: dict[str, Any]
+    data_fingerprint: str
+    history: list[dict[str, float]]
+    curve_path: Path
+    primary_metric: str = PRIMARY_METRIC
+
+
+@dataclass(frozen=True)
+class ClassifyBatch:
+    tokens: Tensor  # [B, T] long
+    lengths: Tensor  # [B] long, CPU
+    labels: Tensor  # [B] long
+
+    def __len__(self) -> int:
+        return self.labels.numel()
+
+    def to(self, device: torch.device) -> ClassifyBatch:
+        return ClassifyBatch(self.tokens.to(device), self.lengths, self.labels.to(device))
+
+
+def resolve_config(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The preset's settings with `overrides` applied; unknown names and wrong types raise."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    config = dict(PRESETS[preset])
+    for key, value in (overrides or {}).items():
+        if key not in config:
+            raise ValueError(f"unknown override {key!r}; known keys: {sorted(config)}")
+        _check_type(key, value, PRESETS[preset][key])
+        config[key] = float(value) if isinstance(PRESETS[preset][key], float) else value
+    return {"preset": preset, **config}
+
+
+def _check_type(key: str, value: Any, default: Any) -> None:
+    if key in _OPTIONAL_INT_KEYS:
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+    elif isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, type(default)) and not isinstance(value, bool)
+    if not ok:
+        raise ValueError(f"override {key!r} has the wrong type or value: {value!r}")
+
+
+def train_classifier(
+    data_dir: Path,
+    out_path: Path,
+    preset: str = "quick",
+    overrides: dict[str, Any] | None = None,
+    device: torch.device | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> TrainOutcome:
+    """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
+    cfg = resolve_config(preset, overrides)
+    device = device or _default_device()
+    settings = get_settings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    train_path, dev_path = Path(data_dir) / cfg["train_file"], Path(data_dir) / cfg["dev_file"]
+    train, dev = _subset(read_sst2(train_path), cfg), read_sst2(dev_path)
+    train_tokens = [tokenize(sentence) for sentence, _ in train]
+    vocab = Vocab.build(train_tokens, cfg["min_freq"], cfg["max_vocab_size"])
+    torch.manual_seed(cfg["seed"])  # weight initialisation
+    model = SentenceClassifier(_model_config(cfg, len(vocab)))
+    encoded_train = [(vocab.encode(t) or [vocab.unk_id], y) for t, (_, y) in zip(train_tokens, train)]
+    dev_batches = _eval_batches(_encode(dev, vocab), cfg["eval_batch_size"], vocab.pad_id)
+    evaluate = functools.partial(evaluate_batches, batches=dev_batches, device=device)
+    result = fit(
+        model,
+        _train_batches(encoded_train, cfg, vocab),
+        evaluate,
+        _loss,
+        _loop_config(cfg, progress),
+        device,
+        on_epoch,
+    )
+    return _save(model, vocab, cfg, result, evaluate(model), fingerprint([train_path, dev_path]), out_path)
+
+
+def _default_device() -> torch.device:
+    wanted = get_settings().device
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(wanted)
+
+
+def _subset(examples: list[Example], cfg: dict[str, Any]) -> list[Example]:
+    limit = cfg["max_train_examples"]
+    if limit is None or limit >= len(examples):
+        return examples
+    return random.Random(cfg["seed"]).sample(examples, limit)
+
+
+def _encode(examples: list[Example], vocab: Vocab) -> list[tuple[list[int], int]]:
+    # Empty after tokenization cannot happen with validated data, but <unk> keeps packing legal.
+    return [(vocab.encode(tokenize(sentence)) or [vocab.unk_id], label) for sentence, label in examples]
+
+
+def _model_config(cfg: dict[str, Any], vocab_size: int) -> ClassifierConfig:
+    return ClassifierConfig(
+        cell=cfg["cell"],
+        vocab_size=vocab_size,
+        num_classes=len(LABELS),
+        embedding_dim=cfg["embedding_dim"],
+        hidden_size=cfg["hidden_size"],
+        num_layers=cfg["num_layers"],
+        bidirectional=cfg["bidirectional"],
+        dropout=cfg["dropout"],
+        pad_id=Vocab.pad_id,
+    )
+
+
+def _loop_config(cfg: dict[str, Any], progress: bool) -> LoopConfig:
+    return LoopConfig(
+        epochs=cfg["epochs"],
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        clip=cfg["clip"],
+        patience=cfg["patience"],
+        monitor=PRIMARY_METRIC,
+        mode="max",
+        schedule=cfg["schedule"],
+        lr_factor=cfg["lr_factor"],
+        lr_patience=cfg["lr_patience"],
+        seed=cfg["seed"],
+        progress=progress,
+    )
+
+
+def _make_batch(rows: list[tuple[list[int], int]], pad_id: int) -> ClassifyBatch:
+    tokens, lengths = pad_sequences([ids for ids, _ in rows], pad_id)
+    return ClassifyBatch(tokens, lengths, torch.tensor([label for _, label in rows], dtype=torch.long))
+
+
+def _train_batches(
+    rows: list[tuple[list[int], int]], cfg: dict[str, Any], vocab: Vocab
+) -> Callable[[], list[ClassifyBatch]]:
+    """A fresh shuffled epoch per call. Batches group similar lengths to cut padding work."""
+    rng = random.Random(cfg["seed"])
+    size, word_dropout = cfg["batch_size"], cfg["word_dropout"]
+
+    def epoch() -> list[ClassifyBatch]:
+        order = rng.sample(range(len(rows)), len(rows))
+        pool = size * 50  # sort within pools, not globally, so batches still vary between epochs
+        groups = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: len(rows[i][0]))
+            groups += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        rng.shuffle(groups)
+        return [_make_batch([_drop_words(rows[i], word_dropout, rng, vocab) for i in g], vocab.pad_id)
+                for g in groups]
+
+    return epoch
+
+
+def _drop_words(
+    row: tuple[list[int], int], p: float, rng: random.Random, vocab: Vocab
+) -> tuple[list[int], int]:
+    if p <= 0:
+        return row
+    return [vocab.unk_id if rng.random() < p else i for i in row[0]], row[1]
+
+
+def _eval_batches(rows: list[tuple[list[int], int]], size: int, pad_id: int) -> list[ClassifyBatch]:
+    ordered = sorted(rows, key=lambda r: len(r[0]))
+    return [_make_batch(ordered[i : i + size], pad_id) for i in range(0, len(ordered), size)]
+
+
+def _loss(model: nn.Module, batch: ClassifyBatch) -> Tensor:
+    return F.cross_entropy(model(batch.tokens, batch.lengths), batch.labels)
+
+
+def evaluate_batches(model: nn.Module, batches: list[ClassifyBatch], device: torch.device) -> dict[str, float]:
+    """Dev "accuracy", "macro_f1" and mean cross-entropy "loss" of `model` over `batches`."""
+    was_training = model.training
+    model.eval()
+    preds, golds, loss_sum = [], [], 0.0
+    with torch.inference_mode():
+        for batch in batches:
+            batch = batch.to(device)
+            logits = model(batch.tokens, batch.lengths)  # [B, C]
+            loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum").item()
+            preds.append(logits.argmax(-1).cpu())
+            golds.append(batch.labels.cpu())
+    model.train(was_training)
+    p, g = torch.cat(preds), torch.cat(golds)
+    return {"accuracy": accuracy(p, g), "macro_f1": macro_f1(p, g, len(LABELS)), "loss": loss_sum / len(g)}
+
+
+def _save(
+    model: SentenceClassifier,
+    vocab: Vocab,
+    cfg: dict[str, Any],
+    result: FitResult,
+    metrics: dict[str, float],
+    data_fingerprint: str,
+    out_path: Path,
+) -> TrainOutcome:
+    model_config = dataclasses.asdict(model.config)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "task": "classify",
+        "model_config": model_config,
+        "vocab": vocab.to_list(),
+        "labels": list(LABELS),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metrics": dict(metrics),
+        "data_fingerprint": data_fingerprint,
+        "train_config": {**cfg, "best_epoch": result.best_epoch},
+    }
+    out_path = Path(out_path)
+    sha256, size = save_checkpoint(out_path, payload)
+    curve_path = out_path.parent / "curve.png"
+    plot_curves(result.history, curve_path)
+    return TrainOutcome(out_path, sha256, size, dict(metrics), dict(cfg), model_config,
+                        data_fingerprint, result.history, curve_path)

@@ -1,0 +1,177 @@
+"""The one training loop, shared by every task (classifier now, taggers and LMs later).
+
+Task code supplies three callables: fresh training batches per epoch, a loss for one batch,
+and a dev evaluation returning named metrics. The loop owns the optimiser, clipping, the LR
+schedule, early stopping on `cfg.monitor`, and keeping the best weights.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Sized
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+
+class Batch(Protocol):
+    """What the loop needs of a batch; everything else is between the task's callables."""
+
+    def __len__(self) -> int: ...  # examples (sentences) in the batch: loss weighting, throughput
+
+    def to(self, device: torch.device) -> Batch: ...  # lengths for packing must stay on the CPU
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip: float = 5.0  # max global gradient norm; <= 0 disables clipping
+    patience: int = 3  # epochs without a new best dev metric before stopping
+    monitor: str = "accuracy"  # key of the dict `evaluate` returns
+    mode: Literal["max", "min"] = "max"
+    # "plateau": multiply the LR by lr_factor after lr_patience epochs without improvement.
+    # "linear": decay the LR linearly per epoch from lr towards 0. "none": constant.
+    schedule: Literal["plateau", "linear", "none"] = "plateau"
+    lr_factor: float = 0.5
+    lr_patience: int = 0
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_metrics: dict[str, float]
+    stopped_early: bool
+    best_state: dict[str, Tensor] = field(repr=False)
+
+
+def fit(
+    model: nn.Module,
+    train_batches: Callable[[], Iterable[Batch]],
+    evaluate: Callable[[nn.Module], dict[str, float]],
+    loss_fn: Callable[[nn.Module, Batch], Tensor],
+    cfg: LoopConfig,
+    device: torch.device,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train `model` in place; on return it holds the weights of its best dev epoch."""
+    _check_config(cfg)
+    torch.manual_seed(cfg.seed)  # dropout masks; batch order is the train_batches' own business
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = _make_scheduler(optimizer, cfg)
+    history: list[dict[str, float]] = []
+    best: tuple[int, dict[str, float], dict[str, Tensor]] | None = None
+    stopped_early = False
+    for epoch in range(1, cfg.epochs + 1):
+        start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
+        train_loss = _train_epoch(model, train_batches(), loss_fn, optimizer, cfg, device, epoch)
+        metrics = _evaluate(model, evaluate, cfg.monitor)
+        record = {"epoch": epoch, "train_loss": train_loss}
+        record |= {f"dev_{name}": value for name, value in metrics.items()}
+        record |= {"lr": lr, "seconds": time.perf_counter() - start}
+        history.append(record)
+        if best is None or _better(metrics[cfg.monitor], best[1][cfg.monitor], cfg.mode):
+            best = (epoch, metrics, _copy_state(model))
+        _step_scheduler(scheduler, metrics[cfg.monitor])
+        if on_epoch is not None:
+            on_epoch(dict(record))
+        if epoch - best[0] >= cfg.patience and epoch < cfg.epochs:
+            stopped_early = True
+            break
+    assert best is not None  # epochs >= 1 is checked above
+    model.load_state_dict(best[2])
+    return FitResult(history, best[0], best[1], stopped_early, best[2])
+
+
+def _check_config(cfg: LoopConfig) -> None:
+    if cfg.epochs < 1 or cfg.patience < 1:
+        raise ValueError(f"epochs and patience must be >= 1 (got {cfg.epochs}, {cfg.patience})")
+    if cfg.mode not in ("max", "min") or cfg.schedule not in ("plateau", "linear", "none"):
+        raise ValueError(f"bad mode {cfg.mode!r} or schedule {cfg.schedule!r}")
+
+
+def _train_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    loss_fn: Callable[[nn.Module, Batch], Tensor],
+    optimizer: torch.optim.Optimizer,
+    cfg: LoopConfig,
+    device: torch.device,
+    epoch: int,
+) -> float:
+    """One pass over `batches`; returns the example-weighted mean training loss."""
+    model.train()
+    total_loss, examples, start = 0.0, 0, time.perf_counter()
+    bar = tqdm(
+        batches,
+        total=len(batches) if isinstance(batches, Sized) else None,
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        unit="batch",
+        leave=False,
+        disable=not cfg.progress or not sys.stderr.isatty(),
+    )
+    for step, batch in enumerate(bar, start=1):
+        loss = loss_fn(model, batch.to(device))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch} step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        total_loss += loss.item() * len(batch)
+        examples += len(batch)
+        rate = examples / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(loss=f"{total_loss / examples:.4f}", sent_per_s=f"{rate:.0f}", refresh=False)
+    bar.close()
+    if examples == 0:
+        raise ValueError(f"epoch {epoch} produced no training batches")
+    return total_loss / examples
+
+
+def _evaluate(
+    model: nn.Module, evaluate: Callable[[nn.Module], dict[str, float]], monitor: str
+) -> dict[str, float]:
+    model.eval()
+    with torch.inference_mode():
+        metrics = {name: float(value) for name, value in evaluate(model).items()}
+    if monitor not in metrics or math.isnan(metrics[monitor]):
+        raise KeyError(f"evaluate() must return a number for the monitored metric {monitor!r}")
+    return metrics
+
+
+def _better(value: float, best: float, mode: str) -> bool:
+    return value > best if mode == "max" else value < best
+
+
+def _copy_state(model: nn.Module) -> dict[str, Tensor]:
+    # A detached CPU copy: the live tensors keep changing as training goes on.
+    return {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: LoopConfig) -> Any:
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=cfg.mode, factor=cfg.lr_factor, patience=cfg.lr_patience
+        )
+    if cfg.schedule == "linear":
+        # Per epoch: epoch e (0-based) trains at lr * (1 - e / epochs), never reaching 0.
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: max(1.0 - e / cfg.epochs, 0.0))
+    return None
+
+
+def _step_scheduler(scheduler: Any, monitored: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(monitored)
+    elif scheduler is not None:
+        scheduler.step()

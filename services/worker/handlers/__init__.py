@@ -1,0 +1,30 @@
+"""One handler per task kind, chosen by the checkpoint's own "task" field."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+from services.worker.handlers.classify import ClassifyHandler
+
+
+class Handler(Protocol):
+    task: str
+    stage_seconds: dict[str, float]
+
+    def run(self, inputs: list[str], params: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
+HANDLERS: dict[str, type[ClassifyHandler]] = {"classify": ClassifyHandler}
+
+
+def build_handler(payload: dict[str, Any], device: torch.device) -> Handler:
+    """Build the handler for a loaded checkpoint payload (see shared.checkpoint)."""
+    task = payload.get("task")
+    if task not in HANDLERS:
+        raise ValueError(f"no handler for task {task!r}; known tasks: {sorted(HANDLERS)}")
+    return HANDLERS[task].from_checkpoint(payload, device)
+
+
+__all__ = ["HANDLERS", "ClassifyHandler", "Handler", "build_handler"]

@@ -1,0 +1,98 @@
+"""Sentence classification handler: preprocess -> infer -> postprocess over one batch of texts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from shared.nn.padding import pad_sequences
+from shared.text.tokenize import tokenize
+from shared.text.vocab import Vocab
+
+# Classification takes no parameters yet; anything else is a caller bug, not something to ignore.
+_ALLOWED_PARAMS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    tokens: Tensor  # [B, T] long, rows sorted by length (longest first)
+    lengths: Tensor  # [B] long, on CPU
+    order: list[int]  # order[i] = input index of row i
+
+
+class ClassifyHandler:
+    task = "classify"
+
+    def __init__(
+        self, model: SentenceClassifier, vocab: Vocab, labels: list[str], device: torch.device
+    ) -> None:
+        if model.config.num_classes != len(labels):
+            raise ValueError(f"model has {model.config.num_classes} classes but {len(labels)} labels")
+        self.model = model.to(device).eval()
+        self.vocab = vocab
+        self.labels = list(labels)
+        self.device = device
+        # Seconds spent in each stage by the last run(), for the worker to export as metrics.
+        self.stage_seconds: dict[str, float] = {}
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> ClassifyHandler:
+        if payload.get("task") != cls.task:
+            raise ValueError(f"checkpoint task is {payload.get('task')!r}, not {cls.task!r}")
+        model = SentenceClassifier(ClassifierConfig(**payload["model_config"]))
+        model.load_state_dict(payload["state_dict"])
+        return cls(model, Vocab.from_list(payload["vocab"]), payload["labels"], device)
+
+    def run(self, inputs: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Classify every input in one forward pass; results come back in input order."""
+        unknown = sorted(set(params) - _ALLOWED_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown classify parameter(s): {', '.join(unknown)}")
+        if not inputs:
+            return []
+        self.stage_seconds = {}
+        with self._timed("preprocess"):
+            prepared = self.preprocess(inputs)
+        with self._timed("infer"):
+            logits = self.infer(prepared)
+        with self._timed("postprocess"):
+            return self.postprocess(logits, prepared.order)
+
+    def preprocess(self, inputs: list[str]) -> _Prepared:
+        encoded = [self.vocab.encode(tokenize(text)) or [self.vocab.unk_id] for text in inputs]
+        # Longest first, so one batch pads as little as possible (and packing needs no re-sort).
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        tokens, lengths = pad_sequences([encoded[i] for i in order], self.model.config.pad_id)
+        return _Prepared(tokens, lengths, order)
+
+    def infer(self, prepared: _Prepared) -> Tensor:
+        with torch.inference_mode():
+            logits = self.model(prepared.tokens.to(self.device), prepared.lengths)  # [B, C]
+        return logits.float().cpu()
+
+    def postprocess(self, logits: Tensor, order: list[int]) -> list[dict[str, Any]]:
+        probabilities = torch.softmax(logits, dim=-1).tolist()
+        results: list[dict[str, Any]] = [{} for _ in order]
+        for row, index in enumerate(order):
+            probs = probabilities[row]
+            best = max(range(len(probs)), key=probs.__getitem__)
+            results[index] = {
+                "label": self.labels[best],
+                "probabilities": dict(zip(self.labels, probs, strict=True)),
+            }
+        return results
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage] = time.perf_counter() - start

@@ -1,0 +1,51 @@
+"""Loaded models of this process, keyed by registry version id, bounded LRU.
+
+A version row never changes, so a cached handler stays valid; an alias move just makes new
+jobs resolve to another version id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.worker.handlers import build_handler
+from shared.checkpoint import load_checkpoint
+from shared.config import get_settings
+from shared.metrics import JOB_STAGE_SECONDS
+
+from services.worker.device import pick_device
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version_id: int
+    model_name: str
+    checkpoint_uri: str
+    sha256: str
+
+
+class ModelCache:
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self._handlers: OrderedDict[int, Any] = OrderedDict()
+
+    def get(self, info: VersionInfo, kind: str) -> Any:
+        handler = self._handlers.get(info.version_id)
+        if handler is not None:
+            self._handlers.move_to_end(info.version_id)
+            return handler
+        started = time.perf_counter()
+        payload = load_checkpoint(Path(info.checkpoint_uri), expected_sha256=info.sha256)
+        handler = build_handler(payload, pick_device(get_settings()))
+        JOB_STAGE_SECONDS.labels(kind, info.model_name, "load").observe(time.perf_counter() - started)
+        self._handlers[info.version_id] = handler
+        while len(self._handlers) > self.capacity:
+            self._handlers.popitem(last=False)
+        return handler
+
+    def __len__(self) -> int:
+        return len(self._handlers)

@@ -1,0 +1,1 @@
+"""Code shared by the seqserve services: config, database, schemas, models, checkpoints."""

@@ -1,0 +1,1 @@
+"""Job rows: their schemas, queries and the kinds a model task serves."""

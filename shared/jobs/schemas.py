@@ -1,0 +1,90 @@
+"""Job request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from shared.db.models import Job
+
+Priority = Literal["high", "normal", "low"]
+
+
+class JobCreate(BaseModel):
+    """A job: one kind, one model reference, one or many inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: StrictStr = Field(description="Job kind, for example 'classify'.")
+    model: StrictStr = Field(description="'name' (its production alias), 'name@alias' or 'name:version'.")
+    inputs: list[StrictStr] = Field(description="Texts; one result entry per input, in order.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Options for the kind.")
+    priority: Priority = "normal"
+
+
+class JobTimings(BaseModel):
+    queue_seconds: float | None = None
+    run_seconds: float | None = None
+    total_seconds: float | None = None
+
+
+class JobRead(BaseModel):
+    id: uuid.UUID
+    kind: str
+    model: str = Field(description="The reference as submitted.")
+    model_name: str
+    model_version: int
+    status: str
+    priority: str
+    num_inputs: int
+    params: dict[str, Any]
+    result: list[Any] | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    timings: JobTimings
+
+    @classmethod
+    def from_row(cls, job: Job) -> "JobRead":
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            model=job.model_ref,
+            model_name=job.model_name,
+            model_version=job.model_version.version,
+            status=job.status,
+            priority=job.priority,
+            num_inputs=len(job.inputs),
+            params=job.params,
+            result=job.result,
+            error=job.error,
+            attempts=job.attempts,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            timings=_timings(job),
+        )
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((_aware(end) - _aware(start)).total_seconds(), 6)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _timings(job: Job) -> JobTimings:
+    return JobTimings(
+        queue_seconds=_seconds(job.created_at, job.started_at),
+        run_seconds=_seconds(job.started_at, job.finished_at),
+        total_seconds=_seconds(job.created_at, job.finished_at),
+    )

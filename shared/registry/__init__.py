@@ -1,0 +1,1 @@
+"""The model registry: models, monotonic versions, aliases, and the promotion gate."""

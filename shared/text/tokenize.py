@@ -1,0 +1,62 @@
+"""Tokenizer that maps raw user text onto SST's lowercased, PTB-style tokens.
+
+SST (and GLUE SST-2) sentences are already tokenized: "it 's a great film , is n't it ?".
+The vocabulary is built from those tokens, so raw text at serving time ("It's a great film,
+isn't it?") must be split the same way or every clitic and punctuation mark becomes <unk>.
+The function is idempotent on SST's own text, so training and serving can both call it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Typographic characters users paste; SST only has their ASCII/PTB spellings.
+_TYPOGRAPHIC = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2014": " -- ", "\u2013": " -- "}
+)
+# The sentence-level packaging writes brackets the PTB way; GLUE and users write "(" / ")".
+_BRACKET_WORDS = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-": "{", "-rcb-": "}"}
+# Opening double quote: at the start or after whitespace / an opening bracket.
+_OPEN_DQUOTE = re.compile(r'(^|(?<=[\s(\[{<]))"')
+# Punctuation always split off. Commas only when not inside a number ("1,000" stays whole).
+_ALWAYS_SPLIT = re.compile(r"(\.\.\.|--|[;?!()\[\]{}$#]|''|``|(?<!\d),|,(?!\d)|:(?!\d))")
+_CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
+_SPLIT_WORDS = {"cannot": ["can", "not"], "gonna": ["gon", "na"], "wanna": ["wan", "na"],
+                "gotta": ["got", "ta"]}
+_ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "vs.", "jr.", "sr.", "st.", "inc.", "prof.", "mt."}
+_INITIALS = re.compile(r"^(?:[b-hj-z]\.|(?:[a-z]\.){2,})$")
+# Elisions that SST keeps whole even though they start or end with an apostrophe.
+_ELISION = re.compile(r"^(?:'\d+s?|'em|'til|'n'?|'cause|'tis|'twas|ol'|o')$")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase and split `text` into SST-style tokens ("It's great!" -> it 's great !)."""
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHIC).lower()
+    text = _OPEN_DQUOTE.sub(" `` ", text).replace('"', " '' ")
+    text = _ALWAYS_SPLIT.sub(r" \1 ", text)
+    tokens: list[str] = []
+    for raw in text.split():
+        tokens.extend(_split_token(_BRACKET_WORDS.get(raw, raw)))
+    return tokens
+
+
+def _split_token(token: str) -> list[str]:
+    if token in _SPLIT_WORDS:
+        return list(_SPLIT_WORDS[token])
+    if len(token) > 1 and token.endswith(".") and not token.endswith("..."):
+        if token not in _ABBREVIATIONS and not _INITIALS.match(token):
+            return _split_token(token[:-1]) + ["."]
+    if token in {"'", "`", "''", "``", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m"}:
+        return [token]
+    if _ELISION.match(token):
+        return [token]
+    if token.startswith("'") and len(token) > 1:
+        # A leading apostrophe that is not a clitic opens a single quote ('tis aside).
+        return ["`"] + _split_token(token[1:])
+    if token.endswith("'") and len(token) > 1:
+        return _split_token(token[:-1]) + ["'"]
+    match = _CLITIC.match(token)
+    if match:
+        return [match.group(1), match.group(2)]
+    return [token]

@@ -1,0 +1,115 @@
+"""Shared fixtures: a migrated Postgres database per session, emptied after every test; a
+Redis database for the broker; a tiny trained classifier; real api/worker processes.
+
+Nothing here mocks Postgres, Redis or Celery: the services under test talk to the real ones.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from shared.config import get_settings, reset_settings
+from shared.db.base import Base
+from shared.db.migrate import upgrade
+from shared.db.session import dispose_engines, session_scope
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
+PG_ADMIN_URL = os.environ.get("SEQSERVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("SEQSERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh database built by the Alembic migrations, dropped at the end."""
+    name = f"seqserve_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    dispose_engines()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("seqserve")
+
+
+@pytest.fixture(scope="session")
+def stack_env(pg_url: str, session_tmp: Path) -> dict[str, str]:
+    """The SEQSERVE_* environment every process of a test run shares."""
+    return {
+        "SEQSERVE_DATABASE_URL": pg_url,
+        "SEQSERVE_BROKER_URL": REDIS_URL,
+        "SEQSERVE_VAR_DIR": str(session_tmp / "var"),
+        "SEQSERVE_ARTIFACT_DIR": str(session_tmp / "artifacts"),
+        "SEQSERVE_DATA_DIR": str(DATA_DIR),
+        "SEQSERVE_DEVICE": "cpu",
+        "SEQSERVE_TORCH_THREADS": "1",
+    }
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture()
+def db(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point this process at the test database and broker; empty both after the test."""
+    for key, value in stack_env.items():
+        monkeypatch.setenv(key, value)
+    reset_settings()
+    dispose_engines()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    yield stack_env["SEQSERVE_DATABASE_URL"]
+    dispose_engines()
+    _truncate_all(stack_env["SEQSERVE_DATABASE_URL"])
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(session_tmp: Path):  # type: ignore[no-untyped-def]
+    """A small classifier trained once per session on a slice of SST-2."""
+    from services.trainer.classify import train_classifier
+
+    return train_classifier(
+        data_dir=DATA_DIR,
+        out_path=session_tmp / "tiny" / "model.pt",
+        preset="quick",
+        overrides={"max_train_examples": 600, "epochs": 2, "embedding_dim": 32, "hidden_size": 32},
+        progress=False,
+    )
+
+
+@pytest.fixture()
+def registered_model(db: str, tiny_classifier):  # type: ignore[no-untyped-def]
+    """The tiny classifier registered as `tiny-sst2` v1 with its production alias."""
+    from shared.registry.service import NewVersion, promote_if_better, register_version
+
+    outcome = tiny_classifier
+    with session_scope() as session:
+        version = register_version(session, NewVersion(
+            model_name="tiny-sst2", task="classify", checkpoint_uri=str(outcome.checkpoint_path),
+            sha256=outcome.sha256, size_bytes=outcome.size_bytes, metrics=outcome.metrics,
+            primary_metric=outcome.primary_metric, dataset_fingerprint=outcome.data_fingerprint,
+            architecture=outcome.model_config, train_config=outcome.config,
+        ))
+        promote_if_better(session, version, get_settings().promotion_margin)
+    return "tiny-sst2"
