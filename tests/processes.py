@@ -21,9 +21,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m services.cli ARGS` with `env` on top of ours, output to `log_path`."""
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+def start(
+    args: list[str], env: dict[str, str], log_path: Path, inherit_env: bool = True
+) -> subprocess.Popen[bytes]:
+    """`python -m services.cli ARGS` with `env` (on top of ours when `inherit_env`), output to `log_path`."""
+    full_env = {**(os.environ if inherit_env else {}), **env, "PYTHONUNBUFFERED": "1"}
     log = open(log_path, "wb")  # noqa: SIM115  (closed with the process)
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", *args], env=full_env, cwd=env.get("CWD", REPO_ROOT),

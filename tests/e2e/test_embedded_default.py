@@ -1,0 +1,41 @@
+"""`seqserve up` with nothing configured: SQLite, a filesystem broker, the quick classifier
+trained on first start, and a job served. This is the README's run command minus the install."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import processes
+
+pytestmark = pytest.mark.e2e
+
+
+def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SEQSERVE_")}
+    var_dir = tmp_path / "var"
+    env |= {"SEQSERVE_VAR_DIR": str(var_dir), "CWD": str(processes.REPO_ROOT)}
+    port = processes.free_port()
+    log = tmp_path / "up.log"
+    proc = processes.start(["up", "--port", str(port)], env, log, inherit_env=False)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        processes.wait_http(f"{base}/healthz", proc, log, timeout=420)
+        models = httpx.get(f"{base}/v1/models").json()
+        assert [m["name"] for m in models] == ["sst2-classifier"]
+        assert models[0]["aliases"] == {"production": 1}
+        assert models[0]["versions"][0]["metrics"]["accuracy"] > 0.7  # SST-2 dev, quick preset
+        texts = ["a gorgeous , witty , seductive movie .", "a dull , lifeless and tedious mess ."]
+        response = httpx.post(f"{base}/v1/jobs", json={"kind": "classify", "model": "sst2-classifier", "inputs": texts})
+        assert response.status_code == 202, response.text
+        job = processes.wait_job(base, response.json()["id"])
+        assert job["status"] == "succeeded", job["error"]
+        assert [r["label"] for r in job["result"]] == ["positive", "negative"]
+    finally:
+        processes.stop(proc, timeout=30)
+    assert (var_dir / "seqserve.db").is_file()
+    assert (var_dir / "broker" / "queue").is_dir()
+    assert proc.returncode == 0, log.read_text()[-3000:]
