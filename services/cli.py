@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +47,19 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _multiprocess_metrics_dir() -> None:
+    """Prefork children each write metric files here; must be set before prometheus_client
+    is first imported in this process."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    folder = get_settings().var_dir / "metrics" / f"worker-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
+
+
 def _worker(args: argparse.Namespace) -> int:
+    _multiprocess_metrics_dir()
     from services.worker.app import app
 
     settings = get_settings()
@@ -127,6 +140,7 @@ def _up(args: argparse.Namespace) -> int:
     me = [sys.executable, "-m", "services.cli"]
     children = [
         subprocess.Popen([*me, "worker"]),
+        subprocess.Popen([*me, "beat"]),
         subprocess.Popen([*me, "api", "--host", args.host or settings.api_host, "--port", str(port)]),
     ]
     _print_howto(args.host or settings.api_host, port, settings.default_model)
@@ -136,7 +150,7 @@ def _up(args: argparse.Namespace) -> int:
 def _print_howto(host: str, port: int, model: str) -> None:
     base = f"http://{host}:{port}"
     print(f"""
-seqserve is up: API {base} (docs {base}/docs), one worker, database {get_settings().database_url}
+seqserve is up: API {base} (docs {base}/docs), a worker and beat, database {get_settings().database_url}
 Submit a job and poll it:
   curl -s -X POST {base}/v1/jobs -H 'Content-Type: application/json' \\
        -d '{{"kind": "classify", "model": "{model}", "inputs": ["a gorgeous, witty film", "dull and lifeless"]}}'

@@ -37,9 +37,31 @@ class Settings(BaseSettings):
     max_inputs_total_chars: int = Field(200_000, ge=1)
 
     worker_concurrency: int = Field(1, ge=1, description="Inference processes per worker.")
-    worker_queues: str = "inference.high,inference.normal,inference.low"
+    worker_queues: str = "inference.high,inference.normal,inference.low,webhooks,maintenance"
     default_model: str = Field("sst2-classifier", description="Model `seqserve up` trains if absent.")
     promotion_margin: float = Field(0.0, description="Dev metric gain a version needs to be promoted.")
+
+    # Dynamic batching: jobs for one model version that arrive within batch_max_delay_ms are
+    # joined, up to the kind's limit of inputs, into one forward pass.
+    batch_max_delay_ms: float = Field(2.0, ge=0)
+    batch_max_inputs: dict[str, int] = Field(
+        default_factory=lambda: {"classify": 256, "tag": 128, "score": 64, "generate": 32, "translate": 32}
+    )
+    # A claimed job whose worker vanished is taken over after this long; keep it above the
+    # longest job. The Redis visibility timeout is set above it.
+    job_lease_seconds: float = Field(300.0, gt=0)
+    max_queue_depth: int = Field(10_000, ge=1, description="Past this many queued messages, POST answers 503.")
+    max_wait_seconds: float = Field(60.0, ge=0, description="Upper bound of `Prefer: wait=N`.")
+    reconcile_interval_seconds: float = Field(30.0, gt=0)
+    requeue_after_seconds: float = Field(120.0, gt=0, description="Re-publish a job queued this long.")
+    readiness_window_seconds: float = Field(30.0, gt=0, description="A queue is consumed if a canary ran this recently.")
+    canary_interval_seconds: float = Field(5.0, gt=0)
+    worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics port; 0 disables it.")
+
+    webhook_secret: str = Field("", description="HMAC-SHA256 key for webhook signatures; empty disables webhooks.")
+    webhook_max_attempts: int = Field(6, ge=1)
+    webhook_backoff_seconds: float = Field(2.0, ge=0, description="First retry delay; doubles per attempt.")
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> "Settings":

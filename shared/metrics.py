@@ -1,32 +1,73 @@
-"""Every Prometheus metric seqserve exports, declared once (low-cardinality labels only)."""
+"""Every Prometheus metric seqserve exports, declared once (low-cardinality labels only:
+kind, model name, version, status, queue; never job ids).
+
+Worker processes fork, so the worker runs prometheus_client in multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR, set by `seqserve worker` before this module is imported).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
+# API
 HTTP_REQUEST_SECONDS = Histogram(
-    "seqserve_http_request_seconds",
-    "HTTP request latency by route template, method and status code.",
-    ["route", "method", "status"],
-    buckets=LATENCY_BUCKETS,
+    "seqserve_http_request_seconds", "HTTP request latency by route template, method and status code.",
+    ["route", "method", "status"], buckets=LATENCY_BUCKETS,
 )
-JOBS_SUBMITTED_TOTAL = Counter(
-    "seqserve_jobs_submitted_total", "Jobs accepted by the API.", ["kind", "model"]
+JOBS_SUBMITTED_TOTAL = Counter("seqserve_jobs_submitted_total", "Jobs accepted by the API.", ["kind", "model"])
+JOBS_REJECTED_TOTAL = Counter(
+    "seqserve_jobs_rejected_total", "Job submissions refused, by reason code.", ["reason"]
 )
+
+# Worker: job life cycle
 JOBS_FINISHED_TOTAL = Counter(
     "seqserve_jobs_finished_total", "Jobs that reached a final status.", ["kind", "model", "status"]
 )
-JOB_STAGE_SECONDS = Histogram(
-    "seqserve_job_stage_seconds",
-    "Worker time per stage (load, preprocess, infer, postprocess) by kind and model.",
-    ["kind", "model", "stage"],
-    buckets=LATENCY_BUCKETS,
-)
 JOB_END_TO_END_SECONDS = Histogram(
-    "seqserve_job_end_to_end_seconds",
-    "From submission to final status, by kind and model.",
-    ["kind", "model"],
+    "seqserve_job_end_to_end_seconds", "From submission to final status.", ["kind", "model"],
     buckets=LATENCY_BUCKETS,
 )
+JOB_QUEUE_WAIT_SECONDS = Histogram(
+    "seqserve_job_queue_wait_seconds", "From submission to the start of the attempt that ran it.",
+    ["kind", "model"], buckets=LATENCY_BUCKETS,
+)
+
+# Worker: batching and compute
+BATCH_WAIT_SECONDS = Histogram(
+    "seqserve_batch_wait_seconds", "Time a batch waited for companions (max_delay_ms).", ["kind", "model"],
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_COMPUTE_SECONDS = Histogram(
+    "seqserve_batch_compute_seconds", "Handler time of one batch: preprocess, forward, postprocess.",
+    ["kind", "model"], buckets=LATENCY_BUCKETS,
+)
+BATCH_INPUTS = Histogram(
+    "seqserve_batch_inputs", "Inputs in one batch.", ["kind", "model"], buckets=SIZE_BUCKETS,
+)
+BATCH_JOBS = Histogram("seqserve_batch_jobs", "Jobs joined into one batch.", ["kind", "model"], buckets=SIZE_BUCKETS)
+
+# Worker: models
+MODEL_LOAD_SECONDS = Histogram(
+    "seqserve_model_load_seconds", "Checkpoint load and verification time.", ["model", "version"],
+    buckets=LATENCY_BUCKETS,
+)
+MODEL_LOAD_ERRORS_TOTAL = Counter(
+    "seqserve_model_load_errors_total", "Checkpoints that failed to load (missing, sha256 mismatch).", ["model"]
+)
+MODELS_LOADED = Gauge(
+    "seqserve_models_loaded", "Model versions held in inference process caches.", multiprocess_mode="livesum"
+)
+
+# Worker: webhooks and maintenance
+WEBHOOK_DELIVERIES_TOTAL = Counter(
+    "seqserve_webhook_deliveries_total", "Webhook POST attempts by outcome.", ["outcome"]
+)
+JOBS_REQUEUED_TOTAL = Counter(
+    "seqserve_jobs_requeued_total", "Jobs the reconciler published again.", ["reason"]
+)
+
+# Queues (computed at scrape time by the API)
+QUEUE_DEPTH = Gauge("seqserve_queue_depth", "Messages waiting in a broker queue.", ["queue"])

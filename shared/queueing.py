@@ -11,7 +11,15 @@ from kombu import Queue
 from shared.config import Settings, get_settings
 
 RUN_JOB_TASK = "seqserve.jobs.run"
+DELIVER_WEBHOOK_TASK = "seqserve.webhooks.deliver"
+RECONCILE_TASK = "seqserve.jobs.reconcile"
+CANARY_TASK = "seqserve.queues.canary"
+
 PRIORITY_QUEUES = {"high": "inference.high", "normal": "inference.normal", "low": "inference.low"}
+INFERENCE_QUEUES = tuple(PRIORITY_QUEUES.values())
+WEBHOOK_QUEUE = "webhooks"
+MAINTENANCE_QUEUE = "maintenance"
+ALL_QUEUES = (*INFERENCE_QUEUES, WEBHOOK_QUEUE, MAINTENANCE_QUEUE)
 
 
 def queue_for(priority: str) -> str:
@@ -32,7 +40,12 @@ def _transport_options(settings: Settings) -> dict[str, object]:
         }
     # Redis: a message not acked within this many seconds is delivered again, so it must
     # exceed the longest job.
-    return {"visibility_timeout": 3600}
+    # queue_order_strategy "priority": a worker drains the queues in the order given to -Q
+    # (inference.high first) instead of round-robin.
+    return {
+        "visibility_timeout": max(3600, int(settings.job_lease_seconds * 2)),
+        "queue_order_strategy": "priority",
+    }
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -48,7 +61,38 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=PRIORITY_QUEUES["normal"],
-        task_queues=[Queue(name) for name in PRIORITY_QUEUES.values()],
+        task_queues=[Queue(name) for name in ALL_QUEUES],
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def publish_job(celery: Celery, job_id: str, priority: str) -> None:
+    """Publish a job's id to its priority queue; raises when the broker is unreachable."""
+    celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue_for(priority), retry=True,
+                     retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2})
+
+
+def publish_webhook(celery: Celery, job_id: str, countdown: float = 0) -> None:
+    celery.send_task(DELIVER_WEBHOOK_TASK, args=[job_id], queue=WEBHOOK_QUEUE, countdown=countdown or None)
+
+
+def queue_depths(settings: Settings, queues: tuple[str, ...] = ALL_QUEUES) -> dict[str, int]:
+    """Messages waiting per queue, read from the broker itself (Redis lists or the
+    filesystem broker's folder)."""
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    pipe.llen(queue)
+                return dict(zip(queues, (int(n) for n in pipe.execute())))
+        finally:
+            client.close()
+    if settings.broker_url.startswith("filesystem://"):
+        folder = settings.broker_dir / "queue"
+        names = [p.name for p in folder.glob("*.msg")] if folder.is_dir() else []
+        return {queue: sum(1 for name in names if name.endswith(f".{queue}.msg")) for queue in queues}
+    raise ValueError(f"queue depth is not supported for broker {settings.broker_url.split(':', 1)[0]}")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
 from services.api import errors
 from services.api.health.routes import router as health_router
 from services.api.jobs.routes import router as jobs_router
+from services.api.jobs.waiter import JobWaiter
 from services.api.models.routes import router as models_router
 from shared.config import get_settings
 from shared.metrics import HTTP_REQUEST_SECONDS
@@ -32,13 +34,23 @@ async def _time_requests(request: Request, call_next: Callable[[Request], Awaita
         )
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await app.state.waiter.start()
+    yield
+    await app.state.waiter.stop()
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="seqserve",
         version="0.1.0",
         description="Serving LSTM/GRU sequence models: submit jobs, poll results, browse the registry.",
+        lifespan=_lifespan,
     )
-    app.state.celery = make_celery(get_settings())
+    settings = get_settings()
+    app.state.celery = make_celery(settings)
+    app.state.waiter = JobWaiter(settings)
     errors.install(app)
     app.middleware("http")(_time_requests)
     app.include_router(health_router)

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 class Batch(Protocol):

@@ -1,15 +1,58 @@
-"""The Celery app the worker runs: `celery -A services.worker.app worker` (or `seqserve worker`)."""
+"""The Celery app the worker and beat run: `seqserve worker` / `seqserve beat`
+(or `celery -A services.worker.app worker`)."""
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init
+import logging
+import os
+
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from services.worker.device import configure_torch
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.db.session import dispose_engines
-from shared.queueing import make_celery
+from shared.queueing import CANARY_TASK, INFERENCE_QUEUES, MAINTENANCE_QUEUE, RECONCILE_TASK, make_celery
+
+log = logging.getLogger(__name__)
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict]:
+    """Reconcile stranded jobs; send each inference queue a canary that only a live consumer
+    can answer (readiness must see a worker that silently stopped consuming)."""
+    schedule: dict[str, dict] = {
+        "reconcile-jobs": {
+            "task": RECONCILE_TASK, "schedule": settings.reconcile_interval_seconds,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.reconcile_interval_seconds},
+        },
+    }
+    for queue in INFERENCE_QUEUES:
+        schedule[f"canary-{queue}"] = {
+            "task": CANARY_TASK, "schedule": settings.canary_interval_seconds, "args": [queue],
+            "options": {"queue": queue, "expires": settings.readiness_window_seconds},
+        }
+    return schedule
+
 
 app = make_celery()
+app.conf.beat_schedule = beat_schedule(get_settings())
+
+
+@worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    # The parent serves /metrics for all children from the multiprocess directory.
+    port = get_settings().worker_metrics_port
+    if not port or "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:  # another worker on this host has the port: serve jobs anyway
+        log.error("worker metrics port %d unavailable (%s); metrics not served", port, exc)
+        return
+    log.info("worker metrics on :%d/metrics", port)
 
 
 @worker_process_init.connect
@@ -18,6 +61,14 @@ def _after_fork(**_: object) -> None:
     # first job, not here: this signal has a 4 s limit.
     dispose_engines()
     configure_torch(get_settings())
+
+
+@worker_process_shutdown.connect
+def _child_exit(pid: int | None = None, **_: object) -> None:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
 
 
 from services.worker import tasks  # noqa: E402,F401  (registers the tasks on `app`)

@@ -1,7 +1,7 @@
 """Loaded models of this process, keyed by registry version id, bounded LRU.
 
-A version row never changes, so a cached handler stays valid; an alias move just makes new
-jobs resolve to another version id.
+A version row never changes, so a cached handler stays valid forever; an alias move takes
+effect at once because new jobs resolve (at submission) to another version id.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.worker.device import pick_device
 from services.worker.handlers import build_handler
 from shared.checkpoint import load_checkpoint
 from shared.config import get_settings
-from shared.metrics import JOB_STAGE_SECONDS
-
-from services.worker.device import pick_device
+from shared.metrics import MODEL_LOAD_ERRORS_TOTAL, MODEL_LOAD_SECONDS, MODELS_LOADED
 
 
 @dataclass(frozen=True)
 class VersionInfo:
     version_id: int
     model_name: str
+    version: int
     checkpoint_uri: str
     sha256: str
 
@@ -33,18 +33,27 @@ class ModelCache:
         self.capacity = capacity
         self._handlers: OrderedDict[int, Any] = OrderedDict()
 
-    def get(self, info: VersionInfo, kind: str) -> Any:
+    def get(self, info: VersionInfo) -> Any:
         handler = self._handlers.get(info.version_id)
         if handler is not None:
             self._handlers.move_to_end(info.version_id)
             return handler
-        started = time.perf_counter()
-        payload = load_checkpoint(Path(info.checkpoint_uri), expected_sha256=info.sha256)
-        handler = build_handler(payload, pick_device(get_settings()))
-        JOB_STAGE_SECONDS.labels(kind, info.model_name, "load").observe(time.perf_counter() - started)
+        handler = self._load(info)
         self._handlers[info.version_id] = handler
         while len(self._handlers) > self.capacity:
             self._handlers.popitem(last=False)
+        MODELS_LOADED.set(len(self._handlers))
+        return handler
+
+    def _load(self, info: VersionInfo) -> Any:
+        started = time.perf_counter()
+        try:
+            payload = load_checkpoint(Path(info.checkpoint_uri), expected_sha256=info.sha256)
+            handler = build_handler(payload, pick_device(get_settings()))
+        except Exception:
+            MODEL_LOAD_ERRORS_TOTAL.labels(info.model_name).inc()
+            raise
+        MODEL_LOAD_SECONDS.labels(info.model_name, str(info.version)).observe(time.perf_counter() - started)
         return handler
 
     def __len__(self) -> int:

@@ -132,6 +132,8 @@ class Job(Base):
         CheckConstraint(_in("status", JobStatus), name="status"),
         CheckConstraint("priority IN ('high', 'normal', 'low')", name="priority"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_created_at_id", "created_at", "id"),
+        Index("ix_jobs_version_status", "model_version_id", "status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -145,12 +147,43 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value)
     result: Mapped[list[Any] | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+    # Each claim increments `attempts`; a result is written only by the attempt that holds
+    # the job (a fencing token), and a claim lapses at `lease_expires_at`.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_expires_at: Mapped[datetime | None]
+    # Last time a message for this job was published; the reconciler re-publishes from it.
+    enqueued_at: Mapped[datetime | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64))
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_status: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
     model_version: Mapped[ModelVersion] = relationship()
+
+
+class WebhookDelivery(Base):
+    """One attempt to POST a job's final state to its webhook URL."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QueueHeartbeat(Base):
+    """Proof that a worker consumed from a queue: a canary task sets `consumed_at`."""
+
+    __tablename__ = "queue_heartbeats"
+
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    canary_sent_at: Mapped[datetime | None]
+    consumed_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(255))

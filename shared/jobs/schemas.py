@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictStr
 
 from shared.db.models import Job
 
@@ -22,7 +22,8 @@ class JobCreate(BaseModel):
     model: StrictStr = Field(description="'name' (its production alias), 'name@alias' or 'name:version'.")
     inputs: list[StrictStr] = Field(description="Texts; one result entry per input, in order.")
     params: dict[str, Any] = Field(default_factory=dict, description="Options for the kind.")
-    priority: Priority = "normal"
+    priority: Priority = Field("normal", description="high, normal or low: separate queues.")
+    webhook_url: AnyHttpUrl | None = Field(None, description="POSTed the final job state, signed.")
 
 
 class JobTimings(BaseModel):
@@ -44,6 +45,8 @@ class JobRead(BaseModel):
     result: list[Any] | None
     error: str | None
     attempts: int
+    webhook_url: str | None
+    webhook_status: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -64,6 +67,8 @@ class JobRead(BaseModel):
             result=job.result,
             error=job.error,
             attempts=job.attempts,
+            webhook_url=job.webhook_url,
+            webhook_status=job.webhook_status,
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
@@ -88,3 +93,8 @@ def _timings(job: Job) -> JobTimings:
         run_seconds=_seconds(job.started_at, job.finished_at),
         total_seconds=_seconds(job.created_at, job.finished_at),
     )
+
+
+class JobPage(BaseModel):
+    items: list[JobRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")

@@ -30,33 +30,48 @@ _INITIALS = re.compile(r"^(?:[b-hj-z]\.|(?:[a-z]\.){2,})$")
 _ELISION = re.compile(r"^(?:'\d+s?|'em|'til|'n'?|'cause|'tis|'twas|ol'|o')$")
 
 
-def tokenize(text: str) -> list[str]:
-    """Lowercase and split `text` into SST-style tokens ("It's great!" -> it 's great !)."""
-    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHIC).lower()
-    text = _OPEN_DQUOTE.sub(" `` ", text).replace('"', " '' ")
+def tokenize(text: str, *, lowercase: bool = True, ptb_quotes: bool = True) -> list[str]:
+    """Split `text` into SST-style tokens ("It's great!" -> it 's great !).
+
+    The defaults are what the SST classifier was trained on. Taggers pass lowercase=False
+    (case is evidence for a part of speech) and ptb_quotes=False (UD treebanks write plain
+    `"` and `'` where SST writes ``, '' and `). Splitting is the same in every mode.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHIC)
+    if lowercase:
+        text = text.lower()
+    if ptb_quotes:
+        text = _OPEN_DQUOTE.sub(" `` ", text).replace('"', " '' ")
+    else:
+        text = text.replace('"', ' " ')
     text = _ALWAYS_SPLIT.sub(r" \1 ", text)
+    open_single = "`" if ptb_quotes else "'"
     tokens: list[str] = []
     for raw in text.split():
-        tokens.extend(_split_token(_BRACKET_WORDS.get(raw, raw)))
+        tokens.extend(_split_token(_BRACKET_WORDS.get(raw.lower(), raw), open_single))
     return tokens
 
 
-def _split_token(token: str) -> list[str]:
-    if token in _SPLIT_WORDS:
-        return list(_SPLIT_WORDS[token])
+def _split_token(token: str, open_single: str = "`") -> list[str]:
+    # Every test looks at the lowercased token, so cased text splits exactly like lowercased.
+    lower = token.lower()
+    if lower in _SPLIT_WORDS:
+        first, second = _SPLIT_WORDS[lower]
+        return [token[: len(first)], token[len(first) :]]
     if len(token) > 1 and token.endswith(".") and not token.endswith("..."):
-        if token not in _ABBREVIATIONS and not _INITIALS.match(token):
-            return _split_token(token[:-1]) + ["."]
-    if token in {"'", "`", "''", "``", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m"}:
+        if lower not in _ABBREVIATIONS and not _INITIALS.match(lower):
+            return _split_token(token[:-1], open_single) + ["."]
+    if lower in {"'", "`", "''", "``", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m"}:
         return [token]
-    if _ELISION.match(token):
+    if _ELISION.match(lower):
         return [token]
     if token.startswith("'") and len(token) > 1:
         # A leading apostrophe that is not a clitic opens a single quote ('tis aside).
-        return ["`"] + _split_token(token[1:])
+        return [open_single] + _split_token(token[1:], open_single)
     if token.endswith("'") and len(token) > 1:
-        return _split_token(token[:-1]) + ["'"]
-    match = _CLITIC.match(token)
+        return _split_token(token[:-1], open_single) + ["'"]
+    match = _CLITIC.match(lower)
     if match:
-        return [match.group(1), match.group(2)]
+        cut = len(match.group(1))
+        return [token[:cut], token[cut:]]
     return [token]

@@ -1,9 +1,15 @@
-"""Liveness and metrics."""
+"""Liveness, readiness and metrics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.api.deps import CeleryDep, SessionDep, SettingsDep
+from services.api.health import service
+from shared.metrics import QUEUE_DEPTH
+from shared.queueing import queue_depths
 
 router = APIRouter(tags=["health"])
 
@@ -14,6 +20,23 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.get("/readyz", responses={503: {"description": "A dependency or a queue consumer is missing"}})
+def readyz(session: SessionDep, celery: CeleryDep, settings: SettingsDep) -> JSONResponse:
+    """200 when the database and broker answer and every inference queue is being consumed."""
+    checks = {
+        "database": service.check_database(session),
+        "broker": service.check_broker(settings),
+    }
+    checks["consumers"] = service.check_consumers(session, celery, settings) if checks["database"]["ok"] else {"ok": False}
+    ready = all(check["ok"] for check in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+
+
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
+def metrics(settings: SettingsDep) -> Response:
+    try:
+        for queue, depth in queue_depths(settings).items():
+            QUEUE_DEPTH.labels(queue).set(depth)
+    except Exception:  # the broker is down: the depth gauge keeps its last value
+        pass
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

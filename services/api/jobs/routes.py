@@ -1,30 +1,140 @@
-"""Job routes: submit and poll."""
+"""Job routes: submit (optionally waiting), poll, list, cancel."""
 
 from __future__ import annotations
 
+import base64
 import uuid
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from services.api.deps import CeleryDep, SessionDep, SettingsDep
+from services.api.errors import ApiError
 from services.api.jobs import service
-from shared.jobs.schemas import JobCreate, JobRead
+from shared.config import Settings
+from shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
+from shared.db.session import session_scope
+from shared.jobs import repository as jobs_repo
+from shared.jobs.kinds import JOB_KINDS
+from shared.jobs.schemas import JobCreate, JobPage, JobRead
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
+PREFER_DOC = "`wait=N`: hold the request up to N seconds (at most 60) for the job to end."
+IDEMPOTENCY_DOC = "Same key and body return the job the first request created; another body answers 409."
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
-def submit_job(body: JobCreate, response: Response, session: SessionDep, celery: CeleryDep,
-               settings: SettingsDep) -> JobRead:
-    """Queue a job; poll the Location it answers with for the result."""
-    job = service.create_job(session, body, settings)
-    session.commit()
-    service.enqueue(session, celery, job)
+
+def _wait_seconds(prefer: str | None, settings: Settings) -> float | None:
+    """Parse RFC 7240 `Prefer: wait=N`; None when absent."""
+    if not prefer:
+        return None
+    for token in prefer.split(","):
+        name, _, value = token.strip().partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if seconds < 0:
+            raise ApiError(422, "invalid_prefer", f"Prefer wait must be a number of seconds, got '{value}'", "Prefer")
+        return min(seconds, settings.max_wait_seconds)
+    return None
+
+
+def _is_final_status(job_id: uuid.UUID) -> bool:
+    with session_scope() as session:
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+    return status is None or JobStatus(status) in FINAL_JOB_STATUSES
+
+
+async def _respond(request: Request, response: Response, session: SessionDep, job: Job, wait: float | None) -> JobRead:
+    if wait:
+        waiter = request.app.state.waiter
+        await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(_is_final_status, job.id))
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        session.expire_all()
+        job = await run_in_threadpool(service.get_job, session, job.id)
+    if JobStatus(job.status) in FINAL_JOB_STATUSES:
+        response.status_code = 200
+    return await run_in_threadpool(JobRead.from_row, job)
+
+
+@router.post("", status_code=202, response_model=JobRead, responses={200: {"description": "Finished within Prefer: wait"}})
+async def submit_job(
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255, description=IDEMPOTENCY_DOC)] = None,
+) -> JobRead:
+    """Queue a job; poll the Location it answers with, or hold the request with Prefer: wait."""
+    wait = _wait_seconds(prefer, settings)
+    job, replayed = await run_in_threadpool(service.create_job, session, body, settings, idempotency_key)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        await run_in_threadpool(service.enqueue, session, celery, job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return JobRead.from_row(job)
+    return await _respond(request, response, session, job, wait)
 
 
-@router.get("/{job_id}", response_model=JobRead)
-def read_job(job_id: uuid.UUID, session: SessionDep) -> JobRead:
+def _encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", "cursor") from exc
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    session: SessionDep,
+    status: Annotated[JobStatus | None, Query()] = None,
+    kind: Annotated[str | None, Query()] = None,
+    model: Annotated[str | None, Query(description="Model name.")] = None,
+    created_after: Annotated[datetime | None, Query()] = None,
+    created_before: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query()] = None,
+) -> JobPage:
+    """Jobs, newest first, filtered; follow `next_cursor` for the next page."""
+    if kind is not None and kind not in JOB_KINDS:
+        raise ApiError(422, "unknown_kind", f"unknown job kind '{kind}'", "kind")
+    filters = jobs_repo.JobFilter(status.value if status else None, kind, model, created_after, created_before)
+    after = _decode_cursor(cursor) if cursor else None
+    rows = jobs_repo.list_page(session, filters, limit + 1, after)
+    page = list(rows[:limit])
+    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    return JobPage(items=[JobRead.from_row(job) for job in page], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobRead, responses={404: {"description": "Unknown job"}})
+async def read_job(
+    job_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
+) -> JobRead:
     """A job with its status, result (one entry per input) and timings."""
-    return JobRead.from_row(service.get_job(session, job_id))
+    wait = _wait_seconds(prefer, settings)
+    job = await run_in_threadpool(service.get_job, session, job_id)
+    return await _respond(request, response, session, job, wait)
+
+
+@router.post("/{job_id}/cancel", response_model=JobRead, responses={409: {"description": "Already ended"}})
+def cancel_job(job_id: uuid.UUID, session: SessionDep, celery: CeleryDep, settings: SettingsDep) -> JobRead:
+    """Cancel: a queued job never runs; a running job's result is discarded."""
+    return JobRead.from_row(service.cancel_job(session, celery, settings, job_id))

@@ -1,62 +1,61 @@
-"""Job submission: validate everything before anything is stored, then enqueue."""
+"""Job submission and life cycle: validate everything before anything is stored, then enqueue."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import time
 import uuid
 
 from celery import Celery
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.api.errors import ApiError, field_path
 from shared.config import Settings
+from shared.db.base import utcnow
 from shared.db.models import Job, JobStatus
 from shared.jobs import repository as jobs_repo
 from shared.jobs.kinds import JOB_KINDS, kinds_for_task, validate_params
 from shared.jobs.schemas import JobCreate
-from shared.metrics import JOBS_SUBMITTED_TOTAL
-from shared.queueing import RUN_JOB_TASK, queue_for
+from shared.metrics import JOBS_REJECTED_TOTAL, JOBS_SUBMITTED_TOTAL
+from shared.notify import publish_finished
+from shared.queueing import publish_job, publish_webhook, queue_depths, queue_for
 from shared.registry.refs import InvalidModelRef, parse_model_ref
 from shared.registry.service import RegistryError, resolve
 
 log = logging.getLogger(__name__)
 
 
+def _reject(status: int, code: str, message: str, field: str | None, headers: dict[str, str] | None = None) -> ApiError:
+    JOBS_REJECTED_TOTAL.labels(code).inc()
+    return ApiError(status, code, message, field, headers)
+
+
 def _check_kind(kind: str) -> None:
     if kind not in JOB_KINDS:
         known = ", ".join(sorted(JOB_KINDS))
-        raise ApiError(422, "unknown_kind", f"unknown job kind '{kind}'; known kinds: {known}", "kind")
+        raise _reject(422, "unknown_kind", f"unknown job kind '{kind}'; known kinds: {known}", "kind")
 
 
 def _check_inputs(inputs: list[str], settings: Settings) -> None:
     if not inputs:
-        raise ApiError(422, "empty_inputs", "inputs must hold at least one text", "inputs")
+        raise _reject(422, "empty_inputs", "inputs must hold at least one text", "inputs")
     if len(inputs) > settings.max_inputs_per_job:
-        raise ApiError(
-            422,
-            "too_many_inputs",
-            f"{len(inputs)} inputs; a job holds at most {settings.max_inputs_per_job}",
-            "inputs",
-        )
+        message = f"{len(inputs)} inputs; a job holds at most {settings.max_inputs_per_job}"
+        raise _reject(422, "too_many_inputs", message, "inputs")
     for index, text in enumerate(inputs):
         if not text.strip():
-            raise ApiError(422, "empty_input", "input text is empty", f"inputs[{index}]")
+            raise _reject(422, "empty_input", "input text is empty", f"inputs[{index}]")
         if len(text) > settings.max_input_chars:
-            raise ApiError(
-                422,
-                "input_too_long",
-                f"input is {len(text)} characters; at most {settings.max_input_chars} allowed",
-                f"inputs[{index}]",
-            )
+            message = f"input is {len(text)} characters; at most {settings.max_input_chars} allowed"
+            raise _reject(422, "input_too_long", message, f"inputs[{index}]")
     total = sum(len(text) for text in inputs)
     if total > settings.max_inputs_total_chars:
-        raise ApiError(
-            422,
-            "inputs_too_large",
-            f"inputs hold {total} characters in all; at most {settings.max_inputs_total_chars} allowed",
-            "inputs",
-        )
+        message = f"inputs hold {total} characters in all; at most {settings.max_inputs_total_chars} allowed"
+        raise _reject(422, "inputs_too_large", message, "inputs")
 
 
 def _check_params(kind: str, params: dict) -> dict:
@@ -65,50 +64,107 @@ def _check_params(kind: str, params: dict) -> dict:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = field_path(("params", *first["loc"]))
-        raise ApiError(422, "invalid_params", f"{field}: {first['msg']}", field) from exc
+        raise _reject(422, "invalid_params", f"{field}: {first['msg']}", field) from exc
 
 
-def create_job(session: Session, body: JobCreate, settings: Settings) -> Job:
-    """Validate the request and add the queued job row (flushed, not committed)."""
+def _check_webhook(body: JobCreate, settings: Settings) -> None:
+    if body.webhook_url is not None and not settings.webhook_secret:
+        message = "webhooks are disabled on this server (no SEQSERVE_WEBHOOK_SECRET)"
+        raise _reject(422, "webhooks_disabled", message, "webhook_url")
+
+
+_depth_cache: dict[str, tuple[float, int]] = {}
+
+
+def _check_backpressure(queue: str, settings: Settings) -> None:
+    """503 past the configured queue depth (read from the broker, cached for 0.5 s)."""
+    cached = _depth_cache.get(queue)
+    if cached is None or time.monotonic() - cached[0] > 0.5:
+        try:
+            depth = queue_depths(settings, (queue,))[queue]
+        except Exception as exc:  # the broker itself is down: the publish will say so
+            log.warning("queue depth unavailable: %s", exc)
+            return
+        cached = (time.monotonic(), depth)
+        _depth_cache[queue] = cached
+    if cached[1] >= settings.max_queue_depth:
+        message = f"queue {queue} holds {cached[1]} jobs (limit {settings.max_queue_depth}); retry later"
+        raise _reject(503, "queue_full", message, None, headers={"Retry-After": "5"})
+
+
+def request_hash(body: JobCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_replay(session: Session, key: str | None, body_hash: str) -> Job | None:
+    """The job an Idempotency-Key already created; 409 if it was created by another body."""
+    if key is None:
+        return None
+    job = jobs_repo.get_by_idempotency_key(session, key)
+    if job is not None and job.request_hash != body_hash:
+        message = "this Idempotency-Key was used with a different request body"
+        raise _reject(409, "idempotency_conflict", message, "Idempotency-Key")
+    return job
+
+
+def _validated_job(session: Session, body: JobCreate, settings: Settings) -> Job:
     _check_kind(body.kind)
     try:
         ref = parse_model_ref(body.model)
     except InvalidModelRef as exc:
-        raise ApiError(422, "invalid_model_ref", str(exc), "model") from exc
+        raise _reject(422, "invalid_model_ref", str(exc), "model") from exc
     _check_inputs(body.inputs, settings)
     params = _check_params(body.kind, body.params)
+    _check_webhook(body, settings)
     try:
         version = resolve(session, ref)
     except RegistryError as exc:
-        raise ApiError(404, "model_not_found", str(exc), "model") from exc
+        raise _reject(404, "model_not_found", str(exc), "model") from exc
     task = version.model.task
     if body.kind not in kinds_for_task(task):
         served = ", ".join(kinds_for_task(task)) or "none"
-        message = f"model '{ref.name}' is a {task} model; it serves: {served}"
-        raise ApiError(422, "kind_not_supported", message, "kind")
-    job = Job(
-        kind=body.kind,
-        model_name=ref.name,
-        model_ref=body.model,
-        model_version_id=version.id,
-        inputs=body.inputs,
-        params=params,
-        priority=body.priority,
-        status=JobStatus.queued.value,
+        raise _reject(422, "kind_not_supported", f"model '{ref.name}' is a {task} model; it serves: {served}", "kind")
+    _check_backpressure(queue_for(body.priority), settings)
+    return Job(
+        kind=body.kind, model_name=ref.name, model_ref=body.model, model_version_id=version.id,
+        inputs=body.inputs, params=params, priority=body.priority, status=JobStatus.queued.value,
+        webhook_url=str(body.webhook_url) if body.webhook_url else None, enqueued_at=utcnow(),
     )
-    return jobs_repo.add(session, job)
+
+
+def create_job(session: Session, body: JobCreate, settings: Settings, key: str | None) -> tuple[Job, bool]:
+    """Validate and insert the queued job, committed. Returns (job, replayed): a replay is
+    the job an earlier request with the same Idempotency-Key and body created."""
+    body_hash = request_hash(body)
+    replay = find_replay(session, key, body_hash)
+    if replay is not None:
+        return replay, True
+    job = _validated_job(session, body, settings)
+    job.idempotency_key, job.request_hash = key, body_hash
+    try:
+        jobs_repo.add(session, job)
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key won the insert.
+        session.rollback()
+        replay = find_replay(session, key, body_hash)
+        if replay is None:
+            raise
+        return replay, True
+    return job, False
 
 
 def enqueue(session: Session, celery: Celery, job: Job) -> None:
     """Publish the committed job; if the broker refuses, withdraw the job and answer 503."""
     try:
-        celery.send_task(RUN_JOB_TASK, args=[str(job.id)], queue=queue_for(job.priority))
+        publish_job(celery, str(job.id), job.priority)
     except Exception as exc:  # kombu raises several connection error types
         log.exception("publishing job %s failed", job.id)
         jobs_repo.delete(session, job.id)
         session.commit()
-        raise ApiError(503, "broker_unavailable", f"the job queue is unreachable: {exc}", None,
-                       headers={"Retry-After": "5"}) from exc
+        raise _reject(503, "broker_unavailable", f"the job queue is unreachable: {exc}", None,
+                      headers={"Retry-After": "5"}) from exc
     JOBS_SUBMITTED_TOTAL.labels(job.kind, job.model_name).inc()
 
 
@@ -116,4 +172,17 @@ def get_job(session: Session, job_id: uuid.UUID) -> Job:
     job = jobs_repo.get(session, job_id)
     if job is None:
         raise ApiError(404, "job_not_found", f"no job with id {job_id}", "id")
+    return job
+
+
+def cancel_job(session: Session, celery: Celery, settings: Settings, job_id: uuid.UUID) -> Job:
+    """A queued job never runs; a running job's result is discarded. Both end `cancelled`."""
+    job = get_job(session, job_id)
+    if not jobs_repo.cancel(session, job_id):
+        raise ApiError(409, "job_finished", f"job {job_id} already ended {job.status}", "id")
+    session.commit()
+    session.refresh(job)
+    publish_finished(settings, [str(job_id)])
+    if job.webhook_url:
+        publish_webhook(celery, str(job_id))
     return job

@@ -1,17 +1,58 @@
-"""Registry routes (read-only here; the trainer registers versions)."""
+"""Registry routes: browse models, promote or roll back an alias."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
 
 from services.api.deps import SessionDep
+from services.api.errors import ApiError
 from shared.registry import repository as registry_repo
+from shared.registry.refs import ALIAS_PATTERN
 from shared.registry.schemas import ModelRead
+from shared.registry.service import RegistryError, move_alias
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+class AliasUpdate(BaseModel):
+    version: int = Field(ge=1, description="The version the alias should point at.")
+
+
+class AliasRead(BaseModel):
+    model: str
+    alias: str
+    version: int
 
 
 @router.get("", response_model=list[ModelRead])
 def list_models(session: SessionDep) -> list[ModelRead]:
     """Registered models with the job kinds they serve, their versions and aliases."""
     return [ModelRead.from_row(model) for model in registry_repo.list_models(session)]
+
+
+@router.get("/{name}", response_model=ModelRead, responses={404: {"description": "Unknown model"}})
+def read_model(name: str, session: SessionDep) -> ModelRead:
+    """One model: versions with metrics and checksums, aliases."""
+    model = registry_repo.get_model(session, name)
+    if model is None:
+        raise ApiError(404, "model_not_found", f"model '{name}' is not registered", "name")
+    return ModelRead.from_row(model)
+
+
+@router.put("/{name}/aliases/{alias}", response_model=AliasRead, responses={404: {"description": "Unknown model or version"}})
+def set_alias(
+    name: str,
+    alias: Annotated[str, Path(pattern=f"^{ALIAS_PATTERN}$")],
+    body: AliasUpdate,
+    session: SessionDep,
+) -> AliasRead:
+    """Point an alias at a version (promote or roll back); new jobs resolve to it at once."""
+    try:
+        version = move_alias(session, name, alias, body.version)
+    except RegistryError as exc:
+        field = "version" if "version" in str(exc) else "name"
+        raise ApiError(404, "model_not_found", str(exc), field) from exc
+    return AliasRead(model=name, alias=alias, version=version.version)

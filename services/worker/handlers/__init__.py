@@ -13,7 +13,7 @@ class Handler(Protocol):
     task: str
     stage_seconds: dict[str, float]
 
-    def run(self, inputs: list[str], params: dict[str, Any]) -> list[dict[str, Any]]: ...
+    def run(self, inputs: list[str], params: dict[str, Any], kind: str = ...) -> list[dict[str, Any]]: ...
 
 
 HANDLERS: dict[str, type[ClassifyHandler]] = {"classify": ClassifyHandler}

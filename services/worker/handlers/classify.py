@@ -50,8 +50,10 @@ class ClassifyHandler:
         model.load_state_dict(payload["state_dict"])
         return cls(model, Vocab.from_list(payload["vocab"]), payload["labels"], device)
 
-    def run(self, inputs: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
+    def run(self, inputs: list[str], params: dict[str, Any], kind: str = "classify") -> list[dict[str, Any]]:
         """Classify every input in one forward pass; results come back in input order."""
+        if kind != "classify":
+            raise ValueError(f"a classifier serves 'classify' jobs, not {kind!r}")
         unknown = sorted(set(params) - _ALLOWED_PARAMS)
         if unknown:
             raise ValueError(f"unknown classify parameter(s): {', '.join(unknown)}")

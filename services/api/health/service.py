@@ -1,0 +1,71 @@
+"""Readiness: the database answers, the broker answers, and every inference queue has a
+consumer that actually consumes (a canary task it ran recently), not merely a connection."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.db.base import utcnow
+from shared.db.models import QueueHeartbeat
+from shared.queueing import CANARY_TASK, INFERENCE_QUEUES, queue_depths
+
+log = logging.getLogger(__name__)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def check_database(session: Session) -> dict[str, Any]:
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True}
+
+
+def check_broker(settings: Settings) -> dict[str, Any]:
+    try:
+        return {"ok": True, "depths": queue_depths(settings)}
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _send_canaries(session: Session, celery: Celery, settings: Settings, now: datetime) -> None:
+    """Ask each queue for proof of a consumer, at most once per canary interval."""
+    interval = timedelta(seconds=settings.canary_interval_seconds)
+    for queue in INFERENCE_QUEUES:
+        row = session.get(QueueHeartbeat, queue, with_for_update=True) or QueueHeartbeat(queue=queue)
+        sent = _aware(row.canary_sent_at)
+        if sent is None or now - sent >= interval:
+            celery.send_task(CANARY_TASK, args=[queue], queue=queue, expires=settings.readiness_window_seconds)
+            row.canary_sent_at = now
+            session.add(row)
+    session.commit()
+
+
+def check_consumers(session: Session, celery: Celery, settings: Settings) -> dict[str, Any]:
+    now = utcnow()
+    try:
+        _send_canaries(session, celery, settings, now)
+    except Exception as exc:
+        session.rollback()
+        log.warning("could not send queue canaries: %s", exc)
+    window = timedelta(seconds=settings.readiness_window_seconds)
+    queues: dict[str, Any] = {}
+    for queue in INFERENCE_QUEUES:
+        row = session.get(QueueHeartbeat, queue, populate_existing=True)
+        consumed = _aware(row.consumed_at) if row else None
+        queues[queue] = {
+            "ok": consumed is not None and now - consumed <= window,
+            "last_consumed_at": consumed.isoformat() if consumed else None,
+            "worker": row.worker if row else None,
+        }
+    return {"ok": all(q["ok"] for q in queues.values()), "queues": queues}

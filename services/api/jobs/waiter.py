@@ -1,0 +1,84 @@
+"""Hold a request until its job ends (`Prefer: wait=N`).
+
+Workers publish job-finished events on Redis; one subscriber per API process wakes the
+waiters. The job row decides: an event only triggers a look, and without Redis (the embedded
+filesystem broker) waiters poll the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from shared.config import Settings
+from shared.notify import CHANNEL, redis_url
+
+log = logging.getLogger(__name__)
+
+
+class JobWaiter:
+    def __init__(self, settings: Settings) -> None:
+        self._url = redis_url(settings)
+        self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._url is not None:
+            self._listener = asyncio.create_task(self._listen(self._url))
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+
+    async def _listen(self, url: str) -> None:
+        while True:
+            try:
+                client = aioredis.Redis.from_url(url)
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    self._subscribed.set()
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self._wake(message["data"].decode().split(","))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis restarted: waiters poll meanwhile
+                self._subscribed.clear()
+                log.warning("job event subscription lost (%s); retrying", exc)
+                await asyncio.sleep(1)
+
+    def _wake(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            for event in self._events.get(job_id, ()):
+                event.set()
+
+    async def wait(self, job_id: str, timeout: float, is_final: Callable[[], Awaitable[bool]]) -> bool:
+        """True once `is_final()` holds, False after `timeout` seconds."""
+        event = asyncio.Event()
+        self._events[job_id].add(event)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                event.clear()
+                if await is_final():
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                # With events, polling is only a safety net; without, it is the mechanism.
+                poll = 1.0 if self._subscribed.is_set() else 0.05
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(left, poll))
+        finally:
+            self._events[job_id].discard(event)
+            if not self._events[job_id]:
+                del self._events[job_id]

@@ -1,0 +1,273 @@
+"""Train the word-level language model (task "generate") with truncated BPTT over a corpus stream.
+
+The token stream is cut into `batch_size` contiguous columns; each training batch is the
+next `bptt` steps of every column, and the recurrent state carries over from one window to
+the next (detached, so gradients stop at the window edge) and restarts from zeros each epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from services.trainer.corpora import CORPORA, SPLITS, build_vocab, corpus_path, encode_stream, read_corpus
+from services.trainer.datasets import fingerprint
+from services.trainer.loop import FitResult, LoopConfig, fit
+from services.trainer.outcome import TrainOutcome
+from services.trainer.plots import plot_curves
+from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from shared.config import get_settings
+from shared.nn.cells import CELLS
+from shared.nn.language_model import LanguageModelConfig, RecurrentState, RNNLanguageModel, detach_state
+from shared.text.vocab import Vocab
+
+TASK = "generate"
+PRIMARY_METRIC = "perplexity"  # dev perplexity; lower is better
+
+_COMMON: dict[str, Any] = {
+    "corpus": "ptb",
+    "max_train_tokens": None,  # train on the first N tokens only (smoke runs); vocab stays full
+    "cell": "lstm",
+    "num_layers": 2,
+    "tie_weights": True,
+    "bptt": 35,
+    "eval_batch_size": 10,
+    "weight_decay": 0.0,
+    "clip": 0.25,
+    "schedule": "plateau",
+    "lr_factor": 0.25,
+    "lr_patience": 0,
+    "seed": 1111,
+}
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": _COMMON | {
+        "max_train_tokens": 250_000,
+        "embedding_dim": 200,
+        "hidden_size": 200,
+        "dropout": 0.2,
+        "epochs": 2,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "patience": 2,
+    },
+    "full": _COMMON | {
+        "embedding_dim": 650,
+        "hidden_size": 650,
+        "dropout": 0.5,
+        "epochs": 15,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "patience": 3,
+    },
+}
+_OPTIONAL_INT_KEYS = {"max_train_tokens"}
+_ZERO_OK_INT_KEYS = {"seed", "lr_patience"}
+_CHOICES: dict[str, set[str]] = {
+    "corpus": set(CORPORA),
+    "cell": set(CELLS),
+    "schedule": {"plateau", "linear", "none"},
+}
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    inputs: Tensor  # [B, T] long
+    targets: Tensor  # [B, T] long: inputs shifted one step ahead in the stream
+    first: bool  # first window of a pass over the stream: start from a zero state
+
+    def __len__(self) -> int:
+        # Predicted tokens, so the loop's epoch loss is the per-token mean (log perplexity).
+        return self.targets.numel()
+
+    def to(self, device: torch.device) -> StreamBatch:
+        return StreamBatch(self.inputs.to(device), self.targets.to(device), self.first)
+
+
+def resolve_config(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The preset's settings with `overrides` applied; unknown names and wrong values raise."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    config = dict(PRESETS[preset])
+    for key, value in (overrides or {}).items():
+        if key not in config:
+            raise ValueError(f"unknown override {key!r}; known keys: {sorted(config)}")
+        if not _valid_override(key, value, PRESETS[preset][key]):
+            raise ValueError(f"override {key!r} has the wrong type or value: {value!r}")
+        config[key] = float(value) if isinstance(PRESETS[preset][key], float) else value
+    return {"preset": preset, **config}
+
+
+def _valid_override(key: str, value: Any, default: Any) -> bool:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if key in _CHOICES:
+        return value in _CHOICES[key]
+    if key in _OPTIONAL_INT_KEYS:
+        return value is None or (is_int and value > 1)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        return ok and (key != "dropout" or value < 1)
+    if isinstance(default, int):
+        return is_int and value >= (0 if key in _ZERO_OK_INT_KEYS else 1)
+    return isinstance(value, type(default))
+
+
+def train_language_model(
+    data_dir: Path,
+    out_path: Path,
+    preset: str = "quick",
+    overrides: dict[str, Any] | None = None,
+    device: torch.device | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> TrainOutcome:
+    """Train on the configured corpus, write the checkpoint to `out_path` and curve.png beside it."""
+    cfg = resolve_config(preset, overrides)
+    device = device or _default_device()
+    threads = get_settings().torch_threads
+    if threads:
+        torch.set_num_threads(threads)
+    paths = [corpus_path(data_dir, cfg["corpus"], split) for split in SPLITS]
+    data_fingerprint = fingerprint(paths)
+    streams = read_corpus(data_dir, cfg["corpus"])
+    vocab = build_vocab(streams["train"])
+    train_ids = encode_stream(streams["train"], vocab)[: cfg["max_train_tokens"]]
+    dev = batchify(encode_stream(streams["valid"], vocab), cfg["eval_batch_size"])
+    test = batchify(encode_stream(streams["test"], vocab), cfg["eval_batch_size"])
+    torch.manual_seed(cfg["seed"])  # weight initialisation; fit() reseeds for dropout
+    model = RNNLanguageModel(_model_config(cfg, len(vocab)))
+    batches = stream_batches(batchify(train_ids, cfg["batch_size"]), cfg["bptt"])
+    evaluate = functools.partial(evaluate_stream, data=dev, bptt=cfg["bptt"], device=device)
+    carried = _CarriedState()
+    result = fit(model, lambda: batches, evaluate, carried.loss, _loop_config(cfg, progress), device, on_epoch)
+    metrics = evaluate(model)
+    test_metrics = evaluate_stream(model, test, cfg["bptt"], device)
+    metrics |= {f"test_{name}": value for name, value in test_metrics.items()}
+    return _save(model, vocab, cfg, result, metrics, data_fingerprint, out_path)
+
+
+def _default_device() -> torch.device:
+    wanted = get_settings().device
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(wanted)
+
+
+def batchify(ids: Tensor, batch_size: int) -> Tensor:
+    """ids [N] -> [B, N // B]: row b is the b-th contiguous stretch of the stream.
+
+    The last N mod B tokens are dropped, as in the standard setups.
+    """
+    columns = ids.numel() // batch_size
+    if columns < 2:
+        raise ValueError(f"a stream of {ids.numel()} tokens is too short for batch size {batch_size}")
+    return ids[: columns * batch_size].view(batch_size, columns)
+
+
+def stream_batches(data: Tensor, bptt: int) -> list[StreamBatch]:
+    """Consecutive windows of `bptt` steps over data [B, L]; the last one may be shorter."""
+    starts = range(0, data.size(1) - 1, bptt)
+    return [
+        StreamBatch(data[:, i : i + bptt], data[:, i + 1 : i + 1 + bptt], first=i == 0)
+        for i in starts
+    ]
+
+
+class _CarriedState:
+    """The loss function, holding the recurrent state between consecutive windows."""
+
+    def __init__(self) -> None:
+        self.state: RecurrentState | None = None
+
+    def loss(self, model: nn.Module, batch: StreamBatch) -> Tensor:
+        if batch.first:
+            self.state = None
+        logits, state = model(batch.inputs, self.state)  # [B, T, V]
+        self.state = detach_state(state)
+        return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
+
+
+def evaluate_stream(model: nn.Module, data: Tensor, bptt: int, device: torch.device) -> dict[str, float]:
+    """Mean per-token cross-entropy "loss" (nats) and "perplexity" over data [B, L], state carried."""
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    with torch.inference_mode():
+        for batch in stream_batches(data, bptt):
+            batch = batch.to(device)
+            logits, state = model(batch.inputs, state)
+            total += F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum").item()
+            count += batch.targets.numel()
+    model.train(was_training)
+    loss = total / count
+    return {"perplexity": math.exp(loss), "loss": loss}
+
+
+def _model_config(cfg: dict[str, Any], vocab_size: int) -> LanguageModelConfig:
+    return LanguageModelConfig(
+        cell=cfg["cell"],
+        vocab_size=vocab_size,
+        embedding_dim=cfg["embedding_dim"],
+        hidden_size=cfg["hidden_size"],
+        num_layers=cfg["num_layers"],
+        dropout=cfg["dropout"],
+        tie_weights=cfg["tie_weights"],
+        pad_id=Vocab.pad_id,
+    )
+
+
+def _loop_config(cfg: dict[str, Any], progress: bool) -> LoopConfig:
+    return LoopConfig(
+        epochs=cfg["epochs"],
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        clip=cfg["clip"],
+        patience=cfg["patience"],
+        monitor=PRIMARY_METRIC,
+        mode="min",
+        schedule=cfg["schedule"],
+        lr_factor=cfg["lr_factor"],
+        lr_patience=cfg["lr_patience"],
+        seed=cfg["seed"],
+        progress=progress,
+    )
+
+
+def _save(
+    model: RNNLanguageModel,
+    vocab: Vocab,
+    cfg: dict[str, Any],
+    result: FitResult,
+    metrics: dict[str, float],
+    data_fingerprint: str,
+    out_path: Path,
+) -> TrainOutcome:
+    model_config = dataclasses.asdict(model.config)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "task": TASK,
+        "model_config": model_config,
+        "vocab": vocab.to_list(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metrics": dict(metrics),
+        "data_fingerprint": data_fingerprint,
+        "train_config": {**cfg, "best_epoch": result.best_epoch},
+    }
+    out_path = Path(out_path)
+    sha256, size = save_checkpoint(out_path, payload)
+    curve_path = out_path.parent / "curve.png"
+    plot_curves(result.history, curve_path)
+    return TrainOutcome(
+        out_path, sha256, size, dict(metrics), dict(cfg), model_config,
+        data_fingerprint, result.history, curve_path, PRIMARY_METRIC,
+    )

@@ -1,0 +1,148 @@
+"""Batched greedy and beam-search decoding for `shared.nn.seq2seq.Seq2Seq`.
+
+Every sentence of a batch is decoded together: greedy keeps [B] hypotheses, beam search
+[B * K] in one tensor (rows b*K .. b*K+K-1 belong to sentence b). Outputs hold neither bos nor
+eos. Hypotheses stop at eos; `max_len` caps the tokens generated (eos included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from shared.nn.seq2seq import Seq2Seq, select_state
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: list[int]  # without bos/eos
+    score: float  # sum of token log-probabilities (eos included) / generated length ** alpha
+
+
+@contextmanager
+def _eval_mode(model: Seq2Seq) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _next_log_probs(logits: Tensor, model: Seq2Seq) -> Tensor:
+    """logits [N, V] -> log-probabilities [N, V] over the tokens a decoder may emit."""
+    # pad and bos are inputs, never outputs: an undertrained model must not produce them.
+    banned = torch.tensor([model.config.pad_id, model.config.bos_id], device=logits.device)
+    return torch.log_softmax(logits.float().index_fill(1, banned, float("-inf")), dim=-1)
+
+
+def greedy_decode(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> list[list[int]]:
+    """The likeliest token at every step, for every sentence in the batch: B token-id lists."""
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    eos = model.config.eos_id
+    with _eval_mode(model):
+        memory, state = model.encode(src, src_lengths)
+        prev = torch.full((src.size(0),), model.config.bos_id, dtype=torch.long, device=src.device)
+        finished = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
+        steps = []
+        for _ in range(max_len):
+            logits, state = model.decode_step(memory, state, prev)
+            prev = _next_log_probs(logits, model).argmax(-1).masked_fill(finished, eos)  # [B]
+            steps.append(prev)
+            finished |= prev == eos
+            if bool(finished.all()):
+                break
+        rows = torch.stack(steps, dim=1).tolist()  # [B, steps]
+    return [row[: row.index(eos)] if eos in row else row for row in rows]
+
+
+def beam_search(
+    model: Seq2Seq, src: Tensor, src_lengths: Tensor, beam_size: int, max_len: int, length_penalty: float = 1.0
+) -> list[list[int]]:
+    """The best beam-search hypothesis of every sentence in the batch: B token-id lists."""
+    return [h.tokens for h in beam_search_scored(model, src, src_lengths, beam_size, max_len, length_penalty)]
+
+
+def beam_search_scored(
+    model: Seq2Seq, src: Tensor, src_lengths: Tensor, beam_size: int, max_len: int, length_penalty: float = 1.0
+) -> list[Hypothesis]:
+    """Beam search over the whole batch at once; the best hypothesis per sentence.
+
+    Hypotheses rank by score / length ** length_penalty (length counts eos). As in fairseq, an
+    eos among a sentence's top-K candidates finishes a hypothesis; the next K non-eos candidates
+    stay in the beam; a sentence is done once it has K finished hypotheses.
+    """
+    if beam_size < 1 or max_len < 1:
+        raise ValueError(f"beam_size and max_len must be >= 1, got {beam_size}, {max_len}")
+    with _eval_mode(model):
+        search = _BeamSearch(model, src, src_lengths, beam_size, length_penalty)
+        for step in range(1, max_len + 1):
+            if search.advance(step):
+                break
+        return search.best()
+
+
+class _BeamSearch:
+    def __init__(self, model: Seq2Seq, src: Tensor, src_lengths: Tensor, beam_size: int, alpha: float) -> None:
+        self.model, self.k, self.alpha = model, beam_size, alpha
+        self.batch, device = src.size(0), src.device
+        memory, state = model.encode(src, src_lengths)
+        expand = torch.arange(self.batch, device=device).repeat_interleave(beam_size)  # [B*K]
+        self.memory, self.state = memory.index_select(expand), select_state(state, expand)
+        # Only beam 0 is alive at first; K copies of the same start would fill the beam with duplicates.
+        self.scores = torch.full((self.batch, beam_size), float("-inf"), device=device)
+        self.scores[:, 0] = 0.0  # [B, K] summed log-probabilities
+        self.prev = torch.full((self.batch * beam_size,), model.config.bos_id, dtype=torch.long, device=device)
+        self.history = torch.empty((self.batch * beam_size, 0), dtype=torch.long, device=device)
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(self.batch)]
+
+    def advance(self, step: int) -> bool:
+        """Extend every beam by one token; True once every sentence is done."""
+        k, eos = self.k, self.model.config.eos_id
+        logits, self.state = self.model.decode_step(self.memory, self.state, self.prev)
+        log_probs = _next_log_probs(logits, self.model)  # [B*K, V]
+        vocab = log_probs.size(1)
+        candidates = (self.scores.view(-1, 1) + log_probs).view(self.batch, k * vocab)
+        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # [B, 2K]
+        origin, token = top_index // vocab, top_index % vocab  # beam within sentence, token id
+        is_eos = token == eos
+        self._finish(top_scores[:, :k], origin[:, :k], is_eos[:, :k], step)
+        # Each beam offers one eos at most, so 2K candidates always hold K that are not eos.
+        rank = torch.arange(top_scores.size(1), device=token.device).expand_as(token)
+        keep = rank.masked_fill(is_eos, rank.size(1)).topk(k, dim=1, largest=False).indices  # [B, K]
+        rows = (torch.arange(self.batch, device=token.device).unsqueeze(1) * k + origin.gather(1, keep)).view(-1)
+        self.scores = top_scores.gather(1, keep)
+        self.prev = token.gather(1, keep).view(-1)
+        self.history = torch.cat([self.history[rows], self.prev.unsqueeze(1)], dim=1)
+        self.state = select_state(self.state, rows)
+        return all(len(done) >= k for done in self.finished)
+
+    def _finish(self, scores: Tensor, origin: Tensor, is_eos: Tensor, step: int) -> None:
+        """Record eos candidates [B, K] of sentences not yet done as finished hypotheses."""
+        hits = (is_eos & torch.isfinite(scores)).nonzero().tolist()
+        for sentence, rank in hits:
+            if len(self.finished[sentence]) < self.k:
+                row = sentence * self.k + int(origin[sentence, rank])
+                score = float(scores[sentence, rank]) / step**self.alpha
+                self.finished[sentence].append(Hypothesis(self.history[row].tolist(), score))
+
+    def best(self) -> list[Hypothesis]:
+        """Best finished hypothesis per sentence; where none finished, the best cut off at max_len."""
+        results = []
+        for sentence, done in enumerate(self.finished):
+            pool = list(done)
+            if len(pool) < self.k:
+                length = self.history.size(1)
+                for beam in range(self.k):
+                    score = float(self.scores[sentence, beam])
+                    if score > float("-inf"):
+                        row = self.history[sentence * self.k + beam].tolist()
+                        pool.append(Hypothesis(row, score / max(length, 1) ** self.alpha))
+            results.append(max(pool, key=lambda h: h.score))
+        return results

@@ -1,0 +1,46 @@
+"""Job-finished events, so a request holding `Prefer: wait` wakes the moment its job ends.
+
+Published on Redis pub/sub when the broker is Redis; other brokers (the embedded filesystem
+one) have no channel and waiters fall back to polling the job row. Events are only a wake-up
+call: the job row stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+
+import redis
+
+from shared.config import Settings
+
+CHANNEL = "seqserve:jobs:finished"
+log = logging.getLogger(__name__)
+_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def redis_url(settings: Settings) -> str | None:
+    url = settings.broker_url
+    return url if url.startswith(("redis://", "rediss://")) else None
+
+
+def _client(url: str) -> redis.Redis:
+    key = (os.getpid(), url)
+    if key not in _clients:
+        _clients[key] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return _clients[key]
+
+
+def publish_finished(settings: Settings, job_ids: Iterable[str]) -> None:
+    """Best effort: a lost event only means a waiter notices on its next poll."""
+    url = redis_url(settings)
+    if url is None:
+        return
+    ids = list(job_ids)
+    if not ids:
+        return
+    try:
+        _client(url).publish(CHANNEL, ",".join(ids))
+    except redis.RedisError as exc:
+        log.warning("could not publish job-finished events: %s", exc)

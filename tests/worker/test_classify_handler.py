@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from services.worker.handlers import HANDLERS, ClassifyHandler, build_handler
+from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from shared.nn.padding import pad_sequences
+from shared.text.tokenize import tokenize
+from shared.text.vocab import Vocab
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = ["A great, moving film!", "", "It's dull.", "the plot is thin but the acting isn't bad at all", "?"]
+
+
+@pytest.fixture()
+def payload() -> dict:
+    torch.manual_seed(0)
+    vocab = Vocab.build([tokenize(t) for t in TEXTS])
+    config = ClassifierConfig(vocab_size=len(vocab), num_classes=3, embedding_dim=8, hidden_size=8)
+    model = SentenceClassifier(config)
+    return {
+        "format": CHECKPOINT_FORMAT, "task": "classify", "model_config": dataclasses.asdict(config),
+        "vocab": vocab.to_list(), "labels": LABELS, "state_dict": model.state_dict(), "metrics": {},
+        "data_fingerprint": "", "train_config": {},
+    }
+
+
+def _direct_probabilities(payload: dict, text: str) -> torch.Tensor:
+    model = SentenceClassifier(ClassifierConfig(**payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    ids = Vocab.from_list(payload["vocab"]).encode(tokenize(text)) or [1]
+    tokens, lengths = pad_sequences([ids], pad_id=0)
+    with torch.inference_mode():
+        return torch.softmax(model.eval()(tokens, lengths), dim=-1)[0]
+
+
+def test_results_come_back_in_input_order_and_match_the_model(payload: dict) -> None:
+    handler = ClassifyHandler.from_checkpoint(payload, torch.device("cpu"))
+    results = handler.run(TEXTS, {})
+    assert len(results) == len(TEXTS)
+    for text, result in zip(TEXTS, results, strict=True):
+        probs = result["probabilities"]
+        assert list(probs) == LABELS
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
+        expected = _direct_probabilities(payload, text)
+        assert [probs[label] for label in LABELS] == pytest.approx(expected.tolist(), abs=1e-6)
+        assert result["label"] == LABELS[int(expected.argmax())]
+    assert set(handler.stage_seconds) == {"preprocess", "infer", "postprocess"}
+
+
+def test_batching_does_not_change_results(payload: dict) -> None:
+    handler = ClassifyHandler.from_checkpoint(payload, torch.device("cpu"))
+    batched = handler.run(TEXTS, {})
+    one_by_one = [handler.run([text], {})[0] for text in TEXTS]
+    for a, b in zip(batched, one_by_one, strict=True):
+        assert a["label"] == b["label"]
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
+
+def test_unknown_params_are_rejected(payload: dict) -> None:
+    handler = ClassifyHandler.from_checkpoint(payload, torch.device("cpu"))
+    with pytest.raises(ValueError, match="top_k"):
+        handler.run(["fine"], {"top_k": 2})
+
+
+def test_build_handler_dispatches_on_task(payload: dict, tmp_path: Path) -> None:
+    sha256, _ = save_checkpoint(tmp_path / "model.pt", payload)
+    handler = build_handler(load_checkpoint(tmp_path / "model.pt", sha256), torch.device("cpu"))
+    assert isinstance(handler, HANDLERS["classify"])
+    assert handler.run([], {}) == []
+    with pytest.raises(ValueError, match="no handler for task 'translate'"):
+        build_handler({**payload, "task": "translate"}, torch.device("cpu"))
