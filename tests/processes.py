@@ -67,3 +67,36 @@ def wait_job(base_url: str, job_id: str, timeout: float = 90) -> dict:
             return job
         time.sleep(0.2)
     raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (the prefork pool of a Celery worker)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Prometheus text format -> {'name{labels}': value} (samples only)."""
+    samples = {}
+    for line in httpx.get(url, timeout=5).text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def metric_total(samples: dict[str, float], name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for key, value in samples.items():
+        metric, _, rest = key.partition("{")
+        if metric == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += value
+    return total

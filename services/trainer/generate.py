@@ -176,11 +176,12 @@ def batchify(ids: Tensor, batch_size: int) -> Tensor:
 
 def stream_batches(data: Tensor, bptt: int) -> list[StreamBatch]:
     """Consecutive windows of `bptt` steps over data [B, L]; the last one may be shorter."""
-    starts = range(0, data.size(1) - 1, bptt)
-    return [
-        StreamBatch(data[:, i : i + bptt], data[:, i + 1 : i + 1 + bptt], first=i == 0)
-        for i in starts
-    ]
+    batches = []
+    for start in range(0, data.size(1) - 1, bptt):
+        steps = min(bptt, data.size(1) - 1 - start)
+        window = data[:, start : start + steps + 1]  # [B, steps + 1]
+        batches.append(StreamBatch(window[:, :-1], window[:, 1:], first=start == 0))
+    return batches
 
 
 class _CarriedState:

@@ -60,13 +60,15 @@ def test_overfits_a_tiny_batch(cell: str) -> None:
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
     model = _model(cell=cell, dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
+    for _ in range(300):
         loss = F.cross_entropy(model(tokens, lengths), labels)
+        if loss.item() < 0.02:
+            break
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     model.eval()
-    assert loss.item() < 0.05
+    assert loss.item() < 0.02
     assert torch.equal(model(tokens, lengths).argmax(-1), labels)
 
 
