@@ -3,6 +3,7 @@
     seqserve db upgrade                 apply migrations
     seqserve api [--host H] [--port P]  serve the HTTP API
     seqserve worker                     run an inference worker
+    seqserve trainer                    run training runs queued over HTTP or by beat
     seqserve beat                       run the scheduler
     seqserve train --task T --preset P  train, evaluate, register, gate
     seqserve up                         everything on one machine (the embedded default)
@@ -71,6 +72,15 @@ def _worker(args: argparse.Namespace) -> int:
     if args.hostname:
         argv += ["--hostname", args.hostname]
     app.worker_main(argv)
+    return 0
+
+
+def _trainer(args: argparse.Namespace) -> int:
+    from services.trainer.app import app
+    from shared.training import TRAINING_QUEUE
+
+    app.worker_main(["worker", "--loglevel", args.loglevel, "--queues", TRAINING_QUEUE, "--concurrency", "1",
+                     "--pool", "prefork", "--without-gossip", "--without-mingle", "--hostname", "trainer@%h"])
     return 0
 
 
@@ -197,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--hostname")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=_worker)
+    trainer = sub.add_parser("trainer", help="run training runs from the training queue")
+    trainer.add_argument("--loglevel", default="INFO")
+    trainer.set_defaults(func=_trainer)
     beat = sub.add_parser("beat", help="run the scheduler")
     beat.add_argument("--loglevel", default="INFO")
     beat.set_defaults(func=_beat)

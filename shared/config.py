@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     readiness_window_seconds: float = Field(30.0, gt=0, description="A queue is consumed if a canary ran this recently.")
     canary_interval_seconds: float = Field(5.0, gt=0)
     worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics port; 0 disables it.")
+
+    retrain_schedule: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description='Beat retraining entries, e.g. [{"task": "classify", "preset": "quick", "cron": "0 3 * * *"}].',
+    )
 
     webhook_secret: str = Field("", description="HMAC-SHA256 key for webhook signatures; empty disables webhooks.")
     webhook_max_attempts: int = Field(6, ge=1)

@@ -71,3 +71,14 @@ JOBS_REQUEUED_TOTAL = Counter(
 
 # Queues (computed at scrape time by the API)
 QUEUE_DEPTH = Gauge("seqserve_queue_depth", "Messages waiting in a broker queue.", ["queue"])
+
+# Trainer
+TRAINING_RUNS_TOTAL = Counter("seqserve_training_runs_total", "Training runs that ended, by task.", ["task", "status"])
+
+# Registry and run state (computed from the database at scrape time by the API)
+TRAINING_RUNS = Gauge("seqserve_registry_training_runs", "Training runs recorded in the registry, by task and status.", ["task", "status"])
+MODEL_ALIAS_VERSION = Gauge("seqserve_model_alias_version", "The version an alias points at.", ["model", "alias"])
+MODEL_VERSIONS = Gauge("seqserve_model_versions", "Registered versions per model.", ["model"])
+MODEL_VERSION_METRIC = Gauge(
+    "seqserve_model_version_metric", "Dev metrics of the version an alias points at.", ["model", "alias", "metric"]
+)

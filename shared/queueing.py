@@ -19,7 +19,8 @@ PRIORITY_QUEUES = {"high": "inference.high", "normal": "inference.normal", "low"
 INFERENCE_QUEUES = tuple(PRIORITY_QUEUES.values())
 WEBHOOK_QUEUE = "webhooks"
 MAINTENANCE_QUEUE = "maintenance"
-ALL_QUEUES = (*INFERENCE_QUEUES, WEBHOOK_QUEUE, MAINTENANCE_QUEUE)
+TRAINING_QUEUE = "training"  # consumed only by `seqserve trainer`
+ALL_QUEUES = (*INFERENCE_QUEUES, WEBHOOK_QUEUE, MAINTENANCE_QUEUE, TRAINING_QUEUE)
 
 
 def queue_for(priority: str) -> str:

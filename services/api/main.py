@@ -13,6 +13,7 @@ from services.api.health.routes import router as health_router
 from services.api.jobs.routes import router as jobs_router
 from services.api.jobs.waiter import JobWaiter
 from services.api.models.routes import router as models_router
+from services.api.training.routes import router as training_router
 from shared.config import get_settings
 from shared.metrics import HTTP_REQUEST_SECONDS
 from shared.queueing import make_celery
@@ -56,4 +57,5 @@ def create_app() -> FastAPI:
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(models_router)
+    app.include_router(training_router)
     return app

@@ -45,8 +45,9 @@ def read_conllu(path: Path, column: int | str = "upos") -> list[Sentence]:
 
 
 def _is_conllu(first_token_line: str) -> bool:
-    fields = first_token_line.split("\t")
-    return len(fields) == len(COLUMNS) and _ID_LIKE.fullmatch(fields[0]) is not None
+    # Tab-separated with an ID first; the column count is then checked line by line.
+    first, tab, _ = first_token_line.partition("\t")
+    return bool(tab) and _ID_LIKE.fullmatch(first) is not None
 
 
 def _column_index(column: int | str) -> int:

@@ -15,15 +15,15 @@ from typing import Any
 
 from shared.config import Settings, get_settings
 from shared.db.base import utcnow
-from shared.db.models import RunStatus, TrainingRun
 from shared.db.migrate import REPO_ROOT
+from shared.db.models import RunStatus, TrainingRun
 from shared.db.session import session_scope
+from shared.metrics import TRAINING_RUNS_TOTAL
 from shared.registry.service import NewVersion, promote_if_better, register_version
+from shared.training import DEFAULT_MODEL_NAMES
+from shared.training import repository as runs_repo
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL_NAMES = {"classify": "sst2-classifier"}
-
 
 @dataclass(frozen=True)
 class RunReport:
@@ -55,33 +55,11 @@ def code_version() -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def start_run(task: str, preset: str, model_name: str, overrides: dict[str, Any]) -> uuid.UUID:
-    with session_scope() as session:
-        run = TrainingRun(
-            model_name=model_name, task=task, preset=preset, status=RunStatus.running.value,
-            config={"overrides": overrides}, started_at=utcnow(),
-        )
-        session.add(run)
-        session.flush()
-        return run.id
-
-
 def _record_epoch(run_id: uuid.UUID) -> Callable[[dict[str, Any]], None]:
     def on_epoch(entry: dict[str, Any]) -> None:
         with session_scope() as session:
-            run = session.get(TrainingRun, run_id)
-            if run is not None:
-                run.history = [*run.history, entry]
+            runs_repo.append_epoch(session, run_id, entry)
     return on_epoch
-
-
-def _fail_run(run_id: uuid.UUID, error: BaseException) -> None:
-    with session_scope() as session:
-        run = session.get(TrainingRun, run_id)
-        if run is not None:
-            run.status = RunStatus.failed.value
-            run.error = f"{type(error).__name__}: {error}"
-            run.finished_at = utcnow()
 
 
 def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, settings: Settings) -> RunReport:
@@ -107,6 +85,44 @@ def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, setti
                          decision.reason, outcome.checkpoint_path)
 
 
+def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport:
+    """Train the run's task and preset, register the checkpoint, gate its promotion. A run
+    that fails ends `failed` with its error and registers nothing."""
+    settings = get_settings()
+    with session_scope() as session:
+        run = runs_repo.get(session, run_id)
+        if run is None:
+            raise LookupError(f"no training run {run_id}")
+        runs_repo.mark_running(session, run)
+        task, preset, model_name = run.task, run.preset, run.model_name
+        overrides = dict(run.config.get("overrides", {}))
+    assert settings.artifact_dir is not None and settings.data_dir is not None
+    out_path = settings.artifact_dir / "models" / model_name / "runs" / str(run_id) / "model.pt"
+    try:
+        trainer = _trainers()[task]
+        outcome = trainer(
+            data_dir=settings.data_dir, out_path=out_path, preset=preset, overrides=overrides,
+            on_epoch=_record_epoch(run_id), progress=progress,
+        )
+        report = _register(run_id, task, model_name, outcome, settings)
+    except BaseException as exc:
+        log.error("training run %s failed: %s", run_id, exc)
+        with session_scope() as session:
+            runs_repo.mark_failed(session, run_id, f"{type(exc).__name__}: {exc}")
+        TRAINING_RUNS_TOTAL.labels(task, "failed").inc()
+        raise
+    TRAINING_RUNS_TOTAL.labels(task, "succeeded").inc()
+    return report
+
+
+def create_run(task: str, preset: str, overrides: dict[str, Any] | None, model_name: str | None) -> uuid.UUID:
+    if task not in DEFAULT_MODEL_NAMES:
+        raise ValueError(f"task '{task}' cannot be trained; trainable: {', '.join(sorted(DEFAULT_MODEL_NAMES))}")
+    with session_scope() as session:
+        run = runs_repo.create(session, task, preset, model_name or DEFAULT_MODEL_NAMES[task], overrides or {})
+        return run.id
+
+
 def train_and_register(
     task: str,
     preset: str = "quick",
@@ -114,23 +130,5 @@ def train_and_register(
     model_name: str | None = None,
     progress: bool = True,
 ) -> RunReport:
-    """Train `task` with `preset`, register the checkpoint, and gate its promotion."""
-    settings = get_settings()
-    trainers = _trainers()
-    if task not in trainers:
-        raise ValueError(f"task '{task}' cannot be trained yet; trainable: {', '.join(sorted(trainers))}")
-    overrides = overrides or {}
-    model_name = model_name or DEFAULT_MODEL_NAMES[task]
-    run_id = start_run(task, preset, model_name, overrides)
-    assert settings.artifact_dir is not None and settings.data_dir is not None
-    out_path = settings.artifact_dir / "models" / model_name / "runs" / str(run_id) / "model.pt"
-    try:
-        outcome = trainers[task](
-            data_dir=settings.data_dir, out_path=out_path, preset=preset, overrides=overrides,
-            on_epoch=_record_epoch(run_id), progress=progress,
-        )
-        return _register(run_id, task, model_name, outcome, settings)
-    except BaseException as exc:
-        log.error("training run %s failed: %s", run_id, exc)
-        _fail_run(run_id, exc)
-        raise
+    """Create a run for `task` and `preset` and execute it here (the CLI's `seqserve train`)."""
+    return execute_run(create_run(task, preset, overrides, model_name), progress=progress)

@@ -7,9 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api.deps import CeleryDep, SessionDep, SettingsDep
-from services.api.health import service
-from shared.metrics import QUEUE_DEPTH
-from shared.queueing import queue_depths
+from services.api.health import scrape, service
 
 router = APIRouter(tags=["health"])
 
@@ -33,10 +31,7 @@ def readyz(session: SessionDep, celery: CeleryDep, settings: SettingsDep) -> JSO
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(settings: SettingsDep) -> Response:
-    try:
-        for queue, depth in queue_depths(settings).items():
-            QUEUE_DEPTH.labels(queue).set(depth)
-    except Exception:  # the broker is down: the depth gauge keeps its last value
-        pass
+def metrics(session: SessionDep, settings: SettingsDep) -> Response:
+    scrape.refresh_queue_depths(settings)
+    scrape.refresh_registry(session)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,59 @@
+"""Training-run routes: start a run on the trainer's queue, follow it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from services.api.deps import CeleryDep, SessionDep
+from services.api.errors import ApiError
+from shared.db.models import RunStatus, TrainingRun
+from shared.training import DEFAULT_MODEL_NAMES, RUN_TRAINING_TASK, TRAINING_QUEUE
+from shared.training import repository as runs_repo
+from shared.training.schemas import TrainingRunCreate, TrainingRunRead
+
+router = APIRouter(prefix="/v1/training-runs", tags=["training"])
+
+
+def _read(session: SessionDep, run: TrainingRun) -> TrainingRunRead:
+    version = runs_repo.version_of(session, run.id)
+    return TrainingRunRead.from_row(run, version.version if version else None)
+
+
+@router.post("", status_code=202, response_model=TrainingRunRead)
+def start_training_run(body: TrainingRunCreate, response: Response, session: SessionDep, celery: CeleryDep) -> TrainingRunRead:
+    """Queue a training run (a `seqserve trainer` process runs it); follow its Location."""
+    model_name = body.model_name or DEFAULT_MODEL_NAMES[body.task]
+    run = runs_repo.create(session, body.task, body.preset, model_name, body.overrides)
+    session.commit()
+    try:
+        celery.send_task(RUN_TRAINING_TASK, args=[str(run.id)], queue=TRAINING_QUEUE)
+    except Exception as exc:
+        session.delete(run)
+        session.commit()
+        raise ApiError(503, "broker_unavailable", f"the training queue is unreachable: {exc}", None,
+                       headers={"Retry-After": "5"}) from exc
+    response.headers["Location"] = f"/v1/training-runs/{run.id}"
+    return _read(session, run)
+
+
+@router.get("", response_model=list[TrainingRunRead])
+def list_training_runs(
+    session: SessionDep,
+    status: Annotated[RunStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[TrainingRunRead]:
+    """Recent training runs, newest first, with per-epoch history and metrics."""
+    runs = runs_repo.list_recent(session, limit, status.value if status else None)
+    return [_read(session, run) for run in runs]
+
+
+@router.get("/{run_id}", response_model=TrainingRunRead, responses={404: {"description": "Unknown run"}})
+def read_training_run(run_id: uuid.UUID, session: SessionDep) -> TrainingRunRead:
+    """One run: status, per-epoch history (loss, dev metrics), final metrics, error, version."""
+    run = runs_repo.get(session, run_id)
+    if run is None:
+        raise ApiError(404, "training_run_not_found", f"no training run with id {run_id}", "id")
+    return _read(session, run)

@@ -1,0 +1,16 @@
+"""Training runs: what can be trained, the run rows, their schemas."""
+
+from shared.queueing import TRAINING_QUEUE
+
+# Tasks the trainer can train, with the model name a run registers into by default.
+DEFAULT_MODEL_NAMES = {
+    "classify": "sst2-classifier",
+    "tag": "ewt-upos-tagger",
+    "generate": "ptb-lm",
+    "translate": "multi30k-en-de",
+}
+PRESETS = ("quick", "full")
+RUN_TRAINING_TASK = "seqserve.training.run"
+SCHEDULED_TRAINING_TASK = "seqserve.training.scheduled"
+
+__all__ = ["DEFAULT_MODEL_NAMES", "PRESETS", "RUN_TRAINING_TASK", "SCHEDULED_TRAINING_TASK", "TRAINING_QUEUE"]

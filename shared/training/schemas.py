@@ -1,0 +1,46 @@
+"""Training-run request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.db.models import TrainingRun
+
+
+class TrainingRunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["tag", "classify", "generate", "translate"]
+    preset: Literal["quick", "full"] = "quick"
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+                                   description="Registry name; default per task.")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Preset fields to change, e.g. epochs.")
+
+
+class TrainingRunRead(BaseModel):
+    id: uuid.UUID
+    model_name: str
+    task: str
+    preset: str
+    status: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    history: list[Any] = Field(description="Per-epoch records: train_loss, dev metrics, lr, seconds.")
+    error: str | None
+    model_version: int | None = Field(description="The registered version, once the run succeeded.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, run: TrainingRun, version: int | None) -> "TrainingRunRead":
+        return cls(
+            id=run.id, model_name=run.model_name, task=run.task, preset=run.preset, status=run.status,
+            config=run.config, metrics=run.metrics, history=run.history, error=run.error,
+            model_version=version, created_at=run.created_at, started_at=run.started_at,
+            finished_at=run.finished_at,
+        )

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from services.trainer.tag import PRESETS, resolve_config, train_tagger
+from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+
+TINY = {"max_train_examples": 150, "epochs": 1, "embedding_dim": 8, "char_embedding_dim": 4,
+        "char_hidden_size": 4, "hidden_size": 8}
+
+SENTENCE = """1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
+2\tcat\tcat\tNOUN\tNN\t_\t3\tnsubj\t_\t_
+3\tsleeps\tsleep\tVERB\tVBZ\t_\t0\troot\t_\t_
+
+"""
+
+
+def test_tiny_run_writes_checkpoint_and_curve(data_dir: Path, tmp_path: Path) -> None:
+    epochs: list[dict] = []
+    out = tmp_path / "run" / "model.pt"
+    outcome = train_tagger(data_dir, out, "quick", TINY, torch.device("cpu"), epochs.append, False)
+
+    assert outcome.checkpoint_path == out and outcome.curve_path == out.parent / "curve.png"
+    assert outcome.curve_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert outcome.sha256 == sha256_file(out) and outcome.size_bytes == out.stat().st_size
+    assert set(outcome.metrics) == {"accuracy", "loss", "test_accuracy", "test_loss"}
+    assert 0.0 <= outcome.metrics["accuracy"] <= 1.0 and 0.0 <= outcome.metrics["test_accuracy"] <= 1.0
+    assert outcome.metrics["accuracy"] > 1 / 17  # one epoch beats a uniform guess over 17 tags
+    assert outcome.primary_metric == "accuracy"
+    assert outcome.config["max_train_examples"] == 150 and outcome.config["preset"] == "quick"
+    assert len(outcome.history) == 1 and epochs == outcome.history
+
+    payload = load_checkpoint(out, outcome.sha256)
+    assert payload["format"] == CHECKPOINT_FORMAT and payload["task"] == "tag"
+    assert len(payload["tags"]) == 17 and payload["tags"] == sorted(payload["tags"])
+    assert payload["model_config"] == outcome.model_config
+    assert payload["model_config"]["vocab_size"] == len(payload["vocab"])
+    assert payload["model_config"]["char_vocab_size"] == len(payload["char_vocab"])
+    assert payload["lowercase_words"] is True and payload["max_word_chars"] == 30
+    assert payload["data_fingerprint"] == outcome.data_fingerprint
+    assert payload["metrics"] == outcome.metrics
+    assert payload["train_config"]["best_epoch"] == 1
+
+
+def test_pretrained_vectors_seed_the_word_embeddings(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "dev", "test"):
+        (data / f"{split}.conllu").write_text(SENTENCE * 3, encoding="utf-8")
+    vectors = _vectors(tmp_path / "vec.txt")
+    overrides = TINY | {"max_train_examples": None, "train_file": "train.conllu", "dev_file": "dev.conllu",
+                        "test_file": "test.conllu", "pretrained_embeddings": str(vectors), "lr": 0.0}
+    outcome = train_tagger(data, tmp_path / "out" / "model.pt", "quick", overrides, progress=False)
+    payload = load_checkpoint(outcome.checkpoint_path, outcome.sha256)
+    assert payload["train_config"]["pretrained_found"] == 2  # "the" and "cat"; "sleeps" is not in the file
+    embedding = payload["state_dict"]["embedding.weight"]
+    the = payload["vocab"].index("the")  # lowercased, as the vocabulary is
+    assert embedding[the].tolist() == pytest.approx([0.5] * 8)  # lr 0: the loaded vector is unchanged
+    assert payload["tags"] == ["DET", "NOUN", "VERB"]
+
+
+def _vectors(path: Path) -> Path:
+    path.write_text("2 8\nthe " + " ".join(["0.5"] * 8) + "\ncat " + " ".join(["-0.5"] * 8) + "\n")
+    return path
+
+
+def test_overrides_are_validated() -> None:
+    with pytest.raises(ValueError, match="'hidden'"):
+        resolve_config("quick", {"hidden": 3})
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        resolve_config("huge")
+    config = resolve_config("full", {"lr": 1, "column": 4, "char_hidden_size": 0, "pretrained_embeddings": "v.txt"})
+    assert config["lr"] == 1.0 and config["column"] == 4 and config["char_hidden_size"] == 0
+    assert resolve_config("quick", {"column": "xpos"})["column"] == "xpos"
+
+
+def test_presets_share_their_keys() -> None:
+    assert set(PRESETS["quick"]) == set(PRESETS["full"])
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"cell": "transformer"}, {"batch_size": 0}, {"dropout": 1.5}, {"bidirectional": 1},
+     {"schedule": "cosine"}, {"max_train_examples": -5}, {"column": "pos"}, {"column": -1},
+     {"pretrained_embeddings": 3}, {"epochs": "3"}, {"train_file": ""}, {"max_word_chars": 1}],
+)
+def test_bad_override_values_are_rejected(override: dict) -> None:
+    with pytest.raises(ValueError, match=repr(next(iter(override)))):
+        resolve_config("quick", override)
