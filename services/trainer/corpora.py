@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from services.trainer.errors import DataFormatError
+from shared.nn.language_model import EOS
 from shared.text.vocab import Vocab
 
-EOS = "<eos>"
 SPLITS = ("train", "valid", "test")
 # corpus name -> file name pattern inside the data folder; each file is stored gzipped.
 CORPORA: dict[str, str] = {

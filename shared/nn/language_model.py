@@ -16,6 +16,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from shared.nn.cells import CELLS, make_rnn
 
+# The sentence boundary the corpora append to every line; it also opens a scored sentence.
+EOS = "<eos>"
 # An LSTM carries (h, c); a GRU or vanilla RNN carries h alone. Each is [layers, B, H].
 RecurrentState = Tensor | tuple[Tensor, Tensor]
 
@@ -121,9 +123,3 @@ def detach_state(state: RecurrentState) -> RecurrentState:
         return (state[0].detach(), state[1].detach())
     return state.detach()
 
-
-def select_state(state: RecurrentState, rows: Tensor) -> RecurrentState:
-    """The state of the batch rows `rows` ([R] long), in that order."""
-    if isinstance(state, tuple):
-        return (state[0][:, rows], state[1][:, rows])
-    return state[:, rows]

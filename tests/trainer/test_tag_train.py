@@ -9,7 +9,7 @@ from services.trainer.tag import PRESETS, resolve_config, train_tagger
 from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
 
 TINY = {"max_train_examples": 150, "epochs": 1, "embedding_dim": 8, "char_embedding_dim": 4,
-        "char_hidden_size": 4, "hidden_size": 8}
+        "char_hidden_size": 4, "hidden_size": 8, "batch_size": 10, "lr": 0.02}
 
 SENTENCE = """1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
 2\tcat\tcat\tNOUN\tNN\t_\t3\tnsubj\t_\t_
@@ -28,7 +28,7 @@ def test_tiny_run_writes_checkpoint_and_curve(data_dir: Path, tmp_path: Path) ->
     assert outcome.sha256 == sha256_file(out) and outcome.size_bytes == out.stat().st_size
     assert set(outcome.metrics) == {"accuracy", "loss", "test_accuracy", "test_loss"}
     assert 0.0 <= outcome.metrics["accuracy"] <= 1.0 and 0.0 <= outcome.metrics["test_accuracy"] <= 1.0
-    assert outcome.metrics["accuracy"] > 1 / 17  # one epoch beats a uniform guess over 17 tags
+    assert outcome.metrics["accuracy"] > 0.2  # beats always guessing NOUN, the commonest tag (~17%)
     assert outcome.primary_metric == "accuracy"
     assert outcome.config["max_train_examples"] == 150 and outcome.config["preset"] == "quick"
     assert len(outcome.history) == 1 and epochs == outcome.history
