@@ -27,6 +27,24 @@ REDIS_URL = os.environ.get("SEQSERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13
 
 
 @pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The datasets folder beside the checkout (or SEQSERVE_DATA_DIR)."""
+    return DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    # Test models are tiny: extra intra-op threads only add synchronisation, and on a busy
+    # 2-core machine spinning threads make a 2 s test take 20 s.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh database built by the Alembic migrations, dropped at the end."""
     name = f"seqserve_test_{uuid.uuid4().hex[:10]}"

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from services.api import errors
+from services.api.console.routes import router as console_router
 from services.api.health.routes import router as health_router
 from services.api.jobs.routes import router as jobs_router
 from services.api.jobs.waiter import JobWaiter
 from services.api.models.routes import router as models_router
+from services.api.stats.routes import router as stats_router
 from services.api.training.routes import router as training_router
 from shared.config import get_settings
 from shared.metrics import HTTP_REQUEST_SECONDS
@@ -58,4 +60,6 @@ def create_app() -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(models_router)
     app.include_router(training_router)
+    app.include_router(stats_router)
+    app.include_router(console_router)
     return app

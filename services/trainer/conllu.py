@@ -37,7 +37,9 @@ def read_conllu(path: Path, column: int | str = "upos") -> list[Sentence]:
         raise DataFormatError(path, "no sentences")
     conllu = _is_conllu(blocks[0][0][1])
     if not conllu and isinstance(column, str):
-        raise DataFormatError(path, f"column {column!r} by name needs a CoNLL-U file; give an index", blocks[0][0][0])
+        raise DataFormatError(
+            path, f"column {column!r} by name needs a CoNLL-U file; give an index", blocks[0][0][0]
+        )
     read = _conllu_sentence if conllu else _plain_sentence
     width = None if conllu else len(blocks[0][0][1].split())
     sentences = [read(path, block, index, width) for block in blocks]
@@ -103,22 +105,30 @@ def _conllu_sentence(path: Path, block: list[tuple[int, str]], index: int, _: in
     for number, line in block:
         fields = line.split("\t")
         if len(fields) != len(COLUMNS):
-            raise DataFormatError(path, f"expected {len(COLUMNS)} tab-separated columns, got {len(fields)}", number)
+            raise DataFormatError(
+                path, f"expected {len(COLUMNS)} tab-separated columns, got {len(fields)}", number
+            )
         token_id, expected = fields[0], len(forms) + 1
         if _WORD_ID.fullmatch(token_id):
             if int(token_id) != expected:
-                raise DataFormatError(path, f"word id {token_id} out of sequence (expected {expected})", number)
+                raise DataFormatError(
+                    path, f"word id {token_id} out of sequence (expected {expected})", number
+                )
             forms.append(_value(path, number, fields, 1))
             tags.append(_value(path, number, fields, index))
         elif match := _RANGE_ID.fullmatch(token_id):
             start, end = int(match[1]), int(match[2])
             if start != expected or end <= start:
-                raise DataFormatError(path, f"multiword range {token_id} out of sequence (next word {expected})", number)
+                raise DataFormatError(
+                    path, f"multiword range {token_id} out of sequence (next word {expected})", number
+                )
             covered = end
         elif not _EMPTY_ID.fullmatch(token_id):
             raise DataFormatError(path, f"bad token id {token_id!r}", number)
     if covered > len(forms):
-        raise DataFormatError(path, f"multiword range ends at word {covered} past the sentence's last word", block[-1][0])
+        raise DataFormatError(
+            path, f"multiword range ends at word {covered} past the sentence's last word", block[-1][0]
+        )
     return forms, tags
 
 
@@ -128,7 +138,9 @@ def _plain_sentence(path: Path, block: list[tuple[int, str]], index: int, width:
     for number, line in block:
         fields = line.split()
         if len(fields) != width:
-            raise DataFormatError(path, f"expected {width} columns like the first token line, got {len(fields)}", number)
+            raise DataFormatError(
+                path, f"expected {width} columns like the first token line, got {len(fields)}", number
+            )
         forms.append(fields[0])
         tags.append(_value(path, number, fields, index))
     return forms, tags
@@ -136,7 +148,9 @@ def _plain_sentence(path: Path, block: list[tuple[int, str]], index: int, width:
 
 def _value(path: Path, number: int, fields: list[str], index: int) -> str:
     if index >= len(fields):
-        raise DataFormatError(path, f"column index {index} but the line has {len(fields)} columns", number)
+        raise DataFormatError(
+            path, f"column index {index} but the line has {len(fields)} columns", number
+        )
     value = fields[index]
     if not value or value != value.strip():
         raise DataFormatError(path, f"empty or space-padded value in column {index}", number)

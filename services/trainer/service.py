@@ -36,7 +36,7 @@ class RunReport:
     checkpoint_path: Path
 
 
-def _trainers() -> dict[str, Callable[..., Any]]:
+def trainers() -> dict[str, Callable[..., Any]]:
     # Imported lazily: torch is heavy and only training needs these modules.
     from services.trainer.classify import train_classifier
 
@@ -99,7 +99,7 @@ def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport:
     assert settings.artifact_dir is not None and settings.data_dir is not None
     out_path = settings.artifact_dir / "models" / model_name / "runs" / str(run_id) / "model.pt"
     try:
-        trainer = _trainers()[task]
+        trainer = trainers()[task]
         outcome = trainer(
             data_dir=settings.data_dir, out_path=out_path, preset=preset, overrides=overrides,
             on_epoch=_record_epoch(run_id), progress=progress,

@@ -61,7 +61,8 @@ _COMMON: dict[str, Any] = {
 }
 PRESETS: dict[str, dict[str, Any]] = {
     # A 3,000-sentence slice and a small model: a couple of minutes on 2 CPU cores.
-    "quick": _COMMON | {
+    "quick": _COMMON
+    | {
         "max_train_examples": 3000,
         "embedding_dim": 64,
         "char_embedding_dim": 32,
@@ -76,7 +77,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Word + char BiLSTM in the style of Plank et al. (2016) and Qi et al. (2018), sized for
     # a CPU: 2 x 256 BiLSTM layers, dropout 0.33, Adam 2e-3 halved when dev stalls.
-    "full": _COMMON | {
+    "full": _COMMON
+    | {
         "embedding_dim": 100,
         "char_embedding_dim": 50,
         "char_hidden_size": 100,
@@ -141,7 +143,11 @@ def _valid(key: str, value: Any, default: Any) -> bool:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         return number and 0 <= value < (1 if key in ("dropout", "word_dropout") else float("inf"))
     if isinstance(default, int):
-        return is_int and value >= (0 if key in _ZERO_OK_INT_KEYS else 1) and (key != "max_word_chars" or value >= 2)
+        return (
+            is_int
+            and value >= (0 if key in _ZERO_OK_INT_KEYS else 1)
+            and (key != "max_word_chars" or value >= 2)
+        )
     return isinstance(value, str) and bool(value)
 
 
@@ -164,10 +170,14 @@ def train_tagger(
     embeddings_path = _embeddings_path(data_dir, cfg)
     data_fingerprint = fingerprint(paths + ([embeddings_path] if embeddings_path else []))
     train, dev, test = (read_conllu(path, cfg["column"]) for path in paths)
-    tags = sorted({tag for split in (train, dev, test) for _, sentence_tags in split for tag in sentence_tags})
+    tags = sorted(
+        {tag for split in (train, dev, test) for _, sentence_tags in split for tag in sentence_tags}
+    )
     train = _subset(train, cfg)
     encoder = _build_encoder(train, cfg)
-    evaluate_dev = functools.partial(evaluate_batches, batches=_eval_batches(dev, encoder, tags, cfg), device=device)
+    evaluate_dev = functools.partial(
+        evaluate_batches, batches=_eval_batches(dev, encoder, tags, cfg), device=device
+    )
     torch.manual_seed(cfg["seed"])  # weight initialisation; fit() reseeds for dropout
     model = SequenceTagger(_model_config(cfg, encoder, len(tags)))
     found = _init_embeddings(model, embeddings_path, encoder.words, cfg)
@@ -294,7 +304,10 @@ def _train_batches(rows: list[Row], cfg: dict[str, Any], unk_id: int) -> Callabl
 def _eval_batches(
     sentences: list[Sentence], encoder: TokenEncoder, tags: list[str], cfg: dict[str, Any]
 ) -> list[TagBatch]:
-    rows, size = sorted(_encode(sentences, encoder, tags), key=lambda r: len(r[0])), cfg["eval_batch_size"]
+    rows, size = (
+        sorted(_encode(sentences, encoder, tags), key=lambda r: len(r[0])),
+        cfg["eval_batch_size"],
+    )
     return [make_batch(rows[i : i + size]) for i in range(0, len(rows), size)]
 
 
@@ -302,7 +315,9 @@ def _loss(model: nn.Module, batch: TagBatch) -> Tensor:
     return tagging_loss(model(batch.words, batch.chars, batch.lengths), batch.tags, batch.lengths)
 
 
-def evaluate_batches(model: nn.Module, batches: list[TagBatch], device: torch.device) -> dict[str, float]:
+def evaluate_batches(
+    model: nn.Module, batches: list[TagBatch], device: torch.device
+) -> dict[str, float]:
     """Token "accuracy" and mean per-token cross-entropy "loss" of `model` over `batches`."""
     was_training = model.training
     model.eval()
@@ -348,6 +363,14 @@ def _save(
     plot_curves(result.history, curve_path)
     config = {k: v for k, v in train_config.items() if k in PRESETS["quick"] or k == "preset"}
     return TrainOutcome(
-        out_path, sha256, size, dict(metrics), config, model_config,
-        data_fingerprint, result.history, curve_path, PRIMARY_METRIC,
+        out_path,
+        sha256,
+        size,
+        dict(metrics),
+        config,
+        model_config,
+        data_fingerprint,
+        result.history,
+        curve_path,
+        PRIMARY_METRIC,
     )

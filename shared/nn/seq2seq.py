@@ -35,7 +35,7 @@ class Seq2SeqConfig:
     cell: Literal["rnn", "lstm", "gru"] = "gru"
     src_embedding_dim: int = 256
     tgt_embedding_dim: int = 256  # also the readout width, so the output layer can be tied
-    hidden_size: int = 512  # decoder state; the encoder uses it per direction
+    hidden_size: int = 512  # decoder state and encoder output width (split across directions)
     num_layers: int = 1  # of both encoder and decoder
     bidirectional: bool = True  # the encoder
     dropout: float = 0.3
@@ -52,21 +52,23 @@ class Seq2SeqConfig:
             raise ValueError(f"bad cell {self.cell!r} or attention {self.attention!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.bidirectional and self.hidden_size % 2:
+            raise ValueError(f"a bidirectional encoder needs an even hidden_size, got {self.hidden_size}")
         specials = {self.pad_id, self.bos_id, self.eos_id}
         if len(specials) != 3 or not all(0 <= i < self.tgt_vocab_size for i in specials):
             raise ValueError("pad/bos/eos ids must be distinct target vocabulary ids")
 
     @property
-    def memory_size(self) -> int:
-        """Width of each encoder output: directions * hidden_size."""
-        return self.hidden_size * (2 if self.bidirectional else 1)
+    def encoder_size(self) -> int:
+        """Encoder state per direction; directions concatenated give hidden_size (as in OpenNMT)."""
+        return self.hidden_size // 2 if self.bidirectional else self.hidden_size
 
 
 @dataclass(frozen=True)
 class EncoderMemory:
     """What the decoder attends to, computed once per source batch."""
 
-    outputs: Tensor  # [B, S, M] encoder outputs (S = longest real source length)
+    outputs: Tensor  # [B, S, H] encoder outputs (S = longest real source length)
     keys: Tensor  # [B, S, A] outputs projected for the attention score, precomputed once
     mask: Tensor  # [B, S] bool, True at real source tokens
 
@@ -89,17 +91,17 @@ class Seq2Seq(nn.Module):
         c = config
         self.src_embedding = nn.Embedding(c.src_vocab_size, c.src_embedding_dim, padding_idx=c.pad_id)
         self.tgt_embedding = nn.Embedding(c.tgt_vocab_size, c.tgt_embedding_dim, padding_idx=c.pad_id)
-        self.encoder = make_rnn(c.cell, c.src_embedding_dim, c.hidden_size, c.num_layers, c.bidirectional, c.dropout)
+        self.encoder = make_rnn(c.cell, c.src_embedding_dim, c.encoder_size, c.num_layers, c.bidirectional, c.dropout)
         # Final encoder state -> initial decoder state of every layer (h, and c for an LSTM).
         parts = c.num_layers * (2 if c.cell == "lstm" else 1)
-        self.bridge = nn.Linear(c.memory_size, parts * c.hidden_size)
-        rnn_input = c.tgt_embedding_dim + (c.memory_size if c.attention == "bahdanau" else 0)
+        self.bridge = nn.Linear(c.hidden_size, parts * c.hidden_size)
+        rnn_input = c.tgt_embedding_dim + (c.hidden_size if c.attention == "bahdanau" else 0)
         self.decoder = make_rnn(c.cell, rnn_input, c.hidden_size, c.num_layers, False, c.dropout)
-        self.key_proj = nn.Linear(c.memory_size, c.hidden_size, bias=False)
+        self.key_proj = nn.Linear(c.hidden_size, c.hidden_size, bias=False)
         if c.attention == "bahdanau":
             self.query_proj = nn.Linear(c.hidden_size, c.hidden_size)
             self.score = nn.Linear(c.hidden_size, 1, bias=False)
-        self.readout = nn.Linear(c.hidden_size + c.memory_size + c.tgt_embedding_dim, c.tgt_embedding_dim)
+        self.readout = nn.Linear(2 * c.hidden_size + c.tgt_embedding_dim, c.tgt_embedding_dim)
         self.generator = nn.Linear(c.tgt_embedding_dim, c.tgt_vocab_size)
         if c.tie_embeddings:
             self.generator.weight = self.tgt_embedding.weight
@@ -117,12 +119,12 @@ class Seq2Seq(nn.Module):
         packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_out, h_n = self.encoder(packed)
         # Unpacked to the longest real length: extra pad columns in `src` change nothing.
-        outputs, _ = pad_packed_sequence(packed_out, batch_first=True)  # [B, S', M]
+        outputs, _ = pad_packed_sequence(packed_out, batch_first=True)  # [B, S', H]
         outputs = self.dropout(outputs)
         steps = torch.arange(outputs.size(1), device=outputs.device)
         mask = steps.unsqueeze(0) < src_lengths.to(outputs.device).unsqueeze(1)  # [B, S']
         memory = EncoderMemory(outputs, self.key_proj(outputs), mask)
-        final = last_layer_state(h_n, self.config.bidirectional)  # [B, M]
+        final = last_layer_state(h_n, self.config.bidirectional)  # [B, H]
         return memory, self._initial_state(final)
 
     def _initial_state(self, final: Tensor) -> DecoderState:
@@ -147,33 +149,33 @@ class Seq2Seq(nn.Module):
         embedded = self.dropout(self.tgt_embedding(tgt_in))  # [B, T, E]
         if self.config.attention == "luong":
             outputs, state = self.decoder(embedded, state)  # [B, T, H]
-            contexts = self._attend(outputs, memory)  # [B, T, M]
+            contexts = self._attend(outputs, memory)  # [B, T, H]
         else:
             outputs, contexts, state = self._bahdanau_steps(embedded, memory, state)
-        features = torch.cat([outputs, contexts, embedded], dim=-1)  # [B, T, H + M + E]
+        features = torch.cat([outputs, contexts, embedded], dim=-1)  # [B, T, 2H + E]
         hidden = self.dropout(torch.tanh(self.readout(features)))  # [B, T, E]
         return self.generator(hidden), state  # [B, T, V]
 
     def _bahdanau_steps(
         self, embedded: Tensor, memory: EncoderMemory, state: DecoderState
     ) -> tuple[Tensor, Tensor, DecoderState]:
-        """embedded [B, T, E] -> decoder outputs [B, T, H], contexts [B, T, M], final state."""
+        """embedded [B, T, E] -> decoder outputs [B, T, H], contexts [B, T, H], final state."""
         outputs, contexts = [], []
         for t in range(embedded.size(1)):
             top = state[0][-1] if isinstance(state, tuple) else state[-1]  # [B, H]
-            context = self._attend(top.unsqueeze(1), memory)  # [B, 1, M]
-            step_input = torch.cat([embedded[:, t : t + 1], context], dim=-1)  # [B, 1, E + M]
+            context = self._attend(top.unsqueeze(1), memory)  # [B, 1, H]
+            step_input = torch.cat([embedded[:, t : t + 1], context], dim=-1)  # [B, 1, E + H]
             output, state = self.decoder(step_input, state)  # [B, 1, H]
             outputs.append(output)
             contexts.append(context)
         return torch.cat(outputs, dim=1), torch.cat(contexts, dim=1), state
 
     def _attend(self, queries: Tensor, memory: EncoderMemory) -> Tensor:
-        """queries [B, T, H] -> contexts [B, T, M]; padded source positions get zero weight."""
+        """queries [B, T, H] -> contexts [B, T, H]; padded source positions get zero weight."""
         if self.config.attention == "luong":
             scores = queries @ memory.keys.transpose(1, 2)  # [B, T, S]
         else:
             hidden = torch.tanh(memory.keys.unsqueeze(1) + self.query_proj(queries).unsqueeze(2))  # [B, T, S, A]
             scores = self.score(hidden).squeeze(-1)  # [B, T, S]
         scores = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf"))
-        return torch.softmax(scores, dim=-1) @ memory.outputs  # [B, T, M]
+        return torch.softmax(scores, dim=-1) @ memory.outputs  # [B, T, H]

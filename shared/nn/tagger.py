@@ -62,8 +62,12 @@ class CharEncoder(nn.Module):
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
         self.pad_id = config.char_pad_id
-        self.embedding = nn.Embedding(config.char_vocab_size, config.char_embedding_dim, padding_idx=self.pad_id)
-        self.rnn = make_rnn(config.cell, config.char_embedding_dim, config.char_hidden_size, bidirectional=True)
+        self.embedding = nn.Embedding(
+            config.char_vocab_size, config.char_embedding_dim, padding_idx=self.pad_id
+        )
+        self.rnn = make_rnn(
+            config.cell, config.char_embedding_dim, config.char_hidden_size, bidirectional=True
+        )
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, chars: Tensor) -> Tensor:
@@ -106,10 +110,14 @@ class SequenceTagger(nn.Module):
             char_features = features.new_zeros(*words.shape, 2 * self.config.char_hidden_size)
             char_features[real] = self.chars(chars[real])  # [N, 2*Hc] into [B, T, 2*Hc]
             features = torch.cat([features, char_features], dim=-1)  # [B, T, E + 2*Hc]
-        packed = pack_padded_sequence(self.dropout(features), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            self.dropout(features), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         packed_out, _ = self.rnn(packed)
         # total_length keeps the input's T, so logits line up with `words` however it is padded.
-        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=words.size(1))  # [B, T, D*H]
+        outputs, _ = pad_packed_sequence(
+            packed_out, batch_first=True, total_length=words.size(1)
+        )  # [B, T, D*H]
         return self.output(self.dropout(outputs))  # [B, T, K]
 
 
@@ -135,7 +143,8 @@ def pad_characters(words: Sequence[Sequence[Sequence[int]]], pad_id: int) -> Ten
     empty_word = [pad_id] * max_chars
     # One nested list and one tensor() call: per-word tensor writes cost ~20x more.
     rows = [
-        [[*word, *empty_word[len(word) :]] for word in sentence] + [empty_word] * (max_words - len(sentence))
+        [[*word, *empty_word[len(word) :]] for word in sentence]
+        + [empty_word] * (max_words - len(sentence))
         for sentence in words
     ]
     return torch.tensor(rows, dtype=torch.long)
@@ -169,10 +178,18 @@ class TokenEncoder:
         return token[:head] + token[len(token) - (self.max_word_chars - head) :]
 
     def to_payload(self) -> dict[str, object]:
-        return {"vocab": self.words.to_list(), "char_vocab": self.chars.to_list(),
-                "lowercase_words": self.lowercase_words, "max_word_chars": self.max_word_chars}
+        return {
+            "vocab": self.words.to_list(),
+            "char_vocab": self.chars.to_list(),
+            "lowercase_words": self.lowercase_words,
+            "max_word_chars": self.max_word_chars,
+        }
 
     @classmethod
     def from_payload(cls, payload: dict[str, object]) -> TokenEncoder:
-        return cls(Vocab.from_list(payload["vocab"]), Vocab.from_list(payload["char_vocab"]),  # type: ignore[arg-type]
-                   bool(payload["lowercase_words"]), int(payload["max_word_chars"]))  # type: ignore[call-overload]
+        return cls(
+            Vocab.from_list(payload["vocab"]),
+            Vocab.from_list(payload["char_vocab"]),  # type: ignore[arg-type]
+            bool(payload["lowercase_words"]),
+            int(payload["max_word_chars"]),
+        )  # type: ignore[call-overload]

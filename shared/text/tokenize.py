@@ -56,7 +56,7 @@ def _split_token(token: str, open_single: str = "`") -> list[str]:
     # Every test looks at the lowercased token, so cased text splits exactly like lowercased.
     lower = token.lower()
     if lower in _SPLIT_WORDS:
-        first, second = _SPLIT_WORDS[lower]
+        first = _SPLIT_WORDS[lower][0]
         return [token[: len(first)], token[len(first) :]]
     if len(token) > 1 and token.endswith(".") and not token.endswith("..."):
         if lower not in _ABBREVIATIONS and not _INITIALS.match(lower):

@@ -26,8 +26,15 @@ def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
     gen = torch.Generator().manual_seed(seed)
     lengths = [7, 3, 1, 5]
     words = [torch.randint(2, VOCAB, (n,), generator=gen).tolist() for n in lengths]
-    chars = [[torch.randint(2, CHARS, (int(torch.randint(1, 7, (1,), generator=gen)),), generator=gen).tolist()
-              for _ in range(n)] for n in lengths]
+    chars = [
+        [
+            torch.randint(
+                2, CHARS, (int(torch.randint(1, 7, (1,), generator=gen)),), generator=gen
+            ).tolist()
+            for _ in range(n)
+        ]
+        for n in lengths
+    ]
     tags = [torch.randint(0, TAGS, (n,), generator=gen).tolist() for n in lengths]
     word_ids, length_tensor = pad_sequences(words, pad_id=0)
     tag_ids, _ = pad_sequences(tags, pad_id=0)
@@ -36,17 +43,28 @@ def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
 
 def _model(**kwargs: object) -> SequenceTagger:
     torch.manual_seed(0)
-    fields = {"vocab_size": VOCAB, "num_tags": TAGS, "char_vocab_size": CHARS, "embedding_dim": 12,
-              "char_embedding_dim": 6, "char_hidden_size": 5, "hidden_size": 10, "num_layers": 1} | kwargs
+    fields = {
+        "vocab_size": VOCAB,
+        "num_tags": TAGS,
+        "char_vocab_size": CHARS,
+        "embedding_dim": 12,
+        "char_embedding_dim": 6,
+        "char_hidden_size": 5,
+        "hidden_size": 10,
+        "num_layers": 1,
+    } | kwargs
     return SequenceTagger(TaggerConfig(**fields))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize(("num_layers", "char_hidden_size"), [(1, 5), (2, 0)])
-def test_output_shape_for_every_cell(cell: str, bidirectional: bool, num_layers: int, char_hidden_size: int) -> None:
-    model = _model(cell=cell, bidirectional=bidirectional, num_layers=num_layers,
-                   char_hidden_size=char_hidden_size).eval()
+def test_output_shape_for_every_cell(
+    cell: str, bidirectional: bool, num_layers: int, char_hidden_size: int
+) -> None:
+    model = _model(
+        cell=cell, bidirectional=bidirectional, num_layers=num_layers, char_hidden_size=char_hidden_size
+    ).eval()
     words, chars, lengths, _ = _batch()
     logits = model(words, chars, lengths)
     assert logits.shape == (4, 7, TAGS)
@@ -74,7 +92,7 @@ def test_loss_averages_over_real_tokens_only() -> None:
     logits[0, 0, 1] = 10.0  # right and confident; everything else uniform
     tags = torch.tensor([[1, 0, 0], [2, 4, 4]])
     lengths = torch.tensor([1, 2])
-    expected = (torch.log1p(torch.tensor(4 * torch.e ** -10.0)) + 2 * torch.log(torch.tensor(5.0))) / 3
+    expected = (torch.log1p(torch.tensor(4 * torch.e**-10.0)) + 2 * torch.log(torch.tensor(5.0))) / 3
     assert tagging_loss(logits, tags, lengths).item() == pytest.approx(expected.item(), rel=1e-5)
     assert token_mask(lengths, 3).tolist() == [[True, False, False], [True, True, False]]
 
@@ -88,7 +106,9 @@ def test_char_features_tell_unknown_words_apart() -> None:
     swapped = _model(bidirectional=False).eval()(words, chars[:, [1, 0]], lengths)
     assert not torch.allclose(with_chars[0, 0], swapped[0, 0])
     without = _model(bidirectional=False, char_hidden_size=0).eval()
-    assert torch.equal(without(words, chars, lengths)[0, 0], without(words, chars[:, [1, 0]], lengths)[0, 0])
+    assert torch.equal(
+        without(words, chars, lengths)[0, 0], without(words, chars[:, [1, 0]], lengths)[0, 0]
+    )
 
 
 def test_row_order_does_not_change_logits() -> None:
@@ -117,8 +137,12 @@ def test_overfits_a_tiny_batch(cell: str) -> None:
 
 def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
     model = _model(num_layers=2).eval()
-    payload = {"format": CHECKPOINT_FORMAT, "task": "tag", "model_config": dataclasses.asdict(model.config),
-               "state_dict": model.state_dict()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "task": "tag",
+        "model_config": dataclasses.asdict(model.config),
+        "state_dict": model.state_dict(),
+    }
     sha256, _ = save_checkpoint(tmp_path / "tagger.pt", payload)
     loaded = load_checkpoint(tmp_path / "tagger.pt", sha256)
     restored = SequenceTagger(TaggerConfig(**loaded["model_config"]))

@@ -8,8 +8,25 @@ import pytest
 from services.trainer.conllu import read_conllu
 from services.trainer.errors import DataFormatError
 
-UPOS = {"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
-        "PUNCT", "SCONJ", "SYM", "VERB", "X"}
+UPOS = {
+    "ADJ",
+    "ADP",
+    "ADV",
+    "AUX",
+    "CCONJ",
+    "DET",
+    "INTJ",
+    "NOUN",
+    "NUM",
+    "PART",
+    "PRON",
+    "PROPN",
+    "PUNCT",
+    "SCONJ",
+    "SYM",
+    "VERB",
+    "X",
+}
 
 # Two sentences: a multiword token (3-4), an empty node (5.1), comments, no final blank line.
 GOOD = """# sent_id = 1
@@ -30,7 +47,9 @@ GOOD = """# sent_id = 1
     ("split", "sentences", "words"),
     [("train", 12_544, 204_577), ("dev", 2_001, 25_147), ("test", 2_077, 25_094)],
 )
-def test_reads_ewt_with_the_published_counts(data_dir: Path, split: str, sentences: int, words: int) -> None:
+def test_reads_ewt_with_the_published_counts(
+    data_dir: Path, split: str, sentences: int, words: int
+) -> None:
     data = read_conllu(data_dir / "ud_english_ewt" / f"en_ewt-ud-{split}.conllu.gz")
     assert len(data) == sentences
     assert sum(len(forms) for forms, _ in data) == words
@@ -73,7 +92,9 @@ def _broken(line: int, replacement: str) -> str:
         (12, "1-3\tYes\t_\t_\t_\t_\t_\t_\t_\t_", "multiword range ends at word 3"),
     ],
 )
-def test_malformed_lines_name_file_and_line(tmp_path: Path, line: int, replacement: str, message: str) -> None:
+def test_malformed_lines_name_file_and_line(
+    tmp_path: Path, line: int, replacement: str, message: str
+) -> None:
     path = tmp_path / "bad.conllu"
     path.write_text(_broken(line, replacement), encoding="utf-8")
     with pytest.raises(DataFormatError, match=f"bad.conllu:{line}: {message}") as info:
@@ -96,7 +117,9 @@ def test_bad_utf8_and_bad_gzip_are_reported(tmp_path: Path) -> None:
 
 def test_plain_conll_reads_by_index(tmp_path: Path) -> None:
     path = tmp_path / "ner.txt"
-    path.write_text("-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n")
+    path.write_text(
+        "-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n"
+    )
     assert read_conllu(path, 3) == [(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])]
     with pytest.raises(DataFormatError, match="needs a CoNLL-U file"):
         read_conllu(path, "upos")

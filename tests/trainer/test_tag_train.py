@@ -8,8 +8,16 @@ import torch
 from services.trainer.tag import PRESETS, resolve_config, train_tagger
 from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
 
-TINY = {"max_train_examples": 150, "epochs": 1, "embedding_dim": 8, "char_embedding_dim": 4,
-        "char_hidden_size": 4, "hidden_size": 8, "batch_size": 10, "lr": 0.02}
+TINY = {
+    "max_train_examples": 150,
+    "epochs": 1,
+    "embedding_dim": 8,
+    "char_embedding_dim": 4,
+    "char_hidden_size": 4,
+    "hidden_size": 8,
+    "batch_size": 10,
+    "lr": 0.02,
+}
 
 SENTENCE = """1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
 2\tcat\tcat\tNOUN\tNN\t_\t3\tnsubj\t_\t_
@@ -51,11 +59,19 @@ def test_pretrained_vectors_seed_the_word_embeddings(tmp_path: Path) -> None:
     for split in ("train", "dev", "test"):
         (data / f"{split}.conllu").write_text(SENTENCE * 3, encoding="utf-8")
     vectors = _vectors(tmp_path / "vec.txt")
-    overrides = TINY | {"max_train_examples": None, "train_file": "train.conllu", "dev_file": "dev.conllu",
-                        "test_file": "test.conllu", "pretrained_embeddings": str(vectors), "lr": 0.0}
+    overrides = TINY | {
+        "max_train_examples": None,
+        "train_file": "train.conllu",
+        "dev_file": "dev.conllu",
+        "test_file": "test.conllu",
+        "pretrained_embeddings": str(vectors),
+        "lr": 0.0,
+    }
     outcome = train_tagger(data, tmp_path / "out" / "model.pt", "quick", overrides, progress=False)
     payload = load_checkpoint(outcome.checkpoint_path, outcome.sha256)
-    assert payload["train_config"]["pretrained_found"] == 2  # "the" and "cat"; "sleeps" is not in the file
+    assert (
+        payload["train_config"]["pretrained_found"] == 2
+    )  # "the" and "cat"; "sleeps" is not in the file
     embedding = payload["state_dict"]["embedding.weight"]
     the = payload["vocab"].index("the")  # lowercased, as the vocabulary is
     assert embedding[the].tolist() == pytest.approx([0.5] * 8)  # lr 0: the loaded vector is unchanged
@@ -72,7 +88,9 @@ def test_overrides_are_validated() -> None:
         resolve_config("quick", {"hidden": 3})
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         resolve_config("huge")
-    config = resolve_config("full", {"lr": 1, "column": 4, "char_hidden_size": 0, "pretrained_embeddings": "v.txt"})
+    config = resolve_config(
+        "full", {"lr": 1, "column": 4, "char_hidden_size": 0, "pretrained_embeddings": "v.txt"}
+    )
     assert config["lr"] == 1.0 and config["column"] == 4 and config["char_hidden_size"] == 0
     assert resolve_config("quick", {"column": "xpos"})["column"] == "xpos"
 
@@ -83,9 +101,20 @@ def test_presets_share_their_keys() -> None:
 
 @pytest.mark.parametrize(
     "override",
-    [{"cell": "transformer"}, {"batch_size": 0}, {"dropout": 1.5}, {"bidirectional": 1},
-     {"schedule": "cosine"}, {"max_train_examples": -5}, {"column": "pos"}, {"column": -1},
-     {"pretrained_embeddings": 3}, {"epochs": "3"}, {"train_file": ""}, {"max_word_chars": 1}],
+    [
+        {"cell": "transformer"},
+        {"batch_size": 0},
+        {"dropout": 1.5},
+        {"bidirectional": 1},
+        {"schedule": "cosine"},
+        {"max_train_examples": -5},
+        {"column": "pos"},
+        {"column": -1},
+        {"pretrained_embeddings": 3},
+        {"epochs": "3"},
+        {"train_file": ""},
+        {"max_word_chars": 1},
+    ],
 )
 def test_bad_override_values_are_rejected(override: dict) -> None:
     with pytest.raises(ValueError, match=repr(next(iter(override)))):

@@ -13,20 +13,39 @@ from shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_cha
 from shared.text.vocab import Vocab
 
 TAGS = ["DET", "NOUN", "PUNCT", "VERB"]
-TEXTS = ["The cat sleeps.", "", "Dogs can't read \"War and Peace\" today!", "?", "the CAT"]
+TEXTS = ["The cat sleeps.", "", 'Dogs can\'t read "War and Peace" today!', "?", "the CAT"]
 
 
 @pytest.fixture()
 def payload() -> dict:
     torch.manual_seed(0)
     tokens = [tag_tokens(text) for text in TEXTS[:2]]
-    encoder = TokenEncoder(Vocab.build([[t.lower() for t in ts] for ts in tokens]),
-                           Vocab.build([list(t) for ts in tokens for t in ts]), True, 6)
-    config = TaggerConfig(vocab_size=len(encoder.words), num_tags=len(TAGS), char_vocab_size=len(encoder.chars),
-                          embedding_dim=8, char_embedding_dim=4, char_hidden_size=4, hidden_size=8)
-    return {"format": CHECKPOINT_FORMAT, "task": "tag", "model_config": dataclasses.asdict(config),
-            **encoder.to_payload(), "tags": TAGS, "state_dict": SequenceTagger(config).state_dict(),
-            "metrics": {}, "data_fingerprint": "", "train_config": {}}
+    encoder = TokenEncoder(
+        Vocab.build([[t.lower() for t in ts] for ts in tokens]),
+        Vocab.build([list(t) for ts in tokens for t in ts]),
+        True,
+        6,
+    )
+    config = TaggerConfig(
+        vocab_size=len(encoder.words),
+        num_tags=len(TAGS),
+        char_vocab_size=len(encoder.chars),
+        embedding_dim=8,
+        char_embedding_dim=4,
+        char_hidden_size=4,
+        hidden_size=8,
+    )
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "task": "tag",
+        "model_config": dataclasses.asdict(config),
+        **encoder.to_payload(),
+        "tags": TAGS,
+        "state_dict": SequenceTagger(config).state_dict(),
+        "metrics": {},
+        "data_fingerprint": "",
+        "train_config": {},
+    }
 
 
 def _direct(payload: dict, text: str) -> torch.Tensor:
@@ -36,7 +55,9 @@ def _direct(payload: dict, text: str) -> torch.Tensor:
     word_ids, char_ids = TokenEncoder.from_payload(payload).encode(tag_tokens(text))
     words, lengths = pad_sequences([word_ids], pad_id=0)
     with torch.inference_mode():
-        return torch.softmax(model.eval()(words, pad_characters([char_ids], pad_id=0), lengths), dim=-1)[0]
+        return torch.softmax(model.eval()(words, pad_characters([char_ids], pad_id=0), lengths), dim=-1)[
+            0
+        ]
 
 
 def test_results_come_back_in_input_order_and_match_the_model(payload: dict) -> None:
@@ -66,7 +87,19 @@ def test_batching_does_not_change_results(payload: dict, monkeypatch: pytest.Mon
 
 
 def test_tokens_keep_case_and_plain_quotes() -> None:
-    assert tag_tokens(TEXTS[2]) == ["Dogs", "ca", "n't", "read", '"', "War", "and", "Peace", '"', "today", "!"]
+    assert tag_tokens(TEXTS[2]) == [
+        "Dogs",
+        "ca",
+        "n't",
+        "read",
+        '"',
+        "War",
+        "and",
+        "Peace",
+        '"',
+        "today",
+        "!",
+    ]
 
 
 def test_bad_params_kind_and_task_are_rejected(payload: dict) -> None:

@@ -40,8 +40,12 @@ class TagHandler:
         self, model: SequenceTagger, encoder: TokenEncoder, tags: list[str], device: torch.device
     ) -> None:
         if model.config.num_tags != len(tags):
-            raise ValueError(f"model has {model.config.num_tags} tags but the checkpoint lists {len(tags)}")
-        if model.config.vocab_size != len(encoder.words) or model.config.char_vocab_size != len(encoder.chars):
+            raise ValueError(
+                f"model has {model.config.num_tags} tags but the checkpoint lists {len(tags)}"
+            )
+        if model.config.vocab_size != len(encoder.words) or model.config.char_vocab_size != len(
+            encoder.chars
+        ):
             raise ValueError("model and checkpoint vocabularies differ in size")
         self.model = model.to(device).eval()
         self.encoder = encoder

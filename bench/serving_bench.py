@@ -1,0 +1,293 @@
+"""Serving benchmark: end-to-end throughput and latency through the real stack.
+
+For each kind it measures, in one run on one machine:
+  limit     in-process batched inference of the same checkpoint (no HTTP, no queue)
+  naive     the stack with batching off: one forward pass per Celery task
+  seqserve  the stack with dynamic batching (default settings)
+at several client concurrencies, for single-input jobs and 64-input jobs (closed loop: each
+client submits with `Prefer: wait` and sends the next job when the answer arrives), plus an
+open-loop run of synchronous single-input jobs at half the measured peak rate for p99.
+
+    .venv/bin/python -m bench.serving_bench --kinds classify --out docs/benchmarks/serving.json
+
+Needs Postgres and Redis (SEQSERVE_TEST_PG_URL, SEQSERVE_TEST_REDIS_URL as for the tests) and
+the data directory. It is not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from tests import processes
+
+PG_ADMIN = os.environ.get("SEQSERVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("SEQSERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", processes.REPO_ROOT.parent / "shared" / "datasets"))
+
+
+@dataclass
+class Result:
+    kind: str
+    mode: str
+    inputs_per_job: int
+    concurrency: int
+    jobs: int
+    seconds: float
+    jobs_per_second: float
+    sentences_per_second: float
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    failed: int = 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def sample_inputs(kind: str) -> list[str]:
+    """Real sentences from the dev sets, as users would send them."""
+    if kind in ("classify", "tag", "score", "generate"):
+        lines = (DATA_DIR / "sst2" / "glue" / "dev.tsv").read_text().splitlines()[1:]
+        return [line.split("\t")[0].strip() for line in lines]
+    import gzip
+
+    with gzip.open(DATA_DIR / "multi30k_en_de" / "tok" / "val.lc.norm.tok.en.gz", "rt") as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
+def create_database() -> str:
+    name = f"seqserve_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    from shared.db.migrate import upgrade
+
+    upgrade(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+
+
+def register(env: dict[str, str], name: str, task: str, checkpoint: Path) -> None:
+    from shared.checkpoint import load_checkpoint, sha256_file
+    from shared.config import reset_settings
+    from shared.db.session import dispose_engines, session_scope
+    from shared.registry.service import NewVersion, promote_if_better, register_version
+
+    os.environ.update(env)
+    reset_settings()
+    dispose_engines()
+    payload = load_checkpoint(checkpoint, None)
+    metrics = payload.get("metrics") or {"unknown": 0.0}
+    with session_scope() as session:
+        version = register_version(session, NewVersion(
+            model_name=name, task=task, checkpoint_uri=str(checkpoint.resolve()), sha256=sha256_file(checkpoint),
+            size_bytes=checkpoint.stat().st_size, metrics=metrics, primary_metric=next(iter(metrics)),
+            dataset_fingerprint=payload.get("data_fingerprint", ""),
+        ))
+        promote_if_better(session, version, 0.0)
+
+
+def in_process_limit(kind: str, checkpoint: Path, texts: list[str], batch: int, seconds: float) -> Result:
+    import torch
+
+    from services.worker.handlers import build_handler
+    from shared.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    handler = build_handler(load_checkpoint(checkpoint, None), torch.device("cpu"))
+    params = default_params(kind)
+    jobs, started, cursor = 0, time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        chunk = [texts[(cursor + i) % len(texts)] for i in range(batch)]
+        handler.run(chunk, params, kind=kind)
+        cursor += batch
+        jobs += 1
+    elapsed = time.perf_counter() - started
+    return Result(kind, "limit", batch, 1, jobs, elapsed, jobs / elapsed, jobs * batch / elapsed)
+
+
+def default_params(kind: str) -> dict[str, Any]:
+    from shared.jobs.kinds import validate_params
+
+    extra = {"generate": {"max_tokens": 10, "temperature": 0.0}, "translate": {"beam_size": 4}}.get(kind, {})
+    return validate_params(kind, extra)
+
+
+async def closed_loop(base: str, kind: str, model: str, texts: list[str], per_job: int, concurrency: int,
+                      seconds: float, mode: str) -> Result:
+    latencies: list[float] = []
+    failed = 0
+    deadline = time.perf_counter() + seconds
+    params = {"generate": {"max_tokens": 10, "temperature": 0.0}}.get(kind, {})
+
+    async def client(offset: int) -> None:
+        nonlocal failed
+        async with httpx.AsyncClient(timeout=120) as http:
+            cursor = offset * 997
+            while time.perf_counter() < deadline:
+                inputs = [texts[(cursor + i) % len(texts)] for i in range(per_job)]
+                cursor += per_job
+                started = time.perf_counter()
+                response = await http.post(f"{base}/v1/jobs", headers={"Prefer": "wait=60"},
+                                           json={"kind": kind, "model": model, "inputs": inputs, "params": params})
+                if response.status_code != 200 or response.json()["status"] != "succeeded":
+                    failed += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return summarize(kind, mode, per_job, concurrency, latencies, elapsed, failed)
+
+
+async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: float, seconds: float) -> Result:
+    """Jobs arrive at a fixed rate regardless of answers (latency measured per job)."""
+    latencies: list[float] = []
+    failed = 0
+
+    async def one(http: httpx.AsyncClient, text_: str) -> None:
+        nonlocal failed
+        started = time.perf_counter()
+        response = await http.post(f"{base}/v1/jobs", headers={"Prefer": "wait=60"},
+                                   json={"kind": kind, "model": model, "inputs": [text_]})
+        if response.status_code == 200 and response.json()["status"] == "succeeded":
+            latencies.append(time.perf_counter() - started)
+        else:
+            failed += 1
+
+    tasks = []
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as http:
+        for number in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, started + number / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(http, texts[number % len(texts)])))
+        await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    return summarize(kind, f"open-loop@{rate:.0f}/s", 1, 0, latencies, elapsed, failed)
+
+
+def summarize(kind: str, mode: str, per_job: int, concurrency: int, latencies: list[float], elapsed: float,
+              failed: int) -> Result:
+    jobs = len(latencies)
+    ms = [x * 1000 for x in latencies] or [float("nan")]
+    return Result(kind, mode, per_job, concurrency, jobs, elapsed, jobs / elapsed, jobs * per_job / elapsed,
+                  round(statistics.median(ms), 2), round(percentile(ms, 95), 2), round(percentile(ms, 99), 2), failed)
+
+
+def start_stack(env: dict[str, str], logs: Path) -> tuple[str, list]:
+    port = processes.free_port()
+    api = processes.start(["api", "--port", str(port)], env, logs / "api.log")
+    worker = processes.start(["worker", "--concurrency", "1"], env, logs / "worker.log")
+    base = f"http://127.0.0.1:{port}"
+    processes.wait_http(f"{base}/healthz", api, logs / "api.log")
+    return base, [api, worker]
+
+
+def run_mode(mode: str, env: dict[str, str], kind: str, model: str, texts: list[str], args: argparse.Namespace,
+             logs: Path) -> list[Result]:
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()
+    base, procs = start_stack(env, logs / mode)
+    results = []
+    try:
+        asyncio.run(closed_loop(base, kind, model, texts, 1, 4, 5, mode))  # warm up: load the model
+        for per_job in (1, 64):
+            for concurrency in args.concurrency:
+                result = asyncio.run(closed_loop(base, kind, model, texts, per_job, concurrency, args.seconds, mode))
+                print(json.dumps(asdict(result)), flush=True)
+                results.append(result)
+        if mode == "seqserve" and kind == "classify":
+            peak = max(r.jobs_per_second for r in results if r.inputs_per_job == 1)
+            result = asyncio.run(open_loop(base, kind, model, texts, peak / 2, args.seconds))
+            print(json.dumps(asdict(result)), flush=True)
+            results.append(result)
+    finally:
+        for proc in procs:
+            processes.stop(proc)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kinds", nargs="+", default=["classify"])
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="KIND=PATH",
+                        help="checkpoint per kind; default: train the quick preset")
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/serving.json"))
+    args = parser.parse_args()
+    workdir = Path(f"/tmp/seqserve-bench-{os.getpid()}")
+    checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
+    url = create_database()
+    try:
+        results = bench_all(args, url, workdir, checkpoints)
+    finally:
+        drop_database(url)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    args.out.write_text(json.dumps({"machine": machine, "results": [asdict(r) for r in results]}, indent=2))
+    print(f"wrote {args.out}")
+
+
+TASK_OF = {"classify": "classify", "tag": "tag", "generate": "generate", "score": "generate", "translate": "translate"}
+
+
+def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: dict[str, str]) -> list[Result]:
+    base_env = {
+        "SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": REDIS, "SEQSERVE_VAR_DIR": str(workdir / "var"),
+        "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
+        "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000",
+    }
+    naive = base_env | {"SEQSERVE_BATCH_MAX_DELAY_MS": "0",
+                        "SEQSERVE_BATCH_MAX_INPUTS": json.dumps({kind: 1 for kind in TASK_OF})}
+    results: list[Result] = []
+    for kind in args.kinds:
+        checkpoint = Path(checkpoints[kind]) if kind in checkpoints else train_quick(TASK_OF[kind], workdir)
+        model = f"bench-{kind}"
+        register(base_env, model, TASK_OF[kind], checkpoint)
+        texts = sample_inputs(kind)
+        for per_job in (1, 64):
+            result = in_process_limit(kind, checkpoint, texts, per_job, args.seconds)
+            print(json.dumps(asdict(result)), flush=True)
+            results.append(result)
+        (workdir / "logs" / "naive").mkdir(parents=True, exist_ok=True)
+        (workdir / "logs" / "seqserve").mkdir(parents=True, exist_ok=True)
+        results += run_mode("naive", naive, kind, model, texts, args, workdir / "logs")
+        results += run_mode("seqserve", base_env, kind, model, texts, args, workdir / "logs")
+    return results
+
+
+def train_quick(task: str, workdir: Path) -> Path:
+    from services.trainer.service import trainers
+
+    out = workdir / "models" / task / "model.pt"
+    outcome = trainers()[task](data_dir=DATA_DIR, out_path=out, preset="quick", progress=False)
+    return outcome.checkpoint_path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Operational statistics: what the ops console polls."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.api.deps import SessionDep, SettingsDep
+from services.api.stats import service
+from shared.jobs.stats_schemas import StatsRead
+
+router = APIRouter(prefix="/v1/stats", tags=["stats"])
+
+WINDOW_DOC = "Latency percentiles, finished counts and throughput cover jobs that ended this many seconds back."
+
+
+@router.get("", response_model=StatsRead)
+def read_stats(
+    session: SessionDep,
+    settings: SettingsDep,
+    window_seconds: Annotated[int, Query(ge=1, le=7 * 24 * 3600, description=WINDOW_DOC)] = 300,
+) -> StatsRead:
+    """Jobs by status, per-kind p50/p95/p99 latency and throughput, recent failures, queue depths."""
+    return service.job_stats(session, settings, window_seconds)
