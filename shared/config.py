@@ -11,11 +11,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Where the data lives on a machine that carries the datasets beside the checkout.
 _DATA_DIR_CANDIDATES = (Path("../shared/datasets"), Path("data"))
+
+
+class RetrainEntry(BaseModel):
+    """One scheduled retraining: `cron` is five fields (minute hour day-of-month month day-of-week)."""
+
+    task: Literal["tag", "classify", "generate", "translate"]
+    preset: Literal["quick", "full"] = "quick"
+    cron: str = Field("0 3 * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")
+    model_name: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):
@@ -58,7 +68,7 @@ class Settings(BaseSettings):
     canary_interval_seconds: float = Field(5.0, gt=0)
     worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics port; 0 disables it.")
 
-    retrain_schedule: list[dict[str, Any]] = Field(
+    retrain_schedule: list[RetrainEntry] = Field(
         default_factory=list,
         description='Beat retraining entries, e.g. [{"task": "classify", "preset": "quick", "cron": "0 3 * * *"}].',
     )

@@ -10,7 +10,7 @@ from celery.schedules import crontab
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from services.worker.device import configure_torch
-from shared.config import Settings, get_settings
+from shared.config import RetrainEntry, Settings, get_settings
 from shared.db.session import dispose_engines
 from shared.queueing import CANARY_TASK, INFERENCE_QUEUES, MAINTENANCE_QUEUE, RECONCILE_TASK, make_celery
 from shared.training import SCHEDULED_TRAINING_TASK, TRAINING_QUEUE
@@ -33,17 +33,17 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
             "options": {"queue": queue, "expires": settings.readiness_window_seconds},
         }
     for number, entry in enumerate(settings.retrain_schedule):
-        schedule[f"retrain-{number}-{entry['task']}"] = _retrain_entry(entry)
+        schedule[f"retrain-{number}-{entry.task}"] = _retrain_entry(entry)
     return schedule
 
 
-def _retrain_entry(entry: dict) -> dict:
-    minute, hour, day_of_month, month, day_of_week = entry.get("cron", "0 3 * * *").split()
+def _retrain_entry(entry: RetrainEntry) -> dict:
+    minute, hour, day_of_month, month, day_of_week = entry.cron.split()
     return {
         "task": SCHEDULED_TRAINING_TASK,
         "schedule": crontab(minute, hour, day_of_week, day_of_month, month),
-        "kwargs": {"task": entry["task"], "preset": entry.get("preset", "quick"),
-                   "model_name": entry.get("model_name"), "overrides": entry.get("overrides", {})},
+        "kwargs": {"task": entry.task, "preset": entry.preset, "model_name": entry.model_name,
+                   "overrides": entry.overrides},
         "options": {"queue": TRAINING_QUEUE},
     }
 

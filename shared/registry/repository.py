@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
+from shared.db.base import utcnow
 from shared.db.models import Model, ModelAlias, ModelVersion
 
 
@@ -62,12 +64,14 @@ def get_alias(session: Session, model_id: int, alias: str) -> ModelAlias | None:
     return session.get(ModelAlias, (model_id, alias))
 
 
-def set_alias(session: Session, model_id: int, alias: str, version_id: int) -> ModelAlias:
-    row = session.get(ModelAlias, (model_id, alias), with_for_update=True)
-    if row is None:
-        row = ModelAlias(model_id=model_id, alias=alias, version_id=version_id)
-        session.add(row)
-    else:
-        row.version_id = version_id
-    session.flush()
-    return row
+def set_alias(session: Session, model_id: int, alias: str, version_id: int) -> None:
+    """Point `alias` at a version in one statement (an upsert), so concurrent moves and
+    first-time creations never fail and readers see either the old or the new version."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(ModelAlias).values(model_id=model_id, alias=alias, version_id=version_id, updated_at=utcnow())
+    statement = statement.on_conflict_do_update(
+        index_elements=[ModelAlias.model_id, ModelAlias.alias],
+        set_={"version_id": statement.excluded.version_id, "updated_at": statement.excluded.updated_at},
+    )
+    session.execute(statement)
+    session.expire_all()

@@ -68,3 +68,22 @@ def test_move_alias_rolls_back(db: str) -> None:
         move_alias(session, "m", "production", 1)
     with session_scope() as session:
         assert resolve(session, parse_model_ref("m")).version == 1
+
+
+def test_concurrent_alias_moves_are_atomic(db: str) -> None:
+    for accuracy in (0.1, 0.2, 0.3, 0.4):
+        _register(accuracy)
+
+    def move(number: int) -> int:
+        with session_scope() as session:
+            move_alias(session, "m", "staging", number)  # first moves race to create the alias
+        with session_scope() as session:
+            return resolve(session, parse_model_ref("m@staging")).version
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seen = list(pool.map(move, [1, 2, 3, 4] * 6))
+    assert set(seen) <= {1, 2, 3, 4}
+    with session_scope() as session:
+        final = resolve(session, parse_model_ref("m@staging")).version
+        assert final in {1, 2, 3, 4}
+        assert resolve(session, parse_model_ref("m")).version == 4  # production untouched
