@@ -93,7 +93,7 @@ def _beat(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """`key=value` pairs; values are JSON when they parse as JSON, else strings."""
     overrides: dict[str, Any] = {}
     for pair in pairs:
@@ -111,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
     from services.trainer.service import train_and_register
 
     report = train_and_register(
-        args.task, args.preset, _parse_overrides(args.set), model_name=args.model_name,
+        args.task, args.preset, parse_overrides(args.set), model_name=args.model_name,
         progress=not args.no_progress,
     )
     print(json.dumps({

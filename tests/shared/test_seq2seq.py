@@ -84,14 +84,14 @@ def test_padding_changes_neither_logits_nor_loss(attention: str) -> None:
 def test_overfits_a_tiny_batch_and_greedy_reproduces_it(cell: str, attention: str) -> None:
     torch.manual_seed(0)
     model = Seq2Seq(_config(cell, attention, hidden_size=32, dropout=0.0))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-2)
     batch = _batch()
-    for _ in range(150):
+    for _ in range(120):
         loss = _loss(model, *batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert loss.item() < 0.02
+    assert loss.item() < 0.05
     assert greedy_decode(model, batch[0], batch[1], max_len=10) == TARGETS
 
 

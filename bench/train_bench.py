@@ -1,0 +1,116 @@
+"""Training benchmark: train and evaluate presets, write the results table in docs/.
+
+    .venv/bin/python -m bench.train_bench --preset full --tasks tag classify generate translate
+
+Each row: task, metric, measured value beside its target, training time, the machine, and the
+sha256 of every data file the run read. Results accumulate in docs/benchmarks/training.json
+(one entry per task and preset, replaced by a newer run) and the table in
+docs/benchmarks/training.md is rebuilt from it. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from services.cli import parse_overrides
+from shared.checkpoint import sha256_file
+
+DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+RESULTS = Path("docs/benchmarks/training.json")
+TABLE = Path("docs/benchmarks/training.md")
+
+# task -> (metric key in TrainOutcome.metrics, target, "min"/"max", what the metric is)
+TARGETS: dict[str, tuple[str, float, str, str]] = {
+    "tag": ("test_accuracy", 0.95, "max", "UPOS accuracy, EWT test"),
+    "classify": ("accuracy", 0.86, "max", "SST-2 dev accuracy"),
+    "generate": ("test_perplexity", 100.0, "min", "PTB test perplexity"),
+    "translate": ("test_bleu", 33.0, "max", "Multi30k test2016 BLEU (lowercased, tokenized)"),
+}
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA), {os.cpu_count()} CPUs"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, no GPU"
+
+
+def data_files(config: dict[str, Any]) -> dict[str, str]:
+    """sha256 of every data file named in a resolved train config."""
+    files = {}
+    for key, value in sorted(config.items()):
+        if key.endswith(("_file", "_files")) and value:
+            for name in value if isinstance(value, list) else [value]:
+                path = DATA_DIR / name
+                if path.is_file():
+                    files[str(name)] = sha256_file(path)
+    return files
+
+
+def run(task: str, preset: str, out_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    from services.trainer.service import trainers
+
+    started = time.perf_counter()
+    outcome = trainers()[task](data_dir=DATA_DIR, out_path=out_dir / task / preset / "model.pt", preset=preset,
+                               overrides=overrides, progress=True)
+    seconds = time.perf_counter() - started
+    metric, target, mode, label = TARGETS[task]
+    value = float(outcome.metrics[metric])
+    met = value >= target if mode == "max" else value <= target
+    return {
+        "task": task, "preset": preset, "metric": metric, "label": label, "value": value, "target": target,
+        "mode": mode, "met": met, "seconds": round(seconds, 1), "epochs": len(outcome.history),
+        "machine": machine(), "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": outcome.metrics, "data_files": data_files(outcome.config), "overrides": overrides,
+    }
+
+
+def write_table(entries: list[dict[str, Any]]) -> None:
+    lines = [
+        "# Training benchmark", "",
+        "Written by `bench/train_bench.py` from `training.json`; every number was measured by that script.", "",
+        "| task | preset | metric | measured | target | met | time | epochs | machine | finished |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in sorted(entries, key=lambda e: (e["task"], e["preset"])):
+        comparator = ">=" if e["mode"] == "max" else "<="
+        lines.append(
+            f"| {e['task']} | {e['preset']} | {e['label']} | {e['value']:.4g} | {comparator} {e['target']:g} "
+            f"| {'yes' if e['met'] else 'no'} | {e['seconds'] / 60:.1f} min | {e['epochs']} | {e['machine']} "
+            f"| {e['finished_at']} |"
+        )
+    lines += ["", "## Data files (sha256)", ""]
+    for e in entries:
+        for name, digest in e["data_files"].items():
+            lines.append(f"- {e['task']}/{e['preset']}: `{name}` {digest}")
+    TABLE.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    parser.add_argument("--preset", default="full", choices=("quick", "full"))
+    parser.add_argument("--out-dir", type=Path, default=Path("var/bench-models"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every task")
+    args = parser.parse_args()
+    overrides = parse_overrides(args.set)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    entries = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    for task in args.tasks:
+        result = run(task, args.preset, args.out_dir, overrides)
+        print(json.dumps(result, indent=2), flush=True)
+        entries = [e for e in entries if (e["task"], e["preset"]) != (task, args.preset)] + [result]
+        RESULTS.write_text(json.dumps(entries, indent=2))
+        write_table(entries)
+
+
+if __name__ == "__main__":
+    main()
