@@ -197,23 +197,13 @@ def summarize(kind: str, mode: str, per_job: int, concurrency: int, latencies: l
                   round(statistics.median(ms), 2), round(percentile(ms, 95), 2), round(percentile(ms, 99), 2), failed)
 
 
-def start_stack(env: dict[str, str], logs: Path) -> tuple[str, list]:
-    port = processes.free_port()
-    api = processes.start(["api", "--port", str(port)], env, logs / "api.log")
-    worker = processes.start(["worker", "--concurrency", "1"], env, logs / "worker.log")
-    base = f"http://127.0.0.1:{port}"
-    processes.wait_http(f"{base}/healthz", api, logs / "api.log")
-    return base, [api, worker]
-
-
 def run_mode(mode: str, env: dict[str, str], kind: str, model: str, texts: list[str], args: argparse.Namespace,
              logs: Path) -> list[Result]:
     import redis
 
     redis.Redis.from_url(REDIS).flushdb()
-    base, procs = start_stack(env, logs / mode)
     results = []
-    try:
+    with processes.running(env, logs / mode, ["worker", "--concurrency", "1"]) as base:
         asyncio.run(closed_loop(base, kind, model, texts, 1, 4, 5, mode))  # warm up: load the model
         for per_job in (1, 64):
             for concurrency in args.concurrency:
@@ -225,9 +215,6 @@ def run_mode(mode: str, env: dict[str, str], kind: str, model: str, texts: list[
             result = asyncio.run(open_loop(base, kind, model, texts, peak / 2, args.seconds))
             print(json.dumps(asdict(result)), flush=True)
             results.append(result)
-    finally:
-        for proc in procs:
-            processes.stop(proc)
     return results
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -100,3 +102,19 @@ def metric_total(samples: dict[str, float], name: str, **labels: str) -> float:
         if metric == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
             total += value
     return total
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], logs: Path, *services: list[str]) -> Iterator[str]:
+    """An API plus the given other `seqserve` processes (e.g. ["worker"], ["trainer"]);
+    yields the API's base URL and stops them all afterwards."""
+    port = free_port()
+    others = [start(args, env, logs / f"{args[0]}.log") for args in services]
+    api = start(["api", "--port", str(port)], env, logs / "api.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz", api, logs / "api.log")
+        yield base
+    finally:
+        for proc in (api, *others):
+            stop(proc)

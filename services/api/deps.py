@@ -10,19 +10,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from shared.config import Settings, get_settings
-from shared.db.session import get_sessionmaker
+from shared.db.session import session_scope
 
 
 def get_session() -> Iterator[Session]:
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_celery(request: Request) -> Celery:

@@ -40,3 +40,70 @@ def test_each_seqserve_service_runs_a_cli_subcommand(compose: dict) -> None:
         assert callable(args.func), name
         assert service["environment"]["SEQSERVE_DATABASE_URL"].startswith("postgresql+psycopg://")
         assert service["environment"]["SEQSERVE_BROKER_URL"].startswith("redis://")
+
+
+def _service_config(name: str) -> dict:
+    out = subprocess.run(
+        [shutil.which("docker-compose") or "docker-compose", "--profile", "gpu", "--profile", "train", "config"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    )
+    return yaml.safe_load(out.stdout)["services"][name]
+
+
+def test_long_running_services_wait_for_the_schema_and_the_broker(compose: dict) -> None:
+    for name in ("api", "worker", "beat", "trainer"):
+        depends = compose["services"][name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+    assert compose["services"]["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("postgres", "redis", "api", "worker", "trainer", "prometheus", "grafana"):
+        assert compose["services"][name]["healthcheck"]["test"], name
+
+
+def test_trainer_consumes_the_training_queue(compose: dict) -> None:
+    assert compose["services"]["trainer"]["command"] == ["seqserve", "trainer"]
+    assert "profiles" not in compose["services"]["trainer"]
+
+
+def test_state_lives_in_volumes(compose: dict) -> None:
+    assert set(compose["volumes"]) >= {"pgdata", "checkpoints"}
+    assert "pgdata:/var/lib/postgresql/data" in " ".join(compose["services"]["postgres"]["volumes"])
+    for name in ("worker", "trainer"):
+        env = compose["services"][name]["environment"]
+        assert f"checkpoints:{env['SEQSERVE_ARTIFACT_DIR']}" in " ".join(compose["services"][name]["volumes"])
+
+
+def test_gpu_worker_is_the_same_image_with_cuda_torch_under_the_gpu_profile() -> None:
+    gpu = _service_config("gpu-worker")
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["build"]["args"]["TORCH_INDEX_URL"].startswith("https://download.pytorch.org/whl/cu")
+    assert gpu["image"] != _service_config("worker")["image"]
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert gpu["environment"]["SEQSERVE_DEVICE"] == "cuda"
+    assert build_parser().parse_args(gpu["command"][1:]).command == "worker"
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "ARG TORCH_INDEX_URL=" in dockerfile and '--index-url "${TORCH_INDEX_URL}"' in dockerfile
+
+
+def test_prometheus_scrapes_the_ports_the_services_listen_on(compose: dict) -> None:
+    prometheus = compose["services"]["prometheus"]
+    mounts = " ".join(prometheus["volumes"])
+    assert f"{REPO_ROOT}/deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml" in mounts
+    assert f"{REPO_ROOT}/deploy/prometheus/rules:/etc/prometheus/rules" in mounts
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api_command = compose["services"]["api"]["command"]
+    assert jobs["seqserve-api"]["static_configs"][0]["targets"] == [f"api:{api_command[api_command.index('--port') + 1]}"]
+    for job, service in (("seqserve-worker", "worker"), ("seqserve-gpu-worker", "gpu-worker")):
+        (sd,) = jobs[job]["dns_sd_configs"]
+        assert sd["names"] == [service]
+        assert str(sd["port"]) == _service_config(service)["environment"]["SEQSERVE_WORKER_METRICS_PORT"]
+
+
+def test_grafana_is_provisioned_from_the_repository(compose: dict) -> None:
+    mounts = " ".join(compose["services"]["grafana"]["volumes"])
+    assert f"{REPO_ROOT}/deploy/grafana/provisioning:/etc/grafana/provisioning" in mounts
+    provider = yaml.safe_load((REPO_ROOT / "deploy/grafana/provisioning/dashboards/seqserve.yml").read_text())
+    assert f"{REPO_ROOT}/deploy/grafana/dashboards:{provider['providers'][0]['options']['path']}" in mounts

@@ -20,17 +20,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running api and worker; yields the API base URL."""
-    logs = tmp_path_factory.mktemp("logs")
-    port = processes.free_port()
-    worker = processes.start(["worker", "--concurrency", "1"], stack_env, logs / "worker.log")
-    api = processes.start(["api", "--port", str(port)], stack_env, logs / "api.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_http(f"{base}/healthz", api, logs / "api.log")
+    with processes.running(stack_env, tmp_path_factory.mktemp("logs"), ["worker", "--concurrency", "1"]) as base:
         yield base
-    finally:
-        processes.stop(api)
-        processes.stop(worker)
 
 
 def test_classify_job_from_submission_to_result(stack: str, registered_model: str, tiny_classifier) -> None:  # type: ignore[no-untyped-def]

@@ -42,15 +42,8 @@ def serving_env(stack_env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def api(serving_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    logs = tmp_path_factory.mktemp("serving-logs")
-    port = processes.free_port()
-    proc = processes.start(["api", "--port", str(port)], serving_env, logs / "api.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_http(f"{base}/healthz", proc, logs / "api.log")
+    with processes.running(serving_env, tmp_path_factory.mktemp("serving-logs")) as base:
         yield base
-    finally:
-        processes.stop(proc)
 
 
 StartWorker = Callable[..., tuple[Popen[bytes], str]]

@@ -22,17 +22,8 @@ TINY = {"max_train_examples": 400, "epochs": 1, "embedding_dim": 16, "hidden_siz
 
 @pytest.fixture(scope="module")
 def trainer_stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    logs = tmp_path_factory.mktemp("trainer-logs")
-    port = processes.free_port()
-    trainer = processes.start(["trainer"], stack_env, logs / "trainer.log")
-    api = processes.start(["api", "--port", str(port)], stack_env, logs / "api.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_http(f"{base}/healthz", api, logs / "api.log")
+    with processes.running(stack_env, tmp_path_factory.mktemp("trainer-logs"), ["trainer"]) as base:
         yield base
-    finally:
-        processes.stop(api)
-        processes.stop(trainer)
 
 
 def _wait_run(base: str, run_id: str, timeout: float = 240) -> dict:

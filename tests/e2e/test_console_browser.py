@@ -1,0 +1,257 @@
+"""The ops console in a real headless Chromium, driven over the DevTools protocol, against a
+real api and worker on Postgres and Redis: what it shows matches the API, it refreshes by
+itself, and the page logs no error.
+
+Set SEQSERVE_UPDATE_SCREENSHOT=1 to also write the screenshot to docs/console.png.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from shared.db.base import utcnow
+from shared.db.models import RunStatus
+from shared.db.session import session_scope
+from shared.registry.service import NewVersion, register_version
+from shared.training import repository as runs_repo
+from tests import processes
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOT_DOC = processes.REPO_ROOT / "docs" / "console.png"
+HISTORY = [
+    {"epoch": epoch, "train_loss": loss, "dev_loss": dev_loss, "dev_accuracy": accuracy, "lr": 0.002, "seconds": 1.5}
+    for epoch, loss, dev_loss, accuracy in [
+        (1, 0.69, 0.66, 0.58), (2, 0.55, 0.57, 0.70), (3, 0.43, 0.51, 0.75),
+        (4, 0.34, 0.49, 0.78), (5, 0.27, 0.50, 0.79), (6, 0.22, 0.52, 0.785),
+    ]
+]
+
+
+class DevTools:
+    """The little of the Chrome DevTools Protocol this test needs, over one page's websocket."""
+
+    def __init__(self, ws_url: str) -> None:
+        self._ws = connect(ws_url, max_size=None, open_timeout=10)
+        self._next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        self._ws.close()
+
+    def call(self, method: str, timeout: float = 15, **params: Any) -> dict[str, Any]:
+        self._next_id += 1
+        self._ws.send(json.dumps({"id": self._next_id, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(self._ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+            if message.get("id") == self._next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+            self.events.append(message)
+
+    def pump(self, seconds: float) -> None:
+        """Collect the events that arrive in the next `seconds`."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                self.events.append(json.loads(self._ws.recv(timeout=left)))
+            except TimeoutError:
+                return
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression} threw: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_until(self, expression: str, timeout: float = 20) -> Any:
+        """The value of `expression` once it is truthy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            self.pump(0.1)
+        raise TimeoutError(f"never true within {timeout}s: {expression}")
+
+    def errors(self) -> list[str]:
+        """Uncaught exceptions, console.error/assert calls and error log entries so far."""
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params['exceptionDetails']}")
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                found.append(f"console.{params['type']}: {[arg.get('value') for arg in params.get('args', [])]}")
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                entry = params["entry"]
+                found.append(f"log ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}")
+        return found
+
+
+@contextmanager
+def headless_chromium(profile: Path, log_path: Path) -> Iterator[DevTools]:
+    port = processes.free_port()
+    args = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-extensions",
+        "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", f"--user-data-dir={profile}",
+        "--remote-debugging-address=127.0.0.1", f"--remote-debugging-port={port}", "about:blank",
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        page = _page_target(port, proc, log_path)
+        devtools = DevTools(page["webSocketDebuggerUrl"])
+        try:
+            yield devtools
+        finally:
+            devtools.close()
+    finally:
+        processes.stop(proc, timeout=10)
+
+
+def _page_target(port: int, proc: subprocess.Popen[bytes], log_path: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"chromium exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=1).json() if t["type"] == "page"]
+            if pages:
+                return pages[0]
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"chromium's DevTools never answered:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture()
+def stack(db: str, stack_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """A real api and worker (started side by side, after `db` emptied Redis); yields the api's URL."""
+    api_port, metrics_port = processes.free_port(), processes.free_port()
+    api = processes.start(["api", "--port", str(api_port)], stack_env, tmp_path / "api.log")
+    worker = processes.start(["worker", "--concurrency", "1"], stack_env | {"SEQSERVE_WORKER_METRICS_PORT": str(metrics_port)},
+                             tmp_path / "worker.log")
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        processes.wait_http(f"{base}/healthz", api, tmp_path / "api.log")
+        processes.wait_http(f"http://127.0.0.1:{metrics_port}/metrics", worker, tmp_path / "worker.log")
+        yield base
+    finally:
+        processes.stop(worker)
+        processes.stop(api)
+
+
+def _run_jobs(api: str, model: str, broken: str) -> None:
+    texts = ["a gorgeous , witty film", "a dull mess", "fine", "moving and funny"]
+    submitted = [httpx.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [t]}) for t in texts]
+    submitted.append(httpx.post(f"{api}/v1/jobs", json={"kind": "classify", "model": broken, "inputs": ["lost"]}))
+    assert all(r.status_code == 202 for r in submitted), [r.text for r in submitted]
+    statuses = [processes.wait_job(api, r.json()["id"], timeout=60)["status"] for r in submitted]
+    assert statuses == ["succeeded"] * 4 + ["failed"]
+
+
+def _register_broken() -> str:
+    """A version whose checkpoint is missing: its jobs fail with the loader's error."""
+    with session_scope() as session:
+        register_version(session, NewVersion(
+            model_name="broken-sst2", task="classify", checkpoint_uri="/absent/model.pt", sha256="0" * 64,
+            size_bytes=1, metrics={"accuracy": 0.5}, primary_metric="accuracy", dataset_fingerprint="f",
+        ))
+    return "broken-sst2:1"
+
+
+def _training_run(model: str) -> str:
+    with session_scope() as session:
+        run = runs_repo.create(session, "classify", "quick", model, {"epochs": len(HISTORY)})
+        run.status, run.history = RunStatus.succeeded.value, HISTORY
+        run.metrics = {"accuracy": 0.79, "macro_f1": 0.788, "loss": 0.50}
+        run.started_at = run.finished_at = utcnow()
+        return str(run.id)
+
+
+def _shown_statuses(devtools: DevTools) -> dict[str, int]:
+    tiles = devtools.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#jobs-by-status [data-status]')]"
+        ".map(t => [t.dataset.status, t.querySelector('.tile-count').textContent]))"
+    )
+    return {status: int(re.sub(r"\D", "", text)) for status, text in tiles.items()}
+
+
+def _screenshot(devtools: DevTools) -> bytes:
+    """The whole page at 1280 px wide."""
+    height = devtools.evaluate("Math.ceil(document.documentElement.scrollHeight)")
+    devtools.call("Emulation.setDeviceMetricsOverride", width=1280, height=int(height), deviceScaleFactor=1, mobile=False)
+    devtools.pump(0.3)
+    return base64.b64decode(devtools.call("Page.captureScreenshot", format="png")["data"])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium binary")
+def test_console_shows_live_stats_models_and_curves(
+    registered_model: str, stack: str, tmp_path: Path
+) -> None:
+    _run_jobs(stack, registered_model, _register_broken())
+    run_id = _training_run(registered_model)
+
+    with headless_chromium(tmp_path / "profile", tmp_path / "chromium.log") as devtools:
+        for domain in ("Runtime", "Log", "Page"):
+            devtools.call(f"{domain}.enable")
+        devtools.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+        devtools.call("Page.navigate", url=f"{stack}/console")
+        devtools.wait_until(f"document.querySelector('[data-run=\"{run_id}\"] svg.chart polyline') !== null")
+        devtools.wait_until("document.querySelector('#failures tr[data-job]') !== null")
+
+        assert devtools.evaluate("document.title") == "seqserve console"
+        stats = httpx.get(f"{stack}/v1/stats").json()
+        expected = stats["jobs_by_status"] | {"total": sum(stats["jobs_by_status"].values())}
+        assert expected["succeeded"] == 4 and expected["failed"] == 1
+        assert _shown_statuses(devtools) == expected
+
+        production = devtools.evaluate(
+            f"document.querySelector('[data-model=\"{registered_model}\"] [data-alias=\"production\"]').textContent")
+        assert production == "production → v1"
+        assert devtools.evaluate("document.querySelector('[data-model=\"broken-sst2\"] tr[data-version=\"1\"]') !== null")
+        failure = devtools.evaluate("document.querySelector('#failures tr[data-job]').textContent")
+        assert "broken-sst2:1" in failure and "absent" in failure
+        assert devtools.evaluate("document.querySelector('#latency tr[data-kind=\"classify\"]') !== null")
+        assert devtools.evaluate("document.querySelectorAll('#queue-depth [data-queue]').length") == len(stats["queue_depth"])
+        curves = devtools.evaluate(
+            f"[...document.querySelectorAll('[data-run=\"{run_id}\"] svg.chart polyline')]"
+            ".map(p => p.getAttribute('points').trim().split(' ').length)")
+        assert curves == [len(HISTORY)] * 3  # train loss, dev loss; dev accuracy
+
+        stamp = "[document.getElementById('updated-at').textContent, document.getElementById('updated-at').dateTime]"
+        first_text, first_iso = devtools.evaluate(stamp)
+        assert re.fullmatch(r"\d\d:\d\d:\d\d", first_text), first_text
+        devtools.wait_until(f"document.getElementById('updated-at').textContent !== {json.dumps(first_text)}", timeout=8)
+        later_text, later_iso = devtools.evaluate(stamp)
+        assert later_text != first_text and later_iso > first_iso
+        assert devtools.evaluate("document.getElementById('connection').textContent") == "live"
+
+        png = _screenshot(devtools)
+        devtools.pump(0.5)
+        assert devtools.errors() == []
+
+    assert png.startswith(b"\x89PNG") and len(png) < 300_000, len(png)
+    (tmp_path / "console.png").write_bytes(png)
+    if os.environ.get("SEQSERVE_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT_DOC.parent.mkdir(exist_ok=True)
+        SCREENSHOT_DOC.write_bytes(png)
