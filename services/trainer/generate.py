@@ -46,6 +46,9 @@ _COMMON: dict[str, Any] = {
     "schedule": "plateau",
     "lr_factor": 0.25,
     "lr_patience": 0,
+    # Train forward passes under bfloat16 autocast (fp32 master weights, fp32 evaluation):
+    # ~1.4x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs.
+    "autocast_bf16": False,
     "seed": 1111,
 }
 PRESETS: dict[str, dict[str, Any]] = {
@@ -148,7 +151,7 @@ def train_language_model(
     model = RNNLanguageModel(_model_config(cfg, len(vocab)))
     batches = stream_batches(batchify(train_ids, cfg["batch_size"]), cfg["bptt"])
     evaluate = functools.partial(evaluate_stream, data=dev, bptt=cfg["bptt"], device=device)
-    carried = _CarriedState()
+    carried = _CarriedState(cfg["autocast_bf16"])
     result = fit(model, lambda: batches, evaluate, carried.loss, _loop_config(cfg, progress), device, on_epoch)
     metrics = evaluate(model)
     test_metrics = evaluate_stream(model, test, cfg["bptt"], device)
@@ -187,15 +190,18 @@ def stream_batches(data: Tensor, bptt: int) -> list[StreamBatch]:
 class _CarriedState:
     """The loss function, holding the recurrent state between consecutive windows."""
 
-    def __init__(self) -> None:
+    def __init__(self, autocast_bf16: bool) -> None:
         self.state: RecurrentState | None = None
+        self.autocast_bf16 = autocast_bf16
 
     def loss(self, model: nn.Module, batch: StreamBatch) -> Tensor:
         if batch.first:
             self.state = None
-        logits, state = model(batch.inputs, self.state)  # [B, T, V]
+        device_type = batch.inputs.device.type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+            logits, state = model(batch.inputs, self.state)  # [B, T, V]
         self.state = detach_state(state)
-        return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
+        return F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten())
 
 
 def evaluate_stream(model: nn.Module, data: Tensor, bptt: int, device: torch.device) -> dict[str, float]:

@@ -39,8 +39,9 @@ class RunReport:
 def trainers() -> dict[str, Callable[..., Any]]:
     # Imported lazily: torch is heavy and only training needs these modules.
     from services.trainer.classify import train_classifier
+    from services.trainer.tag import train_tagger
 
-    return {"classify": train_classifier}
+    return {"classify": train_classifier, "tag": train_tagger}
 
 
 def code_version() -> str:

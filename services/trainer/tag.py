@@ -168,9 +168,9 @@ def train_tagger(
     embeddings_path = _embeddings_path(data_dir, cfg)
     data_fingerprint = fingerprint(paths + ([embeddings_path] if embeddings_path else []))
     train, dev, test = (read_conllu(path, cfg["column"]) for path in paths)
-    tags = sorted(
-        {tag for split in (train, dev, test) for _, sentence_tags in split for tag in sentence_tags}
-    )
+    # Every split's tags get an id, so a rare tag missing from a training slice (or from train
+    # altogether) scores as an error instead of crashing the evaluation.
+    tags = sorted({tag for split in (train, dev, test) for _, tag_list in split for tag in tag_list})
     train = _subset(train, cfg)
     encoder = _build_encoder(train, cfg)
     evaluate_dev = functools.partial(

@@ -75,8 +75,9 @@ def beam_search_scored(
     """Beam search over the whole batch at once; the best hypothesis per sentence.
 
     Hypotheses rank by score / length ** length_penalty (length counts eos). As in fairseq, an
-    eos among a sentence's top-K candidates finishes a hypothesis; the next K non-eos candidates
-    stay in the beam; a sentence is done once it has K finished hypotheses.
+    eos among a sentence's top-K candidates finishes a hypothesis and the K best candidates that
+    are not eos stay in the beam. As in Hugging Face's default, a sentence is done once it has K
+    finished hypotheses and its best alive one, stopped now, would not beat the worst of them.
     """
     if beam_size < 1 or max_len < 1:
         raise ValueError(f"beam_size and max_len must be >= 1, got {beam_size}, {max_len}")
@@ -100,7 +101,8 @@ class _BeamSearch:
         self.scores[:, 0] = 0.0  # [B, K] summed log-probabilities
         self.prev = torch.full((self.batch * beam_size,), model.config.bos_id, dtype=torch.long, device=device)
         self.history = torch.empty((self.batch * beam_size, 0), dtype=torch.long, device=device)
-        self.finished: list[list[Hypothesis]] = [[] for _ in range(self.batch)]
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(self.batch)]  # K best, best first
+        self.done: set[int] = set()
 
     def advance(self, step: int) -> bool:
         """Extend every beam by one token; True once every sentence is done."""
@@ -121,23 +123,33 @@ class _BeamSearch:
         self.prev = token.gather(1, keep).view(-1)
         self.history = torch.cat([self.history[rows], self.prev.unsqueeze(1)], dim=1)
         self.state = select_state(self.state, rows)
-        return all(len(done) >= k for done in self.finished)
+        return self._all_done(step)
+
+    def _all_done(self, step: int) -> bool:
+        """A sentence is done once its alive hypotheses, stopped now, would not enter its K best."""
+        best_alive = (self.scores[:, 0] / step**self.alpha).tolist()  # beams are kept best first
+        for sentence, done in enumerate(self.finished):
+            if len(done) >= self.k and done[-1].score >= best_alive[sentence]:
+                self.done.add(sentence)
+        return len(self.done) == self.batch
 
     def _finish(self, scores: Tensor, origin: Tensor, is_eos: Tensor, step: int) -> None:
         """Record eos candidates [B, K] of sentences not yet done as finished hypotheses."""
         hits = (is_eos & torch.isfinite(scores)).nonzero().tolist()
         for sentence, rank in hits:
-            if len(self.finished[sentence]) < self.k:
-                row = sentence * self.k + int(origin[sentence, rank])
-                score = float(scores[sentence, rank]) / step**self.alpha
-                self.finished[sentence].append(Hypothesis(self.history[row].tolist(), score))
+            if sentence in self.done:
+                continue
+            row = sentence * self.k + int(origin[sentence, rank])
+            score = float(scores[sentence, rank]) / step**self.alpha
+            done = [*self.finished[sentence], Hypothesis(self.history[row].tolist(), score)]
+            self.finished[sentence] = sorted(done, key=lambda h: -h.score)[: self.k]  # best first
 
     def best(self) -> list[Hypothesis]:
-        """Best finished hypothesis per sentence; where none finished, the best cut off at max_len."""
+        """Best hypothesis per sentence; one not done also offers its alive ones, cut off at max_len."""
         results = []
         for sentence, done in enumerate(self.finished):
             pool = list(done)
-            if len(pool) < self.k:
+            if sentence not in self.done:
                 length = self.history.size(1)
                 for beam in range(self.k):
                     score = float(self.scores[sentence, beam])

@@ -99,7 +99,7 @@ class SequenceTagger(nn.Module):
         self.output = nn.Linear(config.output_size, config.num_tags)
 
     def forward(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
-        """words [B, T] long (right-padded), chars [B, T, C] long, lengths [B] on CPU -> logits [B, T, K].
+        """words [B, T] long (right-padded), chars [B, T, C] long, lengths [B] CPU -> logits [B, T, K].
 
         Padded positions get logits too (the output layer applied to zeros); losses and
         predictions must ignore them (see `tagging_loss`).

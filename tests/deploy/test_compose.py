@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 
@@ -42,12 +43,17 @@ def test_each_seqserve_service_runs_a_cli_subcommand(compose: dict) -> None:
         assert service["environment"]["SEQSERVE_BROKER_URL"].startswith("redis://")
 
 
-def _service_config(name: str) -> dict:
+@functools.cache
+def _all_profiles() -> dict:
     out = subprocess.run(
         [shutil.which("docker-compose") or "docker-compose", "--profile", "gpu", "--profile", "train", "config"],
         cwd=REPO_ROOT, capture_output=True, text=True, check=True,
     )
-    return yaml.safe_load(out.stdout)["services"][name]
+    return yaml.safe_load(out.stdout)
+
+
+def _service_config(name: str) -> dict:
+    return _all_profiles()["services"][name]
 
 
 def test_long_running_services_wait_for_the_schema_and_the_broker(compose: dict) -> None:

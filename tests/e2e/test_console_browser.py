@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import connect
+import redis
+from websockets.sync.client import ClientConnection, connect
 
 from shared.db.base import utcnow
 from shared.db.models import RunStatus
@@ -32,6 +33,7 @@ from tests import processes
 
 pytestmark = pytest.mark.e2e
 
+BROKER_URL = os.environ.get("SEQSERVE_TEST_CONSOLE_REDIS_URL", "redis://127.0.0.1:6379/11")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT_DOC = processes.REPO_ROOT / "docs" / "console.png"
 HISTORY = [
@@ -46,13 +48,10 @@ HISTORY = [
 class DevTools:
     """The little of the Chrome DevTools Protocol this test needs, over one page's websocket."""
 
-    def __init__(self, ws_url: str) -> None:
-        self._ws = connect(ws_url, max_size=None, open_timeout=10)
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
-
-    def close(self) -> None:
-        self._ws.close()
 
     def call(self, method: str, timeout: float = 15, **params: Any) -> dict[str, Any]:
         self._next_id += 1
@@ -89,7 +88,7 @@ class DevTools:
             if value:
                 return value
             self.pump(0.1)
-        raise TimeoutError(f"never true within {timeout}s: {expression}")
+        raise TimeoutError(f"never true within {timeout}s: {expression}; page errors: {self.errors()}")
 
     def errors(self) -> list[str]:
         """Uncaught exceptions, console.error/assert calls and error log entries so far."""
@@ -119,11 +118,8 @@ def headless_chromium(profile: Path, log_path: Path) -> Iterator[DevTools]:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         page = _page_target(port, proc, log_path)
-        devtools = DevTools(page["webSocketDebuggerUrl"])
-        try:
-            yield devtools
-        finally:
-            devtools.close()
+        with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
+            yield DevTools(ws)
     finally:
         processes.stop(proc, timeout=10)
 
@@ -145,10 +141,13 @@ def _page_target(port: int, proc: subprocess.Popen[bytes], log_path: Path) -> di
 
 @pytest.fixture()
 def stack(db: str, stack_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """A real api and worker (started side by side, after `db` emptied Redis); yields the api's URL."""
+    """A real api and worker (started side by side) on a Redis database of their own: test
+    runs sharing a machine share the conftest's one, and their workers would take our jobs."""
+    redis.Redis.from_url(BROKER_URL).flushdb()
+    env = stack_env | {"SEQSERVE_BROKER_URL": BROKER_URL}
     api_port, metrics_port = processes.free_port(), processes.free_port()
-    api = processes.start(["api", "--port", str(api_port)], stack_env, tmp_path / "api.log")
-    worker = processes.start(["worker", "--concurrency", "1"], stack_env | {"SEQSERVE_WORKER_METRICS_PORT": str(metrics_port)},
+    api = processes.start(["api", "--port", str(api_port)], env, tmp_path / "api.log")
+    worker = processes.start(["worker", "--concurrency", "1"], env | {"SEQSERVE_WORKER_METRICS_PORT": str(metrics_port)},
                              tmp_path / "worker.log")
     base = f"http://127.0.0.1:{api_port}"
     try:
@@ -158,6 +157,7 @@ def stack(db: str, stack_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     finally:
         processes.stop(worker)
         processes.stop(api)
+        redis.Redis.from_url(BROKER_URL).flushdb()
 
 
 def _run_jobs(api: str, model: str, broken: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import torch
 
 from services.worker.handlers.classify import ClassifyHandler
+from services.worker.handlers.tag import TagHandler
 
 
 class Handler(Protocol):
@@ -16,7 +17,7 @@ class Handler(Protocol):
     def run(self, inputs: list[str], params: dict[str, Any], kind: str = ...) -> list[dict[str, Any]]: ...
 
 
-HANDLERS: dict[str, type[ClassifyHandler]] = {"classify": ClassifyHandler}
+HANDLERS: dict[str, Any] = {"classify": ClassifyHandler, "tag": TagHandler}
 
 
 def build_handler(payload: dict[str, Any], device: torch.device) -> Handler:
@@ -27,4 +28,4 @@ def build_handler(payload: dict[str, Any], device: torch.device) -> Handler:
     return HANDLERS[task].from_checkpoint(payload, device)
 
 
-__all__ = ["HANDLERS", "ClassifyHandler", "Handler", "build_handler"]
+__all__ = ["HANDLERS", "ClassifyHandler", "Handler", "TagHandler", "build_handler"]

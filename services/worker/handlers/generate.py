@@ -54,7 +54,9 @@ class LanguageModelHandler:
         model.load_state_dict(payload["state_dict"])
         return cls(model, Vocab.from_list(payload["vocab"]), device)
 
-    def run(self, inputs: list[str], params: dict[str, Any], kind: str = "generate") -> list[dict[str, Any]]:
+    def run(
+        self, inputs: list[str], params: dict[str, Any], kind: str = "generate"
+    ) -> list[dict[str, Any]]:
         """Generate from or score every input; results come back in input order."""
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r} for task {self.task!r}; expected one of {KINDS}")
@@ -90,7 +92,9 @@ class LanguageModelHandler:
     def _generate(self, inputs: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
         with self._timed("preprocess"):
             prompts = [self.words(text) for text in inputs]
+            # Each prompt opens a sentence, so an empty prompt is just the <eos> boundary.
             tokens, lengths, order = self._sorted_batch([[self.eos_id, *self.vocab.encode(p)] for p in prompts])
+            # One generator per job: the same seed and inputs give the same samples.
             generator = None
             if params["seed"] is not None:
                 generator = torch.Generator(device=self.device).manual_seed(params["seed"])
@@ -100,7 +104,8 @@ class LanguageModelHandler:
             results: list[dict[str, Any]] = [{} for _ in inputs]
             for row, index in enumerate(order):
                 words = self.vocab.decode(generated[row].tolist())
-                result = {"prompt_tokens": prompts[index], "continuation": _detokenize(words), "tokens": words}
+                result = {"prompt_tokens": prompts[index], "continuation": _detokenize(words)}
+                result["tokens"] = words
                 if params["next_word_top_k"] > 0:
                     result["next_words"] = self._top_words(first_logits[row], params["next_word_top_k"])
                 results[index] = result
@@ -138,25 +143,25 @@ class LanguageModelHandler:
 
     def _score(self, inputs: list[str]) -> list[dict[str, Any]]:
         with self._timed("preprocess"):
-            words = [[*self.words(text), EOS] for text in inputs]
-            # Input i is <eos> w_1 .. w_n and predicts w_1 .. w_n <eos>: same length, shifted.
-            sequences = [[self.eos_id, *self.vocab.encode(w)] for w in words]
+            targets = [[*self.words(text), EOS] for text in inputs]
+            # <eos> w_1 .. w_n predicts w_1 .. w_n <eos>: inputs and targets align step by step.
+            sequences = [[self.eos_id, *self.vocab.encode(words[:-1])] for words in targets]
             tokens, lengths, order = self._sorted_batch(sequences)
-            targets, _ = pad_sequences([self.vocab.encode(words[i]) for i in order], self.vocab.pad_id)
+            target_ids, _ = pad_sequences([self.vocab.encode(targets[i]) for i in order], self.vocab.pad_id)
         with self._timed("infer"):
-            logprobs = torch.cat(
-                [self._logprobs(tokens[rows], lengths[rows], targets[rows]) for rows in self._passes(lengths)]
-            )
+            rows: list[list[float]] = []  # per row of the sorted batch, its real steps only
+            for span in self._passes(lengths):
+                logprobs = self._logprobs(tokens[span], lengths[span], target_ids[span])
+                rows += [values[:n] for values, n in zip(logprobs.tolist(), lengths[span].tolist(), strict=True)]
         with self._timed("postprocess"):
             results: list[dict[str, Any]] = [{} for _ in inputs]
             for row, index in enumerate(order):
-                values = logprobs[row, : int(lengths[row])].tolist()
-                total = math.fsum(values)
+                total = math.fsum(rows[row])
                 results[index] = {
-                    "tokens": words[index],
-                    "token_logprobs": values,
+                    "tokens": targets[index],
+                    "token_logprobs": rows[row],
                     "logprob": total,
-                    "perplexity": math.exp(-total / len(values)),
+                    "perplexity": math.exp(-total / len(rows[row])),
                 }
             return results
 

@@ -20,7 +20,7 @@
       if (name === "text") node.textContent = String(value);
       else node.setAttribute(name, String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -53,6 +53,7 @@
     if (Number.isInteger(value)) return value.toLocaleString();
     return Math.abs(value) >= 100 ? value.toFixed(1) : value.toPrecision(4);
   }
+  const fmtTick = (value) => String(Number(value.toPrecision(3)));
   function fmtTime(iso) {
     return iso ? new Date(iso).toLocaleString([], { hour12: false }) : "–";
   }
@@ -120,8 +121,10 @@
       return;
     }
     const scale = Math.max(0.001, ...kinds.map(([, k]) => k.p99_seconds || 0));
-    const head = el("tr", {}, ["kind", "ended", "succeeded", "failed", "cancelled", "jobs/s", "p50", "p95", "p99", ""]
-      .map((h) => el("th", { text: h })));
+    const head = el("tr", {}, el("th", { text: "kind" }),
+      ["ended", "succeeded", "failed", "cancelled", "jobs/s", "p50", "p95", "p99"].map((h) => el("th", { class: "num", text: h })),
+      el("th", { title: "0 to p99 on one scale for all kinds" },
+        ["p50", "p95", "p99"].map((p) => [el("span", { class: `legend-key key-${p}` }), p])));
     const rows = kinds.map(([name, k]) => el("tr", { "data-kind": name },
       el("td", { text: name }), el("td", { class: "num", text: fmtNumber(k.finished) }),
       el("td", { class: "num", text: fmtNumber(k.succeeded) }),
@@ -189,28 +192,41 @@
     return Array.from({ length: count }, (_, i) => low + ((high - low) * i) / (count - 1));
   }
 
-  function lineChart(title, series, width = 300, height = 150) {
+  // Round steps (1, 2 or 5 times a power of ten) between low and high.
+  function niceTicks(low, high, count) {
+    if (high === low) return [low];
+    const raw = (high - low) / Math.max(1, count - 1);
+    const magnitude = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+    const found = [];
+    for (let v = Math.ceil(low / step) * step; v <= high + step * 1e-9; v += step) found.push(Number(v.toPrecision(12)));
+    return found;
+  }
+
+  // Epoch charts label every integer x (thinned past 8); pass `xFormat` for a continuous axis.
+  function lineChart(title, series, { width = 300, height = 150, xFormat = null, zeroBased = false } = {}) {
     const pad = { left: 46, right: 10, top: 22, bottom: 24 };
     const points = series.flatMap((s) => s.points);
     const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
     const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-    let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-    if (y0 === y1) [y0, y1] = [y0 - Math.abs(y0 || 1) * 0.05, y1 + Math.abs(y1 || 1) * 0.05];
+    let [y0, y1] = [zeroBased ? Math.min(0, ...ys) : Math.min(...ys), Math.max(...ys)];
+    if (y0 === y1) [y0, y1] = zeroBased ? [y0, y0 + 1] : [y0 - Math.abs(y0 || 1) * 0.05, y1 + Math.abs(y1 || 1) * 0.05];
     const sx = (x) => pad.left + (x1 === x0 ? 0.5 : (x - x0) / (x1 - x0)) * (width - pad.left - pad.right);
     const sy = (y) => height - pad.bottom - ((y - y0) / (y1 - y0)) * (height - pad.top - pad.bottom);
     const grid = ticks(y0, y1, 3).map((y) => [
       svg("line", { x1: pad.left, x2: width - pad.right, y1: sy(y), y2: sy(y), class: "grid" }),
-      svg("text", { x: pad.left - 5, y: sy(y) + 3, class: "tick", "text-anchor": "end", text: fmtNumber(y) })]);
-    const step = Math.max(1, Math.ceil((x1 - x0 + 1) / 8));
-    const xTicks = [];
-    for (let x = x0; x <= x1; x += step) {
-      xTicks.push(svg("text", { x: sx(x), y: height - 8, class: "tick", "text-anchor": "middle", text: x }));
-    }
+      svg("text", { x: pad.left - 5, y: sy(y) + 3, class: "tick", "text-anchor": "end", text: fmtTick(y) })]);
+    const xValues = [];
+    if (xFormat) xValues.push(...niceTicks(x0, x1, 5));
+    else for (let x = x0, step = Math.max(1, Math.ceil((x1 - x0 + 1) / 8)); x <= x1; x += step) xValues.push(x);
+    const xTicks = xValues.map((x) =>
+      svg("text", { x: sx(x), y: height - 8, class: "tick", "text-anchor": "middle", text: xFormat ? xFormat(x) : x }));
     const lines = series.map((s) => [
       svg("polyline", { points: s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" "), class: "line", stroke: s.color }),
       s.points.map(([x, y]) => svg("circle", { cx: sx(x), cy: sy(y), r: 2.5, fill: s.color },
         svg("title", { text: `${s.name} epoch ${x}: ${fmtNumber(y)}` })))]);
     const legend = series.map((s, i) => svg("text", { x: pad.left + i * 110, y: 13, class: "legend", fill: s.color, text: s.name }));
+    if (series.length === 1) legend.push(svg("text", { x: width - pad.right, y: 13, class: "tick", "text-anchor": "end", text: title }));
     return svg("svg", { class: "chart", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
                         "aria-label": `${title}: ${series.map((s) => s.name).join(", ")}`, "data-chart": title },
       svg("title", { text: title }), grid, xTicks, lines, legend);
@@ -249,6 +265,31 @@
     replace("training-runs", ...(runs.length ? runs.map(drawRun) : [empty("No training run yet.")]));
   }
 
+  // ---- activity: kept by this page from its own polls ----------------------
+  const ACTIVITY_POINTS = Math.ceil(120000 / REFRESH_MS) + 1; // about two minutes
+  const activity = [];
+
+  function recordActivity(byStatus) {
+    const ended = ["succeeded", "failed", "cancelled"].reduce((sum, s) => sum + (byStatus[s] || 0), 0);
+    activity.push({ t: Date.now(), ended, inFlight: (byStatus.queued || 0) + (byStatus.running || 0) });
+    if (activity.length > ACTIVITY_POINTS) activity.shift();
+  }
+
+  function drawActivity() {
+    if (activity.length < 2) {
+      replace("activity", empty("Collecting activity…"));
+      return;
+    }
+    const last = activity[activity.length - 1].t;
+    const ago = (a) => (a.t - last) / 1000;
+    const rate = activity.slice(1).map((a, i) =>
+      [ago(a), Math.max(0, (a.ended - activity[i].ended) / Math.max(0.001, (a.t - activity[i].t) / 1000))]);
+    const options = { width: 390, height: 120, zeroBased: true, xFormat: (s) => `${fmtTick(s)} s` };
+    replace("activity",
+      lineChart("jobs in flight", [{ name: "queued + running", color: SERIES_COLORS[1], points: activity.map((a) => [ago(a), a.inFlight]) }], options),
+      lineChart("jobs ended per second", [{ name: "ended / s", color: SERIES_COLORS[2], points: rate }], options));
+  }
+
   // ---- polling -------------------------------------------------------------
   async function getJson(path) {
     const response = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
@@ -258,6 +299,8 @@
 
   function drawStats(stats) {
     renderIfChanged("status", stats.jobs_by_status, drawStatuses);
+    recordActivity(stats.jobs_by_status);
+    drawActivity();
     renderIfChanged("queues", { depths: stats.queue_depth, error: stats.queue_depth_error }, drawQueues);
     renderIfChanged("latency", { byKind: stats.by_kind, finished: stats.finished_in_window,
                                  throughput: stats.throughput_per_second, windowSeconds: stats.window_seconds }, drawLatency);

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from services.trainer.generate import (
+    PRESETS,
+    batchify,
+    evaluate_stream,
+    resolve_config,
+    stream_batches,
+    train_language_model,
+)
+from services.worker.handlers.generate import LanguageModelHandler
+from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from shared.nn.language_model import LanguageModelConfig, RNNLanguageModel
+
+TINY = {
+    "max_train_tokens": 4000, "epochs": 1, "embedding_dim": 16, "hidden_size": 16,
+    "batch_size": 8, "bptt": 20, "eval_batch_size": 20,
+}
+
+
+def test_tiny_run_writes_checkpoint_and_curve(data_dir: Path, tmp_path: Path) -> None:
+    epochs: list[dict] = []
+    out = tmp_path / "run" / "model.pt"
+    outcome = train_language_model(data_dir, out, "quick", TINY, torch.device("cpu"), epochs.append, False)
+
+    assert outcome.checkpoint_path == out and outcome.curve_path == out.parent / "curve.png"
+    assert outcome.curve_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert outcome.sha256 == sha256_file(out) and outcome.size_bytes == out.stat().st_size
+    assert outcome.primary_metric == "perplexity"
+    assert set(outcome.metrics) == {"perplexity", "loss", "test_perplexity", "test_loss"}
+    for split in ("", "test_"):
+        perplexity = outcome.metrics[f"{split}perplexity"]
+        assert math.isfinite(perplexity) and perplexity == pytest.approx(math.exp(outcome.metrics[f"{split}loss"]))
+        assert 1.0 < perplexity < 10_000  # better than uniform over PTB's 10k words, even this early
+    assert outcome.config["corpus"] == "ptb" and outcome.config["max_train_tokens"] == 4000
+    assert len(outcome.history) == 1 and epochs == outcome.history
+    assert epochs[0]["dev_perplexity"] == outcome.metrics["perplexity"]
+
+    payload = load_checkpoint(out, outcome.sha256)
+    assert payload["format"] == CHECKPOINT_FORMAT and payload["task"] == "generate"
+    assert len(payload["vocab"]) == 10_001 and payload["model_config"]["vocab_size"] == 10_001
+    assert payload["model_config"] == outcome.model_config and payload["metrics"] == outcome.metrics
+    assert payload["data_fingerprint"] == outcome.data_fingerprint
+    handler = LanguageModelHandler.from_checkpoint(payload, torch.device("cpu"))
+    scored = handler.run(["the company said"], {}, kind="score")[0]
+    assert scored["tokens"] == ["the", "company", "said", "<eos>"] and math.isfinite(scored["logprob"])
+    assert len(handler.run(["the"], {"max_tokens": 3, "seed": 1})[0]["tokens"]) == 3
+
+
+def test_batchify_and_windows_cover_the_stream() -> None:
+    data = batchify(torch.arange(23), 3)
+    assert data.tolist() == [list(range(0, 7)), list(range(7, 14)), list(range(14, 21))]
+    batches = stream_batches(data, bptt=4)
+    assert [b.first for b in batches] == [True, False]
+    assert [b.inputs.shape[1] for b in batches] == [4, 2]  # the last window is shorter
+    assert torch.equal(torch.cat([b.inputs for b in batches], 1), data[:, :-1])
+    assert torch.equal(torch.cat([b.targets for b in batches], 1), data[:, 1:])
+    assert len(batches[0]) == 12
+    with pytest.raises(ValueError, match="too short"):
+        batchify(torch.arange(5), 4)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_windowed_evaluation_equals_one_long_pass(cell: str) -> None:
+    torch.manual_seed(0)
+    model = RNNLanguageModel(LanguageModelConfig(vocab_size=20, embedding_dim=8, hidden_size=8, cell=cell))
+    data = batchify(torch.randint(1, 20, (200,)), 4)
+    windowed = evaluate_stream(model, data, bptt=7, device=torch.device("cpu"))
+    whole = evaluate_stream(model, data, bptt=1000, device=torch.device("cpu"))
+    assert windowed["loss"] == pytest.approx(whole["loss"], rel=1e-5)
+    assert windowed["perplexity"] == pytest.approx(math.exp(whole["loss"]), rel=1e-5)
+    assert model.training  # the caller's mode is restored
+
+
+def test_overrides_are_validated() -> None:
+    with pytest.raises(ValueError, match="'hidden'"):
+        resolve_config("quick", {"hidden": 3})
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        resolve_config("huge")
+    cfg = resolve_config("full", {"lr": 1, "corpus": "wikitext2", "max_train_tokens": None})
+    assert cfg["lr"] == 1.0 and cfg["corpus"] == "wikitext2" and cfg["preset"] == "full"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"corpus": "enwik8"}, {"cell": "transformer"}, {"bptt": 0}, {"dropout": 1.0}, {"epochs": "3"},
+     {"max_train_tokens": -5}, {"tie_weights": 1}, {"autocast_bf16": "yes"}, {"schedule": "cosine"}],
+)
+def test_bad_override_values_are_rejected(override: dict) -> None:
+    with pytest.raises(ValueError, match=repr(next(iter(override)))):
+        resolve_config("quick", override)
+
+
+def test_presets_share_their_keys_and_target_ptb() -> None:
+    assert set(PRESETS["quick"]) == set(PRESETS["full"])
+    assert PRESETS["quick"]["corpus"] == PRESETS["full"]["corpus"] == "ptb"
+    assert PRESETS["full"]["max_train_tokens"] is None

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from services.worker.handlers.translate import TranslateHandler, to_corpus_tokens
+from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from shared.nn.decoding import Hypothesis, beam_search_scored
+from shared.nn.padding import pad_sequences
+from shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
+from shared.text.vocab import Vocab
+
+SOURCES = ["A man's dog runs.", "", "Two cats sleep on a red sofa while a dog barks", "zebra", "  ", "a dog"]
+TARGET_WORDS = ["ein", "hund", "zwei", "katzen", "&apos;s", "&quot;", "."]
+PARAMS = {"beam_size": 3, "max_tokens": 6, "length_penalty": 1.0}
+
+
+@pytest.fixture()
+def payload() -> dict:
+    torch.manual_seed(0)
+    src_vocab = Vocab.build([to_corpus_tokens(t) for t in SOURCES if t != "zebra"])
+    tgt_vocab = Vocab(["<pad>", "<unk>", "<s>", "</s>", *TARGET_WORDS])
+    config = Seq2SeqConfig(
+        src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), src_embedding_dim=8,
+        tgt_embedding_dim=8, hidden_size=12, attention="luong", cell="lstm",
+    )
+    model = Seq2Seq(config)
+    with torch.no_grad():  # make eos likelier, so hypotheses of different lengths compete
+        model.generator.bias[config.eos_id] += 1.5
+    return {
+        "format": CHECKPOINT_FORMAT, "task": "translate", "model_config": dataclasses.asdict(config),
+        "src_vocab": src_vocab.to_list(), "tgt_vocab": tgt_vocab.to_list(), "state_dict": model.state_dict(),
+        "metrics": {}, "data_fingerprint": "", "train_config": {},
+    }
+
+
+def _direct(payload: dict, text: str, params: dict) -> Hypothesis:
+    model = Seq2Seq(Seq2SeqConfig(**payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    ids = Vocab.from_list(payload["src_vocab"]).encode(to_corpus_tokens(text))
+    src, lengths = pad_sequences([ids], pad_id=0)
+    [best] = beam_search_scored(model, src, lengths, params["beam_size"], params["max_tokens"], params["length_penalty"])
+    return best
+
+
+def test_results_come_back_in_input_order_and_match_the_model(payload: dict) -> None:
+    handler = TranslateHandler.from_checkpoint(payload, torch.device("cpu"))
+    handler.batch_size = 2  # several batches, so ordering across batches is exercised too
+    results = handler.run(SOURCES, PARAMS)
+    assert len(results) == len(SOURCES)
+    tgt_vocab = Vocab.from_list(payload["tgt_vocab"])
+    for text, result in zip(SOURCES, results, strict=True):
+        if not text.strip():
+            assert result == {"translation": "", "tokens": [], "score": 0.0}
+            continue
+        expected = _direct(payload, text, PARAMS)
+        assert result["tokens"] == [t.replace("&apos;", "'").replace("&quot;", '"')
+                                    for t in tgt_vocab.decode(expected.tokens)]
+        assert result["score"] == pytest.approx(expected.score, abs=1e-5)
+        assert result["translation"] == " ".join(result["tokens"])
+        assert len(result["tokens"]) <= PARAMS["max_tokens"] and result["score"] <= 0
+    json.dumps(results)
+    assert set(handler.stage_seconds) == {"preprocess", "infer", "postprocess"}
+
+
+def test_batching_does_not_change_results(payload: dict) -> None:
+    handler = TranslateHandler.from_checkpoint(payload, torch.device("cpu"))
+    batched = handler.run(SOURCES, PARAMS)
+    one_by_one = [handler.run([text], PARAMS)[0] for text in SOURCES]
+    for a, b in zip(batched, one_by_one, strict=True):
+        assert a["tokens"] == b["tokens"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
+def test_defaults_fill_missing_params_and_bad_ones_are_rejected(payload: dict) -> None:
+    handler = TranslateHandler.from_checkpoint(payload, torch.device("cpu"))
+    defaults = {"beam_size": 4, "max_tokens": 80, "length_penalty": 1.0}  # TranslateParams' defaults
+    assert handler.run(["a dog"], {}) == handler.run(["a dog"], defaults)
+    assert handler.run([], PARAMS) == []
+    with pytest.raises(ValueError, match="top_k"):
+        handler.run(["a dog"], {"top_k": 2})
+    with pytest.raises(ValueError, match="beam_size"):
+        handler.run(["a dog"], {"beam_size": 0})
+    with pytest.raises(ValueError, match="'generate'"):
+        handler.run(["a dog"], PARAMS, kind="generate")
+
+
+def test_raw_text_is_spelled_like_the_training_corpus() -> None:
+    assert to_corpus_tokens('A man\'s dog isn\'t "big" & red.') == [
+        "a", "man", "&apos;s", "dog", "isn", "&apos;t", "&quot;", "big", "&quot;", "&amp;", "red", ".",
+    ]
+    assert to_corpus_tokens("   ") == []
+
+
+def test_unknown_words_become_unk_and_output_entities_are_unescaped(payload: dict) -> None:
+    handler = TranslateHandler.from_checkpoint(payload, torch.device("cpu"))
+    assert handler.preprocess(["zebra dog"]).encoded == [[Vocab.unk_id, handler.src_vocab.encode(["dog"])[0]]]
+    ids = handler.tgt_vocab.encode(["ein", "hund", "&apos;s", "&quot;"])
+    [result] = handler.postprocess({0: Hypothesis(ids, -0.5)}, 1)
+    assert result == {"translation": "ein hund 's \"", "tokens": ["ein", "hund", "'s", '"'], "score": -0.5}
+
+
+def test_loads_from_a_saved_checkpoint_and_checks_the_task(payload: dict, tmp_path: Path) -> None:
+    sha256, _ = save_checkpoint(tmp_path / "model.pt", payload)
+    handler = TranslateHandler.from_checkpoint(load_checkpoint(tmp_path / "model.pt", sha256), torch.device("cpu"))
+    assert handler.run(["a dog"], PARAMS) == TranslateHandler.from_checkpoint(payload, torch.device("cpu")).run(
+        ["a dog"], PARAMS
+    )
+    with pytest.raises(ValueError, match="not 'translate'"):
+        TranslateHandler.from_checkpoint({**payload, "task": "classify"}, torch.device("cpu"))
+    with pytest.raises(ValueError, match="vocab"):
+        TranslateHandler.from_checkpoint({**payload, "tgt_vocab": payload["tgt_vocab"][:-1]}, torch.device("cpu"))
