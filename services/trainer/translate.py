@@ -175,7 +175,8 @@ def train_translator(
     batches = _train_batches(_encode(train, src_vocab, tgt_vocab), cfg)
     loss_fn = functools.partial(sequence_loss, label_smoothing=cfg["label_smoothing"])
     result = fit(model, batches, evaluate, loss_fn, _loop_config(cfg, progress), device, on_epoch)
-    metrics = evaluate(model) | {"test_bleu": test_bleu(model, test, cfg, device)}
+    # fit() restored the best epoch's weights; its dev metrics are those weights' metrics.
+    metrics = result.best_metrics | {"test_bleu": test_bleu(model, test, cfg, device)}
     return _save(model, src_vocab, tgt_vocab, cfg, result, metrics, data_fingerprint, out_path)
 
 

@@ -72,11 +72,13 @@ class Prometheus:
 
 @pytest.fixture()
 def stack(stack_env: dict[str, str], registered_model: str, tmp_path: Path) -> Iterator[tuple[str, Prometheus]]:
-    """api + worker + Prometheus; yields (API base URL, Prometheus client)."""
+    """api + worker + Prometheus; yields (API base URL, Prometheus client). Their logs are
+    in tmp_path, and the test's failure message quotes them."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus (Debian's package) is needed"
     api_port, worker_port, prom_port = (processes.free_port() for _ in range(3))
     started: list[subprocess.Popen[bytes]] = []
+    prometheus_log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115  (closed below)
     try:
         api = processes.start(["api", "--port", str(api_port)], stack_env, tmp_path / "api.log")
         started.append(api)
@@ -85,11 +87,10 @@ def stack(stack_env: dict[str, str], registered_model: str, tmp_path: Path) -> I
         started.append(worker)
         config = tmp_path / "prometheus.yml"
         config.write_text(yaml.safe_dump(render_config(api_port, worker_port, prom_port)))
-        log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115  (closed with the process)
         prometheus = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{prom_port}", "--web.enable-lifecycle"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=prometheus_log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         started.append(prometheus)
         processes.wait_http(f"http://127.0.0.1:{api_port}/healthz", api, tmp_path / "api.log")
@@ -99,6 +100,7 @@ def stack(stack_env: dict[str, str], registered_model: str, tmp_path: Path) -> I
     finally:
         for proc in reversed(started):
             processes.stop(proc)
+        prometheus_log.close()
 
 
 def _register_broken_model(good: str) -> str:
@@ -126,7 +128,11 @@ def _record_training_runs() -> None:
         runs_repo.create(session, "tag", "quick", "ewt-upos-tagger", {})
 
 
-def _run_jobs(api: str, models: dict[str, str]) -> None:
+def _log_tails(folder: Path) -> str:
+    return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in sorted(folder.glob("*.log")))
+
+
+def _run_jobs(api: str, models: dict[str, str], logs: Path) -> None:
     """Submit a round of jobs, one rejected request, and wait for every job to finish."""
     ids = []
     for model, want in models.items():
@@ -137,7 +143,11 @@ def _run_jobs(api: str, models: dict[str, str]) -> None:
     rejected = httpx.post(f"{api}/v1/jobs", json={"kind": "no-such-kind", "model": "x", "inputs": ["x"]})
     assert rejected.status_code == 422
     for job_id, want in ids:
-        assert processes.wait_job(api, job_id, timeout=30)["status"] == want
+        try:
+            job = processes.wait_job(api, job_id, timeout=30)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{_log_tails(logs)}") from exc
+        assert job["status"] == want, f"{job}\n{_log_tails(logs)}"
 
 
 def _wait_targets_up(prometheus: Prometheus, timeout: float = 20) -> None:
@@ -181,7 +191,9 @@ def _rule_problems(prometheus: Prometheus) -> list[str]:
             if rule["health"] != "ok" or rule.get("lastError")]
 
 
-def test_every_dashboard_query_and_alert_signal_returns_data(stack: tuple[str, Prometheus], registered_model: str) -> None:
+def test_every_dashboard_query_and_alert_signal_returns_data(
+    stack: tuple[str, Prometheus], registered_model: str, tmp_path: Path
+) -> None:
     api, prometheus = stack
     broken = _register_broken_model(registered_model)
     _record_training_runs()
@@ -189,9 +201,9 @@ def test_every_dashboard_query_and_alert_signal_returns_data(stack: tuple[str, P
     # Two rounds, a few scrapes apart, so that rate() and histogram_quantile() over the
     # window see increases and not just the first appearance of each series.
     models = {registered_model: "succeeded", broken: "failed"}
-    _run_jobs(api, models)
+    _run_jobs(api, models, tmp_path)
     time.sleep(2.5)
-    _run_jobs(api, models)
+    _run_jobs(api, models, tmp_path)
 
     checks = _checks()
     deadline = time.monotonic() + 20
@@ -199,7 +211,7 @@ def test_every_dashboard_query_and_alert_signal_returns_data(stack: tuple[str, P
     while missing and time.monotonic() < deadline:
         time.sleep(1)
         missing = _missing(prometheus, checks)
-    assert not missing, "queries without data:\n" + "\n".join(missing)
+    assert not missing, "queries without data:\n" + "\n".join(missing) + "\n" + _log_tails(tmp_path)
     assert not _rule_problems(prometheus)
     # The stack is healthy and busy: the failed jobs are the broken model's, and its load
     # error is what the model alert reports.

@@ -117,7 +117,8 @@ class _TableModel(nn.Module):
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[EncoderMemory, Tensor]:
         memory = torch.zeros(src.size(0), 1, 1)
-        return EncoderMemory(memory, memory, torch.ones(src.size(0), 1, dtype=torch.bool)), torch.zeros(1, src.size(0), 1)
+        mask = torch.ones(src.size(0), 1, dtype=torch.bool)
+        return EncoderMemory(memory, memory, mask), torch.zeros(1, src.size(0), 1)
 
     def decode_step(self, memory: EncoderMemory, state: Tensor, prev_tokens: Tensor) -> tuple[Tensor, Tensor]:
         return self.log_probs[prev_tokens], state

@@ -43,7 +43,8 @@ def _direct(payload: dict, text: str, params: dict) -> Hypothesis:
     model.load_state_dict(payload["state_dict"])
     ids = Vocab.from_list(payload["src_vocab"]).encode(to_corpus_tokens(text))
     src, lengths = pad_sequences([ids], pad_id=0)
-    [best] = beam_search_scored(model, src, lengths, params["beam_size"], params["max_tokens"], params["length_penalty"])
+    beam, max_len, alpha = params["beam_size"], params["max_tokens"], params["length_penalty"]
+    [best] = beam_search_scored(model, src, lengths, beam, max_len, alpha)
     return best
 
 

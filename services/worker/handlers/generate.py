@@ -71,15 +71,20 @@ class LanguageModelHandler:
     # --- shared preprocessing -------------------------------------------------------------
 
     def words(self, text: str) -> list[str]:
-        """The vocabulary tokens `text` is read as: unknown words become <unk>, numbers "N"."""
-        return [self._in_vocab(token) for token in tokenize(text)]
+        """The vocabulary tokens `text` is read as.
 
-    def _in_vocab(self, token: str) -> str:
-        if token in self.vocab:
-            return token
-        if self._number_token is not None and _NUMBER.fullmatch(token):
-            return self._number_token
-        return Vocab.UNK
+        Out-of-vocabulary words become <unk>; numbers become "N" and punctuation is dropped
+        when the vocabulary has no such token, as in PTB, whose preprocessing did the same.
+        """
+        words = []
+        for token in tokenize(text):
+            if token in self.vocab:
+                words.append(token)
+            elif self._number_token is not None and _NUMBER.fullmatch(token):
+                words.append(self._number_token)
+            elif any(char.isalnum() for char in token):
+                words.append(Vocab.UNK)
+        return words
 
     def _sorted_batch(self, sequences: list[list[int]]) -> tuple[Tensor, Tensor, list[int]]:
         """Rows longest first (less padding): tokens [B, T], lengths [B] (CPU), order[row] = input."""

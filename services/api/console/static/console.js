@@ -55,7 +55,7 @@
   }
   const fmtTick = (value) => String(Number(value.toPrecision(3)));
   function fmtTime(iso) {
-    return iso ? new Date(iso).toLocaleString([], { hour12: false }) : "–";
+    return iso ? new Date(iso).toLocaleString([], { hourCycle: "h23" }) : "–";
   }
   function fmtWindow(seconds) {
     if (seconds % 3600 === 0) return `${seconds / 3600} h`;
@@ -224,7 +224,7 @@
     const lines = series.map((s) => [
       svg("polyline", { points: s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" "), class: "line", stroke: s.color }),
       s.points.map(([x, y]) => svg("circle", { cx: sx(x), cy: sy(y), r: 2.5, fill: s.color },
-        svg("title", { text: `${s.name} epoch ${x}: ${fmtNumber(y)}` })))]);
+        svg("title", { text: `${s.name} at ${xFormat ? xFormat(x) : `epoch ${x}`}: ${fmtNumber(y)}` })))]);
     const legend = series.map((s, i) => svg("text", { x: pad.left + i * 110, y: 13, class: "legend", fill: s.color, text: s.name }));
     if (series.length === 1) legend.push(svg("text", { x: width - pad.right, y: 13, class: "tick", "text-anchor": "end", text: title }));
     return svg("svg", { class: "chart", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
@@ -336,7 +336,7 @@
     if (errors.length < sources.length) {
       const now = new Date();
       const stamp = document.getElementById("updated-at");
-      stamp.textContent = now.toLocaleTimeString([], { hour12: false });
+      stamp.textContent = now.toLocaleTimeString([], { hourCycle: "h23" });
       stamp.dateTime = now.toISOString();
     }
   }
