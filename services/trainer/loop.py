@@ -7,6 +7,7 @@ schedule, early stopping on `cfg.monitor`, and keeping the best weights.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -17,6 +18,8 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
+
+log = logging.getLogger("seqserve.train")
 
 
 class Batch(Protocol):
@@ -80,6 +83,9 @@ def fit(
         record |= {f"dev_{name}": value for name, value in metrics.items()}
         record |= {"lr": lr, "seconds": time.perf_counter() - start}
         history.append(record)
+        # Progress for logs and non-tty runs (the tqdm bar shows only on a terminal).
+        log.info("epoch %d/%d: %s", epoch, cfg.epochs,
+                 ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
         if best is None or _better(metrics[cfg.monitor], best[1][cfg.monitor], cfg.mode):
             best = (epoch, metrics, _copy_state(model))
         _step_scheduler(scheduler, metrics[cfg.monitor])
