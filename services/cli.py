@@ -48,19 +48,19 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
-def _multiprocess_metrics_dir() -> None:
+def _multiprocess_metrics_dir(role: str) -> None:
     """Prefork children each write metric files here; must be set before prometheus_client
     is first imported in this process."""
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         return
-    folder = get_settings().var_dir / "metrics" / f"worker-{os.getpid()}"
+    folder = get_settings().var_dir / "metrics" / f"{role}-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
 
 
 def _worker(args: argparse.Namespace) -> int:
-    _multiprocess_metrics_dir()
+    _multiprocess_metrics_dir("worker")
     from services.worker.app import app
 
     settings = get_settings()
@@ -76,6 +76,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _trainer(args: argparse.Namespace) -> int:
+    _multiprocess_metrics_dir("trainer")
     from services.trainer.app import app
     from shared.training import TRAINING_QUEUE
 

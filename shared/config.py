@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     readiness_window_seconds: float = Field(30.0, gt=0, description="A queue is consumed if a canary ran this recently.")
     canary_interval_seconds: float = Field(5.0, gt=0)
     worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics port; 0 disables it.")
+    trainer_metrics_port: int = Field(9102, ge=0, description="Trainer /metrics port; 0 disables it.")
 
     retrain_schedule: list[RetrainEntry] = Field(
         default_factory=list,

@@ -55,7 +55,8 @@ MODEL_LOAD_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 MODEL_LOAD_ERRORS_TOTAL = Counter(
-    "seqserve_model_load_errors_total", "Checkpoints that failed to load (missing, sha256 mismatch).", ["model"]
+    "seqserve_model_load_errors_total", "Checkpoints that failed to load (missing, sha256 mismatch).",
+    ["model", "version"],
 )
 MODELS_LOADED = Gauge(
     "seqserve_models_loaded", "Model versions held in inference process caches.", multiprocess_mode="livesum"
@@ -68,6 +69,10 @@ WEBHOOK_DELIVERIES_TOTAL = Counter(
 JOBS_REQUEUED_TOTAL = Counter(
     "seqserve_jobs_requeued_total", "Jobs the reconciler published again.", ["reason"]
 )
+RECONCILE_LAST_RUN = Gauge(
+    "seqserve_reconcile_last_run_timestamp_seconds", "When the reconciler last ran (proves beat is alive).",
+    multiprocess_mode="max",
+)
 
 # Queues (computed at scrape time by the API)
 QUEUE_DEPTH = Gauge("seqserve_queue_depth", "Messages waiting in a broker queue.", ["queue"])
@@ -75,10 +80,11 @@ QUEUE_DEPTH = Gauge("seqserve_queue_depth", "Messages waiting in a broker queue.
 # Trainer
 TRAINING_RUNS_TOTAL = Counter("seqserve_training_runs_total", "Training runs that ended, by task.", ["task", "status"])
 
-# Registry and run state (computed from the database at scrape time by the API)
-TRAINING_RUNS = Gauge("seqserve_registry_training_runs", "Training runs recorded in the registry, by task and status.", ["task", "status"])
-MODEL_ALIAS_VERSION = Gauge("seqserve_model_alias_version", "The version an alias points at.", ["model", "alias"])
-MODEL_VERSIONS = Gauge("seqserve_model_versions", "Registered versions per model.", ["model"])
-MODEL_VERSION_METRIC = Gauge(
-    "seqserve_model_version_metric", "Dev metrics of the version an alias points at.", ["model", "alias", "metric"]
-)
+# Registry, run and queue state: computed from the database at scrape time by the API's
+# collector (services/api/health/scrape.py), with zeros for every known label pair.
+TRAINING_RUN_STATES = "seqserve_registry_training_runs"
+ALIAS_VERSION = "seqserve_model_alias_version"
+VERSION_COUNT = "seqserve_model_versions"
+VERSION_METRIC = "seqserve_model_version_metric"
+QUEUE_LAST_CONSUMED = "seqserve_queue_last_consumed_timestamp_seconds"
+

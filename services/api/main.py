@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 
 from services.api import errors
 from services.api.console.routes import router as console_router
+from services.api.health import scrape
 from services.api.health.routes import router as health_router
 from services.api.jobs.routes import router as jobs_router
 from services.api.jobs.waiter import JobWaiter
@@ -55,6 +56,7 @@ def create_app() -> FastAPI:
     app.state.celery = make_celery(settings)
     app.state.waiter = JobWaiter(settings)
     errors.install(app)
+    scrape.install_collector()
     app.middleware("http")(_time_requests)
     app.include_router(health_router)
     app.include_router(jobs_router)

@@ -7,11 +7,16 @@ import uuid
 
 from celery.signals import worker_process_init
 
+from shared.celery_metrics import serve_from_parent
+from shared.config import get_settings
 from shared.db.session import dispose_engines
 from shared.queueing import make_celery
 from shared.training import RUN_TRAINING_TASK, SCHEDULED_TRAINING_TASK
 
 app = make_celery()
+
+
+serve_from_parent(lambda: get_settings().trainer_metrics_port, "trainer")
 
 
 @worker_process_init.connect

@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from celery.schedules import crontab
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_init
 
 from services.worker.device import configure_torch
+from shared.celery_metrics import serve_from_parent
 from shared.config import RetrainEntry, Settings, get_settings
 from shared.db.session import dispose_engines
-from shared.queueing import CANARY_TASK, INFERENCE_QUEUES, MAINTENANCE_QUEUE, RECONCILE_TASK, make_celery
+from shared.queueing import (
+    CANARY_TASK,
+    INFERENCE_QUEUES,
+    MAINTENANCE_QUEUE,
+    RECONCILE_TASK,
+    make_celery,
+)
 from shared.training import SCHEDULED_TRAINING_TASK, TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
@@ -52,22 +58,7 @@ app = make_celery()
 app.conf.beat_schedule = beat_schedule(get_settings())
 
 
-@worker_init.connect
-def _serve_metrics(**_: object) -> None:
-    # The parent serves /metrics for all children from the multiprocess directory.
-    port = get_settings().worker_metrics_port
-    if not port or "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        return
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
-
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    try:
-        start_http_server(port, registry=registry)
-    except OSError as exc:  # another worker on this host has the port: serve jobs anyway
-        log.error("worker metrics port %d unavailable (%s); metrics not served", port, exc)
-        return
-    log.info("worker metrics on :%d/metrics", port)
+serve_from_parent(lambda: get_settings().worker_metrics_port, "worker")
 
 
 @worker_process_init.connect
@@ -76,14 +67,6 @@ def _after_fork(**_: object) -> None:
     # first job, not here: this signal has a 4 s limit.
     dispose_engines()
     configure_torch(get_settings())
-
-
-@worker_process_shutdown.connect
-def _child_exit(pid: int | None = None, **_: object) -> None:
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid or os.getpid())
 
 
 from services.worker import tasks  # noqa: E402,F401  (registers the tasks on `app`)

@@ -12,7 +12,7 @@ from shared.db.base import utcnow
 from shared.db.models import JobStatus, QueueHeartbeat
 from shared.db.session import session_scope
 from shared.jobs import repository as jobs_repo
-from shared.metrics import JOBS_REQUEUED_TOTAL
+from shared.metrics import JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
 from shared.queueing import publish_job
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def reconcile(celery: Celery, settings: Settings) -> int:
         jobs_repo.mark_enqueued(session, [job_id for job_id, _, _ in jobs])
     if jobs:
         log.warning("re-published %d stranded jobs", len(jobs))
+    RECONCILE_LAST_RUN.set_to_current_time()
     return len(jobs)
 
 

@@ -51,7 +51,7 @@ class ModelCache:
             payload = load_checkpoint(Path(info.checkpoint_uri), expected_sha256=info.sha256)
             handler = build_handler(payload, pick_device(get_settings()))
         except Exception:
-            MODEL_LOAD_ERRORS_TOTAL.labels(info.model_name).inc()
+            MODEL_LOAD_ERRORS_TOTAL.labels(info.model_name, str(info.version)).inc()
             raise
         MODEL_LOAD_SECONDS.labels(info.model_name, str(info.version)).observe(time.perf_counter() - started)
         return handler

@@ -108,7 +108,7 @@ def metric_name(selector: str) -> str:
 
 def declared_series() -> set[str]:
     """Every series name shared/metrics.py can produce (counters' _total, histograms'
-    _bucket/_sum/_count)."""
+    _bucket/_sum/_count), plus the names it declares for the API's database collector."""
     import shared.metrics as metrics
     from prometheus_client.metrics import MetricWrapperBase
 
@@ -118,6 +118,8 @@ def declared_series() -> set[str]:
         if isinstance(collector, MetricWrapperBase):
             for family in collector.describe():
                 names |= {family.name + suffix for suffix in suffixes[family.type]}
+        elif isinstance(collector, str) and collector.startswith("seqserve_"):
+            names.add(collector)
     return names
 
 

@@ -31,7 +31,6 @@ def readyz(session: SessionDep, celery: CeleryDep, settings: SettingsDep) -> JSO
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(session: SessionDep, settings: SettingsDep) -> Response:
+def metrics(settings: SettingsDep) -> Response:
     scrape.refresh_queue_depths(settings)
-    scrape.refresh_registry(session)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
