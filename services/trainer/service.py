@@ -39,9 +39,12 @@ class RunReport:
 def trainers() -> dict[str, Callable[..., Any]]:
     # Imported lazily: torch is heavy and only training needs these modules.
     from services.trainer.classify import train_classifier
+    from services.trainer.generate import train_language_model
     from services.trainer.tag import train_tagger
+    from services.trainer.translate import train_translator
 
-    return {"classify": train_classifier, "tag": train_tagger}
+    return {"classify": train_classifier, "tag": train_tagger, "generate": train_language_model,
+            "translate": train_translator}
 
 
 def code_version() -> str:

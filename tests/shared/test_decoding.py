@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -25,13 +27,29 @@ def _reverse_task(count: int, seed: int) -> list[tuple[list[int], list[int]]]:
     return pairs
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    # Tiny matrices gain nothing from a second thread, and on a busy machine its waits cost 10x.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module", params=["bahdanau", "luong"])
 def model(request: pytest.FixtureRequest) -> Seq2Seq:
     """A small model trained briefly to reverse sequences: confident but not perfect."""
+    with _one_thread():
+        return _trained_model(request.param)
+
+
+def _trained_model(attention: str) -> Seq2Seq:
     torch.manual_seed(0)
     config = Seq2SeqConfig(
         src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, src_embedding_dim=16, tgt_embedding_dim=16,
-        hidden_size=32, dropout=0.0, attention=request.param, cell="gru",
+        hidden_size=32, dropout=0.0, attention=attention, cell="gru",
     )
     model = Seq2Seq(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)

@@ -7,7 +7,9 @@ from typing import Any, Protocol
 import torch
 
 from services.worker.handlers.classify import ClassifyHandler
+from services.worker.handlers.generate import LanguageModelHandler
 from services.worker.handlers.tag import TagHandler
+from services.worker.handlers.translate import TranslateHandler
 
 
 class Handler(Protocol):
@@ -17,7 +19,12 @@ class Handler(Protocol):
     def run(self, inputs: list[str], params: dict[str, Any], kind: str = ...) -> list[dict[str, Any]]: ...
 
 
-HANDLERS: dict[str, Any] = {"classify": ClassifyHandler, "tag": TagHandler}
+HANDLERS: dict[str, Any] = {
+    "classify": ClassifyHandler,
+    "tag": TagHandler,
+    "generate": LanguageModelHandler,
+    "translate": TranslateHandler,
+}
 
 
 def build_handler(payload: dict[str, Any], device: torch.device) -> Handler:
@@ -28,4 +35,5 @@ def build_handler(payload: dict[str, Any], device: torch.device) -> Handler:
     return HANDLERS[task].from_checkpoint(payload, device)
 
 
-__all__ = ["HANDLERS", "ClassifyHandler", "Handler", "TagHandler", "build_handler"]
+__all__ = ["HANDLERS", "ClassifyHandler", "Handler", "LanguageModelHandler", "TagHandler", "TranslateHandler",
+           "build_handler"]
