@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 TINY: dict[str, dict[str, Any]] = {
     "tag": {"max_train_examples": 300, "epochs": 1, "embedding_dim": 16, "char_embedding_dim": 8,
             "char_hidden_size": 8, "hidden_size": 16},
-    "generate": {"max_train_tokens": 20_000, "epochs": 1, "embedding_dim": 32, "hidden_size": 32, "beam_size": 1, "max_decode_len": 30},
+    "generate": {"max_train_tokens": 20_000, "epochs": 1, "embedding_dim": 32, "hidden_size": 32},
     "translate": {"max_train_examples": 300, "epochs": 1, "src_embedding_dim": 16, "tgt_embedding_dim": 16,
                   "hidden_size": 32, "beam_size": 1, "max_decode_len": 30},
 }
