@@ -7,6 +7,7 @@
     seqserve beat                       run the scheduler
     seqserve train --task T --preset P  train, evaluate, register, gate
     seqserve up                         everything on one machine (the embedded default)
+    seqserve data download [NAMES]      fetch datasets from their public sources
 
 Each service is imported only by its own subcommand, so `seqserve api` never loads torch.
 """
@@ -123,6 +124,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_download(args: argparse.Namespace) -> int:
+    from services.trainer.download import DownloadError, download
+
+    data_dir = get_settings().data_dir
+    assert data_dir is not None
+    mirrors = dict(item.split("=", 1) for item in args.mirror)
+    try:
+        paths = download(args.names, data_dir, base_urls=mirrors or None)
+    except (DownloadError, ValueError) as exc:
+        print(f"download failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(paths)} files verified in {data_dir}")
+    return 0
+
+
 def _has_production(model_name: str) -> bool:
     from shared.db.session import session_scope
     from shared.registry.refs import parse_model_ref
@@ -214,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     beat = sub.add_parser("beat", help="run the scheduler")
     beat.add_argument("--loglevel", default="INFO")
     beat.set_defaults(func=_beat)
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    fetch = data.add_parser("download", help="fetch datasets from their public sources into SEQSERVE_DATA_DIR")
+    fetch.add_argument("names", nargs="*", help="sst2 ud_english_ewt ptb wikitext2 multi30k_en_de tinyshakespeare "
+                       "(default: all)")
+    fetch.add_argument("--mirror", action="append", default=[], metavar="NAME=URL",
+                       help="fetch NAME from URL (replaces scheme and host; the upstream path is kept)")
+    fetch.set_defaults(func=_data_download)
     train = sub.add_parser("train", help="train, evaluate, register a version, run the gate")
     train.add_argument("--task", choices=TASKS, required=True)
     train.add_argument("--preset", choices=("quick", "full"), default="quick")

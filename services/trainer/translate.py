@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sacrebleu
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -271,6 +270,9 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
     tokenize="none": Multi30k's tok/ files are lowercased and Moses-tokenized, and this
     lowercased tokenized variant is what published Multi30k baselines report.
     """
+    # Imported here: the training service imports every trainer module, and only BLEU needs it.
+    import sacrebleu
+
     return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none", force=True).score
 
 

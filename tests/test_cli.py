@@ -1,0 +1,40 @@
+"""The `seqserve` command's contract: subcommands parse, data download verifies files."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.cli import build_parser, main, parse_overrides
+from shared.config import reset_settings
+from tests.conftest import DATA_DIR
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["db", "upgrade"], ["api", "--host", "0.0.0.0", "--port", "8001"], ["worker"], ["trainer"], ["beat"],
+     ["up"], ["train", "--task", "tag", "--preset", "full", "--set", "epochs=3"], ["data", "download", "ptb"]],
+)
+def test_subcommands_parse(argv: list[str]) -> None:
+    assert callable(build_parser().parse_args(argv).func)
+
+
+def test_unknown_task_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--task", "summarize"])
+
+
+def test_overrides_are_json_or_strings() -> None:
+    assert parse_overrides(["epochs=3", "cell=gru", "lr=0.001", "train_file=a/b.tsv"]) == {
+        "epochs": 3, "cell": "gru", "lr": 0.001, "train_file": "a/b.tsv"}
+    with pytest.raises(SystemExit):
+        parse_overrides(["novalue"])
+
+
+def test_data_download_verifies_present_files(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SEQSERVE_DATA_DIR", str(DATA_DIR))
+    reset_settings()
+    assert main(["data", "download", "sst2"]) == 0
+    assert "6 files verified" in capsys.readouterr().out
+    assert main(["data", "download", "nope"]) == 1
+    assert "unknown datasets" in capsys.readouterr().err
+    reset_settings()
