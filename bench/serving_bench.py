@@ -237,7 +237,46 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
     args.out.write_text(json.dumps({"machine": machine, "results": [asdict(r) for r in results]}, indent=2))
-    print(f"wrote {args.out}")
+    args.out.with_suffix(".md").write_text(report(results, machine))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+
+
+def _best(results: list[Result], kind: str, mode: str, per_job: int, field: str) -> float | None:
+    values = [getattr(r, field) for r in results if (r.kind, r.mode, r.inputs_per_job) == (kind, mode, per_job)]
+    return max(values) if values else None
+
+
+def targets(results: list[Result]) -> list[tuple[str, str, str, bool | None]]:
+    """(target, measured, how, met) for the issue's serving targets that this run measured."""
+    rows = []
+    for kind, goal in (("classify", 2.0), ("translate", 5.0)):
+        ours, naive = _best(results, kind, "seqserve", 1, "jobs_per_second"), _best(results, kind, "naive", 1, "jobs_per_second")
+        if ours and naive:
+            ratio = ours / naive
+            rows.append((f"single-input {kind} jobs/s >= {goal:g}x naive", f"{ratio:.2f}x ({ours:.1f} vs {naive:.1f} jobs/s)",
+                         "best over concurrencies", ratio >= goal))
+    ours, limit = _best(results, "classify", "seqserve", 64, "sentences_per_second"), _best(results, "classify", "limit", 64, "sentences_per_second")
+    if ours and limit:
+        rows.append(("64-input classify >= 70% of in-process sentences/s", f"{ours / limit:.0%} ({ours:.0f} vs {limit:.0f})",
+                     "best over concurrencies", ours / limit >= 0.7))
+    open_loop = [r for r in results if r.mode.startswith("open-loop")]
+    if open_loop:
+        p99 = open_loop[0].p99_ms
+        rows.append(("p99 sync classify at half peak <= 25 ms", f"{p99} ms ({open_loop[0].mode})", "open loop",
+                     p99 is not None and p99 <= 25))
+    return rows
+
+
+def report(results: list[Result], machine: dict[str, Any]) -> str:
+    lines = ["# Serving benchmark", "", f"Measured by `bench/serving_bench.py` on {machine}.", "",
+             "| target | measured | how | met |", "|---|---|---|---|"]
+    lines += [f"| {t} | {m} | {h} | {'yes' if ok else 'no'} |" for t, m, h, ok in targets(results)]
+    lines += ["", "| kind | mode | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms | p99 ms | failed |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r.kind} | {r.mode} | {r.inputs_per_job} | {r.concurrency} | {r.jobs_per_second:.1f} "
+                     f"| {r.sentences_per_second:.0f} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} | {r.failed} |")
+    return "\n".join(lines) + "\n"
 
 
 TASK_OF = {"classify": "classify", "tag": "tag", "generate": "generate", "score": "generate", "translate": "translate"}
