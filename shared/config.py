@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     # A claimed job whose worker vanished is taken over after this long; keep it above the
     # longest job. The Redis visibility timeout is set above it.
     job_lease_seconds: float = Field(300.0, gt=0)
+    alias_cache_seconds: float = Field(1.0, ge=0, description="How long the API reuses a resolved model reference.")
     max_queue_depth: int = Field(10_000, ge=1, description="Past this many queued messages, POST answers 503.")
     max_wait_seconds: float = Field(60.0, ge=0, description="Upper bound of `Prefer: wait=N`.")
     reconcile_interval_seconds: float = Field(30.0, gt=0)

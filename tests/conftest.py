@@ -76,6 +76,8 @@ def stack_env(pg_url: str, session_tmp: Path) -> dict[str, str]:
         "SEQSERVE_DATA_DIR": str(DATA_DIR),
         "SEQSERVE_DEVICE": "cpu",
         "SEQSERVE_TORCH_THREADS": "1",
+        # Tests move aliases and rebuild the registry between tests: resolve every time.
+        "SEQSERVE_ALIAS_CACHE_SECONDS": "0",
     }
 
 

@@ -142,6 +142,8 @@ class Job(Base):
     model_name: Mapped[str] = mapped_column(String(128))
     model_ref: Mapped[str] = mapped_column(String(256))
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="RESTRICT"))
+    # The version's number, copied at submission so reads need no join.
+    version_number: Mapped[int] = mapped_column(Integer, server_default="0")
     inputs: Mapped[list[Any]] = mapped_column()
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     priority: Mapped[str] = mapped_column(String(8), default="normal")

@@ -59,7 +59,7 @@ class JobRead(BaseModel):
             kind=job.kind,
             model=job.model_ref,
             model_name=job.model_name,
-            model_version=job.model_version.version,
+            model_version=job.version_number,
             status=job.status,
             priority=job.priority,
             num_inputs=len(job.inputs),

@@ -207,3 +207,26 @@ def test_each_kind_is_accepted_by_a_model_of_its_task(
     assert response.status_code == 202, response.text
     mismatch = client.post("/v1/jobs", json={"kind": kind, "model": "clf", "inputs": ["a text"]})
     assert mismatch.status_code == 422 and mismatch.json()["error"]["code"] == "kind_not_supported"
+
+
+def test_resolved_references_are_cached_until_an_alias_moves_here(
+    client: TestClient, registered_model: str, tiny_classifier, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    from services.api.jobs.service import forget_resolutions
+    from shared.registry.service import NewVersion, move_alias, register_version
+
+    monkeypatch.setenv("SEQSERVE_ALIAS_CACHE_SECONDS", "60")
+    reset_settings()
+    forget_resolutions()
+    assert _submit(client, registered_model).json()["model_version"] == 1
+    with session_scope() as session:  # another process moves the alias behind this API's back
+        register_version(session, NewVersion(
+            model_name=registered_model, task="classify", checkpoint_uri=str(tiny_classifier.checkpoint_path),
+            sha256=tiny_classifier.sha256, size_bytes=1, metrics={"accuracy": 0.9}, primary_metric="accuracy",
+            dataset_fingerprint="f",
+        ))
+        move_alias(session, registered_model, "production", 2)
+    assert _submit(client, registered_model).json()["model_version"] == 1  # cached for up to 60 s here
+    client.put(f"/v1/models/{registered_model}/aliases/production", json={"version": 2})
+    assert _submit(client, registered_model).json()["model_version"] == 2  # a move through this API: at once
+    forget_resolutions()

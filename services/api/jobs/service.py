@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from celery import Celery
 from pydantic import ValidationError
@@ -23,7 +24,7 @@ from shared.jobs.schemas import JobCreate
 from shared.metrics import JOBS_REJECTED_TOTAL, JOBS_SUBMITTED_TOTAL
 from shared.notify import publish_finished
 from shared.queueing import publish_job, publish_webhook, queue_depths, queue_for
-from shared.registry.refs import InvalidModelRef, parse_model_ref
+from shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
 from shared.registry.service import RegistryError, resolve
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,37 @@ def find_replay(session: Session, key: str | None, body_hash: str) -> Job | None
     return job
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    version_id: int
+    number: int
+    task: str
+
+
+# ref -> (resolved at, version). Resolving costs three queries per submission; an alias move
+# reaches new jobs within `alias_cache_seconds` (1 s by default).
+_resolved: dict[str, tuple[float, _Resolved]] = {}
+
+
+def _resolve(session: Session, ref: ModelRef, settings: Settings) -> _Resolved:
+    key, now = str(ref), time.monotonic()
+    cached = _resolved.get(key)
+    if cached is not None and now - cached[0] < settings.alias_cache_seconds:
+        return cached[1]
+    try:
+        version = resolve(session, ref)
+    except RegistryError as exc:
+        raise _reject(404, "model_not_found", str(exc), "model") from exc
+    found = _Resolved(version.id, version.version, version.model.task)
+    _resolved[key] = (now, found)
+    return found
+
+
+def forget_resolutions() -> None:
+    """Drop cached references (this process moved an alias: make it effective at once)."""
+    _resolved.clear()
+
+
 def _validated_job(session: Session, body: JobCreate, settings: Settings) -> Job:
     _check_kind(body.kind)
     try:
@@ -117,17 +149,15 @@ def _validated_job(session: Session, body: JobCreate, settings: Settings) -> Job
     _check_inputs(body.inputs, settings)
     params = _check_params(body.kind, body.params)
     _check_webhook(body, settings)
-    try:
-        version = resolve(session, ref)
-    except RegistryError as exc:
-        raise _reject(404, "model_not_found", str(exc), "model") from exc
-    task = version.model.task
+    version = _resolve(session, ref, settings)
+    task = version.task
     if body.kind not in kinds_for_task(task):
         served = ", ".join(kinds_for_task(task)) or "none"
         raise _reject(422, "kind_not_supported", f"model '{ref.name}' is a {task} model; it serves: {served}", "kind")
     _check_backpressure(queue_for(body.priority), settings)
     return Job(
-        kind=body.kind, model_name=ref.name, model_ref=body.model, model_version_id=version.id,
+        kind=body.kind, model_name=ref.name, model_ref=body.model, model_version_id=version.version_id,
+        version_number=version.number,
         inputs=body.inputs, params=params, priority=body.priority, status=JobStatus.queued.value,
         webhook_url=str(body.webhook_url) if body.webhook_url else None, enqueued_at=utcnow(),
     )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.api.deps import SessionDep
 from services.api.errors import ApiError
+from services.api.jobs.service import forget_resolutions
 from shared.registry import repository as registry_repo
 from shared.registry.refs import ALIAS_PATTERN
 from shared.registry.schemas import ModelRead
@@ -55,4 +56,6 @@ def set_alias(
     except RegistryError as exc:
         field = "version" if "version" in str(exc) else "name"
         raise ApiError(404, "model_not_found", str(exc), field) from exc
+    session.commit()
+    forget_resolutions()
     return AliasRead(model=name, alias=alias, version=version.version)
