@@ -63,8 +63,8 @@ _COMMON: dict[str, Any] = {
     "seed": 13,
 }
 PRESETS: dict[str, dict[str, Any]] = {
-    # A slice of train and a small Luong-attention GRU; about 2 minutes on 2 CPU cores. BLEU is
-    # low (a proof of life, not a translator).
+    # 8k pairs and a small Luong-attention GRU: ~110 s on one CPU thread, dev BLEU ~11 and test
+    # BLEU ~12 (a proof of life, not a translator).
     "quick": _COMMON | {
         "max_train_examples": 8000,
         "attention": "luong",
@@ -79,6 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Published-style attentional GRU (bentrevett/pytorch-seq2seq, nmtpytorch baselines):
     # all 29k pairs, additive attention, 256-d embeddings, 512-d states, dropout, beam 5.
+    # ~285 s of one CPU thread per epoch; after 4 epochs dev BLEU 26.8 (greedy), test 29.7 (beam).
     "full": _COMMON | {
         "attention": "bahdanau",
         "src_embedding_dim": 256,

@@ -73,5 +73,5 @@ def test_build_handler_dispatches_on_task(payload: dict, tmp_path: Path) -> None
     handler = build_handler(load_checkpoint(tmp_path / "model.pt", sha256), torch.device("cpu"))
     assert isinstance(handler, HANDLERS["classify"])
     assert handler.run([], {}) == []
-    with pytest.raises(ValueError, match="no handler for task 'translate'"):
-        build_handler({**payload, "task": "translate"}, torch.device("cpu"))
+    with pytest.raises(ValueError, match="no handler for task 'summarize'"):
+        build_handler({**payload, "task": "summarize"}, torch.device("cpu"))
