@@ -144,14 +144,18 @@ async def closed_loop(base: str, kind: str, model: str, texts: list[str], per_jo
 
     async def client(offset: int) -> None:
         nonlocal failed
-        async with httpx.AsyncClient(timeout=120) as http:
+        async with httpx.AsyncClient(timeout=70) as http:
             cursor = offset * 997
             while time.perf_counter() < deadline:
                 inputs = [texts[(cursor + i) % len(texts)] for i in range(per_job)]
                 cursor += per_job
                 started = time.perf_counter()
-                response = await http.post(f"{base}/v1/jobs", headers={"Prefer": "wait=60"},
-                                           json={"kind": kind, "model": model, "inputs": inputs, "params": params})
+                try:
+                    response = await http.post(f"{base}/v1/jobs", headers={"Prefer": "wait=60"},
+                                               json={"kind": kind, "model": model, "inputs": inputs, "params": params})
+                except httpx.HTTPError:
+                    failed += 1
+                    continue
                 if response.status_code != 200 or response.json()["status"] != "succeeded":
                     failed += 1
                     continue

@@ -53,6 +53,8 @@ def _is_final_status(job_id: uuid.UUID) -> bool:
 
 async def _respond(request: Request, response: Response, session: SessionDep, job: Job, wait: float | None) -> JobRead:
     if wait:
+        # Hand the connection back while waiting: a held one per waiter would drain the pool.
+        await run_in_threadpool(session.commit)
         waiter = request.app.state.waiter
         await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(_is_final_status, job.id))
         response.headers["Preference-Applied"] = f"wait={wait:g}"
