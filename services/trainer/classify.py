@@ -16,7 +16,9 @@ from torch import Tensor, nn
 
 from services.trainer.datasets import Example, fingerprint, read_sst2
 from services.trainer.loop import FitResult, LoopConfig, fit
+from services.trainer.outcome import TrainOutcome
 from services.trainer.plots import plot_curves
+from services.trainer.presets import apply_overrides, default_device
 from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from shared.config import get_settings
 from shared.nn.cells import CELLS
@@ -78,20 +80,6 @@ _OPTIONAL_INT_KEYS = {"max_train_examples", "max_vocab_size"}
 _ZERO_OK_INT_KEYS = {"seed", "lr_patience"}
 
 
-@dataclass
-class TrainOutcome:
-    checkpoint_path: Path
-    sha256: str
-    size_bytes: int
-    metrics: dict[str, float]  # dev "accuracy", "macro_f1", "loss" of the saved weights
-    config: dict[str, Any]  # fully resolved train config, preset name included
-    model_config: dict[str, Any]
-    data_fingerprint: str
-    history: list[dict[str, float]]
-    curve_path: Path
-    primary_metric: str = PRIMARY_METRIC
-
-
 @dataclass(frozen=True)
 class ClassifyBatch:
     tokens: Tensor  # [B, T] long
@@ -107,18 +95,10 @@ class ClassifyBatch:
 
 def resolve_config(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The preset's settings with `overrides` applied; unknown names and wrong types raise."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    config = dict(PRESETS[preset])
-    for key, value in (overrides or {}).items():
-        if key not in config:
-            raise ValueError(f"unknown override {key!r}; known keys: {sorted(config)}")
-        _check_type(key, value, PRESETS[preset][key])
-        config[key] = float(value) if isinstance(PRESETS[preset][key], float) else value
-    return {"preset": preset, **config}
+    return apply_overrides(PRESETS, preset, overrides, _valid)
 
 
-def _check_type(key: str, value: Any, default: Any) -> None:
+def _valid(key: str, value: Any, default: Any) -> bool:
     if key in _OPTIONAL_INT_KEYS:
         ok = value is None or (_is_int(value) and value > 0)
     elif isinstance(default, bool):
@@ -135,8 +115,7 @@ def _check_type(key: str, value: Any, default: Any) -> None:
         ok = value in ("plateau", "linear", "none")
     elif key in ("dropout", "word_dropout"):
         ok = ok and value < 1
-    if not ok:
-        raise ValueError(f"override {key!r} has the wrong type or value: {value!r}")
+    return ok
 
 
 def _is_int(value: Any) -> bool:
@@ -154,7 +133,7 @@ def train_classifier(
 ) -> TrainOutcome:
     """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
     cfg = resolve_config(preset, overrides)
-    device = device or _default_device()
+    device = device or default_device()
     threads = get_settings().torch_threads
     if threads:
         torch.set_num_threads(threads)
@@ -169,13 +148,6 @@ def train_classifier(
     batches = _train_batches(_encode(train, vocab), cfg, vocab)
     result = fit(model, batches, evaluate, _loss, _loop_config(cfg, progress), device, on_epoch)
     return _save(model, vocab, cfg, result, evaluate(model), data_fingerprint, out_path)
-
-
-def _default_device() -> torch.device:
-    wanted = get_settings().device
-    if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(wanted)
 
 
 def _subset(examples: list[Example], cfg: dict[str, Any]) -> list[Example]:
@@ -318,5 +290,5 @@ def _save(
     plot_curves(result.history, curve_path)
     return TrainOutcome(
         out_path, sha256, size, dict(metrics), dict(cfg), model_config,
-        data_fingerprint, result.history, curve_path,
+        data_fingerprint, result.history, curve_path, PRIMARY_METRIC,
     )

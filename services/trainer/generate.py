@@ -31,10 +31,16 @@ from services.trainer.datasets import fingerprint
 from services.trainer.loop import FitResult, LoopConfig, fit
 from services.trainer.outcome import TrainOutcome
 from services.trainer.plots import plot_curves
+from services.trainer.presets import apply_overrides, default_device
 from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from shared.config import get_settings
 from shared.nn.cells import CELLS
-from shared.nn.language_model import LanguageModelConfig, RecurrentState, RNNLanguageModel, detach_state
+from shared.nn.language_model import (
+    LanguageModelConfig,
+    RecurrentState,
+    RNNLanguageModel,
+    detach_state,
+)
 from shared.text.vocab import Vocab
 
 TASK = "generate"
@@ -109,17 +115,8 @@ class StreamBatch:
 
 
 def resolve_config(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The preset's settings with `overrides` applied; unknown names and wrong values raise."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    config = dict(PRESETS[preset])
-    for key, value in (overrides or {}).items():
-        if key not in config:
-            raise ValueError(f"unknown override {key!r}; known keys: {sorted(config)}")
-        if not _valid_override(key, value, PRESETS[preset][key]):
-            raise ValueError(f"override {key!r} has the wrong type or value: {value!r}")
-        config[key] = float(value) if isinstance(PRESETS[preset][key], float) else value
-    return {"preset": preset, **config}
+    """The preset's settings with `overrides` applied; unknown names and bad values raise."""
+    return apply_overrides(PRESETS, preset, overrides, _valid_override)
 
 
 def _valid_override(key: str, value: Any, default: Any) -> bool:
@@ -149,7 +146,7 @@ def train_language_model(
 ) -> TrainOutcome:
     """Train on the configured corpus, write the checkpoint to `out_path` and curve.png beside it."""
     cfg = resolve_config(preset, overrides)
-    device = device or _default_device()
+    device = device or default_device()
     threads = get_settings().torch_threads
     if threads:
         torch.set_num_threads(threads)
@@ -170,13 +167,6 @@ def train_language_model(
     test_metrics = evaluate_stream(model, test, cfg["bptt"], device)
     metrics |= {f"test_{name}": value for name, value in test_metrics.items()}
     return _save(model, vocab, cfg, result, metrics, data_fingerprint, out_path)
-
-
-def _default_device() -> torch.device:
-    wanted = get_settings().device
-    if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(wanted)
 
 
 def batchify(ids: Tensor, batch_size: int) -> Tensor:

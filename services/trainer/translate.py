@@ -23,6 +23,7 @@ from services.trainer.loop import FitResult, LoopConfig, fit
 from services.trainer.outcome import TrainOutcome
 from services.trainer.parallel import Pair, read_parallel
 from services.trainer.plots import plot_curves
+from services.trainer.presets import apply_overrides, default_device
 from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from shared.config import get_settings
 from shared.nn.cells import CELLS
@@ -117,16 +118,7 @@ class TranslateBatch:
 
 def resolve_config(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The preset's settings with `overrides` applied; unknown names and bad values raise."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    config = dict(PRESETS[preset])
-    for key, value in (overrides or {}).items():
-        if key not in config:
-            raise ValueError(f"unknown override {key!r}; known keys: {sorted(config)}")
-        if not _valid_override(key, value, PRESETS[preset][key]):
-            raise ValueError(f"override {key!r} has the wrong type or value: {value!r}")
-        config[key] = float(value) if isinstance(PRESETS[preset][key], float) else value
-    return {"preset": preset, **config}
+    return apply_overrides(PRESETS, preset, overrides, _valid_override)
 
 
 def _valid_override(key: str, value: Any, default: Any) -> bool:
@@ -156,7 +148,7 @@ def train_translator(
 ) -> TrainOutcome:
     """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
     cfg = resolve_config(preset, overrides)
-    device = device or _default_device()
+    device = device or default_device()
     threads = get_settings().torch_threads
     if threads:
         torch.set_num_threads(threads)
@@ -178,13 +170,6 @@ def train_translator(
     # fit() restored the best epoch's weights; its dev metrics are those weights' metrics.
     metrics = result.best_metrics | {"test_bleu": test_bleu(model, test, cfg, device)}
     return _save(model, src_vocab, tgt_vocab, cfg, result, metrics, data_fingerprint, out_path)
-
-
-def _default_device() -> torch.device:
-    wanted = get_settings().device
-    if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(wanted)
 
 
 def _split_paths(data_dir: Path, cfg: dict[str, Any], split: str) -> tuple[Path, Path]:

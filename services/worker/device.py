@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import torch
 
+from shared import devices
 from shared.config import Settings
 
 
 def pick_device(settings: Settings) -> torch.device:
-    if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
+    return devices.pick_device(settings.device)
 
 
 def configure_torch(settings: Settings) -> None:

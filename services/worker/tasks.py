@@ -11,7 +11,13 @@ from services.worker import maintenance, webhooks
 from services.worker.app import app
 from services.worker.runner import run_job
 from shared.config import get_settings
-from shared.queueing import CANARY_TASK, DELIVER_WEBHOOK_TASK, RECONCILE_TASK, RUN_JOB_TASK, publish_webhook
+from shared.queueing import (
+    CANARY_TASK,
+    DELIVER_WEBHOOK_TASK,
+    RECONCILE_TASK,
+    RUN_JOB_TASK,
+    publish_webhook,
+)
 
 
 @app.task(

@@ -119,16 +119,6 @@ def finish(
     return outcome.rowcount == 1
 
 
-def release(session: Session, claim_: Claim) -> bool:
-    """running -> queued for a transient failure: the job will be tried again."""
-    outcome = session.execute(
-        update(Job)
-        .where(Job.id == claim_.job_id, Job.status == JobStatus.running.value, Job.attempts == claim_.attempt)
-        .values(status=JobStatus.queued.value, lease_expires_at=None)
-    )
-    return outcome.rowcount == 1
-
-
 def cancel(session: Session, job_id: uuid.UUID) -> bool:
     """queued/running -> cancelled; False when the job had already ended."""
     outcome = session.execute(
