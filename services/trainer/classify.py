@@ -15,12 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from services.trainer.datasets import Example, fingerprint, read_sst2
-from services.trainer.loop import FitResult, LoopConfig, fit
+from services.trainer.loop import FitResult, fit
 from services.trainer.outcome import TrainOutcome
 from services.trainer.plots import plot_curves
-from services.trainer.presets import apply_overrides, default_device
+from services.trainer.presets import apply_overrides, loop_config, training_device
 from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
-from shared.config import get_settings
 from shared.nn.cells import CELLS
 from shared.nn.classifier import ClassifierConfig, SentenceClassifier
 from shared.nn.evaluation import accuracy, macro_f1
@@ -133,10 +132,7 @@ def train_classifier(
 ) -> TrainOutcome:
     """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
     cfg = resolve_config(preset, overrides)
-    device = device or default_device()
-    threads = get_settings().torch_threads
-    if threads:
-        torch.set_num_threads(threads)
+    device = training_device(device)
     train_path, dev_path = Path(data_dir) / cfg["train_file"], Path(data_dir) / cfg["dev_file"]
     data_fingerprint = fingerprint([train_path, dev_path])
     train = _tokenized(_subset(read_sst2(train_path), cfg))
@@ -146,7 +142,7 @@ def train_classifier(
     torch.manual_seed(cfg["seed"])  # weight initialisation; fit() reseeds for dropout
     model = SentenceClassifier(_model_config(cfg, len(vocab)))
     batches = _train_batches(_encode(train, vocab), cfg, vocab)
-    result = fit(model, batches, evaluate, _loss, _loop_config(cfg, progress), device, on_epoch)
+    result = fit(model, batches, evaluate, _loss, loop_config(cfg, progress, PRIMARY_METRIC, "max"), device, on_epoch)
     return _save(model, vocab, cfg, result, evaluate(model), data_fingerprint, out_path)
 
 
@@ -177,23 +173,6 @@ def _model_config(cfg: dict[str, Any], vocab_size: int) -> ClassifierConfig:
         bidirectional=cfg["bidirectional"],
         dropout=cfg["dropout"],
         pad_id=Vocab.pad_id,
-    )
-
-
-def _loop_config(cfg: dict[str, Any], progress: bool) -> LoopConfig:
-    return LoopConfig(
-        epochs=cfg["epochs"],
-        lr=cfg["lr"],
-        weight_decay=cfg["weight_decay"],
-        clip=cfg["clip"],
-        patience=cfg["patience"],
-        monitor=PRIMARY_METRIC,
-        mode="max",
-        schedule=cfg["schedule"],
-        lr_factor=cfg["lr_factor"],
-        lr_patience=cfg["lr_patience"],
-        seed=cfg["seed"],
-        progress=progress,
     )
 
 

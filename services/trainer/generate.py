@@ -28,12 +28,11 @@ from services.trainer.corpora import (
     read_corpus,
 )
 from services.trainer.datasets import fingerprint
-from services.trainer.loop import FitResult, LoopConfig, fit
+from services.trainer.loop import FitResult, fit
 from services.trainer.outcome import TrainOutcome
 from services.trainer.plots import plot_curves
-from services.trainer.presets import apply_overrides, default_device
+from services.trainer.presets import apply_overrides, loop_config, training_device
 from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
-from shared.config import get_settings
 from shared.nn.cells import CELLS
 from shared.nn.language_model import (
     LanguageModelConfig,
@@ -146,10 +145,7 @@ def train_language_model(
 ) -> TrainOutcome:
     """Train on the configured corpus, write the checkpoint to `out_path` and curve.png beside it."""
     cfg = resolve_config(preset, overrides)
-    device = device or default_device()
-    threads = get_settings().torch_threads
-    if threads:
-        torch.set_num_threads(threads)
+    device = training_device(device)
     paths = [corpus_path(data_dir, cfg["corpus"], split) for split in SPLITS]
     data_fingerprint = fingerprint(paths)
     streams = read_corpus(data_dir, cfg["corpus"])
@@ -162,7 +158,7 @@ def train_language_model(
     batches = stream_batches(batchify(train_ids, cfg["batch_size"]), cfg["bptt"])
     evaluate = functools.partial(evaluate_stream, data=dev, bptt=cfg["bptt"], device=device)
     loss_fn = _CarriedState(cfg["autocast_bf16"]).loss
-    result = fit(model, lambda: batches, evaluate, loss_fn, _loop_config(cfg, progress), device, on_epoch)
+    result = fit(model, lambda: batches, evaluate, loss_fn, loop_config(cfg, progress, PRIMARY_METRIC, "min"), device, on_epoch)
     metrics = evaluate(model)
     test_metrics = evaluate_stream(model, test, cfg["bptt"], device)
     metrics |= {f"test_{name}": value for name, value in test_metrics.items()}
@@ -233,23 +229,6 @@ def _model_config(cfg: dict[str, Any], vocab_size: int) -> LanguageModelConfig:
         dropout=cfg["dropout"],
         tie_weights=cfg["tie_weights"],
         pad_id=Vocab.pad_id,
-    )
-
-
-def _loop_config(cfg: dict[str, Any], progress: bool) -> LoopConfig:
-    return LoopConfig(
-        epochs=cfg["epochs"],
-        lr=cfg["lr"],
-        weight_decay=cfg["weight_decay"],
-        clip=cfg["clip"],
-        patience=cfg["patience"],
-        monitor=PRIMARY_METRIC,
-        mode="min",
-        schedule=cfg["schedule"],
-        lr_factor=cfg["lr_factor"],
-        lr_patience=cfg["lr_patience"],
-        seed=cfg["seed"],
-        progress=progress,
     )
 
 

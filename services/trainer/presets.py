@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from services.trainer.loop import LoopConfig
 from shared.config import get_settings
 from shared.devices import pick_device
 
@@ -33,3 +34,20 @@ def apply_overrides(
 
 def default_device() -> torch.device:
     return pick_device(get_settings().device)
+
+
+def training_device(device: torch.device | None) -> torch.device:
+    """The device to train on (given, else from settings), after applying the thread setting."""
+    threads = get_settings().torch_threads
+    if threads:
+        torch.set_num_threads(threads)
+    return device or default_device()
+
+
+def loop_config(cfg: dict[str, Any], progress: bool, monitor: str, mode: Literal["max", "min"]) -> LoopConfig:
+    """The training loop's settings from a resolved config (all presets carry these keys)."""
+    return LoopConfig(
+        epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], clip=cfg["clip"],
+        patience=cfg["patience"], monitor=monitor, mode=mode, schedule=cfg["schedule"],
+        lr_factor=cfg["lr_factor"], lr_patience=cfg["lr_patience"], seed=cfg["seed"], progress=progress,
+    )

@@ -16,12 +16,11 @@ from torch import Tensor, nn
 
 from services.trainer.conllu import COLUMNS, Sentence, read_conllu
 from services.trainer.datasets import fingerprint
-from services.trainer.loop import FitResult, LoopConfig, fit
+from services.trainer.loop import FitResult, fit
 from services.trainer.outcome import TrainOutcome
 from services.trainer.plots import plot_curves
-from services.trainer.presets import apply_overrides, default_device
+from services.trainer.presets import apply_overrides, loop_config, training_device
 from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
-from shared.config import get_settings
 from shared.nn.cells import CELLS
 from shared.nn.embeddings import load_pretrained_embeddings
 from shared.nn.evaluation import accuracy
@@ -152,10 +151,7 @@ def train_tagger(
 ) -> TrainOutcome:
     """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
     cfg = resolve_config(preset, overrides)
-    device = device or default_device()
-    threads = get_settings().torch_threads
-    if threads:
-        torch.set_num_threads(threads)
+    device = training_device(device)
     paths = [Path(data_dir) / cfg[key] for key in ("train_file", "dev_file", "test_file")]
     embeddings_path = _embeddings_path(data_dir, cfg)
     data_fingerprint = fingerprint(paths + ([embeddings_path] if embeddings_path else []))
@@ -172,7 +168,7 @@ def train_tagger(
     model = SequenceTagger(_model_config(cfg, encoder, len(tags)))
     found = _init_embeddings(model, embeddings_path, encoder.words, cfg)
     batches = _train_batches(_encode(train, encoder, tags), cfg, encoder.words.unk_id)
-    result = fit(model, batches, evaluate_dev, _loss, _loop_config(cfg, progress), device, on_epoch)
+    result = fit(model, batches, evaluate_dev, _loss, loop_config(cfg, progress, PRIMARY_METRIC, "max"), device, on_epoch)
     test_metrics = evaluate_batches(model, _eval_batches(test, encoder, tags, cfg), device)
     metrics = dict(result.best_metrics) | {f"test_{k}": v for k, v in test_metrics.items()}
     run_info = {"best_epoch": result.best_epoch, "pretrained_found": found}
@@ -234,23 +230,6 @@ def _init_embeddings(model: SequenceTagger, path: Path | None, vocab: Vocab, cfg
     with torch.no_grad():
         model.embedding.weight.copy_(matrix)
     return found
-
-
-def _loop_config(cfg: dict[str, Any], progress: bool) -> LoopConfig:
-    return LoopConfig(
-        epochs=cfg["epochs"],
-        lr=cfg["lr"],
-        weight_decay=cfg["weight_decay"],
-        clip=cfg["clip"],
-        patience=cfg["patience"],
-        monitor=PRIMARY_METRIC,
-        mode="max",
-        schedule=cfg["schedule"],
-        lr_factor=cfg["lr_factor"],
-        lr_patience=cfg["lr_patience"],
-        seed=cfg["seed"],
-        progress=progress,
-    )
 
 
 def make_batch(rows: list[Row], pad_id: int = Vocab.pad_id) -> TagBatch:

@@ -19,13 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from services.trainer.datasets import fingerprint
-from services.trainer.loop import FitResult, LoopConfig, fit
+from services.trainer.loop import FitResult, fit
 from services.trainer.outcome import TrainOutcome
 from services.trainer.parallel import Pair, read_parallel
 from services.trainer.plots import plot_curves
-from services.trainer.presets import apply_overrides, default_device
+from services.trainer.presets import apply_overrides, loop_config, training_device
 from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
-from shared.config import get_settings
 from shared.nn.cells import CELLS
 from shared.nn.decoding import beam_search, greedy_decode
 from shared.nn.padding import pad_sequences
@@ -148,10 +147,7 @@ def train_translator(
 ) -> TrainOutcome:
     """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
     cfg = resolve_config(preset, overrides)
-    device = device or default_device()
-    threads = get_settings().torch_threads
-    if threads:
-        torch.set_num_threads(threads)
+    device = training_device(device)
     paths = {split: _split_paths(Path(data_dir), cfg, split) for split in ("train", "dev", "test")}
     data_fingerprint = fingerprint([p for pair in paths.values() for p in pair])
     train = _subset(read_parallel(*paths["train"]), cfg)
@@ -166,7 +162,7 @@ def train_translator(
     model = Seq2Seq(_model_config(cfg, len(src_vocab), len(tgt_vocab)))
     batches = _train_batches(_encode(train, src_vocab, tgt_vocab), cfg)
     loss_fn = functools.partial(sequence_loss, label_smoothing=cfg["label_smoothing"])
-    result = fit(model, batches, evaluate, loss_fn, _loop_config(cfg, progress), device, on_epoch)
+    result = fit(model, batches, evaluate, loss_fn, loop_config(cfg, progress, PRIMARY_METRIC, "max"), device, on_epoch)
     # fit() restored the best epoch's weights; its dev metrics are those weights' metrics.
     metrics = result.best_metrics | {"test_bleu": test_bleu(model, test, cfg, device)}
     return _save(model, src_vocab, tgt_vocab, cfg, result, metrics, data_fingerprint, out_path)
@@ -307,23 +303,6 @@ def _model_config(cfg: dict[str, Any], src_size: int, tgt_size: int) -> Seq2SeqC
         pad_id=Vocab.pad_id,
         bos_id=BOS_ID,
         eos_id=EOS_ID,
-    )
-
-
-def _loop_config(cfg: dict[str, Any], progress: bool) -> LoopConfig:
-    return LoopConfig(
-        epochs=cfg["epochs"],
-        lr=cfg["lr"],
-        weight_decay=cfg["weight_decay"],
-        clip=cfg["clip"],
-        patience=cfg["patience"],
-        monitor=PRIMARY_METRIC,
-        mode="max",
-        schedule=cfg["schedule"],
-        lr_factor=cfg["lr_factor"],
-        lr_patience=cfg["lr_patience"],
-        seed=cfg["seed"],
-        progress=progress,
     )
 
 
