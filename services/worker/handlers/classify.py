@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from services.worker.handlers.base import StagedHandler
 from shared.nn.classifier import ClassifierConfig, SentenceClassifier
 from shared.nn.padding import pad_sequences
 from shared.text.tokenize import tokenize
@@ -27,7 +25,7 @@ class _Prepared:
     order: list[int]  # order[i] = input index of row i
 
 
-class ClassifyHandler:
+class ClassifyHandler(StagedHandler):
     task = "classify"
 
     def __init__(
@@ -44,8 +42,7 @@ class ClassifyHandler:
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> ClassifyHandler:
-        if payload.get("task") != cls.task:
-            raise ValueError(f"checkpoint task is {payload.get('task')!r}, not {cls.task!r}")
+        cls.check_task(payload)
         model = SentenceClassifier(ClassifierConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         return cls(model, Vocab.from_list(payload["vocab"]), payload["labels"], device)
@@ -90,11 +87,3 @@ class ClassifyHandler:
                 "probabilities": dict(zip(self.labels, probs, strict=True)),
             }
         return results
-
-    @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stage_seconds[stage] = time.perf_counter() - start

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from services.worker.handlers.base import StagedHandler
 from shared.jobs.kinds import validate_params
 from shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
 from shared.nn.padding import pad_sequences
@@ -30,7 +29,7 @@ _NUMBER = re.compile(r"[+-]?(\d+([.,:/]\d+)*|[.,]\d+)(st|nd|rd|th|s)?")
 _SCORE_LOGITS_PER_PASS = 1 << 24
 
 
-class LanguageModelHandler:
+class LanguageModelHandler(StagedHandler):
     task = "generate"
 
     def __init__(self, model: RNNLanguageModel, vocab: Vocab, device: torch.device) -> None:
@@ -48,8 +47,7 @@ class LanguageModelHandler:
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> LanguageModelHandler:
-        if payload.get("task") != cls.task:
-            raise ValueError(f"checkpoint task is {payload.get('task')!r}, not {cls.task!r}")
+        cls.check_task(payload)
         model = RNNLanguageModel(LanguageModelConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         return cls(model, Vocab.from_list(payload["vocab"]), device)
@@ -187,14 +185,6 @@ class LanguageModelHandler:
             logits, _ = self.model(tokens, None, lengths)  # [B, T, V]
             logprobs = torch.log_softmax(logits.float(), dim=-1)
             return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
-
-    @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stage_seconds[stage] = time.perf_counter() - start
 
 
 def _detokenize(words: list[str]) -> str:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from services.worker.handlers.base import StagedHandler
 from shared.nn.padding import pad_sequences
 from shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_characters
 from shared.text.tokenize import tokenize
@@ -33,7 +31,7 @@ def tag_tokens(text: str) -> list[str]:
     return tokenize(text, lowercase=False, ptb_quotes=False)
 
 
-class TagHandler:
+class TagHandler(StagedHandler):
     task = "tag"
 
     def __init__(
@@ -56,8 +54,7 @@ class TagHandler:
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> TagHandler:
-        if payload.get("task") != cls.task:
-            raise ValueError(f"checkpoint task is {payload.get('task')!r}, not {cls.task!r}")
+        cls.check_task(payload)
         model = SequenceTagger(TaggerConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         return cls(model, TokenEncoder.from_payload(payload), payload["tags"], device)
@@ -110,11 +107,3 @@ class TagHandler:
                     "probabilities": best[row, :n].tolist(),
                 }
         return results
-
-    @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stage_seconds[stage] = time.perf_counter() - start

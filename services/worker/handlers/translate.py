@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import html
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from services.worker.handlers.base import StagedHandler
 from shared.jobs.kinds import TranslateParams
 from shared.nn.decoding import Hypothesis, beam_search_scored
 from shared.nn.padding import pad_sequences
@@ -44,7 +42,7 @@ class _Prepared:
     order: list[int]  # input indices with tokens, longest first
 
 
-class TranslateHandler:
+class TranslateHandler(StagedHandler):
     task = "translate"
     batch_size = 32  # sentences per beam search; each holds batch_size * beam_size hypotheses
 
@@ -63,8 +61,7 @@ class TranslateHandler:
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> TranslateHandler:
-        if payload.get("task") != cls.task:
-            raise ValueError(f"checkpoint task is {payload.get('task')!r}, not {cls.task!r}")
+        cls.check_task(payload)
         model = Seq2Seq(Seq2SeqConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         return cls(model, Vocab.from_list(payload["src_vocab"]), Vocab.from_list(payload["tgt_vocab"]), device)
@@ -114,11 +111,3 @@ class TranslateHandler:
             tokens = [html.unescape(token) for token in self.tgt_vocab.decode(hypothesis.tokens)]
             results.append({"translation": " ".join(tokens), "tokens": tokens, "score": hypothesis.score})
         return results
-
-    @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stage_seconds[stage] = time.perf_counter() - start
