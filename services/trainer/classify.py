@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 from collections.abc import Callable
@@ -15,11 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from services.trainer.datasets import Example, fingerprint, read_sst2
-from services.trainer.loop import FitResult, fit
-from services.trainer.outcome import TrainOutcome
-from services.trainer.plots import plot_curves
+from services.trainer.loop import fit
+from services.trainer.outcome import TrainOutcome, save_trained
 from services.trainer.presets import apply_overrides, loop_config, training_device
-from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from shared.nn.cells import CELLS
 from shared.nn.classifier import ClassifierConfig, SentenceClassifier
 from shared.nn.evaluation import accuracy, macro_f1
@@ -143,7 +140,9 @@ def train_classifier(
     model = SentenceClassifier(_model_config(cfg, len(vocab)))
     batches = _train_batches(_encode(train, vocab), cfg, vocab)
     result = fit(model, batches, evaluate, _loss, loop_config(cfg, progress, PRIMARY_METRIC, "max"), device, on_epoch)
-    return _save(model, vocab, cfg, result, evaluate(model), data_fingerprint, out_path)
+    extras = {"vocab": vocab.to_list(), "labels": list(LABELS)}
+    return save_trained("classify", model, extras, cfg, result, evaluate(model), data_fingerprint, out_path,
+                        PRIMARY_METRIC)
 
 
 def _subset(examples: list[Example], cfg: dict[str, Any]) -> list[Example]:
@@ -240,34 +239,3 @@ def evaluate_batches(
     model.train(was_training)
     p, g = torch.cat(preds), torch.cat(golds)
     return {"accuracy": accuracy(p, g), "macro_f1": macro_f1(p, g, len(LABELS)), "loss": loss_sum / len(g)}
-
-
-def _save(
-    model: SentenceClassifier,
-    vocab: Vocab,
-    cfg: dict[str, Any],
-    result: FitResult,
-    metrics: dict[str, float],
-    data_fingerprint: str,
-    out_path: Path,
-) -> TrainOutcome:
-    model_config = dataclasses.asdict(model.config)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "task": "classify",
-        "model_config": model_config,
-        "vocab": vocab.to_list(),
-        "labels": list(LABELS),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metrics": dict(metrics),
-        "data_fingerprint": data_fingerprint,
-        "train_config": {**cfg, "best_epoch": result.best_epoch},
-    }
-    out_path = Path(out_path)
-    sha256, size = save_checkpoint(out_path, payload)
-    curve_path = out_path.parent / "curve.png"
-    plot_curves(result.history, curve_path)
-    return TrainOutcome(
-        out_path, sha256, size, dict(metrics), dict(cfg), model_config,
-        data_fingerprint, result.history, curve_path, PRIMARY_METRIC,
-    )

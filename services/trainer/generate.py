@@ -7,7 +7,6 @@ the next (detached, so gradients stop at the window edge) and restarts from zero
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -28,11 +27,9 @@ from services.trainer.corpora import (
     read_corpus,
 )
 from services.trainer.datasets import fingerprint
-from services.trainer.loop import FitResult, fit
-from services.trainer.outcome import TrainOutcome
-from services.trainer.plots import plot_curves
+from services.trainer.loop import fit
+from services.trainer.outcome import TrainOutcome, save_trained
 from services.trainer.presets import apply_overrides, loop_config, training_device
-from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from shared.nn.cells import CELLS
 from shared.nn.language_model import (
     LanguageModelConfig,
@@ -164,7 +161,8 @@ def train_language_model(
     metrics = evaluate(model)
     test_metrics = evaluate_stream(model, test, cfg["bptt"], device)
     metrics |= {f"test_{name}": value for name, value in test_metrics.items()}
-    return _save(model, vocab, cfg, result, metrics, data_fingerprint, out_path)
+    return save_trained(TASK, model, {"vocab": vocab.to_list()}, cfg, result, metrics, data_fingerprint, out_path,
+                        PRIMARY_METRIC)
 
 
 def batchify(ids: Tensor, batch_size: int) -> Tensor:
@@ -231,34 +229,4 @@ def _model_config(cfg: dict[str, Any], vocab_size: int) -> LanguageModelConfig:
         dropout=cfg["dropout"],
         tie_weights=cfg["tie_weights"],
         pad_id=Vocab.pad_id,
-    )
-
-
-def _save(
-    model: RNNLanguageModel,
-    vocab: Vocab,
-    cfg: dict[str, Any],
-    result: FitResult,
-    metrics: dict[str, float],
-    data_fingerprint: str,
-    out_path: Path,
-) -> TrainOutcome:
-    model_config = dataclasses.asdict(model.config)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "task": TASK,
-        "model_config": model_config,
-        "vocab": vocab.to_list(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metrics": dict(metrics),
-        "data_fingerprint": data_fingerprint,
-        "train_config": {**cfg, "best_epoch": result.best_epoch},
-    }
-    out_path = Path(out_path)
-    sha256, size = save_checkpoint(out_path, payload)
-    curve_path = out_path.parent / "curve.png"
-    plot_curves(result.history, curve_path)
-    return TrainOutcome(
-        out_path, sha256, size, dict(metrics), dict(cfg), model_config,
-        data_fingerprint, result.history, curve_path, PRIMARY_METRIC,
     )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from torch import nn
+
+from services.trainer.loop import FitResult
+from services.trainer.plots import plot_curves
+from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 
 
 @dataclass
@@ -19,3 +26,36 @@ class TrainOutcome:
     history: list[dict[str, float]]
     curve_path: Path
     primary_metric: str  # the key in `metrics` the promotion gate compares
+
+
+def save_trained(
+    task: str,
+    model: nn.Module,
+    extras: dict[str, Any],
+    cfg: dict[str, Any],
+    result: FitResult,
+    metrics: dict[str, float],
+    data_fingerprint: str,
+    out_path: Path,
+    primary_metric: str,
+    run_info: dict[str, Any] | None = None,
+) -> TrainOutcome:
+    """Write the self-describing checkpoint (`extras` carries the task's vocabularies and
+    labels) and the training curve beside it; every trainer ends here."""
+    model_config = dataclasses.asdict(model.config)  # type: ignore[call-overload]
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "task": task,
+        "model_config": model_config,
+        **extras,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metrics": dict(metrics),
+        "data_fingerprint": data_fingerprint,
+        "train_config": {**cfg, "best_epoch": result.best_epoch, **(run_info or {})},
+    }
+    out_path = Path(out_path)
+    sha256, size = save_checkpoint(out_path, payload)
+    curve_path = out_path.parent / "curve.png"
+    plot_curves(result.history, curve_path)
+    return TrainOutcome(out_path, sha256, size, dict(metrics), dict(cfg), model_config, data_fingerprint,
+                        result.history, curve_path, primary_metric)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 from collections.abc import Callable
@@ -16,11 +15,9 @@ from torch import Tensor, nn
 
 from services.trainer.conllu import COLUMNS, Sentence, read_conllu
 from services.trainer.datasets import fingerprint
-from services.trainer.loop import FitResult, fit
-from services.trainer.outcome import TrainOutcome
-from services.trainer.plots import plot_curves
+from services.trainer.loop import fit
+from services.trainer.outcome import TrainOutcome, save_trained
 from services.trainer.presets import apply_overrides, loop_config, training_device
-from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from shared.nn.cells import CELLS
 from shared.nn.embeddings import load_pretrained_embeddings
 from shared.nn.evaluation import accuracy
@@ -171,8 +168,9 @@ def train_tagger(
     result = fit(model, batches, evaluate_dev, _loss, loop_config(cfg, progress, PRIMARY_METRIC, "max"), device, on_epoch)
     test_metrics = evaluate_batches(model, _eval_batches(test, encoder, tags, cfg), device)
     metrics = dict(result.best_metrics) | {f"test_{k}": v for k, v in test_metrics.items()}
-    run_info = {"best_epoch": result.best_epoch, "pretrained_found": found}
-    return _save(model, encoder, tags, {**cfg, **run_info}, result, metrics, data_fingerprint, out_path)
+    extras = {**encoder.to_payload(), "tags": list(tags)}  # vocab, char_vocab, lowercase_words, max_word_chars
+    return save_trained("tag", model, extras, cfg, result, metrics, data_fingerprint, out_path, PRIMARY_METRIC,
+                        run_info={"pretrained_found": found})
 
 
 def _embeddings_path(data_dir: Path, cfg: dict[str, Any]) -> Path | None:
@@ -295,44 +293,3 @@ def evaluate_batches(
     model.train(was_training)
     p, g = torch.cat(preds), torch.cat(golds)
     return {"accuracy": accuracy(p, g), "loss": loss_sum / len(g)}
-
-
-def _save(
-    model: SequenceTagger,
-    encoder: TokenEncoder,
-    tags: list[str],
-    train_config: dict[str, Any],
-    result: FitResult,
-    metrics: dict[str, float],
-    data_fingerprint: str,
-    out_path: Path,
-) -> TrainOutcome:
-    model_config = dataclasses.asdict(model.config)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "task": "tag",
-        "model_config": model_config,
-        **encoder.to_payload(),  # vocab, char_vocab, lowercase_words, max_word_chars
-        "tags": list(tags),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metrics": dict(metrics),
-        "data_fingerprint": data_fingerprint,
-        "train_config": dict(train_config),
-    }
-    out_path = Path(out_path)
-    sha256, size = save_checkpoint(out_path, payload)
-    curve_path = out_path.parent / "curve.png"
-    plot_curves(result.history, curve_path)
-    config = {k: v for k, v in train_config.items() if k in PRESETS["quick"] or k == "preset"}
-    return TrainOutcome(
-        out_path,
-        sha256,
-        size,
-        dict(metrics),
-        config,
-        model_config,
-        data_fingerprint,
-        result.history,
-        curve_path,
-        PRIMARY_METRIC,
-    )

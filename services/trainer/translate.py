@@ -6,7 +6,6 @@ saved weights are then scored once on test_2016_flickr with beam search ("test_b
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 from collections.abc import Callable
@@ -19,12 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from services.trainer.datasets import fingerprint
-from services.trainer.loop import FitResult, fit
-from services.trainer.outcome import TrainOutcome
+from services.trainer.loop import fit
+from services.trainer.outcome import TrainOutcome, save_trained
 from services.trainer.parallel import Pair, read_parallel
-from services.trainer.plots import plot_curves
 from services.trainer.presets import apply_overrides, loop_config, training_device
-from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from shared.nn.cells import CELLS
 from shared.nn.decoding import beam_search, greedy_decode
 from shared.nn.padding import pad_sequences
@@ -165,7 +162,8 @@ def train_translator(
     result = fit(model, batches, evaluate, loss_fn, loop_config(cfg, progress, PRIMARY_METRIC, "max"), device, on_epoch)
     # fit() restored the best epoch's weights; its dev metrics are those weights' metrics.
     metrics = result.best_metrics | {"test_bleu": test_bleu(model, test, cfg, device)}
-    return _save(model, src_vocab, tgt_vocab, cfg, result, metrics, data_fingerprint, out_path)
+    extras = {"src_vocab": src_vocab.to_list(), "tgt_vocab": tgt_vocab.to_list()}
+    return save_trained("translate", model, extras, cfg, result, metrics, data_fingerprint, out_path, PRIMARY_METRIC)
 
 
 def _split_paths(data_dir: Path, cfg: dict[str, Any], split: str) -> tuple[Path, Path]:
@@ -303,36 +301,4 @@ def _model_config(cfg: dict[str, Any], src_size: int, tgt_size: int) -> Seq2SeqC
         pad_id=Vocab.pad_id,
         bos_id=BOS_ID,
         eos_id=EOS_ID,
-    )
-
-
-def _save(
-    model: Seq2Seq,
-    src_vocab: Vocab,
-    tgt_vocab: Vocab,
-    cfg: dict[str, Any],
-    result: FitResult,
-    metrics: dict[str, float],
-    data_fingerprint: str,
-    out_path: Path,
-) -> TrainOutcome:
-    model_config = dataclasses.asdict(model.config)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "task": "translate",
-        "model_config": model_config,
-        "src_vocab": src_vocab.to_list(),
-        "tgt_vocab": tgt_vocab.to_list(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metrics": dict(metrics),
-        "data_fingerprint": data_fingerprint,
-        "train_config": {**cfg, "best_epoch": result.best_epoch},
-    }
-    out_path = Path(out_path)
-    sha256, size = save_checkpoint(out_path, payload)
-    curve_path = out_path.parent / "curve.png"
-    plot_curves(result.history, curve_path)
-    return TrainOutcome(
-        out_path, sha256, size, dict(metrics), dict(cfg), model_config,
-        data_fingerprint, result.history, curve_path, PRIMARY_METRIC,
     )
