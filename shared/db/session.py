@@ -52,8 +52,15 @@ def get_engine() -> Engine:
     return _engines[key]
 
 
+_makers: dict[Engine, sessionmaker[Session]] = {}
+
+
 def get_sessionmaker() -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+    """One factory per engine: every request and task asks for one."""
+    engine = get_engine()
+    if engine not in _makers:
+        _makers[engine] = sessionmaker(bind=engine, expire_on_commit=False)
+    return _makers[engine]
 
 
 @contextmanager
@@ -72,6 +79,7 @@ def session_scope() -> Iterator[Session]:
 
 def dispose_engines() -> None:
     """Drop this process's engines (after a fork, or when tests switch databases)."""
+    _makers.clear()
     for key in [k for k in _engines if k[0] == os.getpid()]:
         _engines.pop(key).dispose()
     for key in [k for k in _engines if k[0] != os.getpid()]:
