@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import create_engine, text
 
 from tests import processes
@@ -135,6 +134,49 @@ def default_params(kind: str) -> dict[str, Any]:
     return validate_params(kind, extra)
 
 
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client for JSON POSTs. The load generator shares the
+    machine with the stack it measures, so it must cost as little CPU as possible (httpx
+    costs about 2 ms per request here)."""
+
+    def __init__(self, base: str) -> None:
+        host, _, port = base.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        payload = json.dumps(body).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(payload)}\r\n{head}\r\n".encode() + payload)
+        assert self.reader is not None
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return status, json.loads(await self.reader.readexactly(length))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def _post_job(conn: Connection, body: dict[str, Any]) -> bool:
+    """Submit with Prefer: wait; True when the job came back succeeded."""
+    try:
+        status, job = await conn.post("/v1/jobs", body, {"Prefer": "wait=60"})
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        conn.close()
+        return False
+    return status == 200 and job.get("status") == "succeeded"
+
+
 async def closed_loop(base: str, kind: str, model: str, texts: list[str], per_job: int, concurrency: int,
                       seconds: float, mode: str) -> Result:
     latencies: list[float] = []
@@ -144,22 +186,17 @@ async def closed_loop(base: str, kind: str, model: str, texts: list[str], per_jo
 
     async def client(offset: int) -> None:
         nonlocal failed
-        async with httpx.AsyncClient(timeout=70) as http:
-            cursor = offset * 997
-            while time.perf_counter() < deadline:
-                inputs = [texts[(cursor + i) % len(texts)] for i in range(per_job)]
-                cursor += per_job
-                started = time.perf_counter()
-                try:
-                    response = await http.post(f"{base}/v1/jobs", headers={"Prefer": "wait=60"},
-                                               json={"kind": kind, "model": model, "inputs": inputs, "params": params})
-                except httpx.HTTPError:
-                    failed += 1
-                    continue
-                if response.status_code != 200 or response.json()["status"] != "succeeded":
-                    failed += 1
-                    continue
+        conn = Connection(base)
+        cursor = offset * 997
+        while time.perf_counter() < deadline:
+            inputs = [texts[(cursor + i) % len(texts)] for i in range(per_job)]
+            cursor += per_job
+            started = time.perf_counter()
+            if await _post_job(conn, {"kind": kind, "model": model, "inputs": inputs, "params": params}):
                 latencies.append(time.perf_counter() - started)
+            else:
+                failed += 1
+        conn.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(concurrency)))
@@ -171,25 +208,27 @@ async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: fl
     """Jobs arrive at a fixed rate regardless of answers (latency measured per job)."""
     latencies: list[float] = []
     failed = 0
+    idle: list[Connection] = []
 
-    async def one(http: httpx.AsyncClient, text_: str) -> None:
+    async def one(text_: str) -> None:
         nonlocal failed
+        conn = idle.pop() if idle else Connection(base)
         started = time.perf_counter()
-        response = await http.post(f"{base}/v1/jobs", headers={"Prefer": "wait=60"},
-                                   json={"kind": kind, "model": model, "inputs": [text_]})
-        if response.status_code == 200 and response.json()["status"] == "succeeded":
+        if await _post_job(conn, {"kind": kind, "model": model, "inputs": [text_]}):
             latencies.append(time.perf_counter() - started)
         else:
             failed += 1
+        idle.append(conn)
 
     tasks = []
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as http:
-        for number in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, started + number / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(http, texts[number % len(texts)])))
-        await asyncio.gather(*tasks)
+    for number in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, started + number / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(texts[number % len(texts)])))
+    await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
+    for conn in idle:
+        conn.close()
     return summarize(kind, f"open-loop@{rate:.0f}/s", 1, 0, latencies, elapsed, failed)
 
 
@@ -292,7 +331,7 @@ def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: di
         "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
         "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000",
     }
-    naive = base_env | {"SEQSERVE_BATCH_MAX_DELAY_MS": "0",
+    naive = base_env | {"SEQSERVE_BATCH_MAX_DELAY_MS": "0", "SEQSERVE_COALESCE_TRIGGERS": "false",
                         "SEQSERVE_BATCH_MAX_INPUTS": json.dumps({kind: 1 for kind in TASK_OF})}
     results: list[Result] = []
     for kind in args.kinds:

@@ -105,10 +105,11 @@ def main() -> None:
     args = parser.parse_args()
     overrides = parse_overrides(args.set)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    entries = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     for task in args.tasks:
         result = run(task, args.preset, args.out_dir, overrides)
         print(json.dumps(result, indent=2), flush=True)
+        # Re-read: another benchmark process may have written its own rows meanwhile.
+        entries = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         entries = [e for e in entries if (e["task"], e["preset"]) != (task, args.preset)] + [result]
         RESULTS.write_text(json.dumps(entries, indent=2))
         write_table(entries)

@@ -42,8 +42,11 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    workers = args.workers or settings.api_workers
+    if workers > 1:
+        _multiprocess_metrics_dir("api")  # each process writes its own; /metrics merges them
     uvicorn.run(
-        "services.api.main:create_app", factory=True,
+        "services.api.main:create_app", factory=True, workers=workers,
         host=args.host or settings.api_host, port=args.port or settings.api_port, log_level="info",
     )
     return 0
@@ -68,7 +71,7 @@ def _worker(args: argparse.Namespace) -> int:
     argv = [
         "worker", "--loglevel", args.loglevel, "--queues", args.queues or settings.worker_queues,
         "--concurrency", str(args.concurrency or settings.worker_concurrency), "--pool", "prefork",
-        "--without-gossip", "--without-mingle",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]
     if args.hostname:
         argv += ["--hostname", args.hostname]
@@ -168,7 +171,8 @@ def _up(args: argparse.Namespace) -> int:
     children = [
         subprocess.Popen([*me, "worker"]),
         subprocess.Popen([*me, "beat"]),
-        subprocess.Popen([*me, "api", "--host", args.host or settings.api_host, "--port", str(port)]),
+        subprocess.Popen([*me, "api", "--host", args.host or settings.api_host, "--port", str(port),
+                          *(["--workers", str(args.workers)] if args.workers else [])]),
     ]
     _print_howto(args.host or settings.api_host, port, settings.default_model)
     return _supervise(children)
@@ -217,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help="serve the HTTP API" if name == "api" else "run everything here")
         cmd.add_argument("--host")
         cmd.add_argument("--port", type=int)
+        cmd.add_argument("--workers", type=int, help="API processes (default: SEQSERVE_API_WORKERS)")
         cmd.set_defaults(func=func)
     worker = sub.add_parser("worker", help="run an inference worker")
     worker.add_argument("--queues")

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(1, ge=1, description="API processes sharing the port (uvicorn workers).")
 
     max_inputs_per_job: int = Field(256, ge=1)
     max_input_chars: int = Field(2000, ge=1)
@@ -57,11 +58,16 @@ class Settings(BaseSettings):
     batch_max_inputs: dict[str, int] = Field(
         default_factory=lambda: {"classify": 256, "tag": 128, "score": 64, "generate": 32, "translate": 32}
     )
+    # One queued message per batch group instead of one per job (Redis brokers): jobs that
+    # arrive while their group's message waits ride along with it. A lost message delays its
+    # group by trigger_ttl_seconds at most.
+    coalesce_triggers: bool = True
+    trigger_ttl_seconds: float = Field(10.0, gt=0)
     # A claimed job whose worker vanished is taken over after this long; keep it above the
     # longest job. The Redis visibility timeout is set above it.
     job_lease_seconds: float = Field(300.0, gt=0)
     alias_cache_seconds: float = Field(1.0, ge=0, description="How long the API reuses a resolved model reference.")
-    max_queue_depth: int = Field(10_000, ge=1, description="Past this many queued messages, POST answers 503.")
+    max_queue_depth: int = Field(10_000, ge=1, description="Past this many queued jobs of one priority, POST answers 503.")
     max_wait_seconds: float = Field(60.0, ge=0, description="Upper bound of `Prefer: wait=N`.")
     reconcile_interval_seconds: float = Field(30.0, gt=0)
     requeue_after_seconds: float = Field(120.0, gt=0, description="Re-publish a job queued this long.")

@@ -74,8 +74,6 @@ RECONCILE_LAST_RUN = Gauge(
     multiprocess_mode="max",
 )
 
-# Queues (computed at scrape time by the API)
-QUEUE_DEPTH = Gauge("seqserve_queue_depth", "Messages waiting in a broker queue.", ["queue"])
 
 # Trainer
 TRAINING_RUNS_TOTAL = Counter("seqserve_training_runs_total", "Training runs that ended, by task.", ["task", "status"])
@@ -87,4 +85,8 @@ ALIAS_VERSION = "seqserve_model_alias_version"
 VERSION_COUNT = "seqserve_model_versions"
 VERSION_METRIC = "seqserve_model_version_metric"
 QUEUE_LAST_CONSUMED = "seqserve_queue_last_consumed_timestamp_seconds"
+# Messages in each broker queue. With coalesced triggers one message can stand for many jobs:
+# the backlog is JOBS_QUEUED (job rows waiting, per priority queue).
+QUEUE_DEPTH = "seqserve_queue_depth"
+JOBS_QUEUED = "seqserve_jobs_queued"
 

@@ -25,7 +25,8 @@ def redis_url(settings: Settings) -> str | None:
     return url if url.startswith(("redis://", "rediss://")) else None
 
 
-def _client(url: str) -> redis.Redis:
+def redis_client(url: str) -> redis.Redis:
+    """One client (one connection pool) per process and URL."""
     key = (os.getpid(), url)
     if key not in _clients:
         _clients[key] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
@@ -41,6 +42,6 @@ def publish_finished(settings: Settings, job_ids: Iterable[str]) -> None:
     if not ids:
         return
     try:
-        _client(url).publish(CHANNEL, ",".join(ids))
+        redis_client(url).publish(CHANNEL, ",".join(ids))
     except redis.RedisError as exc:
         log.warning("could not publish job-finished events: %s", exc)

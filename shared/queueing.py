@@ -5,6 +5,8 @@ Only ids travel in messages; the job row is the source of truth, so no result ba
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 from kombu import Queue
 
@@ -68,10 +70,68 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-def publish_job(celery: Celery, job_id: str, priority: str) -> None:
-    """Publish a job's id to its priority queue; raises when the broker is unreachable."""
-    celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue_for(priority), retry=True,
+def publish_job(celery: Celery, job_id: str, priority: str, trigger: str | None = None) -> None:
+    """Publish a job's id to its priority queue; raises when the broker is unreachable.
+    `trigger`: the coalescing key this message holds (see `TriggerGate`)."""
+    kwargs = {"trigger": trigger} if trigger else {}
+    celery.send_task(RUN_JOB_TASK, args=[job_id], kwargs=kwargs, queue=queue_for(priority), retry=True,
                      retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2})
+
+
+# Compare-and-delete: only the message that set the key releases it.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+class TriggerGate:
+    """Coalesced wake-ups: one message in flight per batch group instead of one per job.
+
+    A batch group is (model version, batch key, priority). A submitted job publishes a
+    message only if it sets the group's key (SET NX); otherwise a message for its group is
+    already queued, and the worker that takes that message releases the key *before* its last
+    gather, so every job that found the key set is committed before that gather looks. A
+    worker whose batch filled up publishes a new trigger for what is left. The key expires
+    after `ttl_seconds`, so a lost message holds a group back for that long at most (the
+    reconciler re-publishes anything left queued).
+    """
+
+    PREFIX = "seqserve:trigger:"
+
+    def __init__(self, url: str, ttl_seconds: float) -> None:
+        from shared.notify import redis_client
+
+        self._redis = redis_client(url)
+        self._ttl_ms = max(1, int(ttl_seconds * 1000))
+        self._release = self._redis.register_script(_RELEASE)
+
+    @classmethod
+    def key(cls, version_id: int, kind: str, batch_key: str, priority: str) -> str:
+        return f"{cls.PREFIX}{version_id}:{kind}:{batch_key}:{priority}"
+
+    @classmethod
+    def group(cls, key: str) -> tuple[int, str, str]:
+        """(version id, kind, batch key) of a trigger key."""
+        version_id, kind, batch_key, _ = key.removeprefix(cls.PREFIX).split(":")
+        return int(version_id), kind, batch_key
+
+    def acquire(self, key: str, job_id: str) -> bool:
+        """True when this job's message must be published (no trigger pending)."""
+        return bool(self._redis.set(key, job_id, nx=True, px=self._ttl_ms))
+
+    def release(self, key: str, job_id: str) -> None:
+        self._release(keys=[key], args=[job_id])
+
+
+_gates: dict[tuple[int, str, float], TriggerGate] = {}
+
+
+def trigger_gate(settings: Settings) -> TriggerGate | None:
+    """The gate when coalescing is on and the broker is Redis; None means publish every job."""
+    if not settings.coalesce_triggers or not settings.broker_url.startswith(("redis://", "rediss://")):
+        return None
+    key = (os.getpid(), settings.broker_url, settings.trigger_ttl_seconds)
+    if key not in _gates:
+        _gates[key] = TriggerGate(settings.broker_url, settings.trigger_ttl_seconds)
+    return _gates[key]
 
 
 def publish_webhook(celery: Celery, job_id: str, countdown: float = 0) -> None:

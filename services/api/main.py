@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import errors
 from services.api.console.routes import router as console_router
@@ -22,20 +23,32 @@ from shared.metrics import HTTP_REQUEST_SECONDS
 from shared.queueing import make_celery
 
 
-async def _time_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        return response
-    finally:
-        route = request.scope.get("route")
-        # The route template, never the raw path: ids would explode label cardinality.
-        template = getattr(route, "path", "unmatched")
-        HTTP_REQUEST_SECONDS.labels(template, request.method, str(status)).observe(
-            time.perf_counter() - started
-        )
+class RequestTimer:
+    """HTTP latency by route template, method and status: plain ASGI middleware (Starlette's
+    BaseHTTPMiddleware costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            # The route template, never the raw path: ids would explode label cardinality.
+            template = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUEST_SECONDS.labels(template, scope["method"], str(status)).observe(time.perf_counter() - started)
 
 
 @asynccontextmanager
@@ -57,7 +70,7 @@ def create_app() -> FastAPI:
     app.state.waiter = JobWaiter(settings)
     errors.install(app)
     scrape.install_collector()
-    app.middleware("http")(_time_requests)
+    app.add_middleware(RequestTimer)
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(models_router)

@@ -1,10 +1,14 @@
 """Dynamic batching through the job table.
 
-A message names one job (the trigger). Claiming it, the worker also claims other queued jobs
-for the same model version, kind and params, up to the kind's input limit, waiting at most
-`batch_max_delay_ms` for more to arrive: many jobs, one forward pass. Their own messages
-arrive later and find the jobs no longer claimable, which costs one conditional update (or
-nothing, when this process remembers having run them).
+A message names one job (the trigger). Claiming it, the worker also claims the other queued
+jobs of its batch group (same model version, kind and params), up to the kind's input limit,
+waiting at most `batch_max_delay_ms` for more to arrive: many jobs, one forward pass.
+
+With coalesced triggers (`shared.queueing.TriggerGate`) most jobs of a busy group never get
+a message of their own: the message carries the group's trigger key, the worker releases it
+before its last look at the group, and gathers the group even when the trigger job itself was
+already run by another batch. Without coalescing every job has a message; those of jobs run
+as companions find them no longer claimable (or this process remembers having run them).
 """
 
 from __future__ import annotations
@@ -13,38 +17,38 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.worker.model_cache import VersionInfo
 from shared.config import Settings
-from shared.db.models import Job
+from shared.db.models import Model, ModelVersion
 from shared.db.session import session_scope
 from shared.jobs import repository as jobs_repo
-from shared.jobs.repository import Claim
-
-
-@dataclass(frozen=True)
-class Member:
-    claim: Claim
-    inputs: list[str]
-    created_at: datetime
-    webhook: bool
+from shared.jobs.repository import ClaimedJob
+from shared.queueing import TriggerGate
 
 
 @dataclass
 class Batch:
     kind: str
-    params: dict[str, Any]
+    params: dict
     version: VersionInfo
-    members: list[Member] = field(default_factory=list)
+    batch_key: str
+    limit: int  # most inputs in one forward pass for this kind
+    members: list[ClaimedJob] = field(default_factory=list)
     waited_seconds: float = 0.0
+    # Priority of a queued job of the group that did not fit: it needs a trigger of its own.
+    left_over: str | None = None
 
     @property
     def num_inputs(self) -> int:
         return sum(len(m.inputs) for m in self.members)
+
+    @property
+    def full(self) -> bool:
+        return self.left_over is not None or self.num_inputs >= self.limit
 
 
 @dataclass(frozen=True)
@@ -54,44 +58,71 @@ class LeaseHeld:
     seconds_left: float
 
 
-def _member(job: Job, claim: Claim) -> Member:
-    return Member(claim, list(job.inputs), job.created_at, job.webhook_url is not None)
+# Version rows never change: one lookup per version per process.
+_versions: dict[int, VersionInfo] = {}
 
 
-def _add_companions(session: Session, batch: Batch, trigger: uuid.UUID, limit: int, lease: float) -> None:
-    budget = limit - batch.num_inputs
-    if budget <= 0:
-        return
-    chosen: dict[uuid.UUID, Job] = {}
-    for job in jobs_repo.queued_companions(session, batch.version.version_id, batch.kind, trigger, budget):
-        if job.params == batch.params and len(job.inputs) <= budget:
-            chosen[job.id] = job
-            budget -= len(job.inputs)
-    for claim in jobs_repo.claim_locked(session, list(chosen), lease):
-        batch.members.append(_member(chosen[claim.job_id], claim))
+def version_info(session: Session, version_id: int) -> VersionInfo:
+    info = _versions.get(version_id)
+    if info is None:
+        row = session.execute(
+            select(Model.name, ModelVersion.version, ModelVersion.checkpoint_uri, ModelVersion.sha256)
+            .join(Model, Model.id == ModelVersion.model_id)
+            .where(ModelVersion.id == version_id)
+        ).one()
+        info = _versions[version_id] = VersionInfo(version_id, row.name, row.version, row.checkpoint_uri, row.sha256)
+    return info
 
 
-def gather(job_id: uuid.UUID, settings: Settings) -> Batch | LeaseHeld | None:
-    """Claim the trigger job and its companions; None when the job is not claimable."""
-    lease = settings.job_lease_seconds
+def _new_batch(session: Session, version_id: int, kind: str, batch_key: str, settings: Settings) -> Batch:
+    return Batch(kind, {}, version_info(session, version_id), batch_key, settings.batch_max_inputs.get(kind, 64))
+
+
+def _fill(session: Session, batch: Batch, exclude: uuid.UUID, settings: Settings) -> None:
+    claimed, left_over = jobs_repo.claim_group(session, batch.version.version_id, batch.batch_key, exclude,
+                                               batch.limit - batch.num_inputs, settings.job_lease_seconds)
+    batch.members += claimed
+    batch.left_over = left_over
+    if batch.members and not batch.params:
+        batch.params = batch.members[0].params
+
+
+def _lease_held(seconds_left: float | None) -> LeaseHeld | None:
+    return LeaseHeld(seconds_left) if seconds_left is not None else None
+
+
+def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: TriggerGate | None
+           ) -> Batch | LeaseHeld | None:
+    """Claim the message's job (if still claimable) and queued jobs of its group; None when
+    nothing is left to run, LeaseHeld when the job runs under another attempt's lease."""
+    batch: Batch | None = None
     with session_scope() as session:
-        claim = jobs_repo.claim(session, job_id, lease)
-        if claim is None:
-            left = jobs_repo.lease_remaining(session, job_id)
-            return LeaseHeld(left) if left is not None else None
-        job = jobs_repo.get(session, job_id)
-        assert job is not None
-        version = job.model_version
-        info = VersionInfo(version.id, job.model_name, version.version, version.checkpoint_uri, version.sha256)
-        batch = Batch(job.kind, dict(job.params), info, [_member(job, claim)])
-        limit = settings.batch_max_inputs.get(job.kind, 64)
-        _add_companions(session, batch, job_id, limit, lease)
-    if settings.batch_max_delay_ms > 0 and batch.num_inputs < limit:
+        lead = jobs_repo.claim_job(session, job_id, settings.job_lease_seconds)
+        if lead is not None:
+            batch = _new_batch(session, lead.version_id, lead.kind, lead.batch_key, settings)
+            batch.members.append(lead)
+            _fill(session, batch, job_id, settings)
+        held = None if lead is not None else jobs_repo.lease_remaining(session, job_id)
+    if batch is None and trigger is None:
+        return _lease_held(held)
+    waited = 0.0
+    if batch is not None and settings.batch_max_delay_ms > 0 and not batch.full:
         started = time.perf_counter()
         time.sleep(settings.batch_max_delay_ms / 1000)
+        waited = time.perf_counter() - started
+    if trigger is not None and gate is not None:
+        # Released before the last look: a job that saw the key set committed before this.
+        gate.release(trigger, str(job_id))
+    if batch is None or (not batch.full and (waited > 0 or trigger is not None)):
         with session_scope() as session:
-            _add_companions(session, batch, job_id, limit, lease)
-        batch.waited_seconds = time.perf_counter() - started
+            if batch is None:  # the trigger job ran in another batch; its riders still wait
+                assert trigger is not None
+                version_id, kind, batch_key = TriggerGate.group(trigger)
+                batch = _new_batch(session, version_id, kind, batch_key, settings)
+            _fill(session, batch, job_id, settings)
+    if not batch.members:
+        return _lease_held(held)
+    batch.waited_seconds = waited
     return batch
 
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from services.worker.batching import Batch, LeaseHeld, Member, RecentIds, gather
+from services.worker.batching import Batch, LeaseHeld, RecentIds, gather
 from services.worker.model_cache import ModelCache
 from shared.config import get_settings
 from shared.db.base import utcnow
 from shared.db.models import JobStatus
 from shared.db.session import session_scope
 from shared.jobs import repository as jobs_repo
+from shared.jobs.repository import ClaimedJob
 from shared.metrics import (
     BATCH_COMPUTE_SECONDS,
     BATCH_INPUTS,
@@ -31,6 +33,7 @@ from shared.metrics import (
     JOBS_FINISHED_TOTAL,
 )
 from shared.notify import publish_finished
+from shared.queueing import TriggerGate, trigger_gate
 
 log = logging.getLogger(__name__)
 _cache = ModelCache()
@@ -52,7 +55,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _split(outputs: list[Any], members: list[Member]) -> list[list[Any]]:
+def _split(outputs: list[Any], members: list[ClaimedJob]) -> list[list[Any]]:
     parts, start = [], 0
     for member in members:
         parts.append(outputs[start:start + len(member.inputs)])
@@ -60,7 +63,7 @@ def _split(outputs: list[Any], members: list[Member]) -> list[list[Any]]:
     return parts
 
 
-def _run_handler(handler: Any, batch: Batch, members: list[Member]) -> list[list[Any]]:
+def _run_handler(handler: Any, batch: Batch, members: list[ClaimedJob]) -> list[list[Any]]:
     inputs = [text for member in members for text in member.inputs]
     outputs = handler.run(inputs, batch.params, kind=batch.kind)
     if len(outputs) != len(inputs):
@@ -82,7 +85,8 @@ def _compute(handler: Any, batch: Batch) -> dict[uuid.UUID, Outcome]:
         else:
             outcomes = {}
             for member in batch.members:
-                outcomes |= _compute(handler, Batch(batch.kind, batch.params, batch.version, [member]))
+                alone = Batch(batch.kind, batch.params, batch.version, batch.batch_key, batch.limit, [member])
+                outcomes |= _compute(handler, alone)
     labels = (batch.kind, batch.version.model_name)
     BATCH_COMPUTE_SECONDS.labels(*labels).observe(time.perf_counter() - started)
     return outcomes
@@ -92,7 +96,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _observe(batch: Batch, member: Member, status: JobStatus) -> None:
+def _observe(batch: Batch, member: ClaimedJob, status: JobStatus) -> None:
     labels = (batch.kind, batch.version.model_name)
     JOBS_FINISHED_TOTAL.labels(*labels, status.value).inc()
     created = _aware(member.created_at)
@@ -101,21 +105,19 @@ def _observe(batch: Batch, member: Member, status: JobStatus) -> None:
 
 
 def _write(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> RunReport:
-    written: list[Member] = []
+    rows = [(m.claim, *outcomes[m.claim.job_id]) for m in batch.members]
     with session_scope() as session:
-        for member in batch.members:
-            status, result, error = outcomes[member.claim.job_id]
-            if jobs_repo.finish(session, member.claim, status, result, error):
-                written.append(member)
-            else:
-                log.info("job %s moved on (cancelled or taken over); result dropped", member.claim.job_id)
+        written_ids = jobs_repo.finish_many(session, rows)
+    written = [m for m in batch.members if m.claim.job_id in written_ids]
     for member in batch.members:
         _recent.add(member.claim.job_id)
+        if member.claim.job_id not in written_ids:
+            log.info("job %s moved on (cancelled or taken over); result dropped", member.claim.job_id)
     for member in written:
         _observe(batch, member, outcomes[member.claim.job_id][0])
     publish_finished(get_settings(), [str(m.claim.job_id) for m in written])
     trigger_status = outcomes[batch.members[0].claim.job_id][0].value
-    return RunReport(trigger_status, webhooks_due=[str(m.claim.job_id) for m in written if m.webhook])
+    return RunReport(trigger_status, webhooks_due=[str(m.claim.job_id) for m in written if m.has_webhook])
 
 
 def _fail_all(batch: Batch, exc: BaseException) -> dict[uuid.UUID, Outcome]:
@@ -123,17 +125,35 @@ def _fail_all(batch: Batch, exc: BaseException) -> dict[uuid.UUID, Outcome]:
     return {m.claim.job_id: (JobStatus.failed, None, _error_text(exc)) for m in batch.members}
 
 
-def run_job(job_id: str) -> RunReport:
-    """Run the job a message names, with whatever companions it can batch."""
-    trigger = uuid.UUID(job_id)
-    if trigger in _recent:
+Retrigger = Callable[[str, str, str], None]  # (job id, priority, trigger key) -> publish
+
+
+def _retrigger_left_over(batch: Batch, gate: TriggerGate | None, publish: Retrigger) -> None:
+    """Queued jobs of the group did not fit: make sure a message will come for them."""
+    if batch.left_over is None or gate is None:
+        return  # without coalescing every job has its own message
+    key = TriggerGate.key(batch.version.version_id, batch.kind, batch.batch_key, batch.left_over)
+    lead = str(batch.members[0].claim.job_id)  # no longer claimable: its message gathers the group
+    if gate.acquire(key, lead):
+        publish(lead, batch.left_over, key)
+
+
+def run_job(job_id: str, trigger: str | None = None, publish: Retrigger | None = None) -> RunReport:
+    """Run the job a message names, with whatever companions it can batch. `trigger`: the
+    coalescing key the message holds; `publish` sends a new trigger message."""
+    trigger_id = uuid.UUID(job_id)
+    if trigger is None and trigger_id in _recent:
         return RunReport("skipped")
-    gathered = gather(trigger, get_settings())
+    settings = get_settings()
+    gate = trigger_gate(settings)
+    gathered = gather(trigger_id, trigger, settings, gate)
     if gathered is None:
         return RunReport("skipped")
     if isinstance(gathered, LeaseHeld):
         return RunReport("lease_held", lease_seconds_left=gathered.seconds_left)
     batch = gathered
+    if publish is not None:
+        _retrigger_left_over(batch, gate, publish)
     labels = (batch.kind, batch.version.model_name)
     BATCH_WAIT_SECONDS.labels(*labels).observe(batch.waited_seconds)
     BATCH_INPUTS.labels(*labels).observe(batch.num_inputs)

@@ -16,6 +16,7 @@ from shared.queueing import (
     DELIVER_WEBHOOK_TASK,
     RECONCILE_TASK,
     RUN_JOB_TASK,
+    publish_job,
     publish_webhook,
 )
 
@@ -30,8 +31,8 @@ from shared.queueing import (
     retry_backoff_max=60,
     max_retries=5,
 )
-def run_job_task(self: Task, job_id: str) -> str:
-    report = run_job(job_id)
+def run_job_task(self: Task, job_id: str, trigger: str | None = None) -> str:
+    report = run_job(job_id, trigger, lambda lead, priority, key: publish_job(app, lead, priority, key))
     for finished in report.webhooks_due:
         publish_webhook(app, finished)
     if report.status == "lease_held":

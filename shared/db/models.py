@@ -134,6 +134,7 @@ class Job(Base):
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_version_status", "model_version_id", "status"),
+        Index("ix_jobs_batch_group", "model_version_id", "batch_key", "status"),
         Index("ix_jobs_finished_at", "finished_at"),
     )
 
@@ -146,6 +147,8 @@ class Job(Base):
     version_number: Mapped[int] = mapped_column(Integer, server_default="0")
     inputs: Mapped[list[Any]] = mapped_column()
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # kind + params digest: queued jobs of one version with one batch key share a forward pass.
+    batch_key: Mapped[str] = mapped_column(String(32), server_default="")
     priority: Mapped[str] = mapped_column(String(8), default="normal")
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value)
     result: Mapped[list[Any] | None] = mapped_column()

@@ -6,6 +6,8 @@ defaults filled in.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,3 +63,10 @@ def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Params with defaults filled in; raises pydantic.ValidationError on a bad one."""
     _, schema = JOB_KINDS[kind]
     return schema.model_validate(params).model_dump()
+
+
+def batch_key(kind: str, params: dict[str, Any]) -> str:
+    """Jobs of one model version with equal batch keys (same kind, same validated params)
+    can share a forward pass."""
+    canonical = json.dumps([kind, params], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from shared.db.base import utcnow
@@ -38,6 +38,17 @@ def get(session: Session, job_id: uuid.UUID) -> Job | None:
     return session.get(Job, job_id, options=[selectinload(Job.model_version)])
 
 
+def get_row(session: Session, job_id: uuid.UUID) -> Any:
+    """The job's columns as a plain row (no ORM identity map, no relationship loads)."""
+    return session.execute(select(Job.__table__).where(Job.id == job_id)).first()
+
+
+def count_queued(session: Session, priority: str) -> int:
+    return int(session.scalar(
+        select(func.count()).select_from(Job).where(Job.status == JobStatus.queued.value, Job.priority == priority)
+    ) or 0)
+
+
 def get_by_idempotency_key(session: Session, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.idempotency_key == key))
 
@@ -50,17 +61,47 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
-    """Take the job for a new attempt; None when it is not claimable."""
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A claimed job with what the worker needs to run it."""
+
+    claim: Claim
+    kind: str
+    params: dict[str, Any]
+    inputs: list[str]
+    created_at: datetime
+    has_webhook: bool
+    version_id: int
+    batch_key: str
+    priority: str
+
+
+def _claim_values(now: datetime, lease_seconds: float) -> dict[str, Any]:
+    return {"status": JobStatus.running.value, "started_at": now, "attempts": Job.attempts + 1,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+
+
+def claim_job(session: Session, job_id: uuid.UUID, lease_seconds: float) -> ClaimedJob | None:
+    """Take the job for a new attempt, loading it in the same statement; None when it is not
+    claimable."""
     now = utcnow()
-    attempt = session.scalar(
+    row = session.execute(
         update(Job)
         .where(Job.id == job_id, _claimable(now))
-        .values(status=JobStatus.running.value, started_at=now, attempts=Job.attempts + 1,
-                lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(Job.attempts)
-    )
-    return None if attempt is None else Claim(job_id, int(attempt), now)
+        .values(**_claim_values(now, lease_seconds))
+        .returning(Job.attempts, Job.kind, Job.params, Job.inputs, Job.created_at, Job.webhook_url,
+                   Job.model_version_id, Job.batch_key, Job.priority)
+    ).first()
+    if row is None:
+        return None
+    return ClaimedJob(Claim(job_id, int(row.attempts), now), row.kind, row.params, list(row.inputs), row.created_at,
+                      row.webhook_url is not None, row.model_version_id, row.batch_key, row.priority)
+
+
+def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
+    """Take the job for a new attempt; None when it is not claimable."""
+    claimed = claim_job(session, job_id, lease_seconds)
+    return None if claimed is None else claimed.claim
 
 
 def lease_remaining(session: Session, job_id: uuid.UUID) -> float | None:
@@ -73,33 +114,43 @@ def lease_remaining(session: Session, job_id: uuid.UUID) -> float | None:
     return max(0.0, (expires - utcnow()).total_seconds())
 
 
-def queued_companions(session: Session, version_id: int, kind: str, exclude: uuid.UUID, limit: int) -> Sequence[Job]:
-    """Queued jobs for the same model version and kind, oldest first within priority,
-    locked so that concurrent workers take disjoint sets."""
-    query = (
-        select(Job)
-        .where(Job.model_version_id == version_id, Job.kind == kind,
+def claim_group(
+    session: Session, version_id: int, batch_key: str, exclude: uuid.UUID, max_inputs: int, lease_seconds: float
+) -> tuple[list[ClaimedJob], str | None]:
+    """Claim queued jobs of one batch group (oldest first within priority) holding at most
+    `max_inputs` inputs in all. Rows are locked SKIP LOCKED, so concurrent workers take
+    disjoint sets. Returns (claimed, left_over): the priority of the first queued job of the
+    group that did not fit, or None."""
+    rows = session.execute(
+        select(Job.id, Job.kind, Job.params, Job.inputs, Job.created_at, Job.webhook_url, Job.priority)
+        .where(Job.model_version_id == version_id, Job.batch_key == batch_key,
                Job.status == JobStatus.queued.value, Job.id != exclude)
         .order_by(_PRIORITY_RANK, Job.created_at)
-        .limit(limit)
+        .limit(max(max_inputs, 0) + 1)
         .with_for_update(skip_locked=True)
-    )
-    return session.scalars(query).all()
-
-
-def claim_locked(session: Session, job_ids: list[uuid.UUID], lease_seconds: float) -> list[Claim]:
-    """Claim jobs already locked by `queued_companions` in this transaction."""
-    if not job_ids:
-        return []
-    now = utcnow()
-    rows = session.execute(
-        update(Job)
-        .where(Job.id.in_(job_ids), Job.status == JobStatus.queued.value)
-        .values(status=JobStatus.running.value, started_at=now, attempts=Job.attempts + 1,
-                lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(Job.id, Job.attempts)
     ).all()
-    return [Claim(row[0], int(row[1]), now) for row in rows]
+    chosen, budget, left_over = [], max_inputs, None
+    for row in rows:
+        if len(row.inputs) <= budget:
+            chosen.append(row)
+            budget -= len(row.inputs)
+        elif left_over is None:
+            left_over = row.priority
+    if not chosen:
+        return [], left_over
+    now = utcnow()
+    attempts = dict(session.execute(
+        update(Job)
+        .where(Job.id.in_([row.id for row in chosen]), Job.status == JobStatus.queued.value)
+        .values(**_claim_values(now, lease_seconds))
+        .returning(Job.id, Job.attempts)
+    ).all())
+    claimed = [
+        ClaimedJob(Claim(row.id, int(attempts[row.id]), now), row.kind, row.params, list(row.inputs), row.created_at,
+                   row.webhook_url is not None, version_id, batch_key, row.priority)
+        for row in chosen if row.id in attempts
+    ]
+    return claimed, left_over
 
 
 def finish(
@@ -111,12 +162,35 @@ def finish(
 ) -> bool:
     """running -> final, only for the attempt that holds the job; False if it moved on
     (cancelled, or taken over after the lease lapsed)."""
-    outcome = session.execute(
-        update(Job)
-        .where(Job.id == claim_.job_id, Job.status == JobStatus.running.value, Job.attempts == claim_.attempt)
-        .values(status=status.value, result=result, error=error, finished_at=utcnow(), lease_expires_at=None)
+    return claim_.job_id in finish_many(session, [(claim_, status, result, error)])
+
+
+Outcome = tuple[Claim, JobStatus, list[Any] | None, str | None]
+
+
+def finish_many(session: Session, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
+    """`finish` for a whole batch in one round trip; returns the ids actually written."""
+    if not outcomes:
+        return set()
+    table = Job.__table__
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.status == JobStatus.running.value,
+               table.c.attempts == bindparam("b_attempt"))
+        .values(status=bindparam("b_status"), result=bindparam("b_result"), error=bindparam("b_error"),
+                finished_at=bindparam("b_finished"), lease_expires_at=None)
     )
-    return outcome.rowcount == 1
+    now = utcnow()
+    params = [{"b_id": claim_.job_id, "b_attempt": claim_.attempt, "b_status": status.value, "b_result": result,
+               "b_error": error, "b_finished": now} for claim_, status, result, error in outcomes]
+    written = session.connection().execute(statement, params).rowcount
+    ids = {claim_.job_id for claim_, *_ in outcomes}
+    if written == len(outcomes):
+        return ids
+    # Some moved on: written are the rows that now hold this attempt's final status.
+    expected = {claim_.job_id: (claim_.attempt, status.value) for claim_, status, _, _ in outcomes}
+    rows = session.execute(select(Job.id, Job.attempts, Job.status).where(Job.id.in_(ids))).all()
+    return {row.id for row in rows if expected[row.id] == (row.attempts, row.status)}
 
 
 def cancel(session: Session, job_id: uuid.UUID) -> bool:

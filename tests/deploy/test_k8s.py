@@ -4,6 +4,8 @@ the code correctly (commands, queues, ports, volumes, the broker address)."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +16,7 @@ import yaml
 
 from services.cli import build_parser
 from shared.config import Settings
-from shared.queueing import INFERENCE_QUEUES
+from shared.queueing import INFERENCE_QUEUES, PRIORITY_QUEUES
 from tests.deploy.queries import DEPLOY, load_yaml
 
 K8S_DIR = DEPLOY / "k8s"
@@ -186,20 +188,24 @@ def test_keda_scales_the_worker_on_the_inference_queues() -> None:
     assert scaled["spec"]["minReplicaCount"] >= 1  # readiness needs a consumer (see the manifest)
     assert scaled["spec"]["maxReplicaCount"] > scaled["spec"]["minReplicaCount"]
     triggers = scaled["spec"]["triggers"]
-    assert {trigger["type"] for trigger in triggers} == {"redis"}
-    assert sorted(trigger["metadata"]["listName"] for trigger in triggers) == sorted(INFERENCE_QUEUES)
+    assert {trigger["type"] for trigger in triggers} == {"postgresql"}
+    # One trigger per priority queue, counting that priority's queued jobs in the job table.
+    counted = sorted(re.search(r"priority = '(\w+)'", t["metadata"]["query"]).group(1) for t in triggers)
+    assert sorted(PRIORITY_QUEUES[p] for p in counted) == sorted(INFERENCE_QUEUES)
     (container,) = _pod_spec(worker)["containers"]
     consumed = build_parser().parse_args(container["command"][1:]).queues or _env(container).get(
         "SEQSERVE_WORKER_QUEUES", Settings.model_fields["worker_queues"].default)
     assert set(INFERENCE_QUEUES) <= set(consumed.split(",")), "the scaled worker must consume what KEDA watches"
-    broker = urlsplit(_env(container)["SEQSERVE_BROKER_URL"])
+    database = urlsplit(_env(container)["SEQSERVE_DATABASE_URL"])
     for trigger in triggers:
         metadata = trigger["metadata"]
         assert all(isinstance(value, str) for value in metadata.values()), "KEDA metadata values are strings"
-        assert int(metadata["listLength"]) > 0
-        assert metadata["address"] == f"{broker.hostname}:{broker.port or 6379}", "KEDA must read the broker's Redis"
-        assert metadata["databaseIndex"] == (broker.path.strip("/") or "0")
+        assert int(metadata["targetQueryValue"]) > 0
+        assert "FROM jobs WHERE status = 'queued'" in metadata["query"]
         auth = _one("TriggerAuthentication", trigger["authenticationRef"]["name"])
         assert auth["apiVersion"] == KEDA_API
         for ref in auth["spec"]["secretTargetRef"]:
-            assert ref["key"] in _one("Secret", ref["name"])["stringData"]
+            connection = urlsplit(_one("Secret", ref["name"])["stringData"][ref["key"]])
+            assert connection.scheme == "postgresql", "KEDA takes a libpq URL, not SQLAlchemy's"
+            assert (connection.hostname, connection.port, connection.path) == (
+                database.hostname, database.port, database.path), "KEDA must count the services' job table"

@@ -86,6 +86,20 @@ def test_concurrent_jobs_run_in_fewer_forward_passes(api: str, registered_model:
     assert processes.metric_total(samples, "seqserve_jobs_finished_total", status="succeeded") == 24
 
 
+def test_a_full_batch_hands_the_rest_of_its_group_a_new_message(
+    api: str, registered_model: str, start_worker: StartWorker
+) -> None:
+    # Ten jobs of one group share one queued message (coalesced triggers); a batch holds
+    # four, so each full batch must publish a trigger for the rest or they would wait.
+    ids = [_submit(api, registered_model, [f"scene {i} ran long"])["id"] for i in range(10)]
+    _, metrics_url = start_worker(SEQSERVE_BATCH_MAX_INPUTS=json.dumps({"classify": 4}))
+    jobs = [processes.wait_job(api, job_id, timeout=60) for job_id in ids]
+    assert {job["status"] for job in jobs} == {"succeeded"}
+    samples = processes.scrape(metrics_url)
+    assert processes.metric_total(samples, "seqserve_batch_jobs_sum", kind="classify") == 10
+    assert processes.metric_total(samples, "seqserve_batch_jobs_count", kind="classify") >= 3
+
+
 def test_prefer_wait_answers_200_with_the_finished_job(api: str, registered_model: str, start_worker: StartWorker) -> None:
     start_worker()
     response = httpx.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.api.deps import CeleryDep, SessionDep, SettingsDep
 from services.api.health import scrape, service
@@ -31,6 +31,5 @@ def readyz(session: SessionDep, celery: CeleryDep, settings: SettingsDep) -> JSO
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(settings: SettingsDep) -> Response:
-    scrape.refresh_queue_depths(settings)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics() -> Response:
+    return Response(scrape.exposition(), media_type=CONTENT_TYPE_LATEST)

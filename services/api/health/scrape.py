@@ -9,6 +9,7 @@ so concurrent scrapes never see a half-rebuilt set, and every task x status pair
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from datetime import timezone
 
@@ -17,29 +18,46 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.db.models import QueueHeartbeat, RunStatus, Task, TrainingRun
+from shared.config import get_settings
+from shared.db.models import Job, JobStatus, QueueHeartbeat, RunStatus, Task, TrainingRun
 from shared.db.session import session_scope
 from shared.metrics import (
     ALIAS_VERSION,
+    JOBS_QUEUED,
     QUEUE_DEPTH,
     QUEUE_LAST_CONSUMED,
     TRAINING_RUN_STATES,
     VERSION_COUNT,
     VERSION_METRIC,
 )
-from shared.queueing import queue_depths
+from shared.queueing import PRIORITY_QUEUES, queue_depths
 from shared.registry import repository as registry_repo
 
 log = logging.getLogger(__name__)
 
 
-def refresh_queue_depths(settings: Settings) -> None:
+def _queue_depths() -> list[GaugeMetricFamily]:
     try:
-        for queue, depth in queue_depths(settings).items():
-            QUEUE_DEPTH.labels(queue).set(depth)
-    except Exception as exc:  # the broker is down: the gauge keeps its last value, readyz says why
+        depths = queue_depths(get_settings())
+    except Exception as exc:  # the broker is down: readyz says why; export nothing stale
         log.warning("queue depth unavailable: %s", exc)
+        return []
+    family = GaugeMetricFamily(QUEUE_DEPTH, "Messages waiting in a broker queue.", labels=["queue"])
+    for queue, depth in depths.items():
+        family.add_metric([queue], depth)
+    return [family]
+
+
+def _jobs_queued(session: Session) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(JOBS_QUEUED, "Jobs waiting to run, by the priority queue they wait in.",
+                               labels=["queue"])
+    counts = dict.fromkeys(PRIORITY_QUEUES, 0)
+    query = select(Job.priority, func.count()).where(Job.status == JobStatus.queued.value).group_by(Job.priority)
+    for priority, count in session.execute(query):
+        counts[priority] = count
+    for priority, count in counts.items():
+        family.add_metric([PRIORITY_QUEUES[priority]], count)
+    return family
 
 
 def _training_runs(session: Session) -> GaugeMetricFamily:
@@ -86,17 +104,19 @@ def _queues(session: Session) -> GaugeMetricFamily:
 class DatabaseCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Names only: lets the registry check for clashes without querying the database.
-        for name in (TRAINING_RUN_STATES, ALIAS_VERSION, VERSION_COUNT, VERSION_METRIC, QUEUE_LAST_CONSUMED):
+        for name in (TRAINING_RUN_STATES, ALIAS_VERSION, VERSION_COUNT, VERSION_METRIC, QUEUE_LAST_CONSUMED,
+                     QUEUE_DEPTH, JOBS_QUEUED):
             yield GaugeMetricFamily(name, name)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             with session_scope() as session:
-                families = [_training_runs(session), *_registry(session), _queues(session)]
+                families = [_training_runs(session), *_registry(session), _queues(session), _jobs_queued(session)]
         except Exception as exc:  # the database is down: readyz says so; export nothing stale
             log.warning("registry metrics unavailable: %s", exc)
-            return
+            families = []
         yield from families
+        yield from _queue_depths()
 
 
 _installed: list[DatabaseCollector] = []
@@ -109,3 +129,17 @@ def install_collector() -> None:
 
         _installed.append(DatabaseCollector())
         REGISTRY.register(_installed[0])
+
+
+def exposition() -> bytes:
+    """The /metrics body. With several API processes (PROMETHEUS_MULTIPROC_DIR set), every
+    process's request metrics are merged from their files; the database-derived series are
+    built by whichever process answers."""
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(DatabaseCollector())
+    return generate_latest(registry)

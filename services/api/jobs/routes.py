@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from services.api.deps import CeleryDep, SessionDep, SettingsDep
@@ -16,7 +16,6 @@ from services.api.errors import ApiError
 from services.api.jobs import service
 from shared.config import Settings
 from shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
-from shared.db.session import session_scope
 from shared.jobs import repository as jobs_repo
 from shared.jobs.kinds import JOB_KINDS
 from shared.jobs.schemas import JobCreate, JobPage, JobRead
@@ -45,46 +44,58 @@ def _wait_seconds(prefer: str | None, settings: Settings) -> float | None:
     return None
 
 
-def _is_final_status(job_id: uuid.UUID) -> bool:
-    with session_scope() as session:
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
-    return status is None or JobStatus(status) in FINAL_JOB_STATUSES
+def _done(job: JobRead | None) -> bool:
+    return job is None or JobStatus(job.status) in FINAL_JOB_STATUSES
 
 
-async def _respond(request: Request, response: Response, session: SessionDep, job: Job, wait: float | None) -> JobRead:
-    if wait:
-        # Hand the connection back while waiting: a held one per waiter would drain the pool.
-        await run_in_threadpool(session.commit)
-        waiter = request.app.state.waiter
-        await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(_is_final_status, job.id))
-        response.headers["Preference-Applied"] = f"wait={wait:g}"
-        session.expire_all()
-        job = await run_in_threadpool(service.get_job, session, job.id)
-    if JobStatus(job.status) in FINAL_JOB_STATUSES:
-        response.status_code = 200
-    return await run_in_threadpool(JobRead.from_row, job)
+def _answer(job: JobRead, headers: dict[str, str]) -> Response:
+    # The body is serialised once, here (returning the model would validate it again).
+    status = 200 if JobStatus(job.status) in FINAL_JOB_STATUSES else 202
+    return Response(job.model_dump_json(), status, headers, media_type="application/json")
+
+
+async def _read(job_id: uuid.UUID) -> JobRead:
+    job = await run_in_threadpool(service.read, job_id)
+    if job is None:
+        raise ApiError(404, "job_not_found", f"no job with id {job_id}", "id")
+    return job
+
+
+async def _await_end(request: Request, job: JobRead, wait: float, event: asyncio.Event | None) -> JobRead:
+    """Hold the request until the job ends or `wait` seconds pass. No database connection is
+    held meanwhile: each look is its own short read."""
+    waiter = request.app.state.waiter
+    ended = await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(service.read, job.id), _done, event)
+    return ended or job
 
 
 @router.post("", status_code=202, response_model=JobRead, responses={200: {"description": "Finished within Prefer: wait"}})
 async def submit_job(
     body: JobCreate,
     request: Request,
-    response: Response,
-    session: SessionDep,
     celery: CeleryDep,
     settings: SettingsDep,
     prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255, description=IDEMPOTENCY_DOC)] = None,
-) -> JobRead:
+) -> Response:
     """Queue a job; poll the Location it answers with, or hold the request with Prefer: wait."""
     wait = _wait_seconds(prefer, settings)
-    job, replayed = await run_in_threadpool(service.create_job, session, body, settings, idempotency_key)
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    else:
-        await run_in_threadpool(service.enqueue, session, celery, job)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return await _respond(request, response, session, job, wait)
+    job_id = uuid.uuid4()
+    waiter = request.app.state.waiter
+    # Listening starts before the job is published, so its finished event can not slip by.
+    event = waiter.register(str(job_id)) if wait else None
+    try:
+        job, replayed = await run_in_threadpool(service.submit, celery, body, settings, idempotency_key, job_id)
+        headers = {"Location": f"/v1/jobs/{job.id}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        if wait:
+            job = await _await_end(request, job, wait, None if replayed else event)
+            headers["Preference-Applied"] = f"wait={wait:g}"
+    finally:
+        if event is not None:
+            waiter.discard(str(job_id), event)
+    return _answer(job, headers)
 
 
 def _encode_cursor(job: Job) -> str:
@@ -125,15 +136,17 @@ def list_jobs(
 async def read_job(
     job_id: uuid.UUID,
     request: Request,
-    response: Response,
-    session: SessionDep,
     settings: SettingsDep,
     prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
-) -> JobRead:
+) -> Response:
     """A job with its status, result (one entry per input) and timings."""
     wait = _wait_seconds(prefer, settings)
-    job = await run_in_threadpool(service.get_job, session, job_id)
-    return await _respond(request, response, session, job, wait)
+    job = await _read(job_id)
+    headers: dict[str, str] = {}
+    if wait and not _done(job):
+        job = await _await_end(request, job, wait, None)
+        headers["Preference-Applied"] = f"wait={wait:g}"
+    return _answer(job, headers)
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead, responses={409: {"description": "Already ended"}})

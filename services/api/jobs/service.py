@@ -8,9 +8,12 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 from celery import Celery
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,11 +22,12 @@ from shared.config import Settings
 from shared.db.base import utcnow
 from shared.db.models import Job, JobStatus
 from shared.jobs import repository as jobs_repo
-from shared.jobs.kinds import JOB_KINDS, kinds_for_task, validate_params
-from shared.jobs.schemas import JobCreate
+from shared.db.session import session_scope
+from shared.jobs.kinds import JOB_KINDS, batch_key, kinds_for_task, validate_params
+from shared.jobs.schemas import JobCreate, JobRead
 from shared.metrics import JOBS_REJECTED_TOTAL, JOBS_SUBMITTED_TOTAL
 from shared.notify import publish_finished
-from shared.queueing import publish_job, publish_webhook, queue_depths, queue_for
+from shared.queueing import TriggerGate, publish_job, publish_webhook, queue_for, trigger_gate
 from shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
 from shared.registry.service import RegistryError, resolve
 
@@ -77,18 +81,16 @@ def _check_webhook(body: JobCreate, settings: Settings) -> None:
 _depth_cache: dict[str, tuple[float, int]] = {}
 
 
-def _check_backpressure(queue: str, settings: Settings) -> None:
-    """503 past the configured queue depth (read from the broker, cached for 0.5 s)."""
-    cached = _depth_cache.get(queue)
+def _check_backpressure(session: Session, priority: str, settings: Settings) -> None:
+    """503 past the configured number of queued jobs of this priority (counted in the job
+    table, the source of truth: with coalesced triggers the broker holds far fewer messages;
+    cached for 0.5 s per process)."""
+    cached = _depth_cache.get(priority)
     if cached is None or time.monotonic() - cached[0] > 0.5:
-        try:
-            depth = queue_depths(settings, (queue,))[queue]
-        except Exception as exc:  # the broker itself is down: the publish will say so
-            log.warning("queue depth unavailable: %s", exc)
-            return
-        cached = (time.monotonic(), depth)
-        _depth_cache[queue] = cached
+        cached = (time.monotonic(), jobs_repo.count_queued(session, priority))
+        _depth_cache[priority] = cached
     if cached[1] >= settings.max_queue_depth:
+        queue = queue_for(priority)
         message = f"queue {queue} holds {cached[1]} jobs (limit {settings.max_queue_depth}); retry later"
         raise _reject(503, "queue_full", message, None, headers={"Retry-After": "5"})
 
@@ -140,7 +142,8 @@ def forget_resolutions() -> None:
     _resolved.clear()
 
 
-def _validated_job(session: Session, body: JobCreate, settings: Settings) -> Job:
+def _validated_job(session: Session, body: JobCreate, settings: Settings, job_id: uuid.UUID) -> dict[str, Any]:
+    """Every column of the new job row, after every check."""
     _check_kind(body.kind)
     try:
         ref = parse_model_ref(body.model)
@@ -154,48 +157,78 @@ def _validated_job(session: Session, body: JobCreate, settings: Settings) -> Job
     if body.kind not in kinds_for_task(task):
         served = ", ".join(kinds_for_task(task)) or "none"
         raise _reject(422, "kind_not_supported", f"model '{ref.name}' is a {task} model; it serves: {served}", "kind")
-    _check_backpressure(queue_for(body.priority), settings)
-    return Job(
-        kind=body.kind, model_name=ref.name, model_ref=body.model, model_version_id=version.version_id,
-        version_number=version.number,
-        inputs=body.inputs, params=params, priority=body.priority, status=JobStatus.queued.value,
-        webhook_url=str(body.webhook_url) if body.webhook_url else None, enqueued_at=utcnow(),
-    )
+    _check_backpressure(session, body.priority, settings)
+    now = utcnow()
+    return {
+        "id": job_id, "kind": body.kind, "model_name": ref.name, "model_ref": body.model,
+        "model_version_id": version.version_id, "version_number": version.number, "inputs": body.inputs,
+        "params": params, "batch_key": batch_key(body.kind, params), "priority": body.priority,
+        "status": JobStatus.queued.value, "result": None, "error": None, "attempts": 0, "lease_expires_at": None,
+        "enqueued_at": now, "idempotency_key": None, "request_hash": None,
+        "webhook_url": str(body.webhook_url) if body.webhook_url else None, "webhook_status": None,
+        "created_at": now, "started_at": None, "finished_at": None,
+    }
 
 
-def create_job(session: Session, body: JobCreate, settings: Settings, key: str | None) -> tuple[Job, bool]:
-    """Validate and insert the queued job, committed. Returns (job, replayed): a replay is
-    the job an earlier request with the same Idempotency-Key and body created."""
-    body_hash = request_hash(body)
-    replay = find_replay(session, key, body_hash)
-    if replay is not None:
-        return replay, True
-    job = _validated_job(session, body, settings)
-    job.idempotency_key, job.request_hash = key, body_hash
+def _insert(session: Session, row: dict[str, Any]) -> None:
+    session.execute(insert(Job.__table__), [row])
+    session.commit()
+
+
+def _publish(session: Session, celery: Celery, settings: Settings, row: dict[str, Any]) -> None:
+    """Publish the committed job (or let it ride on its group's pending trigger); if the
+    broker refuses, withdraw the job and answer 503."""
+    job_id, priority = str(row["id"]), row["priority"]
+    gate = trigger_gate(settings)
+    key = TriggerGate.key(row["model_version_id"], row["kind"], row["batch_key"], priority) if gate else None
     try:
-        jobs_repo.add(session, job)
-        session.commit()
-    except IntegrityError:
-        # A concurrent request with the same key won the insert.
-        session.rollback()
-        replay = find_replay(session, key, body_hash)
-        if replay is None:
-            raise
-        return replay, True
-    return job, False
-
-
-def enqueue(session: Session, celery: Celery, job: Job) -> None:
-    """Publish the committed job; if the broker refuses, withdraw the job and answer 503."""
-    try:
-        publish_job(celery, str(job.id), job.priority)
-    except Exception as exc:  # kombu raises several connection error types
-        log.exception("publishing job %s failed", job.id)
-        jobs_repo.delete(session, job.id)
+        if gate is None:
+            publish_job(celery, job_id, priority)
+        elif gate.acquire(key, job_id):
+            try:
+                publish_job(celery, job_id, priority, key)
+            except Exception:
+                gate.release(key, job_id)
+                raise
+    except Exception as exc:  # kombu and redis raise several connection error types
+        log.exception("publishing job %s failed", job_id)
+        jobs_repo.delete(session, row["id"])
         session.commit()
         raise _reject(503, "broker_unavailable", f"the job queue is unreachable: {exc}", None,
                       headers={"Retry-After": "5"}) from exc
-    JOBS_SUBMITTED_TOTAL.labels(job.kind, job.model_name).inc()
+    JOBS_SUBMITTED_TOTAL.labels(row["kind"], row["model_name"]).inc()
+
+
+def submit(celery: Celery, body: JobCreate, settings: Settings, key: str | None, job_id: uuid.UUID
+           ) -> tuple[JobRead, bool]:
+    """Validate, insert (committed) and queue a job: one short transaction, no ORM unit of
+    work. Returns (job, replayed): a replay is the job an earlier request with the same
+    Idempotency-Key and body created, returned as it is now."""
+    body_hash = request_hash(body) if key is not None else None
+    with session_scope() as session:
+        replay = find_replay(session, key, body_hash)
+        if replay is not None:
+            return JobRead.from_row(replay), True
+        row = _validated_job(session, body, settings, job_id)
+        row["idempotency_key"], row["request_hash"] = key, body_hash
+        try:
+            _insert(session, row)
+        except IntegrityError:
+            # A concurrent request with the same key won the insert.
+            session.rollback()
+            replay = find_replay(session, key, body_hash)
+            if replay is None:
+                raise
+            return JobRead.from_row(replay), True
+        _publish(session, celery, settings, row)
+    return JobRead.from_row(SimpleNamespace(**row)), False
+
+
+def read(job_id: uuid.UUID) -> JobRead | None:
+    """The job as it is now, in one query."""
+    with session_scope() as session:
+        row = jobs_repo.get_row(session, job_id)
+    return None if row is None else JobRead.from_row(row)
 
 
 def get_job(session: Session, job_id: uuid.UUID) -> Job:

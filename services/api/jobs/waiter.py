@@ -13,6 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 
@@ -20,6 +21,7 @@ from shared.config import Settings
 from shared.notify import CHANNEL, redis_url
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class JobWaiter:
@@ -61,24 +63,46 @@ class JobWaiter:
             for event in self._events.get(job_id, ()):
                 event.set()
 
-    async def wait(self, job_id: str, timeout: float, is_final: Callable[[], Awaitable[bool]]) -> bool:
-        """True once `is_final()` holds, False after `timeout` seconds."""
+    def register(self, job_id: str) -> asyncio.Event:
+        """Listen for `job_id` from now on: register before publishing the job, and an event
+        for it can not be missed."""
         event = asyncio.Event()
         self._events[job_id].add(event)
+        return event
+
+    def discard(self, job_id: str, event: asyncio.Event) -> None:
+        events = self._events.get(job_id)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self._events[job_id]
+
+    async def wait(self, job_id: str, timeout: float, fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool],
+                   event: asyncio.Event | None = None) -> T | None:
+        """Fetch the job each time an event names it (and every poll interval) until
+        `done(job)` or `timeout` seconds pass; returns the last fetch (None when nothing was
+        fetched: an event registered before publishing saw none in time). Without an `event`
+        the job is fetched once first."""
+        own = event is None
+        if event is None:
+            event = self.register(job_id)
+            event.set()
         deadline = time.monotonic() + timeout
+        job: T | None = None
         try:
             while True:
-                event.clear()
-                if await is_final():
-                    return True
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                # With events, polling is only a safety net; without, it is the mechanism.
-                poll = 1.0 if self._subscribed.is_set() else 0.05
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(left, poll))
+                if not event.is_set():
+                    if left <= 0:
+                        return job
+                    # With events, polling is only a safety net; without, it is the mechanism.
+                    poll = 1.0 if self._subscribed.is_set() else 0.05
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(event.wait(), min(left, poll))
+                event.clear()
+                job = await fetch()
+                if done(job):
+                    return job
         finally:
-            self._events[job_id].discard(event)
-            if not self._events[job_id]:
-                del self._events[job_id]
+            if own:
+                self.discard(job_id, event)

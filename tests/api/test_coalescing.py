@@ -1,0 +1,99 @@
+"""Coalesced triggers and the worker's gather, on the real Postgres and Redis: jobs of one
+batch group share one queued message, and the message still gathers its riders when its own
+job already ran in another batch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from services.api.main import create_app
+from services.worker import batching
+from services.worker.batching import Batch, gather
+from shared.config import get_settings
+from shared.db.models import JobStatus
+from shared.db.session import session_scope
+from shared.jobs import repository as jobs_repo
+from shared.queueing import PRIORITY_QUEUES, TriggerGate, trigger_gate
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture()
+def client(db: str) -> Iterator[TestClient]:
+    batching._versions.clear()  # version ids restart with every test database
+    with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+def _submit(client: TestClient, model: str, text: str, priority: str = "normal", **params: object) -> str:
+    body = {"kind": "classify", "model": model, "inputs": [text], "priority": priority, "params": params}
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def _trigger_keys() -> list[str]:
+    return sorted(key.decode() for key in redis.Redis.from_url(REDIS_URL).keys(f"{TriggerGate.PREFIX}*"))
+
+
+def test_jobs_of_one_group_share_one_message(client: TestClient, registered_model: str) -> None:
+    broker = redis.Redis.from_url(REDIS_URL)
+    ids = [_submit(client, registered_model, f"film {i}") for i in range(6)]
+    assert broker.llen(PRIORITY_QUEUES["normal"]) == 1  # one message for six jobs
+    (key,) = _trigger_keys()
+    assert broker.get(key).decode() == ids[0]  # held by the first job's message
+    _submit(client, registered_model, "urgent film", priority="high")  # another group: its own message
+    assert broker.llen(PRIORITY_QUEUES["high"]) == 1 and len(_trigger_keys()) == 2
+
+
+def test_a_trigger_gathers_its_riders_after_its_own_job_ran_elsewhere(
+    client: TestClient, registered_model: str
+) -> None:
+    settings = get_settings()
+    gate = trigger_gate(settings)
+    assert gate is not None
+    first, *riders = [_submit(client, registered_model, f"film {i}") for i in range(4)]
+    (key,) = _trigger_keys()
+    with session_scope() as session:  # another batch already took and finished the first job
+        claim = jobs_repo.claim(session, uuid.UUID(first), lease_seconds=60)
+        assert claim is not None
+        assert jobs_repo.finish_many(session, [(claim, JobStatus.succeeded, [{"label": "x"}], None)]) == {claim.job_id}
+    batch = gather(uuid.UUID(first), key, settings, gate)
+    assert isinstance(batch, Batch)
+    assert sorted(str(m.claim.job_id) for m in batch.members) == sorted(riders)
+    assert batch.left_over is None
+    assert _trigger_keys() == []  # released: the next job publishes a message of its own
+
+
+def test_a_full_batch_reports_what_is_left(client: TestClient, registered_model: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 2}')
+    from shared.config import reset_settings
+
+    reset_settings()
+    settings = get_settings()
+    first, second, third = [_submit(client, registered_model, f"film {i}", "low" if i == 2 else "normal")
+                            for i in range(3)]
+    (key, _) = sorted(_trigger_keys(), key=lambda k: not k.endswith(":normal"))
+    batch = gather(uuid.UUID(first), key, settings, trigger_gate(settings))
+    assert isinstance(batch, Batch)
+    assert [str(m.claim.job_id) for m in batch.members] == [first, second]
+    assert batch.left_over == "low"  # the worker publishes a trigger for it
+
+
+def test_finish_many_writes_only_the_attempts_that_still_hold_their_jobs(
+    client: TestClient, registered_model: str
+) -> None:
+    kept, cancelled = [uuid.UUID(_submit(client, registered_model, f"film {i}")) for i in range(2)]
+    with session_scope() as session:
+        claims = [jobs_repo.claim(session, job_id, lease_seconds=60) for job_id in (kept, cancelled)]
+    assert client.post(f"/v1/jobs/{cancelled}/cancel").status_code == 200
+    with session_scope() as session:
+        written = jobs_repo.finish_many(session, [(c, JobStatus.succeeded, [{"label": "x"}], None) for c in claims])
+    assert written == {kept}
+    assert client.get(f"/v1/jobs/{kept}").json()["status"] == "succeeded"
+    assert client.get(f"/v1/jobs/{cancelled}").json()["status"] == "cancelled"

@@ -1,0 +1,33 @@
+"""Several API processes on one port (SEQSERVE_API_WORKERS): jobs flow through any of them,
+and /metrics merges every process's request metrics."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import processes
+
+pytestmark = pytest.mark.e2e
+
+
+def test_two_api_processes_share_the_port_and_the_metrics(
+    stack_env: dict[str, str], registered_model: str, tmp_path: Path
+) -> None:
+    env = stack_env | {"SEQSERVE_API_WORKERS": "2"}
+    with processes.running(env, tmp_path, ["worker", "--concurrency", "1"]) as base:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for _ in range(30):  # new connections: the kernel spreads them over both processes
+                assert httpx.get(f"{base}/healthz").status_code == 200
+            job = http.post("/v1/jobs", headers={"Prefer": "wait=20"},
+                            json={"kind": "classify", "model": registered_model, "inputs": ["a warm film"]})
+            assert job.status_code == 200 and job.json()["status"] == "succeeded"
+            samples = processes.scrape(f"{base}/metrics")
+    pids = set(re.findall(r"Started server process \[(\d+)\]", (tmp_path / "api.log").read_text()))
+    assert len(pids) == 2, pids
+    served = processes.metric_total(samples, "seqserve_http_request_seconds_count", route="/healthz")
+    assert served >= 30  # counted whichever process answered
+    assert processes.metric_total(samples, "seqserve_jobs_queued") == 0
