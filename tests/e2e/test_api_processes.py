@@ -4,6 +4,7 @@ and /metrics merges every process's request metrics."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,14 @@ def test_two_api_processes_share_the_port_and_the_metrics(
         with httpx.Client(base_url=base, timeout=30) as http:
             for _ in range(30):  # new connections: the kernel spreads them over both processes
                 assert httpx.get(f"{base}/healthz").status_code == 200
+            # One keep-alive connection: without TCP_NODELAY each answer (headers, then body)
+            # stalls ~40 ms on Nagle's algorithm and the client's delayed ACK.
+            took = []
+            for _ in range(21):
+                started = time.perf_counter()
+                assert http.get("/healthz").status_code == 200
+                took.append(time.perf_counter() - started)
+            assert sorted(took)[10] < 0.03, f"median {sorted(took)[10] * 1000:.0f} ms per request"
             job = http.post("/v1/jobs", headers={"Prefer": "wait=20"},
                             json={"kind": "classify", "model": registered_model, "inputs": ["a warm film"]})
             assert job.status_code == 200 and job.json()["status"] == "succeeded"
