@@ -94,7 +94,15 @@ def _lease_held(seconds_left: float | None) -> LeaseHeld | None:
 def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: TriggerGate | None
            ) -> Batch | LeaseHeld | None:
     """Claim the message's job (if still claimable) and queued jobs of its group; None when
-    nothing is left to run, LeaseHeld when the job runs under another attempt's lease."""
+    nothing is left to run, LeaseHeld when the job runs under another attempt's lease.
+
+    The trigger key is released before the last look at the group. The batching delay is
+    spent only when the first look found the job alone: a backlog batches by itself."""
+    release = trigger is not None and gate is not None
+    delay = settings.batch_max_delay_ms / 1000
+    if release and delay <= 0:
+        gate.release(trigger, str(job_id))  # type: ignore[union-attr]
+        release = False
     batch: Batch | None = None
     with session_scope() as session:
         lead = jobs_repo.claim_job(session, job_id, settings.job_lease_seconds)
@@ -106,14 +114,14 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     if batch is None and trigger is None:
         return _lease_held(held)
     waited = 0.0
-    if batch is not None and settings.batch_max_delay_ms > 0 and not batch.full:
+    if batch is not None and delay > 0 and len(batch.members) == 1 and not batch.full:
         started = time.perf_counter()
-        time.sleep(settings.batch_max_delay_ms / 1000)
+        time.sleep(delay)
         waited = time.perf_counter() - started
-    if trigger is not None and gate is not None:
+    if release:
         # Released before the last look: a job that saw the key set committed before this.
-        gate.release(trigger, str(job_id))
-    if batch is None or (not batch.full and (waited > 0 or trigger is not None)):
+        gate.release(trigger, str(job_id))  # type: ignore[union-attr]
+    if batch is None or (not batch.full and (waited > 0 or release)):
         with session_scope() as session:
             if batch is None:  # the trigger job ran in another batch; its riders still wait
                 assert trigger is not None
