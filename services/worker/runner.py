@@ -106,8 +106,9 @@ def _observe(batch: Batch, member: ClaimedJob, status: JobStatus) -> None:
 
 def _write(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> RunReport:
     rows = [(m.claim, *outcomes[m.claim.job_id]) for m in batch.members]
+    finished_at = utcnow()
     with session_scope() as session:
-        written_ids = jobs_repo.finish_many(session, rows)
+        written_ids = jobs_repo.finish_many(session, rows, finished_at)
     written = [m for m in batch.members if m.claim.job_id in written_ids]
     for member in batch.members:
         _recent.add(member.claim.job_id)
@@ -115,7 +116,14 @@ def _write(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> RunReport:
             log.info("job %s moved on (cancelled or taken over); result dropped", member.claim.job_id)
     for member in written:
         _observe(batch, member, outcomes[member.claim.job_id][0])
-    publish_finished(get_settings(), [str(m.claim.job_id) for m in written])
+    states = {}  # exactly what was committed: waiters answer from it without a read
+    for member in written:
+        status, result, error = outcomes[member.claim.job_id]
+        states[str(member.claim.job_id)] = {
+            "status": status.value, "result": result, "error": error, "attempts": member.claim.attempt,
+            "started_at": member.claim.started_at.isoformat(), "finished_at": finished_at.isoformat(),
+        }
+    publish_finished(get_settings(), list(states), states)
     trigger_status = outcomes[batch.members[0].claim.job_id][0].value
     return RunReport(trigger_status, webhooks_due=[str(m.claim.job_id) for m in written if m.has_webhook])
 

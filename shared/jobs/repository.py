@@ -168,7 +168,7 @@ def finish(
 Outcome = tuple[Claim, JobStatus, list[Any] | None, str | None]
 
 
-def finish_many(session: Session, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
+def finish_many(session: Session, outcomes: Sequence[Outcome], finished_at: datetime | None = None) -> set[uuid.UUID]:
     """`finish` for a whole batch in one round trip; returns the ids actually written."""
     if not outcomes:
         return set()
@@ -180,7 +180,7 @@ def finish_many(session: Session, outcomes: Sequence[Outcome]) -> set[uuid.UUID]
         .values(status=bindparam("b_status"), result=bindparam("b_result"), error=bindparam("b_error"),
                 finished_at=bindparam("b_finished"), lease_expires_at=None)
     )
-    now = utcnow()
+    now = finished_at or utcnow()
     params = [{"b_id": claim_.job_id, "b_attempt": claim_.attempt, "b_status": status.value, "b_result": result,
                "b_error": error, "b_finished": now} for claim_, status, result, error in outcomes]
     written = session.connection().execute(statement, params).rowcount

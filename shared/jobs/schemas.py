@@ -76,6 +76,19 @@ class JobRead(BaseModel):
         )
 
 
+    def with_final_state(self, state: dict[str, Any]) -> "JobRead":
+        """This job as a job-finished event describes it (see shared.notify)."""
+        started = datetime.fromisoformat(state["started_at"]) if state.get("started_at") else None
+        finished = datetime.fromisoformat(state["finished_at"]) if state.get("finished_at") else None
+        timings = JobTimings(queue_seconds=_seconds(self.created_at, started), run_seconds=_seconds(started, finished),
+                             total_seconds=_seconds(self.created_at, finished))
+        return self.model_copy(update={
+            "status": state["status"], "result": state.get("result"), "error": state.get("error"),
+            "attempts": state.get("attempts", self.attempts), "started_at": started, "finished_at": finished,
+            "timings": timings,
+        })
+
+
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None

@@ -107,7 +107,11 @@ def test_prefer_wait_answers_200_with_the_finished_job(api: str, registered_mode
         json={"kind": "classify", "model": registered_model, "inputs": ["a fine , moving film"]},
     )
     assert response.status_code == 200, response.text
-    assert response.json()["status"] == "succeeded" and len(response.json()["result"]) == 1
+    waited = response.json()
+    assert waited["status"] == "succeeded" and len(waited["result"]) == 1
+    # The answer came from the job-finished event; it must be exactly what was committed.
+    stored = httpx.get(f"{api}/v1/jobs/{waited['id']}").json()
+    assert stored == waited
 
 
 def test_a_cancelled_queued_job_never_runs(api: str, registered_model: str, start_worker: StartWorker) -> None:

@@ -65,7 +65,8 @@ async def _await_end(request: Request, job: JobRead, wait: float, event: asyncio
     """Hold the request until the job ends or `wait` seconds pass. No database connection is
     held meanwhile: each look is its own short read."""
     waiter = request.app.state.waiter
-    ended = await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(service.read, job.id), _done, event)
+    ended = await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(service.read, job.id), _done, event,
+                              job.with_final_state)
     return ended or job
 
 

@@ -1,24 +1,26 @@
 """Hold a request until its job ends (`Prefer: wait=N`).
 
-Workers publish job-finished events on Redis; one subscriber per API process wakes the
-waiters. The job row decides: an event only triggers a look, and without Redis (the embedded
-filesystem broker) waiters poll the row.
+Workers publish job-finished events on Redis after committing the results; one subscriber per
+API process wakes the waiters. An event that carries the job's committed final state answers
+the waiter directly; one without (a cancel) triggers a read of the row; without Redis (the
+embedded filesystem broker) waiters poll the row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
 from shared.config import Settings
-from shared.notify import CHANNEL, redis_url
+from shared.notify import CHANNEL, parse_finished, redis_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +30,8 @@ class JobWaiter:
     def __init__(self, settings: Settings) -> None:
         self._url = redis_url(settings)
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # Final states carried by events, for jobs someone here waits on.
+        self._pushed: dict[str, dict[str, Any]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -50,7 +54,7 @@ class JobWaiter:
                     self._subscribed.set()
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            self._wake(message["data"].decode().split(","))
+                            self._wake(*parse_finished(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarted: waiters poll meanwhile
@@ -58,9 +62,17 @@ class JobWaiter:
                 log.warning("job event subscription lost (%s); retrying", exc)
                 await asyncio.sleep(1)
 
-    def _wake(self, job_ids: list[str]) -> None:
+    def _wake(self, job_ids: list[str], states: bytes | None = None) -> None:
+        decoded: dict[str, Any] | None = None
         for job_id in job_ids:
-            for event in self._events.get(job_id, ()):
+            events = self._events.get(job_id)
+            if not events:
+                continue
+            if states is not None:
+                decoded = decoded if decoded is not None else json.loads(states)
+                if job_id in decoded:
+                    self._pushed[job_id] = decoded[job_id]
+            for event in events:
                 event.set()
 
     def register(self, job_id: str) -> asyncio.Event:
@@ -76,9 +88,10 @@ class JobWaiter:
             events.discard(event)
             if not events:
                 del self._events[job_id]
+                self._pushed.pop(job_id, None)
 
     async def wait(self, job_id: str, timeout: float, fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool],
-                   event: asyncio.Event | None = None) -> T | None:
+                   event: asyncio.Event | None = None, apply: Callable[[dict[str, Any]], T] | None = None) -> T | None:
         """Fetch the job each time an event names it (and every poll interval) until
         `done(job)` or `timeout` seconds pass; returns the last fetch (None when nothing was
         fetched: an event registered before publishing saw none in time). Without an `event`
@@ -100,6 +113,9 @@ class JobWaiter:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(event.wait(), min(left, poll))
                 event.clear()
+                pushed = self._pushed.pop(job_id, None)
+                if pushed is not None and apply is not None:
+                    return apply(pushed)  # the event carried the committed final state
                 job = await fetch()
                 if done(job):
                     return job
