@@ -52,9 +52,11 @@ class Settings(BaseSettings):
     default_model: str = Field("sst2-classifier", description="Model `seqserve up` trains if absent.")
     promotion_margin: float = Field(0.0, description="Dev metric gain a version needs to be promoted.")
 
-    # Dynamic batching: jobs for one model version that arrive within batch_max_delay_ms are
-    # joined, up to the kind's limit of inputs, into one forward pass.
-    batch_max_delay_ms: float = Field(2.0, ge=0)
+    # Dynamic batching: queued jobs of one batch group (model version, kind, params) run as one
+    # forward pass, up to the kind's input limit. Jobs that arrive while a batch computes are
+    # joined into the next one; a job that finds no companions waits batch_max_delay_ms for
+    # some (0: never wait, measured best on CPU; a GPU worker may gain from a few ms).
+    batch_max_delay_ms: float = Field(0.0, ge=0)
     batch_max_inputs: dict[str, int] = Field(
         default_factory=lambda: {"classify": 256, "tag": 128, "score": 64, "generate": 32, "translate": 32}
     )

@@ -1,8 +1,8 @@
 """Dynamic batching through the job table.
 
 A message names one job (the trigger). Claiming it, the worker also claims the other queued
-jobs of its batch group (same model version, kind and params), up to the kind's input limit,
-waiting at most `batch_max_delay_ms` for more to arrive: many jobs, one forward pass.
+jobs of its batch group (same model version, kind and params), up to the kind's input limit
+(a job that finds none may wait `batch_max_delay_ms` for some): many jobs, one forward pass.
 
 With coalesced triggers (`shared.queueing.TriggerGate`) most jobs of a busy group never get
 a message of their own: the message carries the group's trigger key, the worker releases it
