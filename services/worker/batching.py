@@ -80,7 +80,8 @@ def _new_batch(session: Session, version_id: int, kind: str, batch_key: str, set
 
 def _fill(session: Session, batch: Batch, exclude: uuid.UUID, settings: Settings) -> None:
     claimed, left_over = jobs_repo.claim_group(session, batch.version.version_id, batch.batch_key, exclude,
-                                               batch.limit - batch.num_inputs, settings.job_lease_seconds)
+                                               batch.limit - batch.num_inputs, settings.job_lease_seconds,
+                                               first_always=not batch.members)
     batch.members += claimed
     batch.left_over = left_over
     if batch.members and not batch.params:

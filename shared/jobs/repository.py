@@ -115,12 +115,14 @@ def lease_remaining(session: Session, job_id: uuid.UUID) -> float | None:
 
 
 def claim_group(
-    session: Session, version_id: int, batch_key: str, exclude: uuid.UUID, max_inputs: int, lease_seconds: float
+    session: Session, version_id: int, batch_key: str, exclude: uuid.UUID, max_inputs: int, lease_seconds: float,
+    first_always: bool = False,
 ) -> tuple[list[ClaimedJob], str | None]:
     """Claim queued jobs of one batch group (oldest first within priority) holding at most
-    `max_inputs` inputs in all. Rows are locked SKIP LOCKED, so concurrent workers take
-    disjoint sets. Returns (claimed, left_over): the priority of the first queued job of the
-    group that did not fit, or None."""
+    `max_inputs` inputs in all; with `first_always` the first job is taken even if it alone
+    holds more (a job larger than the batch limit runs by itself). Rows are locked SKIP
+    LOCKED, so concurrent workers take disjoint sets. Returns (claimed, left_over): the
+    priority of the first queued job of the group that did not fit, or None."""
     rows = session.execute(
         select(Job.id, Job.kind, Job.params, Job.inputs, Job.created_at, Job.webhook_url, Job.priority)
         .where(Job.model_version_id == version_id, Job.batch_key == batch_key,
@@ -131,9 +133,9 @@ def claim_group(
     ).all()
     chosen, budget, left_over = [], max_inputs, None
     for row in rows:
-        if len(row.inputs) <= budget:
+        if len(row.inputs) <= budget or (first_always and not chosen):
             chosen.append(row)
-            budget -= len(row.inputs)
+            budget = max(0, budget - len(row.inputs))
         elif left_over is None:
             left_over = row.priority
     if not chosen:

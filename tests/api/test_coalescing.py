@@ -97,3 +97,24 @@ def test_finish_many_writes_only_the_attempts_that_still_hold_their_jobs(
     assert written == {kept}
     assert client.get(f"/v1/jobs/{kept}").json()["status"] == "succeeded"
     assert client.get(f"/v1/jobs/{cancelled}").json()["status"] == "cancelled"
+
+
+def test_a_job_larger_than_the_batch_limit_still_runs_from_a_trigger(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 2}')
+    from shared.config import reset_settings
+
+    reset_settings()
+    settings = get_settings()
+    first = _submit(client, registered_model, "short")
+    body = {"kind": "classify", "model": registered_model, "inputs": ["one", "two", "three"]}
+    large = client.post("/v1/jobs", json=body).json()["id"]  # rides on the first job's message
+    (key,) = _trigger_keys()
+    with session_scope() as session:  # the first job ran elsewhere
+        claim = jobs_repo.claim(session, uuid.UUID(first), lease_seconds=60)
+        assert claim is not None
+        jobs_repo.finish_many(session, [(claim, JobStatus.succeeded, [{"label": "x"}], None)])
+    batch = gather(uuid.UUID(first), key, settings, trigger_gate(settings))
+    assert isinstance(batch, Batch)
+    assert [str(m.claim.job_id) for m in batch.members] == [large]  # alone, over the limit
