@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Where the data lives on a machine that carries the datasets beside the checkout.
@@ -54,12 +54,31 @@ class Settings(BaseSettings):
 
     # Dynamic batching: queued jobs of one batch group (model version, kind, params) run as one
     # forward pass, up to the kind's input limit. Jobs that arrive while a batch computes are
-    # joined into the next one; a job that finds no companions waits batch_max_delay_ms for
-    # some (0: never wait, measured best on CPU; a GPU worker may gain from a few ms).
-    batch_max_delay_ms: float = Field(0.0, ge=0)
+    # joined into the next one; a job that finds no companions waits its kind's
+    # batch_max_delay_ms for some. A bare number applies to every kind. 0 everywhere: on CPU,
+    # waiting added latency for classify and bought no throughput for translate (a burst of
+    # resubmissions takes longer to arrive than the delay is worth); a GPU worker may differ.
+    batch_max_delay_ms: dict[str, float] = Field(default_factory=lambda: {
+        "classify": 0.0, "tag": 0.0, "score": 0.0, "generate": 0.0, "translate": 0.0})
     batch_max_inputs: dict[str, int] = Field(
         default_factory=lambda: {"classify": 256, "tag": 128, "score": 64, "generate": 32, "translate": 32}
     )
+
+    @field_validator("batch_max_delay_ms", mode="before")
+    @classmethod
+    def _delay_for_every_kind(cls, value: Any) -> Any:
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            from shared.jobs.kinds import JOB_KINDS
+
+            return dict.fromkeys(JOB_KINDS, float(value))
+        return value
+
+    @field_validator("batch_max_delay_ms")
+    @classmethod
+    def _delays_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(delay < 0 for delay in value.values()):
+            raise ValueError("batch delays must be >= 0 ms")
+        return value
     # One queued message per batch group instead of one per job (Redis brokers): jobs that
     # arrive while their group's message waits ride along with it. A lost message delays its
     # group by trigger_ttl_seconds at most.

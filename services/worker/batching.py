@@ -100,8 +100,9 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     The trigger key is released before the last look at the group. The batching delay is
     spent only when the first look found the job alone: a backlog batches by itself."""
     release = trigger is not None and gate is not None
-    delay = settings.batch_max_delay_ms / 1000
-    if release and delay <= 0:
+    kind = TriggerGate.group(trigger)[1] if trigger is not None else None
+    delay = settings.batch_max_delay_ms.get(kind, 0.0) / 1000 if kind else None
+    if release and delay is not None and delay <= 0:
         gate.release(trigger, str(job_id))  # type: ignore[union-attr]
         release = False
     batch: Batch | None = None
@@ -115,7 +116,9 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     if batch is None and trigger is None:
         return _lease_held(held)
     waited = 0.0
-    if batch is not None and delay > 0 and len(batch.members) == 1 and not batch.full:
+    if delay is None and batch is not None:  # a message without a trigger key: the lead's kind decides
+        delay = settings.batch_max_delay_ms.get(batch.kind, 0.0) / 1000
+    if batch is not None and delay and len(batch.members) == 1 and not batch.full:
         started = time.perf_counter()
         time.sleep(delay)
         waited = time.perf_counter() - started
