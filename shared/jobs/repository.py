@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, selectinload
 from shared.db.base import utcnow
 from shared.db.models import Job, JobStatus, WebhookDelivery
 
-_PRIORITY_RANK = case({"high": 0, "normal": 1, "low": 2}, value=Job.priority)
 _OPEN = (JobStatus.queued.value, JobStatus.running.value)
 
 
@@ -53,14 +52,6 @@ def get_by_idempotency_key(session: Session, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.idempotency_key == key))
 
 
-def _claimable(now: datetime) -> Any:
-    # Queued, or running under a lease that lapsed (its worker died or lost the message).
-    return or_(
-        Job.status == JobStatus.queued.value,
-        and_(Job.status == JobStatus.running.value, Job.lease_expires_at < now),
-    )
-
-
 @dataclass(frozen=True)
 class ClaimedJob:
     """A claimed job with what the worker needs to run it."""
@@ -76,22 +67,46 @@ class ClaimedJob:
     priority: str
 
 
-def _claim_values(now: datetime, lease_seconds: float) -> dict[str, Any]:
-    return {"status": JobStatus.running.value, "started_at": now, "attempts": Job.attempts + 1,
-            "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+# The worker's hot statements, built once and run on the session's connection (no ORM unit of
+# work or statement setup per batch).
+_T = Job.__table__
+_CLAIM_SET = {"status": JobStatus.running.value, "started_at": bindparam("now"), "attempts": _T.c.attempts + 1,
+              "lease_expires_at": bindparam("lease_until")}
+_CLAIM_ONE = (
+    update(_T)
+    .where(_T.c.id == bindparam("job_id"),
+           or_(_T.c.status == JobStatus.queued.value,
+               and_(_T.c.status == JobStatus.running.value, _T.c.lease_expires_at < bindparam("lapsed_before"))))
+    .values(**_CLAIM_SET)
+    .returning(_T.c.attempts, _T.c.kind, _T.c.params, _T.c.inputs, _T.c.created_at, _T.c.webhook_url,
+               _T.c.model_version_id, _T.c.batch_key, _T.c.priority)
+)
+_QUEUED_IN_GROUP = (
+    select(_T.c.id, _T.c.kind, _T.c.params, _T.c.inputs, _T.c.created_at, _T.c.webhook_url, _T.c.priority)
+    .where(_T.c.model_version_id == bindparam("version_id"), _T.c.batch_key == bindparam("batch_key"),
+           _T.c.status == JobStatus.queued.value, _T.c.id != bindparam("exclude"))
+    .order_by(case({"high": 0, "normal": 1, "low": 2}, value=_T.c.priority), _T.c.created_at)
+    .limit(bindparam("rows"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM_QUEUED = (
+    update(_T)
+    .where(_T.c.id.in_(bindparam("ids", expanding=True)), _T.c.status == JobStatus.queued.value)
+    .values(**_CLAIM_SET)
+    .returning(_T.c.id, _T.c.attempts)
+)
+
+
+def _claim_params(lease_seconds: float) -> tuple[datetime, dict[str, Any]]:
+    now = utcnow()
+    return now, {"now": now, "lease_until": now + timedelta(seconds=lease_seconds)}
 
 
 def claim_job(session: Session, job_id: uuid.UUID, lease_seconds: float) -> ClaimedJob | None:
     """Take the job for a new attempt, loading it in the same statement; None when it is not
     claimable."""
-    now = utcnow()
-    row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, _claimable(now))
-        .values(**_claim_values(now, lease_seconds))
-        .returning(Job.attempts, Job.kind, Job.params, Job.inputs, Job.created_at, Job.webhook_url,
-                   Job.model_version_id, Job.batch_key, Job.priority)
-    ).first()
+    now, params = _claim_params(lease_seconds)
+    row = session.connection().execute(_CLAIM_ONE, {**params, "job_id": job_id, "lapsed_before": now}).first()
     if row is None:
         return None
     return ClaimedJob(Claim(job_id, int(row.attempts), now), row.kind, row.params, list(row.inputs), row.created_at,
@@ -123,14 +138,9 @@ def claim_group(
     holds more (a job larger than the batch limit runs by itself). Rows are locked SKIP
     LOCKED, so concurrent workers take disjoint sets. Returns (claimed, left_over): the
     priority of the first queued job of the group that did not fit, or None."""
-    rows = session.execute(
-        select(Job.id, Job.kind, Job.params, Job.inputs, Job.created_at, Job.webhook_url, Job.priority)
-        .where(Job.model_version_id == version_id, Job.batch_key == batch_key,
-               Job.status == JobStatus.queued.value, Job.id != exclude)
-        .order_by(_PRIORITY_RANK, Job.created_at)
-        .limit(max(max_inputs, 0) + 1)
-        .with_for_update(skip_locked=True)
-    ).all()
+    connection = session.connection()
+    rows = connection.execute(_QUEUED_IN_GROUP, {"version_id": version_id, "batch_key": batch_key, "exclude": exclude,
+                                                 "rows": max(max_inputs, 0) + 1}).all()
     chosen, budget, left_over = [], max_inputs, None
     for row in rows:
         if len(row.inputs) <= budget or (first_always and not chosen):
@@ -140,13 +150,8 @@ def claim_group(
             left_over = row.priority
     if not chosen:
         return [], left_over
-    now = utcnow()
-    attempts = dict(session.execute(
-        update(Job)
-        .where(Job.id.in_([row.id for row in chosen]), Job.status == JobStatus.queued.value)
-        .values(**_claim_values(now, lease_seconds))
-        .returning(Job.id, Job.attempts)
-    ).all())
+    now, params = _claim_params(lease_seconds)
+    attempts = dict(connection.execute(_CLAIM_QUEUED, {**params, "ids": [row.id for row in chosen]}).all())
     claimed = [
         ClaimedJob(Claim(row.id, int(attempts[row.id]), now), row.kind, row.params, list(row.inputs), row.created_at,
                    row.webhook_url is not None, version_id, batch_key, row.priority)
