@@ -288,6 +288,11 @@ def main() -> None:
         drop_database(url)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    # Rows of kinds this run did not measure are kept (one kind may be re-measured alone).
+    kept = []
+    if args.out.exists():
+        kept = [Result(**row) for row in json.loads(args.out.read_text())["results"] if row["kind"] not in args.kinds]
+    results = kept + results
     args.out.write_text(json.dumps({"machine": machine, "results": [asdict(r) for r in results]}, indent=2))
     args.out.with_suffix(".md").write_text(report(results, machine))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
