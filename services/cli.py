@@ -47,7 +47,7 @@ def _api(args: argparse.Namespace) -> int:
         _multiprocess_metrics_dir("api")  # each process writes its own; /metrics merges them
     uvicorn.run(
         "services.api.main:create_app", factory=True, workers=workers,
-        http="services.api.server:NoDelayHTTPProtocol",
+        http="services.api.server:NoDelayHTTPProtocol", access_log=settings.api_access_log,
         host=args.host or settings.api_host, port=args.port or settings.api_port, log_level="info",
     )
     return 0

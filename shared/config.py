@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(1, ge=1, description="API processes sharing the port (uvicorn workers).")
+    api_access_log: bool = Field(False, description="uvicorn's per-request log line (the request metrics cover it).")
 
     max_inputs_per_job: int = Field(256, ge=1)
     max_input_chars: int = Field(2000, ge=1)

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from services.api.deps import CeleryDep, SessionDep, SettingsDep
 from services.api.errors import ApiError
 from services.api.jobs import service
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
 from shared.jobs import repository as jobs_repo
 from shared.jobs.kinds import JOB_KINDS
@@ -74,12 +74,12 @@ async def _await_end(request: Request, job: JobRead, wait: float, event: asyncio
 async def submit_job(
     body: JobCreate,
     request: Request,
-    celery: CeleryDep,
-    settings: SettingsDep,
     prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255, description=IDEMPOTENCY_DOC)] = None,
 ) -> Response:
     """Queue a job; poll the Location it answers with, or hold the request with Prefer: wait."""
+    # The hottest route: no dependency injection beyond what the signature must document.
+    settings, celery = get_settings(), request.app.state.celery
     wait = _wait_seconds(prefer, settings)
     job_id = uuid.uuid4()
     waiter = request.app.state.waiter
