@@ -74,17 +74,26 @@ def run(task: str, preset: str, out_dir: Path, overrides: dict[str, Any]) -> dic
     }
 
 
+def _overrides(entry: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted((entry.get("overrides") or {}).items())) or "none"
+
+
+def _key(entry: dict[str, Any]) -> tuple[str, str, str]:
+    """One row per task, preset and overrides: a run with other overrides (a seed) is kept beside."""
+    return entry["task"], entry["preset"], json.dumps(entry.get("overrides") or {}, sort_keys=True)
+
+
 def write_table(entries: list[dict[str, Any]]) -> None:
     lines = [
         "# Training benchmark", "",
         "Written by `bench/train_bench.py` from `training.json`; every number was measured by that script.", "",
-        "| task | preset | metric | measured | target | met | time | epochs | machine | finished |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | preset | overrides | metric | measured | target | met | time | epochs | machine | finished |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for e in sorted(entries, key=lambda e: (e["task"], e["preset"])):
+    for e in sorted(entries, key=_key):
         comparator = ">=" if e["mode"] == "max" else "<="
         lines.append(
-            f"| {e['task']} | {e['preset']} | {e['label']} | {e['value']:.4g} | {comparator} {e['target']:g} "
+            f"| {e['task']} | {e['preset']} | {_overrides(e)} | {e['label']} | {e['value']:.4g} | {comparator} {e['target']:g} "
             f"| {'yes' if e['met'] else 'no'} | {e['seconds'] / 60:.1f} min | {e['epochs']} | {e['machine']} "
             f"| {e['finished_at']} |"
         )
@@ -110,7 +119,7 @@ def main() -> None:
         print(json.dumps(result, indent=2), flush=True)
         # Re-read: another benchmark process may have written its own rows meanwhile.
         entries = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        entries = [e for e in entries if (e["task"], e["preset"]) != (task, args.preset)] + [result]
+        entries = [e for e in entries if _key(e) != _key(result)] + [result]
         RESULTS.write_text(json.dumps(entries, indent=2))
         write_table(entries)
 
