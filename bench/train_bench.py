@@ -97,6 +97,9 @@ def write_table(entries: list[dict[str, Any]]) -> None:
             f"| {'yes' if e['met'] else 'no'} | {e['seconds'] / 60:.1f} min | {e['epochs']} | {e['machine']} "
             f"| {e['finished_at']} |"
         )
+    notes = [f"- {e['task']}/{e['preset']} ({_overrides(e)}): {e['note']}" for e in entries if e.get("note")]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
     lines += ["", "## Data files (sha256)", ""]
     for e in entries:
         for name, digest in e["data_files"].items():
