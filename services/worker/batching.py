@@ -41,6 +41,9 @@ class Batch:
     waited_seconds: float = 0.0
     # Priority of a queued job of the group that did not fit: it needs a trigger of its own.
     left_over: str | None = None
+    # The message's own job runs under another attempt's live lease (that attempt's worker may
+    # have died): seconds until it lapses, so the message can look again then.
+    trigger_lease_left: float | None = None
 
     @property
     def num_inputs(self) -> int:
@@ -135,6 +138,7 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     if not batch.members:
         return _lease_held(held)
     batch.waited_seconds = waited
+    batch.trigger_lease_left = held
     return batch
 
 

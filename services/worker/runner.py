@@ -142,8 +142,15 @@ def _retrigger_left_over(batch: Batch, gate: TriggerGate | None, publish: Retrig
         return  # without coalescing every job has its own message
     key = TriggerGate.key(batch.version.version_id, batch.kind, batch.batch_key, batch.left_over)
     lead = str(batch.members[0].claim.job_id)  # no longer claimable: its message gathers the group
-    if gate.acquire(key, lead):
-        publish(lead, batch.left_over, key)
+    try:
+        if gate.acquire(key, lead):
+            try:
+                publish(lead, batch.left_over, key)
+            except Exception:
+                gate.release(key, lead)
+                raise
+    except Exception as exc:  # the broker is down: this batch still runs; the reconciler finds the rest
+        log.warning("could not publish a trigger for the rest of %s: %s", key, exc)
 
 
 def run_job(job_id: str, trigger: str | None = None, publish: Retrigger | None = None) -> RunReport:
@@ -169,5 +176,10 @@ def run_job(job_id: str, trigger: str | None = None, publish: Retrigger | None =
     try:
         handler = _cache.get(batch.version)
     except Exception as exc:  # missing file, sha256 mismatch: deterministic, no retry
-        return _write(batch, _fail_all(batch, exc))
-    return _write(batch, _compute(handler, batch))
+        report = _write(batch, _fail_all(batch, exc))
+    else:
+        report = _write(batch, _compute(handler, batch))
+    if batch.trigger_lease_left is not None:
+        # The message's own job is held by another attempt: look at it again when that lapses.
+        report.status, report.lease_seconds_left = "lease_held", batch.trigger_lease_left
+    return report

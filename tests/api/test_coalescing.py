@@ -118,3 +118,17 @@ def test_a_job_larger_than_the_batch_limit_still_runs_from_a_trigger(
     batch = gather(uuid.UUID(first), key, settings, trigger_gate(settings))
     assert isinstance(batch, Batch)
     assert [str(m.claim.job_id) for m in batch.members] == [large]  # alone, over the limit
+
+
+def test_riders_run_while_the_trigger_job_is_held_and_the_message_looks_again(
+    client: TestClient, registered_model: str
+) -> None:
+    settings = get_settings()
+    first, *riders = [_submit(client, registered_model, f"film {i}") for i in range(3)]
+    (key,) = _trigger_keys()
+    with session_scope() as session:  # another attempt holds the first job (its worker may be dead)
+        assert jobs_repo.claim(session, uuid.UUID(first), lease_seconds=60) is not None
+    batch = gather(uuid.UUID(first), key, settings, trigger_gate(settings))
+    assert isinstance(batch, Batch)
+    assert sorted(str(m.claim.job_id) for m in batch.members) == sorted(riders)
+    assert batch.trigger_lease_left is not None and 55 < batch.trigger_lease_left <= 60
