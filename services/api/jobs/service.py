@@ -170,11 +170,6 @@ def _validated_job(session: Session, body: JobCreate, settings: Settings, job_id
     }
 
 
-def _insert(session: Session, row: dict[str, Any]) -> None:
-    session.execute(insert(Job.__table__), [row])
-    session.commit()
-
-
 def _publish(session: Session, celery: Celery, settings: Settings, row: dict[str, Any]) -> None:
     """Publish the committed job (or let it ride on its group's pending trigger); if the
     broker refuses, withdraw the job and answer 503."""
@@ -212,7 +207,8 @@ def submit(celery: Celery, body: JobCreate, settings: Settings, key: str | None,
         row = _validated_job(session, body, settings, job_id)
         row["idempotency_key"], row["request_hash"] = key, body_hash
         try:
-            _insert(session, row)
+            session.execute(insert(Job.__table__), [row])
+            session.commit()  # this request owns its transaction: the row is committed before its message
         except IntegrityError:
             # A concurrent request with the same key won the insert.
             session.rollback()
