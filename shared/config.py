@@ -28,6 +28,12 @@ class RetrainEntry(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+def _every_kind(value: float) -> dict[str, float]:
+    from shared.jobs.kinds import JOB_KINDS
+
+    return dict.fromkeys(JOB_KINDS, value)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEQSERVE_", extra="ignore")
 
@@ -59,27 +65,11 @@ class Settings(BaseSettings):
     # batch_max_delay_ms for some. A bare number applies to every kind. 0 everywhere: on CPU,
     # waiting added latency for classify and bought no throughput for translate (a burst of
     # resubmissions takes longer to arrive than the delay is worth); a GPU worker may differ.
-    batch_max_delay_ms: dict[str, float] = Field(default_factory=lambda: {
-        "classify": 0.0, "tag": 0.0, "score": 0.0, "generate": 0.0, "translate": 0.0})
+    batch_max_delay_ms: dict[str, float] = Field(default_factory=lambda: _every_kind(0.0))
     batch_max_inputs: dict[str, int] = Field(
         default_factory=lambda: {"classify": 256, "tag": 128, "score": 64, "generate": 32, "translate": 32}
     )
 
-    @field_validator("batch_max_delay_ms", mode="before")
-    @classmethod
-    def _delay_for_every_kind(cls, value: Any) -> Any:
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            from shared.jobs.kinds import JOB_KINDS
-
-            return dict.fromkeys(JOB_KINDS, float(value))
-        return value
-
-    @field_validator("batch_max_delay_ms")
-    @classmethod
-    def _delays_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        if any(delay < 0 for delay in value.values()):
-            raise ValueError("batch delays must be >= 0 ms")
-        return value
     # One queued message per batch group instead of one per job (Redis brokers): jobs that
     # arrive while their group's message waits ride along with it. A lost message delays its
     # group by trigger_ttl_seconds at most.
@@ -107,6 +97,20 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(6, ge=1)
     webhook_backoff_seconds: float = Field(2.0, ge=0, description="First retry delay; doubles per attempt.")
     webhook_timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("batch_max_delay_ms", mode="before")
+    @classmethod
+    def _delay_for_every_kind(cls, value: Any) -> Any:
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            return _every_kind(float(value))
+        return value
+
+    @field_validator("batch_max_delay_ms")
+    @classmethod
+    def _delays_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(delay < 0 for delay in value.values()):
+            raise ValueError("batch delays must be >= 0 ms")
+        return value
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> "Settings":

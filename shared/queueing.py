@@ -126,11 +126,14 @@ _gates: dict[tuple[int, str, float], TriggerGate] = {}
 
 def trigger_gate(settings: Settings) -> TriggerGate | None:
     """The gate when coalescing is on and the broker is Redis; None means publish every job."""
-    if not settings.coalesce_triggers or not settings.broker_url.startswith(("redis://", "rediss://")):
+    from shared.notify import redis_url
+
+    url = redis_url(settings)
+    if not settings.coalesce_triggers or url is None:
         return None
-    key = (os.getpid(), settings.broker_url, settings.trigger_ttl_seconds)
+    key = (os.getpid(), url, settings.trigger_ttl_seconds)
     if key not in _gates:
-        _gates[key] = TriggerGate(settings.broker_url, settings.trigger_ttl_seconds)
+        _gates[key] = TriggerGate(url, settings.trigger_ttl_seconds)
     return _gates[key]
 
 

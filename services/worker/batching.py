@@ -91,6 +91,11 @@ def _fill(session: Session, batch: Batch, exclude: uuid.UUID, settings: Settings
         batch.params = batch.members[0].params
 
 
+def _delay(settings: Settings, kind: str) -> float:
+    """Seconds a job of this kind that found no companions waits for some."""
+    return settings.batch_max_delay_ms.get(kind, 0.0) / 1000
+
+
 def _lease_held(seconds_left: float | None) -> LeaseHeld | None:
     return LeaseHeld(seconds_left) if seconds_left is not None else None
 
@@ -103,9 +108,8 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     The trigger key is released before the last look at the group. The batching delay is
     spent only when the first look found the job alone: a backlog batches by itself."""
     release = trigger is not None and gate is not None
-    kind = TriggerGate.group(trigger)[1] if trigger is not None else None
-    delay = settings.batch_max_delay_ms.get(kind, 0.0) / 1000 if kind else None
-    if release and delay is not None and delay <= 0:
+    if release and not _delay(settings, TriggerGate.group(trigger)[1]):  # type: ignore[arg-type]
+        # No waiting for this kind: release before the only look.
         gate.release(trigger, str(job_id))  # type: ignore[union-attr]
         release = False
     batch: Batch | None = None
@@ -119,11 +123,9 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     if batch is None and trigger is None:
         return _lease_held(held)
     waited = 0.0
-    if delay is None and batch is not None:  # a message without a trigger key: the lead's kind decides
-        delay = settings.batch_max_delay_ms.get(batch.kind, 0.0) / 1000
-    if batch is not None and delay and len(batch.members) == 1 and not batch.full:
+    if batch is not None and len(batch.members) == 1 and not batch.full and _delay(settings, batch.kind):
         started = time.perf_counter()
-        time.sleep(delay)
+        time.sleep(_delay(settings, batch.kind))
         waited = time.perf_counter() - started
     if release:
         # Released before the last look: a job that saw the key set committed before this.

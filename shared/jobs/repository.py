@@ -96,6 +96,15 @@ _CLAIM_QUEUED = (
     .returning(_T.c.id, _T.c.attempts)
 )
 
+# running -> final, only for the attempt that holds the job (executed many at once).
+_FINISH = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"), _T.c.status == JobStatus.running.value,
+           _T.c.attempts == bindparam("b_attempt"))
+    .values(status=bindparam("b_status"), result=bindparam("b_result"), error=bindparam("b_error"),
+            finished_at=bindparam("b_finished"), lease_expires_at=None)
+)
+
 
 def _claim_params(lease_seconds: float) -> tuple[datetime, dict[str, Any]]:
     now = utcnow()
@@ -179,18 +188,10 @@ def finish_many(session: Session, outcomes: Sequence[Outcome], finished_at: date
     """`finish` for a whole batch in one round trip; returns the ids actually written."""
     if not outcomes:
         return set()
-    table = Job.__table__
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.status == JobStatus.running.value,
-               table.c.attempts == bindparam("b_attempt"))
-        .values(status=bindparam("b_status"), result=bindparam("b_result"), error=bindparam("b_error"),
-                finished_at=bindparam("b_finished"), lease_expires_at=None)
-    )
     now = finished_at or utcnow()
     params = [{"b_id": claim_.job_id, "b_attempt": claim_.attempt, "b_status": status.value, "b_result": result,
                "b_error": error, "b_finished": now} for claim_, status, result, error in outcomes]
-    written = session.connection().execute(statement, params).rowcount
+    written = session.connection().execute(_FINISH, params).rowcount
     ids = {claim_.job_id for claim_, *_ in outcomes}
     if written == len(outcomes):
         return ids

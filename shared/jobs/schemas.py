@@ -72,20 +72,17 @@ class JobRead(BaseModel):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
-            timings=_timings(job),
+            timings=_timings(job.created_at, job.started_at, job.finished_at),
         )
-
 
     def with_final_state(self, state: dict[str, Any]) -> "JobRead":
         """This job as a job-finished event describes it (see shared.notify)."""
         started = datetime.fromisoformat(state["started_at"]) if state.get("started_at") else None
         finished = datetime.fromisoformat(state["finished_at"]) if state.get("finished_at") else None
-        timings = JobTimings(queue_seconds=_seconds(self.created_at, started), run_seconds=_seconds(started, finished),
-                             total_seconds=_seconds(self.created_at, finished))
         return self.model_copy(update={
             "status": state["status"], "result": state.get("result"), "error": state.get("error"),
             "attempts": state.get("attempts", self.attempts), "started_at": started, "finished_at": finished,
-            "timings": timings,
+            "timings": _timings(self.created_at, started, finished),
         })
 
 
@@ -100,11 +97,11 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _timings(job: Job) -> JobTimings:
+def _timings(created: datetime, started: datetime | None, finished: datetime | None) -> JobTimings:
     return JobTimings(
-        queue_seconds=_seconds(job.created_at, job.started_at),
-        run_seconds=_seconds(job.started_at, job.finished_at),
-        total_seconds=_seconds(job.created_at, job.finished_at),
+        queue_seconds=_seconds(created, started),
+        run_seconds=_seconds(started, finished),
+        total_seconds=_seconds(created, finished),
     )
 
 

@@ -97,7 +97,7 @@ class JobWaiter:
         fetched: an event registered before publishing saw none in time). Without an `event`
         the job is fetched once first."""
         own = event is None
-        if event is None:
+        if own:
             event = self.register(job_id)
             event.set()
         deadline = time.monotonic() + timeout
