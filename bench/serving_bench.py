@@ -24,7 +24,7 @@ import platform
 import statistics
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class Result:
     p95_ms: float | None = None
     p99_ms: float | None = None
     failed: int = 0
+    pool: str = "prefork"  # the worker's Celery pool (limit rows: no worker)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -255,6 +256,7 @@ def run_mode(mode: str, env: dict[str, str], kind: str, model: str, texts: list[
 
     redis.Redis.from_url(REDIS).flushdb()
     results = []
+    pool = env["SEQSERVE_WORKER_POOL"]
     with processes.running(env, logs / mode, ["worker", "--concurrency", "1"]) as base:
         asyncio.run(closed_loop(base, kind, model, texts, 1, 4, 5, mode))  # warm up: load the model
         for per_job in (1, 64):
@@ -267,7 +269,7 @@ def run_mode(mode: str, env: dict[str, str], kind: str, model: str, texts: list[
             result = asyncio.run(open_loop(base, kind, model, texts, peak / 2, args.seconds))
             print(json.dumps(asdict(result)), flush=True)
             results.append(result)
-    return results
+    return [replace(r, pool=pool) for r in results]
 
 
 def main() -> None:
@@ -277,6 +279,8 @@ def main() -> None:
                         help="checkpoint per kind; default: train the quick preset")
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--pool", choices=("prefork", "solo"), default="prefork",
+                        help="the worker's pool, for naive and seqserve alike")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/serving.json"))
     args = parser.parse_args()
     workdir = Path(f"/tmp/seqserve-bench-{os.getpid()}")
@@ -328,10 +332,11 @@ def report(results: list[Result], machine: dict[str, Any]) -> str:
     lines = ["# Serving benchmark", "", f"Measured by `bench/serving_bench.py` on {machine}.", "",
              "| target | measured | how | met |", "|---|---|---|---|"]
     lines += [f"| {t} | {m} | {h} | {'yes' if ok else 'no'} |" for t, m, h, ok in targets(results)]
-    lines += ["", "| kind | mode | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms | p99 ms | failed |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| kind | mode | worker pool | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms | p99 ms "
+              "| failed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r.kind} | {r.mode} | {r.inputs_per_job} | {r.concurrency} | {r.jobs_per_second:.1f} "
+        pool = "-" if r.mode == "limit" else r.pool
+        lines.append(f"| {r.kind} | {r.mode} | {pool} | {r.inputs_per_job} | {r.concurrency} | {r.jobs_per_second:.1f} "
                      f"| {r.sentences_per_second:.0f} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} | {r.failed} |")
     return "\n".join(lines) + "\n"
 
@@ -344,7 +349,7 @@ def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: di
         "SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": REDIS, "SEQSERVE_VAR_DIR": str(workdir / "var"),
         "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
         "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000",
-        "SEQSERVE_API_WORKERS": "2",
+        "SEQSERVE_API_WORKERS": "2", "SEQSERVE_WORKER_POOL": args.pool,
     }
     naive = base_env | {"SEQSERVE_BATCH_MAX_DELAY_MS": "0", "SEQSERVE_COALESCE_TRIGGERS": "false",
                         "SEQSERVE_BATCH_MAX_INPUTS": json.dumps({kind: 1 for kind in TASK_OF})}

@@ -65,13 +65,17 @@ def _multiprocess_metrics_dir(role: str) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    pool = args.pool or settings.worker_pool
+    concurrency = args.concurrency or settings.worker_concurrency
+    if pool == "solo" and concurrency > 1:
+        raise SystemExit(f"the solo pool runs one job at a time; concurrency {concurrency} needs --pool prefork")
     _multiprocess_metrics_dir("worker")
     from services.worker.app import app
 
-    settings = get_settings()
     argv = [
         "worker", "--loglevel", args.loglevel, "--queues", args.queues or settings.worker_queues,
-        "--concurrency", str(args.concurrency or settings.worker_concurrency), "--pool", "prefork",
+        "--concurrency", str(concurrency), "--pool", pool,
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]
     if args.hostname:
@@ -227,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run an inference worker")
     worker.add_argument("--queues")
     worker.add_argument("--concurrency", type=int)
+    worker.add_argument("--pool", choices=("prefork", "solo"), help="default: SEQSERVE_WORKER_POOL")
     worker.add_argument("--hostname")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=_worker)

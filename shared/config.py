@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     max_inputs_total_chars: int = Field(200_000, ge=1)
 
     worker_concurrency: int = Field(1, ge=1, description="Inference processes per worker.")
+    worker_pool: Literal["prefork", "solo"] = Field(
+        "prefork",
+        description="prefork: jobs run in forked child processes (a killed child is replaced and its job "
+        "redelivered at once). solo: jobs run in the consuming process itself, one at a time, without the "
+        "parent-to-child hop (less CPU per batch; concurrency is then 1, and a killed worker's job comes "
+        "back through the broker's visibility timeout or the reconciler).",
+    )
     worker_queues: str = "inference.high,inference.normal,inference.low,webhooks,maintenance"
     default_model: str = Field("sst2-classifier", description="Model `seqserve up` trains if absent.")
     promotion_margin: float = Field(0.0, description="Dev metric gain a version needs to be promoted.")

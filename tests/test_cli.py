@@ -38,3 +38,10 @@ def test_data_download_verifies_present_files(monkeypatch: pytest.MonkeyPatch, c
     assert main(["data", "download", "nope"]) == 1
     assert "unknown datasets" in capsys.readouterr().err
     reset_settings()
+
+
+def test_solo_pool_refuses_more_than_one_process() -> None:
+    with pytest.raises(SystemExit, match="solo pool runs one job at a time; concurrency 2"):
+        main(["worker", "--pool", "solo", "--concurrency", "2"])
+    with pytest.raises(SystemExit):  # argparse: not a pool we run
+        build_parser().parse_args(["worker", "--pool", "threads"])

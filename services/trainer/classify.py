@@ -42,6 +42,9 @@ _COMMON: dict[str, Any] = {
     "lr_factor": 0.5,
     "lr_patience": 0,
     "eval_batch_size": 256,
+    # Wall-clock budget for the training epochs (0: none); full presets stop at the best
+    # weights reached within about 90 minutes, however slow the machine.
+    "time_budget_minutes": 0.0,
     "seed": 13,
 }
 PRESETS: dict[str, dict[str, Any]] = {
@@ -70,6 +73,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "lr": 1.5e-3,
         "patience": 3,
+        "time_budget_minutes": 90.0,
     },
 }
 _OPTIONAL_INT_KEYS = {"max_train_examples", "max_vocab_size"}

@@ -29,7 +29,7 @@ from services.trainer.corpora import (
 from services.trainer.datasets import fingerprint
 from services.trainer.loop import fit
 from services.trainer.outcome import TrainOutcome, save_trained
-from services.trainer.presets import apply_overrides, loop_config, training_device
+from services.trainer.presets import apply_overrides, loop_config, resolve_autocast, training_device
 from shared.nn.cells import CELLS
 from shared.nn.language_model import (
     LanguageModelConfig,
@@ -58,6 +58,9 @@ _COMMON: dict[str, Any] = {
     # Train forward passes under bfloat16 autocast (fp32 master weights, fp32 evaluation):
     # ~1.4x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs.
     "autocast_bf16": False,
+    # Wall-clock budget for the training epochs (0: none); full presets stop at the best
+    # weights reached within about 90 minutes, however slow the machine.
+    "time_budget_minutes": 0.0,
     "seed": 1111,
 }
 PRESETS: dict[str, dict[str, Any]] = {
@@ -86,6 +89,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 2e-3,
         "patience": 3,
         "autocast_bf16": True,
+        "time_budget_minutes": 90.0,
     },
 }
 _OPTIONAL_INT_KEYS = {"max_train_tokens"}
@@ -144,6 +148,7 @@ def train_language_model(
     """Train on the configured corpus, write the checkpoint to `out_path` and curve.png beside it."""
     cfg = resolve_config(preset, overrides)
     device = training_device(device)
+    resolve_autocast(cfg, device)
     paths = [corpus_path(data_dir, cfg["corpus"], split) for split in SPLITS]
     data_fingerprint = fingerprint(paths)
     streams = read_corpus(data_dir, cfg["corpus"])

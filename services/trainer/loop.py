@@ -46,6 +46,10 @@ class LoopConfig:
     lr_patience: int = 0
     seed: int = 0
     progress: bool = True
+    # Wall-clock budget for the epochs, in seconds; 0 means none. An epoch starts only if the
+    # mean epoch time so far says it ends within the budget, so a run on a slow machine stops
+    # at the best weights it reached instead of running for hours (the first epoch always runs).
+    time_budget_s: float = 0.0
 
 
 @dataclass
@@ -53,8 +57,9 @@ class FitResult:
     history: list[dict[str, float]]
     best_epoch: int
     best_metrics: dict[str, float]
-    stopped_early: bool
+    stopped_early: bool  # patience ran out
     best_state: dict[str, Tensor] = field(repr=False)
+    stopped_for_time: bool = False  # the time budget left no room for another epoch
 
 
 def fit(
@@ -74,7 +79,8 @@ def fit(
     scheduler = _make_scheduler(optimizer, cfg)
     history: list[dict[str, float]] = []
     best: tuple[int, dict[str, float], dict[str, Tensor]] | None = None
-    stopped_early = False
+    stopped_early = stopped_for_time = False
+    fit_start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loss = _train_epoch(model, train_batches(), loss_fn, optimizer, cfg, device, epoch)
@@ -91,17 +97,31 @@ def fit(
         _step_scheduler(scheduler, metrics[cfg.monitor])
         if on_epoch is not None:
             on_epoch(dict(record))
-        if epoch - best[0] >= cfg.patience and epoch < cfg.epochs:
+        if epoch == cfg.epochs:
+            break
+        if epoch - best[0] >= cfg.patience:
             stopped_early = True
+            break
+        if _out_of_time(time.perf_counter() - fit_start, epoch, cfg.time_budget_s):
+            log.info("stopping after epoch %d/%d: another epoch would overrun the %.0f s time budget",
+                     epoch, cfg.epochs, cfg.time_budget_s)
+            stopped_for_time = True
             break
     assert best is not None  # epochs >= 1 is checked above
     model.load_state_dict(best[2])
-    return FitResult(history, best[0], best[1], stopped_early, best[2])
+    return FitResult(history, best[0], best[1], stopped_early, best[2], stopped_for_time)
+
+
+def _out_of_time(elapsed: float, epochs_done: int, budget: float) -> bool:
+    """Whether one more epoch of the mean length so far would end past the budget."""
+    return budget > 0 and elapsed + elapsed / epochs_done > budget
 
 
 def _check_config(cfg: LoopConfig) -> None:
     if cfg.epochs < 1 or cfg.patience < 1:
         raise ValueError(f"epochs and patience must be >= 1 (got {cfg.epochs}, {cfg.patience})")
+    if cfg.time_budget_s < 0:
+        raise ValueError(f"time_budget_s must be >= 0 (0: no budget), got {cfg.time_budget_s}")
     if cfg.mode not in ("max", "min") or cfg.schedule not in ("plateau", "linear", "none"):
         raise ValueError(f"bad mode {cfg.mode!r} or schedule {cfg.schedule!r}")
 

@@ -51,7 +51,8 @@ def save_trained(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metrics": dict(metrics),
         "data_fingerprint": data_fingerprint,
-        "train_config": {**cfg, "best_epoch": result.best_epoch, **(run_info or {})},
+        "train_config": {**cfg, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                         "stopped_for_time": result.stopped_for_time, **(run_info or {})},
     }
     out_path = Path(out_path)
     sha256, size = save_checkpoint(out_path, payload)

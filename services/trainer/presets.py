@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -10,6 +12,9 @@ import torch
 from services.trainer.loop import LoopConfig
 from shared.config import get_settings
 from shared.devices import pick_device
+from shared.nn.cells import make_rnn
+
+log = logging.getLogger("seqserve.train")
 
 
 def apply_overrides(
@@ -50,4 +55,32 @@ def loop_config(cfg: dict[str, Any], progress: bool, monitor: str, mode: Literal
         epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], clip=cfg["clip"],
         patience=cfg["patience"], monitor=monitor, mode=mode, schedule=cfg["schedule"],
         lr_factor=cfg["lr_factor"], lr_patience=cfg["lr_patience"], seed=cfg["seed"], progress=progress,
+        time_budget_s=60.0 * cfg["time_budget_minutes"],
     )
+
+
+@functools.cache
+def bf16_autocast_supported(device_type: str, cell: str) -> bool:
+    """Whether a `cell` RNN trains under bfloat16 autocast on this machine's `device_type`.
+
+    On CPUs without native bfloat16 (AVX512-BF16 or AMX) oneDNN refuses the RNN primitive
+    ("could not create a primitive descriptor"), so a preset asking for autocast probes first.
+    """
+    try:
+        rnn = make_rnn(cell, 8, 8, 1, False, 0.0).to(device_type)
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            outputs, _ = rnn(torch.ones(2, 3, 8, device=device_type))
+        outputs.float().sum().backward()
+    except RuntimeError as exc:
+        log.info("bfloat16 autocast unavailable for %s on %s: %s", cell, device_type, str(exc).splitlines()[0])
+        return False
+    return True
+
+
+def resolve_autocast(cfg: dict[str, Any], device: torch.device) -> None:
+    """Turn the config's `autocast_bf16` off, with a warning, where this machine cannot run it;
+    the saved config then says how the model was really trained."""
+    if cfg["autocast_bf16"] and not bf16_autocast_supported(device.type, cfg["cell"]):
+        log.warning("autocast_bf16 requested but %s cannot run a bfloat16 %s here; training in float32",
+                    device.type, cfg["cell"])
+        cfg["autocast_bf16"] = False

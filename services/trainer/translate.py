@@ -57,6 +57,9 @@ _COMMON: dict[str, Any] = {
     "max_decode_len": 80,  # Multi30k's longest target is 44 tokens
     "beam_size": 5,  # for test_bleu
     "length_penalty": 1.0,
+    # Wall-clock budget for the training epochs (0: none); full presets stop at the best
+    # weights reached within about 90 minutes, however slow the machine.
+    "time_budget_minutes": 0.0,
     "seed": 13,
 }
 PRESETS: dict[str, dict[str, Any]] = {
@@ -87,6 +90,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "lr": 1e-3,
         "patience": 4,
+        "time_budget_minutes": 90.0,
     },
 }
 # Values an override may take beyond its preset default's type.

@@ -66,3 +66,18 @@ def test_missing_monitored_metric_is_an_error() -> None:
     cfg = LoopConfig(epochs=1, monitor="f1", progress=False)
     with pytest.raises(KeyError, match="f1"):
         fit(nn.Linear(4, 2), _toy_batches, lambda m: {"accuracy": 1.0}, _loss, cfg, torch.device("cpu"))
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun_it() -> None:
+    import time
+
+    def slow_evaluate(model: nn.Module) -> dict[str, float]:
+        time.sleep(0.3)  # each epoch takes ~0.3 s: the first fits twice in 0.75 s, the second does not
+        return {"accuracy": 0.5}
+
+    cfg = LoopConfig(epochs=10, patience=10, lr=0.05, progress=False, time_budget_s=0.75)
+    result = fit(nn.Linear(4, 2), _toy_batches, slow_evaluate, _loss, cfg, torch.device("cpu"))
+    assert len(result.history) == 2
+    assert result.stopped_for_time and not result.stopped_early and result.best_epoch == 1
+    with pytest.raises(ValueError, match="time_budget_s"):
+        fit(nn.Linear(4, 2), _toy_batches, slow_evaluate, _loss, LoopConfig(time_budget_s=-1), torch.device("cpu"))
