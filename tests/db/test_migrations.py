@@ -25,3 +25,26 @@ def test_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     assert inspect(create_engine(url)).get_table_names() == ["alembic_version"]
     upgrade(url)
     assert "jobs" in inspect(create_engine(url)).get_table_names()
+
+
+def test_timestamps_read_back_aware_utc_on_sqlite_too(tmp_path: Path) -> None:
+    # SQLite keeps no zone: without the UTC type the embedded default answered naive times
+    # (no "Z" in the API's JSON) while Postgres answered aware ones.
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+
+    from shared.db.base import UTCDateTime
+    from shared.db.models import Job
+
+    assert isinstance(Job.__table__.c.created_at.type, UTCDateTime)  # every model timestamp uses it
+    table = Table("stamps", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime()))
+    engine = create_engine(f"sqlite:///{tmp_path / 'tz.db'}")
+    table.create(engine)
+    plus_two = datetime(2026, 11, 26, 21, 30, tzinfo=timezone(timedelta(hours=2)))
+    with engine.begin() as conn:
+        conn.execute(insert(table).values(id=1, at=plus_two))
+        stored = conn.execute(select(table.c.at)).scalar_one()
+        later = conn.execute(select(table.c.id).where(table.c.at > datetime(2026, 11, 26, 19, 29, tzinfo=timezone.utc)))
+        assert later.scalars().all() == [1]  # compared as the same instant, not as 21:30 text
+    assert stored == plus_two and stored.tzinfo is timezone.utc
