@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -52,6 +53,10 @@ class Result:
     p99_ms: float | None = None
     failed: int = 0
     pool: str = "prefork"  # the worker's Celery pool (limit rows: no worker)
+    # CPU time per job (user + system, every process of the service): what a job costs the
+    # machine, which contention does not hide the way it hides in latency.
+    worker_cpu_ms: float | None = None
+    api_cpu_ms: float | None = None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -257,19 +262,26 @@ def run_mode(mode: str, env: dict[str, str], kind: str, model: str, texts: list[
     redis.Redis.from_url(REDIS).flushdb()
     results = []
     pool = env["SEQSERVE_WORKER_POOL"]
-    with processes.running(env, logs / mode, ["worker", "--concurrency", "1"]) as base:
+    with processes.running_processes(env, logs / mode, ["worker", "--concurrency", "1"]) as (base, procs):
+
+        def measured(load: Coroutine[Any, Any, Result]) -> None:
+            before = {name: processes.session_cpu_seconds(proc.pid) for name, proc in procs.items()}
+            result = asyncio.run(load)
+            per_job = {name: (processes.session_cpu_seconds(proc.pid) - before[name]) * 1000 / max(result.jobs, 1)
+                       for name, proc in procs.items()}
+            result = replace(result, pool=pool, worker_cpu_ms=round(per_job["worker"], 2),
+                             api_cpu_ms=round(per_job["api"], 2))
+            print(json.dumps(asdict(result)), flush=True)
+            results.append(result)
+
         asyncio.run(closed_loop(base, kind, model, texts, 1, 4, 5, mode))  # warm up: load the model
         for per_job in (1, 64):
             for concurrency in args.concurrency:
-                result = asyncio.run(closed_loop(base, kind, model, texts, per_job, concurrency, args.seconds, mode))
-                print(json.dumps(asdict(result)), flush=True)
-                results.append(result)
+                measured(closed_loop(base, kind, model, texts, per_job, concurrency, args.seconds, mode))
         if mode == "seqserve" and kind == "classify":
             peak = max(r.jobs_per_second for r in results if r.inputs_per_job == 1)
-            result = asyncio.run(open_loop(base, kind, model, texts, peak / 2, args.seconds))
-            print(json.dumps(asdict(result)), flush=True)
-            results.append(result)
-    return [replace(r, pool=pool) for r in results]
+            measured(open_loop(base, kind, model, texts, peak / 2, args.seconds))
+    return results
 
 
 def main() -> None:
@@ -328,16 +340,21 @@ def targets(results: list[Result]) -> list[tuple[str, str, str, bool | None]]:
     return rows
 
 
+def _blank(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
 def report(results: list[Result], machine: dict[str, Any]) -> str:
     lines = ["# Serving benchmark", "", f"Measured by `bench/serving_bench.py` on {machine}.", "",
              "| target | measured | how | met |", "|---|---|---|---|"]
     lines += [f"| {t} | {m} | {h} | {'yes' if ok else 'no'} |" for t, m, h, ok in targets(results)]
     lines += ["", "| kind | mode | worker pool | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms | p99 ms "
-              "| failed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| failed | worker CPU ms/job | API CPU ms/job |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         pool = "-" if r.mode == "limit" else r.pool
         lines.append(f"| {r.kind} | {r.mode} | {pool} | {r.inputs_per_job} | {r.concurrency} | {r.jobs_per_second:.1f} "
-                     f"| {r.sentences_per_second:.0f} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} | {r.failed} |")
+                     f"| {r.sentences_per_second:.0f} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} | {r.failed} "
+                     f"| {_blank(r.worker_cpu_ms)} | {_blank(r.api_cpu_ms)} |")
     return "\n".join(lines) + "\n"
 
 

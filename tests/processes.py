@@ -108,13 +108,40 @@ def metric_total(samples: dict[str, float], name: str, **labels: str) -> float:
 def running(env: dict[str, str], logs: Path, *services: list[str]) -> Iterator[str]:
     """An API plus the given other `seqserve` processes (e.g. ["worker"], ["trainer"]);
     yields the API's base URL and stops them all afterwards."""
+    with running_processes(env, logs, *services) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def running_processes(
+    env: dict[str, str], logs: Path, *services: list[str]
+) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
+    """As `running`, also yielding the processes by name ("api", "worker", ...); each leads
+    its own session, which holds its children (pool processes, uvicorn workers)."""
+    names = [args[0] for args in services]
+    if len(set(names)) != len(names) or "api" in names:
+        raise ValueError(f"one process per name (their logs are named after them): {names}")
     port = free_port()
-    others = [start(args, env, logs / f"{args[0]}.log") for args in services]
-    api = start(["api", "--port", str(port)], env, logs / "api.log")
+    procs = {args[0]: start(args, env, logs / f"{args[0]}.log") for args in services}
+    procs["api"] = start(["api", "--port", str(port)], env, logs / "api.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{base}/healthz", api, logs / "api.log")
-        yield base
+        wait_http(f"{base}/healthz", procs["api"], logs / "api.log")
+        yield base, procs
     finally:
-        for proc in (api, *others):
+        for proc in (procs["api"], *(p for name, p in procs.items() if name != "api")):
             stop(proc)
+
+
+def session_cpu_seconds(sid: int) -> float:
+    """User + system CPU time of every live process in session `sid`, with the reaped
+    children each one accounts for."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        if int(fields[3]) == sid:  # field 6, session id (fields[0] is field 3, the state)
+            ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
