@@ -23,7 +23,6 @@ from typing import Any
 import torch
 
 from services.cli import parse_overrides
-from shared.checkpoint import sha256_file
 
 DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 RESULTS = Path("docs/benchmarks/training.json")
@@ -44,16 +43,15 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, no GPU"
 
 
-def data_files(config: dict[str, Any]) -> dict[str, str]:
-    """sha256 of every data file named in a resolved train config."""
-    files = {}
-    for key, value in sorted(config.items()):
-        if key.endswith(("_file", "_files")) and value:
-            for name in value if isinstance(value, list) else [value]:
-                path = DATA_DIR / name
-                if path.is_file():
-                    files[str(name)] = sha256_file(path)
-    return files
+def data_files(files: dict[str, str]) -> dict[str, str]:
+    """The run's data files (path -> sha256), named relative to the data directory where they lie in it."""
+    named = {}
+    for path, digest in files.items():
+        try:
+            named[str(Path(path).relative_to(DATA_DIR))] = digest
+        except ValueError:
+            named[path] = digest
+    return named
 
 
 def run(task: str, preset: str, out_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +68,7 @@ def run(task: str, preset: str, out_dir: Path, overrides: dict[str, Any]) -> dic
         "task": task, "preset": preset, "metric": metric, "label": label, "value": value, "target": target,
         "mode": mode, "met": met, "seconds": round(seconds, 1), "epochs": len(outcome.history),
         "machine": machine(), "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "metrics": outcome.metrics, "data_files": data_files(outcome.config), "overrides": overrides,
+        "metrics": outcome.metrics, "data_files": data_files(outcome.data_files), "overrides": overrides,
     }
 
 

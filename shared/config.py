@@ -59,8 +59,8 @@ class Settings(BaseSettings):
         "prefork",
         description="prefork: jobs run in forked child processes (a killed child is replaced and its job "
         "redelivered at once). solo: jobs run in the consuming process itself, one at a time, without the "
-        "parent-to-child hop (less CPU per batch; concurrency is then 1, and a killed worker's job comes "
-        "back through the broker's visibility timeout or the reconciler).",
+        "parent-to-child hop (concurrency is then 1, and a killed worker's job comes back through the "
+        "broker's visibility timeout or the reconciler).",
     )
     worker_queues: str = "inference.high,inference.normal,inference.low,webhooks,maintenance"
     default_model: str = Field("sst2-classifier", description="Model `seqserve up` trains if absent.")

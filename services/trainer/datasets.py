@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.trainer.errors import DataFormatError
@@ -89,11 +90,17 @@ def read_sst2(path: Path) -> list[Example]:
     return read_sst2_sentence_level(path)
 
 
-def fingerprint(paths: list[Path]) -> str:
-    """sha256 over the files' sha256 hex digests, in the given order."""
-    digest = hashlib.sha256()
+@dataclass(frozen=True)
+class DataFingerprint:
+    digest: str  # sha256 over the files' sha256 hex digests, in order: the version's dataset fingerprint
+    files: dict[str, str]  # each file read (path as given) -> its sha256
+
+
+def fingerprint(paths: list[Path]) -> DataFingerprint:
+    """The files' digests, one by one and together; a missing file is a DataFormatError."""
+    files: dict[str, str] = {}
     for path in paths:
         if not Path(path).is_file():
             raise DataFormatError(path, "file not found")
-        digest.update(sha256_file(path).encode("ascii"))
-    return digest.hexdigest()
+        files[str(path)] = sha256_file(path)
+    return DataFingerprint(hashlib.sha256("".join(files.values()).encode("ascii")).hexdigest(), files)

@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from services.trainer.datasets import DataFingerprint
 from services.trainer.loop import FitResult
 from services.trainer.plots import plot_curves
 from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
@@ -23,6 +24,7 @@ class TrainOutcome:
     config: dict[str, Any]  # fully resolved train config, preset name included
     model_config: dict[str, Any]
     data_fingerprint: str
+    data_files: dict[str, str]  # each data file read -> its sha256
     history: list[dict[str, float]]
     curve_path: Path
     primary_metric: str  # the key in `metrics` the promotion gate compares
@@ -35,7 +37,7 @@ def save_trained(
     cfg: dict[str, Any],
     result: FitResult,
     metrics: dict[str, float],
-    data_fingerprint: str,
+    data: DataFingerprint,
     out_path: Path,
     primary_metric: str,
     run_info: dict[str, Any] | None = None,
@@ -50,7 +52,8 @@ def save_trained(
         **extras,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metrics": dict(metrics),
-        "data_fingerprint": data_fingerprint,
+        "data_fingerprint": data.digest,
+        "data_files": data.files,
         "train_config": {**cfg, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
                          "stopped_for_time": result.stopped_for_time, **(run_info or {})},
     }
@@ -58,5 +61,5 @@ def save_trained(
     sha256, size = save_checkpoint(out_path, payload)
     curve_path = out_path.parent / "curve.png"
     plot_curves(result.history, curve_path)
-    return TrainOutcome(out_path, sha256, size, dict(metrics), dict(cfg), model_config, data_fingerprint,
+    return TrainOutcome(out_path, sha256, size, dict(metrics), dict(cfg), model_config, data.digest, data.files,
                         result.history, curve_path, primary_metric)

@@ -17,7 +17,11 @@ pytestmark = pytest.mark.e2e
 def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SEQSERVE_")}
     var_dir = tmp_path / "var"
-    env |= {"SEQSERVE_VAR_DIR": str(var_dir), "CWD": str(processes.REPO_ROOT)}
+    # One torch thread: the process runs in its own session, which Linux autogroup scheduling
+    # gives an equal share of the CPUs beside everything else running; with any other load on
+    # a 2-core machine that share is one CPU, and two spinning OpenMP threads on one CPU made
+    # the quick training take 270 s per epoch instead of ~30.
+    env |= {"SEQSERVE_VAR_DIR": str(var_dir), "CWD": str(processes.REPO_ROOT), "SEQSERVE_TORCH_THREADS": "1"}
     port = processes.free_port()
     log = tmp_path / "up.log"
     proc = processes.start(["up", "--port", str(port)], env, log, inherit_env=False)

@@ -12,6 +12,7 @@ from services.trainer.datasets import (
     read_sst2_sentence_level,
 )
 from services.trainer.errors import DataFormatError
+from shared.checkpoint import sha256_file
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,8 @@ def test_fingerprint_depends_on_content_and_order(tmp_path: Path) -> None:
     a = _write(tmp_path, "a", b"1 yes\n")
     b = _write(tmp_path, "b", b"0 no\n")
     assert fingerprint([a, b]) == fingerprint([a, b])
-    assert fingerprint([a, b]) != fingerprint([b, a])
+    assert fingerprint([a, b]).digest != fingerprint([b, a]).digest
     before = fingerprint([a, b])
+    assert before.files == {str(a): sha256_file(a), str(b): sha256_file(b)}  # each file's own digest too
     b.write_bytes(b"0 no!\n")
-    assert fingerprint([a, b]) != before
+    assert fingerprint([a, b]).digest != before.digest and fingerprint([a, b]).files[str(a)] == before.files[str(a)]

@@ -48,6 +48,9 @@ def test_tiny_run_writes_checkpoint_and_curve(data_dir: Path, tmp_path: Path) ->
     assert len(payload["vocab"]) == 10_001 and payload["model_config"]["vocab_size"] == 10_001
     assert payload["model_config"] == outcome.model_config and payload["metrics"] == outcome.metrics
     assert payload["data_fingerprint"] == outcome.data_fingerprint
+    assert payload["data_files"] == outcome.data_files
+    assert [Path(path).name for path in outcome.data_files] == ["ptb.train.txt.gz", "ptb.valid.txt.gz", "ptb.test.txt.gz"]
+    assert all(sha256_file(path) == digest for path, digest in outcome.data_files.items())
     handler = LanguageModelHandler.from_checkpoint(payload, torch.device("cpu"))
     scored = handler.run(["the company said"], {}, kind="score")[0]
     assert scored["tokens"] == ["the", "company", "said", "<eos>"] and math.isfinite(scored["logprob"])
