@@ -76,8 +76,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 1.5e-3,
         "patience": 2,
     },
-    # Zaremba et al.'s "medium" (2x650, dropout 0.5) with tied weights, cut to the epochs that
-    # fit ~90 minutes on 2 CPU cores (~4.7 min per epoch with bf16 autocast on an AMX Xeon).
+    # Zaremba et al.'s "medium" (2x650, dropout 0.5) with tied weights, 15 epochs within a
+    # 90-minute budget: ~4.7 min per epoch with bf16 autocast on an AMX Xeon's 2 cores, but ~27
+    # min per epoch on one AVX2 EPYC thread in float32 (no bf16 there), where the budget stops
+    # it after 3 epochs at ~129 test perplexity. On a GPU all 15 epochs fit in minutes.
     # Adam above ~2e-3 made some runs drift (cell states growing without bound on long
     # streams); the plateau schedule also throws such an epoch's LR away.
     "full": _COMMON | {
