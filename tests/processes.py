@@ -71,19 +71,6 @@ def wait_job(base_url: str, job_id: str, timeout: float = 90) -> dict:
     raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
 
 
-def children(pid: int) -> list[int]:
-    """Direct child processes of `pid` (the prefork pool of a Celery worker)."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-        except OSError:
-            continue
-        if fields.get("PPid", "").strip() == str(pid):
-            found.append(int(status.parent.name))
-    return found
-
-
 def scrape(url: str) -> dict[str, float]:
     """Prometheus text format -> {'name{labels}': value} (samples only)."""
     samples = {}
@@ -133,15 +120,26 @@ def running_processes(
             stop(proc)
 
 
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, fields of /proc/PID/stat from field 3, the state, on) for every live process."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            yield int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (the prefork pool of a Celery worker)."""
+    return [child for child, fields in _proc_stats() if int(fields[1]) == pid]  # field 4: parent pid
+
+
 def session_cpu_seconds(sid: int) -> float:
     """User + system CPU time of every live process in session `sid`, with the reaped
     children each one accounts for."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # exited while we looked
-            continue
-        if int(fields[3]) == sid:  # field 6, session id (fields[0] is field 3, the state)
-            ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    ticks = sum(
+        sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+        for _, fields in _proc_stats()
+        if int(fields[3]) == sid  # field 6: session id
+    )
     return ticks / os.sysconf("SC_CLK_TCK")

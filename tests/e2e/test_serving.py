@@ -78,7 +78,7 @@ def test_concurrent_jobs_run_in_fewer_forward_passes(api: str, registered_model:
     proc, metrics_url = start_worker()
     jobs = [processes.wait_job(api, job_id) for job_id in ids]
     assert {job["status"] for job in jobs} == {"succeeded"}
-    assert len(_children(proc.pid)) == 1  # prefork: the one pool process ran them
+    assert len(processes.children(proc.pid)) == 1  # prefork: the one pool process ran them
     samples = processes.scrape(metrics_url)
     batches = processes.metric_total(samples, "seqserve_batch_jobs_count", kind="classify")
     batched_jobs = processes.metric_total(samples, "seqserve_batch_jobs_sum", kind="classify")
@@ -94,22 +94,10 @@ def test_the_solo_pool_runs_batches_in_the_consuming_process(
     proc, metrics_url = start_worker(SEQSERVE_WORKER_POOL="solo")
     jobs = [processes.wait_job(api, job_id) for job_id in ids]
     assert {job["status"] for job in jobs} == {"succeeded"}
-    assert _children(proc.pid) == []  # no pool process: the consumer ran the forward passes
+    assert processes.children(proc.pid) == []  # no pool process: the consumer ran the forward passes
     samples = processes.scrape(metrics_url)
     assert processes.metric_total(samples, "seqserve_batch_jobs_sum", kind="classify") == 12
     assert processes.metric_total(samples, "seqserve_batch_jobs_count", kind="classify") < 12 / 2
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # exited while we looked
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
 
 
 def test_a_full_batch_hands_the_rest_of_its_group_a_new_message(
