@@ -24,9 +24,9 @@ import platform
 import statistics
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from collections.abc import Coroutine
 from typing import Any
 
 from sqlalchemy import create_engine, text

@@ -123,9 +123,10 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     if batch is None and trigger is None:
         return _lease_held(held)
     waited = 0.0
-    if batch is not None and len(batch.members) == 1 and not batch.full and _delay(settings, batch.kind):
+    delay = _delay(settings, batch.kind) if batch is not None else 0.0
+    if batch is not None and len(batch.members) == 1 and not batch.full and delay:
         started = time.perf_counter()
-        time.sleep(_delay(settings, batch.kind))
+        time.sleep(delay)
         waited = time.perf_counter() - started
     if release:
         # Released before the last look: a job that saw the key set committed before this.

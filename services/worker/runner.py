@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from services.worker.batching import Batch, LeaseHeld, RecentIds, gather
@@ -92,16 +91,11 @@ def _compute(handler: Any, batch: Batch) -> dict[uuid.UUID, Outcome]:
     return outcomes
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _observe(batch: Batch, member: ClaimedJob, status: JobStatus) -> None:
     labels = (batch.kind, batch.version.model_name)
     JOBS_FINISHED_TOTAL.labels(*labels, status.value).inc()
-    created = _aware(member.created_at)
-    JOB_QUEUE_WAIT_SECONDS.labels(*labels).observe((member.claim.started_at - created).total_seconds())
-    JOB_END_TO_END_SECONDS.labels(*labels).observe((utcnow() - created).total_seconds())
+    JOB_QUEUE_WAIT_SECONDS.labels(*labels).observe((member.claim.started_at - member.created_at).total_seconds())
+    JOB_END_TO_END_SECONDS.labels(*labels).observe((utcnow() - member.created_at).total_seconds())
 
 
 def _write(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> RunReport:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictStr
@@ -89,12 +89,7 @@ class JobRead(BaseModel):
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
-    return round((_aware(end) - _aware(start)).total_seconds(), 6)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return round((end - start).total_seconds(), 6)
 
 
 def _timings(created: datetime, started: datetime | None, finished: datetime | None) -> JobTimings:

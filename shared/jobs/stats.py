@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ class FinishedJob:
 
     @property
     def latency_seconds(self) -> float:
-        return (_aware(self.finished_at) - _aware(self.created_at)).total_seconds()
+        return (self.finished_at - self.created_at).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,6 @@ class Failure:
     model_version: int | None
     error: str | None
     finished_at: datetime | None
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def count_by_status(session: Session) -> dict[str, int]:

@@ -72,10 +72,10 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun_it() -> None:
     import time
 
     def slow_evaluate(model: nn.Module) -> dict[str, float]:
-        time.sleep(0.3)  # each epoch takes ~0.3 s: the first fits twice in 0.75 s, the second does not
+        time.sleep(0.6)  # each epoch ~0.6 s: after one, another fits in 1.5 s; after two, a third does not
         return {"accuracy": 0.5}
 
-    cfg = LoopConfig(epochs=10, patience=10, lr=0.05, progress=False, time_budget_s=0.75)
+    cfg = LoopConfig(epochs=10, patience=10, lr=0.05, progress=False, time_budget_s=1.5)
     result = fit(nn.Linear(4, 2), _toy_batches, slow_evaluate, _loss, cfg, torch.device("cpu"))
     assert len(result.history) == 2
     assert result.stopped_for_time and not result.stopped_early and result.best_epoch == 1

@@ -4,7 +4,7 @@ consumer that actually consumes (a canary task it ran recently), not merely a co
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -17,10 +17,6 @@ from shared.db.models import QueueHeartbeat
 from shared.queueing import CANARY_TASK, INFERENCE_QUEUES, queue_depths
 
 log = logging.getLogger(__name__)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def check_database(session: Session) -> dict[str, Any]:
@@ -43,7 +39,7 @@ def _send_canaries(session: Session, celery: Celery, settings: Settings, now: da
     interval = timedelta(seconds=settings.canary_interval_seconds)
     for queue in INFERENCE_QUEUES:
         row = session.get(QueueHeartbeat, queue, with_for_update=True) or QueueHeartbeat(queue=queue)
-        sent = _aware(row.canary_sent_at)
+        sent = row.canary_sent_at
         if sent is None or now - sent >= interval:
             celery.send_task(CANARY_TASK, args=[queue], queue=queue, expires=settings.readiness_window_seconds)
             row.canary_sent_at = now
@@ -62,7 +58,7 @@ def check_consumers(session: Session, celery: Celery, settings: Settings) -> dic
     queues: dict[str, Any] = {}
     for queue in INFERENCE_QUEUES:
         row = session.get(QueueHeartbeat, queue, populate_existing=True)
-        consumed = _aware(row.consumed_at) if row else None
+        consumed = row.consumed_at if row else None
         queues[queue] = {
             "ok": consumed is not None and now - consumed <= window,
             "last_consumed_at": consumed.isoformat() if consumed else None,
