@@ -11,7 +11,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -50,6 +51,10 @@ class LoopConfig:
     # mean epoch time so far says it ends within the budget, so a run on a slow machine stops
     # at the best weights it reached instead of running for hours (the first epoch always runs).
     time_budget_s: float = 0.0
+    # Polyak averaging: dev evaluation and the kept weights use an exponential moving average
+    # of the weights over training steps (this decay per step, warmed up as in TensorFlow's
+    # ExponentialMovingAverage) instead of the last step's; 0 turns it off.
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -77,14 +82,18 @@ def fit(
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _make_scheduler(optimizer, cfg)
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     history: list[dict[str, float]] = []
     best: tuple[int, dict[str, float], dict[str, Tensor]] | None = None
     stopped_early = stopped_for_time = False
     fit_start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        train_loss = _train_epoch(model, train_batches(), loss_fn, optimizer, cfg, device, epoch)
-        metrics = _evaluate(model, evaluate, cfg.monitor)
+        train_loss = _train_epoch(model, train_batches(), loss_fn, optimizer, cfg, device, epoch, average)
+        with average.swapped_in() if average is not None else nullcontext():
+            metrics = _evaluate(model, evaluate, cfg.monitor)
+            if best is None or _better(metrics[cfg.monitor], best[1][cfg.monitor], cfg.mode):
+                best = (epoch, metrics, _copy_state(model))
         record = {"epoch": epoch, "train_loss": train_loss}
         record |= {f"dev_{name}": value for name, value in metrics.items()}
         record |= {"lr": lr, "seconds": time.perf_counter() - start}
@@ -92,13 +101,12 @@ def fit(
         # Progress for logs and non-tty runs (the tqdm bar shows only on a terminal).
         log.info("epoch %d/%d: %s", epoch, cfg.epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
-        if best is None or _better(metrics[cfg.monitor], best[1][cfg.monitor], cfg.mode):
-            best = (epoch, metrics, _copy_state(model))
         _step_scheduler(scheduler, metrics[cfg.monitor])
         if on_epoch is not None:
             on_epoch(dict(record))
         if epoch == cfg.epochs:
             break
+        assert best is not None  # set by the first evaluation
         if epoch - best[0] >= cfg.patience:
             stopped_early = True
             break
@@ -120,6 +128,8 @@ def _out_of_time(elapsed: float, epochs_done: int, budget: float) -> bool:
 def _check_config(cfg: LoopConfig) -> None:
     if cfg.epochs < 1 or cfg.patience < 1:
         raise ValueError(f"epochs and patience must be >= 1 (got {cfg.epochs}, {cfg.patience})")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1) (0: no averaging), got {cfg.ema_decay}")
     if cfg.time_budget_s < 0:
         raise ValueError(f"time_budget_s must be >= 0 (0: no budget), got {cfg.time_budget_s}")
     if cfg.mode not in ("max", "min") or cfg.schedule not in ("plateau", "linear", "none"):
@@ -134,6 +144,7 @@ def _train_epoch(
     cfg: LoopConfig,
     device: torch.device,
     epoch: int,
+    average: WeightAverage | None = None,
 ) -> float:
     """One pass over `batches`; returns the example-weighted mean training loss."""
     model.train()
@@ -155,6 +166,8 @@ def _train_epoch(
         if cfg.clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         optimizer.step()
+        if average is not None:
+            average.update()
         total_loss += loss.item() * len(batch)
         examples += len(batch)
         rate = examples / max(time.perf_counter() - start, 1e-9)
@@ -163,6 +176,39 @@ def _train_epoch(
     if examples == 0:
         raise ValueError(f"epoch {epoch} produced no training batches")
     return total_loss / examples
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters, updated after every optimiser step."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.updates = 0
+
+    def update(self) -> None:
+        # Early on the average would remember the random initialisation: the effective decay
+        # grows from 0.1 towards `decay` as (1 + n) / (10 + n).
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        with torch.no_grad():
+            for shadow, param in zip(self.shadow, self.params, strict=True):
+                shadow.lerp_(param.detach(), 1.0 - decay)
+
+    @contextmanager
+    def swapped_in(self) -> Iterator[None]:
+        """The model holds the averaged weights inside the block, its training weights after."""
+        live = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for param, shadow in zip(self.params, self.shadow, strict=True):
+                param.copy_(shadow)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for param, saved in zip(self.params, live, strict=True):
+                    param.copy_(saved)
 
 
 def _evaluate(

@@ -16,6 +16,9 @@ from shared.nn.cells import make_rnn
 
 log = logging.getLogger("seqserve.train")
 
+# Loop settings every task carries whose valid range a type check does not give: [low, high).
+_HALF_OPEN_RANGES = {"ema_decay": (0.0, 1.0)}
+
 
 def apply_overrides(
     presets: Mapping[str, dict[str, Any]],
@@ -31,7 +34,9 @@ def apply_overrides(
     for key, value in (overrides or {}).items():
         if key not in config:
             raise ValueError(f"unknown override {key!r}; known keys: {sorted(config)}")
-        if not valid(key, value, presets[preset][key]):
+        bounds = _HALF_OPEN_RANGES.get(key)
+        in_range = bounds is None or (isinstance(value, (int, float)) and bounds[0] <= value < bounds[1])
+        if not in_range or not valid(key, value, presets[preset][key]):
             raise ValueError(f"override {key!r} has the wrong type or value: {value!r}")
         config[key] = float(value) if isinstance(presets[preset][key], float) else value
     return {"preset": preset, **config}
@@ -55,7 +60,7 @@ def loop_config(cfg: dict[str, Any], progress: bool, monitor: str, mode: Literal
         epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], clip=cfg["clip"],
         patience=cfg["patience"], monitor=monitor, mode=mode, schedule=cfg["schedule"],
         lr_factor=cfg["lr_factor"], lr_patience=cfg["lr_patience"], seed=cfg["seed"], progress=progress,
-        time_budget_s=60.0 * cfg["time_budget_minutes"],
+        time_budget_s=60.0 * cfg["time_budget_minutes"], ema_decay=cfg["ema_decay"],
     )
 
 

@@ -60,6 +60,8 @@ _COMMON: dict[str, Any] = {
     # Wall-clock budget for the training epochs (0: none); full presets stop at the best
     # weights reached within about 90 minutes, however slow the machine.
     "time_budget_minutes": 0.0,
+    # Evaluate and keep an exponential moving average of the weights (per step); 0: off.
+    "ema_decay": 0.0,
     "seed": 13,
 }
 PRESETS: dict[str, dict[str, Any]] = {

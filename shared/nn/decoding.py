@@ -90,71 +90,81 @@ def beam_search_scored(
 
 
 class _BeamSearch:
+    """Beam state for the sentences still being decoded.
+
+    A sentence that is done leaves the batch: its rows of the memory, state, scores and history
+    are dropped, so one long or looping sentence does not keep the whole batch computing (a
+    batch costs what its alive sentences cost). `active[i]` is the input index of position i.
+    """
+
     def __init__(self, model: Seq2Seq, src: Tensor, src_lengths: Tensor, beam_size: int, alpha: float) -> None:
         self.model, self.k, self.alpha = model, beam_size, alpha
-        self.batch, device = src.size(0), src.device
+        batch, device = src.size(0), src.device
         memory, state = model.encode(src, src_lengths)
-        expand = torch.arange(self.batch, device=device).repeat_interleave(beam_size)  # [B*K]
+        expand = torch.arange(batch, device=device).repeat_interleave(beam_size)  # [B*K]
         self.memory, self.state = memory.index_select(expand), select_state(state, expand)
         # Only beam 0 is alive at first; K copies of the same start would fill the beam with duplicates.
-        self.scores = torch.full((self.batch, beam_size), float("-inf"), device=device)
-        self.scores[:, 0] = 0.0  # [B, K] summed log-probabilities
-        self.prev = torch.full((self.batch * beam_size,), model.config.bos_id, dtype=torch.long, device=device)
-        self.history = torch.empty((self.batch * beam_size, 0), dtype=torch.long, device=device)
-        self.finished: list[list[Hypothesis]] = [[] for _ in range(self.batch)]  # K best, best first
-        self.done: set[int] = set()
+        self.scores = torch.full((batch, beam_size), float("-inf"), device=device)
+        self.scores[:, 0] = 0.0  # [A, K] summed log-probabilities
+        self.prev = torch.full((batch * beam_size,), model.config.bos_id, dtype=torch.long, device=device)
+        self.history = torch.empty((batch * beam_size, 0), dtype=torch.long, device=device)
+        self.active = list(range(batch))  # input index of each alive position
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(batch)]  # K best, best first
 
     def advance(self, step: int) -> bool:
-        """Extend every beam by one token; True once every sentence is done."""
-        k, eos = self.k, self.model.config.eos_id
+        """Extend every alive beam by one token; True once every sentence is done."""
+        k, eos, alive = self.k, self.model.config.eos_id, len(self.active)
         logits, self.state = self.model.decode_step(self.memory, self.state, self.prev)
-        log_probs = _next_log_probs(logits, self.model)  # [B*K, V]
+        log_probs = _next_log_probs(logits, self.model)  # [A*K, V]
         vocab = log_probs.size(1)
-        candidates = (self.scores.view(-1, 1) + log_probs).view(self.batch, k * vocab)
-        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # [B, 2K]
+        candidates = (self.scores.view(-1, 1) + log_probs).view(alive, k * vocab)
+        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # [A, 2K]
         origin, token = top_index // vocab, top_index % vocab  # beam within sentence, token id
         is_eos = token == eos
         self._finish(top_scores[:, :k], origin[:, :k], is_eos[:, :k], step)
         # Each beam offers one eos at most, so 2K candidates always hold K that are not eos.
         rank = torch.arange(top_scores.size(1), device=token.device).expand_as(token)
-        keep = rank.masked_fill(is_eos, rank.size(1)).topk(k, dim=1, largest=False).indices  # [B, K]
-        rows = (torch.arange(self.batch, device=token.device).unsqueeze(1) * k + origin.gather(1, keep)).view(-1)
+        keep = rank.masked_fill(is_eos, rank.size(1)).topk(k, dim=1, largest=False).indices  # [A, K]
+        rows = (torch.arange(alive, device=token.device).unsqueeze(1) * k + origin.gather(1, keep)).view(-1)
         self.scores = top_scores.gather(1, keep)
         self.prev = token.gather(1, keep).view(-1)
         self.history = torch.cat([self.history[rows], self.prev.unsqueeze(1)], dim=1)
         self.state = select_state(self.state, rows)
-        return self._all_done(step)
+        return self._drop_done(step)
 
-    def _all_done(self, step: int) -> bool:
-        """A sentence is done once its alive hypotheses, stopped now, would not enter its K best."""
+    def _drop_done(self, step: int) -> bool:
+        """Remove sentences whose alive hypotheses, stopped now, would not enter their K best."""
         best_alive = (self.scores[:, 0] / step**self.alpha).tolist()  # beams are kept best first
-        for sentence, done in enumerate(self.finished):
-            if len(done) >= self.k and done[-1].score >= best_alive[sentence]:
-                self.done.add(sentence)
-        return len(self.done) == self.batch
+        staying = [
+            position for position, sentence in enumerate(self.active)
+            if len(done := self.finished[sentence]) < self.k or done[-1].score < best_alive[position]
+        ]
+        if len(staying) < len(self.active):
+            self.active = [self.active[position] for position in staying]
+            positions = torch.tensor(staying, dtype=torch.long, device=self.scores.device)
+            rows = (positions.unsqueeze(1) * self.k + torch.arange(self.k, device=positions.device)).view(-1)
+            self.memory, self.state = self.memory.index_select(rows), select_state(self.state, rows)
+            self.scores, self.prev, self.history = self.scores[positions], self.prev[rows], self.history[rows]
+        return not self.active
 
     def _finish(self, scores: Tensor, origin: Tensor, is_eos: Tensor, step: int) -> None:
-        """Record eos candidates [B, K] of sentences not yet done as finished hypotheses."""
+        """Record eos candidates [A, K] as finished hypotheses of their sentences."""
         hits = (is_eos & torch.isfinite(scores)).nonzero().tolist()
-        for sentence, rank in hits:
-            if sentence in self.done:
-                continue
-            row = sentence * self.k + int(origin[sentence, rank])
-            score = float(scores[sentence, rank]) / step**self.alpha
+        for position, rank in hits:
+            sentence = self.active[position]
+            row = position * self.k + int(origin[position, rank])
+            score = float(scores[position, rank]) / step**self.alpha
             done = [*self.finished[sentence], Hypothesis(self.history[row].tolist(), score)]
             self.finished[sentence] = sorted(done, key=lambda h: -h.score)[: self.k]  # best first
 
     def best(self) -> list[Hypothesis]:
-        """Best hypothesis per sentence; one not done also offers its alive ones, cut off at max_len."""
-        results = []
-        for sentence, done in enumerate(self.finished):
-            pool = list(done)
-            if sentence not in self.done:
-                length = self.history.size(1)
-                for beam in range(self.k):
-                    score = float(self.scores[sentence, beam])
-                    if score > float("-inf"):
-                        row = self.history[sentence * self.k + beam].tolist()
-                        pool.append(Hypothesis(row, score / max(length, 1) ** self.alpha))
-            results.append(max(pool, key=lambda h: h.score))
-        return results
+        """Best hypothesis per sentence; one still alive also offers its beams, cut off at max_len."""
+        pools = [list(done) for done in self.finished]
+        length = max(self.history.size(1), 1)
+        for position, sentence in enumerate(self.active):
+            for beam in range(self.k):
+                score = float(self.scores[position, beam])
+                if score > float("-inf"):
+                    row = self.history[position * self.k + beam].tolist()
+                    pools[sentence].append(Hypothesis(row, score / length**self.alpha))
+        return [max(pool, key=lambda h: h.score) for pool in pools]

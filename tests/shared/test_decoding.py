@@ -105,6 +105,23 @@ def test_batched_beam_search_equals_one_sentence_at_a_time(model: Seq2Seq, beam_
     assert all(not {PAD, BOS, EOS} & set(h.tokens) and h.score <= 0 for h in batched)
 
 
+def test_done_sentences_leave_the_batch(model: Seq2Seq, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reversal outputs are as long as their sources (1-7 tokens): short ones finish early.
+    src, lengths = _test_batch()
+    rows: list[int] = []
+    decode_step = model.decode_step
+
+    def recording(memory: EncoderMemory, state: Tensor, prev_tokens: Tensor) -> tuple[Tensor, Tensor]:
+        rows.append(prev_tokens.numel())
+        return decode_step(memory, state, prev_tokens)
+
+    monkeypatch.setattr(model, "decode_step", recording)
+    beam_search(model, src, lengths, 3, 12, 1.0)
+    assert rows[0] == 3 * src.size(0)
+    assert rows == sorted(rows, reverse=True) and rows[-1] < rows[0]
+    assert all(count % 3 == 0 for count in rows)
+
+
 def test_batched_greedy_equals_one_sentence_at_a_time(model: Seq2Seq) -> None:
     src, lengths = _test_batch()
     alone = _one_by_one(lambda s, n: greedy_decode(model, s, n, 12), src, lengths)

@@ -129,3 +129,15 @@ def test_full_presets_carry_a_time_budget() -> None:
     assert resolve_config("quick", {"time_budget_minutes": 5})["time_budget_minutes"] == 5.0
     with pytest.raises(ValueError, match="time_budget_minutes"):
         resolve_config("quick", {"time_budget_minutes": -1})
+
+
+@pytest.mark.parametrize("task", ["tag", "classify", "generate", "translate"])
+def test_every_task_takes_a_weight_average_in_range(task: str) -> None:
+    import importlib
+
+    resolve = importlib.import_module(f"services.trainer.{task}").resolve_config
+    assert resolve("quick")["ema_decay"] == 0.0  # off unless asked for
+    assert resolve("quick", {"ema_decay": 0.999})["ema_decay"] == 0.999
+    for bad in (1.0, 1.5, -0.1, "0.9"):
+        with pytest.raises(ValueError, match="ema_decay"):
+            resolve("quick", {"ema_decay": bad})

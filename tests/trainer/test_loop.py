@@ -81,3 +81,28 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun_it() -> None:
     assert result.stopped_for_time and not result.stopped_early and result.best_epoch == 1
     with pytest.raises(ValueError, match="time_budget_s"):
         fit(nn.Linear(4, 2), _toy_batches, slow_evaluate, _loss, LoopConfig(time_budget_s=-1), torch.device("cpu"))
+
+
+def test_weight_average_is_evaluated_and_kept() -> None:
+    steps: list[Tensor] = []  # the weights each loss call sees: those after the previous step
+
+    def recording_loss(model: nn.Module, batch: ToyBatch) -> Tensor:
+        steps.append(model.weight.detach().clone())
+        return _loss(model, batch)
+
+    model, seen = nn.Linear(4, 2), []
+    cfg = LoopConfig(epochs=2, patience=5, lr=0.1, schedule="none", progress=False, ema_decay=0.5)
+    result = fit(model, _toy_batches, _scripted_evaluate([0.9, 0.1], seen), recording_loss, cfg,
+                 torch.device("cpu"))
+    per_epoch = len(_toy_batches())
+    average = steps[0].clone()  # starts at the initial weights
+    for n in range(1, per_epoch + 1):  # decay warmed up as min(d, (1 + n) / (10 + n))
+        average = torch.lerp(average, steps[n], 1.0 - min(0.5, (1 + n) / (10 + n)))
+    assert torch.allclose(seen[0], average, atol=1e-6)  # epoch 1 was evaluated on the average
+    # ...and epoch 2 trained on from the live weights, which differ from it.
+    assert not torch.allclose(steps[per_epoch], average, atol=1e-4)
+    assert result.best_epoch == 1 and torch.equal(model.weight, seen[0])
+    assert torch.equal(result.best_state["weight"], seen[0])
+    with pytest.raises(ValueError, match="ema_decay"):
+        fit(nn.Linear(4, 2), _toy_batches, lambda m: {"accuracy": 1.0}, _loss, LoopConfig(ema_decay=1.0),
+            torch.device("cpu"))
