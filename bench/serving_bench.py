@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import time
 import uuid
@@ -31,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from bench.machine import cpu_machine
 from tests import processes
 
 PG_ADMIN = os.environ.get("SEQSERVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -57,6 +57,8 @@ class Result:
     # machine, which contention does not hide the way it hides in latency.
     worker_cpu_ms: float | None = None
     api_cpu_ms: float | None = None
+    machine: str = ""  # runs of different kinds may come from different sessions' machines
+    measured_on: str = ""  # date (UTC)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -303,14 +305,15 @@ def main() -> None:
     finally:
         drop_database(url)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    results = [replace(r, machine=cpu_machine(), measured_on=today) for r in results]
     # Rows of kinds this run did not measure are kept (one kind may be re-measured alone).
     kept = []
     if args.out.exists():
         kept = [Result(**row) for row in json.loads(args.out.read_text())["results"] if row["kind"] not in args.kinds]
     results = kept + results
-    args.out.write_text(json.dumps({"machine": machine, "results": [asdict(r) for r in results]}, indent=2))
-    args.out.with_suffix(".md").write_text(report(results, machine))
+    args.out.write_text(json.dumps({"results": [asdict(r) for r in results]}, indent=2))
+    args.out.with_suffix(".md").write_text(report(results))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
 
@@ -344,9 +347,15 @@ def _blank(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def report(results: list[Result], machine: dict[str, Any]) -> str:
-    lines = ["# Serving benchmark", "", f"Measured by `bench/serving_bench.py` on {machine}.", "",
-             "| target | measured | how | met |", "|---|---|---|---|"]
+def report(results: list[Result]) -> str:
+    runs: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        kinds = runs.setdefault((r.machine, r.measured_on), [])
+        if r.kind not in kinds:
+            kinds.append(r.kind)
+    lines = ["# Serving benchmark", "", "Measured by `bench/serving_bench.py`; each kind's rows come from one run on one machine:", ""]
+    lines += [f"- {', '.join(kinds)}: {machine_} ({day})" for (machine_, day), kinds in runs.items()]
+    lines += ["", "| target | measured | how | met |", "|---|---|---|---|"]
     lines += [f"| {t} | {m} | {h} | {'yes' if ok else 'no'} |" for t, m, h, ok in targets(results)]
     lines += ["", "| kind | mode | worker pool | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms | p99 ms "
               "| failed | worker CPU ms/job | API CPU ms/job |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -14,13 +14,14 @@ import argparse
 import json
 import logging
 import os
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from bench.machine import cpu_machine
 
 from services.cli import parse_overrides
 
@@ -40,18 +41,7 @@ TARGETS: dict[str, tuple[str, float, str, str]] = {
 def machine() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA), {os.cpu_count()} CPUs"
-    return f"{cpu_model()}, {os.cpu_count()} CPUs, no GPU"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (sessions have landed on different CPUs), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{platform.machine()} {line.split(':', 1)[1].strip()}"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_machine()
 
 
 def data_files(files: dict[str, str]) -> dict[str, str]:
