@@ -189,7 +189,7 @@ class WeightAverage:
 
     def update(self) -> None:
         # Early on the average would remember the random initialisation: the effective decay
-        # grows from 0.1 towards `decay` as (1 + n) / (10 + n).
+        # grows from about 0.2 towards `decay` as (1 + n) / (10 + n).
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         with torch.no_grad():
