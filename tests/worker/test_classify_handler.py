@@ -62,6 +62,27 @@ def test_batching_does_not_change_results(payload: dict) -> None:
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
 
 
+def test_cpu_forward_passes_take_length_sorted_chunks(payload: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = ClassifyHandler.from_checkpoint(payload, torch.device("cpu"))
+    whole = handler.run(TEXTS, {})
+    shapes: list[tuple[int, ...]] = []
+    forward = handler.model.forward
+
+    def recording(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(tokens.shape))
+        return forward(tokens, lengths)
+
+    monkeypatch.setattr(handler.model, "forward", recording)
+    monkeypatch.setattr(handler, "cpu_chunk_size", 2)
+    chunked = handler.run(TEXTS, {})
+    # 5 inputs in chunks of 2; each chunk pads only to its own longest (sorted longest first).
+    lengths = sorted((max(len(tokenize(t)), 1) for t in TEXTS), reverse=True)
+    assert shapes == [(2, lengths[0]), (2, lengths[2]), (1, lengths[4])]
+    for a, b in zip(chunked, whole, strict=True):
+        assert a["label"] == b["label"]
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
+
 def test_unknown_params_are_rejected(payload: dict) -> None:
     handler = ClassifyHandler.from_checkpoint(payload, torch.device("cpu"))
     with pytest.raises(ValueError, match="top_k"):
