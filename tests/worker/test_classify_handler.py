@@ -63,7 +63,7 @@ def test_batching_does_not_change_results(payload: dict) -> None:
 
 
 def test_cpu_forward_passes_take_length_sorted_chunks(payload: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    handler = ClassifyHandler.from_checkpoint(payload, torch.device("cpu"))
+    handler = ClassifyHandler.from_checkpoint(payload, "cpu")  # a device named by a string works too
     whole = handler.run(TEXTS, {})
     shapes: list[tuple[int, ...]] = []
     forward = handler.model.forward

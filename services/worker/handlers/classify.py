@@ -33,19 +33,19 @@ class ClassifyHandler(StagedHandler):
     cpu_chunk_size = 64
 
     def __init__(
-        self, model: SentenceClassifier, vocab: Vocab, labels: list[str], device: torch.device
+        self, model: SentenceClassifier, vocab: Vocab, labels: list[str], device: torch.device | str
     ) -> None:
         if model.config.num_classes != len(labels):
             raise ValueError(f"model has {model.config.num_classes} classes but {len(labels)} labels")
         self.model = model.to(device).eval()
         self.vocab = vocab
         self.labels = list(labels)
-        self.device = device
+        self.device = torch.device(device)  # callers may name it: "cpu"
         # Seconds spent in each stage by the last run(), for the worker to export as metrics.
         self.stage_seconds: dict[str, float] = {}
 
     @classmethod
-    def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> ClassifyHandler:
+    def from_checkpoint(cls, payload: dict[str, Any], device: torch.device | str) -> ClassifyHandler:
         cls.check_task(payload)
         model = SentenceClassifier(ClassifierConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
