@@ -27,9 +27,10 @@ class _Prepared:
 
 class ClassifyHandler(StagedHandler):
     task = "classify"
-    # Rows per forward pass on a CPU. Measured with a 256-d BiLSTM on one thread: 64 sentences
-    # at a time run ~15% faster per sentence than 256 in one pass (smaller working set, and each
-    # chunk of the length-sorted rows pads only to its own longest). A GPU takes the batch whole.
+    # Rows per forward pass on a CPU. Measured with the quick BiLSTM (128-d) on one thread: 64
+    # sentences at a time run ~15% faster per sentence than 256 in one pass (a smaller working
+    # set, and each chunk of the length-sorted rows pads only to its own longest). A GPU takes
+    # the batch whole.
     cpu_chunk_size = 64
 
     def __init__(
