@@ -305,8 +305,8 @@ def main() -> None:
     finally:
         drop_database(url)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    today = time.strftime("%Y-%m-%d", time.gmtime())
-    results = [replace(r, machine=cpu_machine(), measured_on=today) for r in results]
+    machine, today = cpu_machine(), time.strftime("%Y-%m-%d", time.gmtime())
+    results = [replace(r, machine=machine, measured_on=today) for r in results]
     # Rows of kinds this run did not measure are kept (one kind may be re-measured alone).
     kept = []
     if args.out.exists():
@@ -354,7 +354,7 @@ def report(results: list[Result]) -> str:
         if r.kind not in kinds:
             kinds.append(r.kind)
     lines = ["# Serving benchmark", "", "Measured by `bench/serving_bench.py`; each kind's rows come from one run on one machine:", ""]
-    lines += [f"- {', '.join(kinds)}: {machine_} ({day})" for (machine_, day), kinds in runs.items()]
+    lines += [f"- {', '.join(kinds)}: {machine} ({day})" for (machine, day), kinds in runs.items()]
     lines += ["", "| target | measured | how | met |", "|---|---|---|---|"]
     lines += [f"| {t} | {m} | {h} | {'yes' if ok else 'no'} |" for t, m, h, ok in targets(results)]
     lines += ["", "| kind | mode | worker pool | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms | p99 ms "
