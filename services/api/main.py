@@ -18,6 +18,7 @@ from services.api.jobs.waiter import JobWaiter
 from services.api.models.routes import router as models_router
 from services.api.stats.routes import router as stats_router
 from services.api.training.routes import router as training_router
+from shared import heap
 from shared.config import get_settings
 from shared.metrics import HTTP_REQUEST_SECONDS
 from shared.queueing import make_celery
@@ -54,6 +55,7 @@ class RequestTimer:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.waiter.start()
+    heap.freeze_startup_objects()  # the app is built: later GC passes skip it
     yield
     await app.state.waiter.stop()
 

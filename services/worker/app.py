@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 
 from celery.schedules import crontab
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from services.worker.device import configure_torch
+from shared import heap
 from shared.celery_metrics import serve_from_parent
 from shared.config import RetrainEntry, Settings, get_settings
 from shared.db.session import dispose_engines
@@ -61,12 +62,20 @@ app.conf.beat_schedule = beat_schedule(get_settings())
 serve_from_parent(lambda: get_settings().worker_metrics_port, "worker")
 
 
+@worker_init.connect
+def _before_pool(**_: object) -> None:
+    # The consuming process (and the solo pool's only one), before any child forks: children
+    # inherit the frozen heap, so neither side walks torch's and Celery's objects again.
+    heap.freeze_startup_objects()
+
+
 @worker_process_init.connect
 def _after_fork(**_: object) -> None:
     # A forked child must not share the parent's database sockets. Models load lazily on the
     # first job, not here: this signal has a 4 s limit.
     dispose_engines()
     configure_torch(get_settings())
+    heap.freeze_startup_objects()
 
 
 from services.worker import tasks  # noqa: E402,F401  (registers the tasks on `app`)

@@ -35,10 +35,13 @@ def _eval_mode(model: Seq2Seq) -> Iterator[None]:
 
 
 def _next_log_probs(logits: Tensor, model: Seq2Seq) -> Tensor:
-    """logits [N, V] -> log-probabilities [N, V] over the tokens a decoder may emit."""
+    """logits [N, V] (consumed: overwritten in place) -> log-probabilities [N, V] over the
+    tokens a decoder may emit."""
     # pad and bos are inputs, never outputs: an undertrained model must not produce them.
-    banned = torch.tensor([model.config.pad_id, model.config.bos_id], device=logits.device)
-    return torch.log_softmax(logits.float().index_fill(1, banned, float("-inf")), dim=-1)
+    logits = logits.float()
+    logits[:, model.config.pad_id] = float("-inf")
+    logits[:, model.config.bos_id] = float("-inf")
+    return torch.log_softmax(logits, dim=-1)
 
 
 def greedy_decode(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> list[list[int]]:
@@ -100,9 +103,11 @@ class _BeamSearch:
     def __init__(self, model: Seq2Seq, src: Tensor, src_lengths: Tensor, beam_size: int, alpha: float) -> None:
         self.model, self.k, self.alpha = model, beam_size, alpha
         batch, device = src.size(0), src.device
-        memory, state = model.encode(src, src_lengths)
+        # The memory keeps one row per sentence (the K beams of a sentence attend to it together);
+        # the decoder state has one row per hypothesis.
+        self.memory, state = model.encode(src, src_lengths)
         expand = torch.arange(batch, device=device).repeat_interleave(beam_size)  # [B*K]
-        self.memory, self.state = memory.index_select(expand), select_state(state, expand)
+        self.state = select_state(state, expand)
         # Only beam 0 is alive at first; K copies of the same start would fill the beam with duplicates.
         self.scores = torch.full((batch, beam_size), float("-inf"), device=device)
         self.scores[:, 0] = 0.0  # [A, K] summed log-probabilities
@@ -117,7 +122,7 @@ class _BeamSearch:
         logits, self.state = self.model.decode_step(self.memory, self.state, self.prev)
         log_probs = _next_log_probs(logits, self.model)  # [A*K, V]
         vocab = log_probs.size(1)
-        candidates = (self.scores.view(-1, 1) + log_probs).view(alive, k * vocab)
+        candidates = log_probs.add_(self.scores.view(-1, 1)).view(alive, k * vocab)
         top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # [A, 2K]
         origin, token = top_index // vocab, top_index % vocab  # beam within sentence, token id
         is_eos = token == eos
@@ -128,7 +133,7 @@ class _BeamSearch:
         rows = (torch.arange(alive, device=token.device).unsqueeze(1) * k + origin.gather(1, keep)).view(-1)
         self.scores = top_scores.gather(1, keep)
         self.prev = token.gather(1, keep).view(-1)
-        self.history = torch.cat([self.history[rows], self.prev.unsqueeze(1)], dim=1)
+        self.history = torch.cat([self.history.index_select(0, rows), self.prev.unsqueeze(1)], dim=1)
         self.state = select_state(self.state, rows)
         return self._drop_done(step)
 
@@ -143,8 +148,9 @@ class _BeamSearch:
             self.active = [self.active[position] for position in staying]
             positions = torch.tensor(staying, dtype=torch.long, device=self.scores.device)
             rows = (positions.unsqueeze(1) * self.k + torch.arange(self.k, device=positions.device)).view(-1)
-            self.memory, self.state = self.memory.index_select(rows), select_state(self.state, rows)
-            self.scores, self.prev, self.history = self.scores[positions], self.prev[rows], self.history[rows]
+            self.memory, self.state = self.memory.index_select(positions), select_state(self.state, rows)
+            self.scores, self.prev = self.scores.index_select(0, positions), self.prev.index_select(0, rows)
+            self.history = self.history.index_select(0, rows)
         return not self.active
 
     def _finish(self, scores: Tensor, origin: Tensor, is_eos: Tensor, step: int) -> None:

@@ -73,15 +73,16 @@ class EncoderMemory:
     mask: Tensor  # [B, S] bool, True at real source tokens
 
     def index_select(self, index: Tensor) -> EncoderMemory:
-        """Rows `index` of the batch (beam search repeats and reorders sentences)."""
-        return EncoderMemory(self.outputs[index], self.keys[index], self.mask[index])
+        """Rows `index` of the batch (beam search drops the sentences it is done with)."""
+        return EncoderMemory(self.outputs.index_select(0, index), self.keys.index_select(0, index),
+                             self.mask.index_select(0, index))
 
 
 def select_state(state: DecoderState, index: Tensor) -> DecoderState:
     """Rows `index` of the batch dimension (dim 1) of a decoder state."""
     if isinstance(state, tuple):
-        return state[0][:, index], state[1][:, index]
-    return state[:, index]
+        return state[0].index_select(1, index), state[1].index_select(1, index)
+    return state.index_select(1, index)
 
 
 class Seq2Seq(nn.Module):
@@ -138,14 +139,18 @@ class Seq2Seq(nn.Module):
     def decode_step(
         self, memory: EncoderMemory, state: DecoderState, prev_tokens: Tensor
     ) -> tuple[Tensor, DecoderState]:
-        """prev_tokens [B] -> logits [B, V] for the next token, and the new state."""
+        """prev_tokens [B * G] -> logits [B * G, V] for the next token, and the new state.
+
+        The memory holds B sentences and the state B * G hypotheses, rows b*G .. b*G+G-1 for
+        sentence b (beam search: G is the beam size; otherwise 1). Returns fresh logits."""
         logits, state = self.decode(memory, state, prev_tokens.unsqueeze(1))
         return logits.squeeze(1), state
 
     def decode(
         self, memory: EncoderMemory, state: DecoderState, tgt_in: Tensor
     ) -> tuple[Tensor, DecoderState]:
-        """tgt_in [B, T] -> logits [B, T, V] and the state after the last step."""
+        """tgt_in [B * G, T] -> logits [B * G, T, V] and the state after the last step
+        (G hypotheses per memory sentence, as in `decode_step`)."""
         embedded = self.dropout(self.tgt_embedding(tgt_in))  # [B, T, E]
         if self.config.attention == "luong":
             outputs, state = self.decoder(embedded, state)  # [B, T, H]
@@ -171,11 +176,21 @@ class Seq2Seq(nn.Module):
         return torch.cat(outputs, dim=1), torch.cat(contexts, dim=1), state
 
     def _attend(self, queries: Tensor, memory: EncoderMemory) -> Tensor:
-        """queries [B, T, H] -> contexts [B, T, H]; padded source positions get zero weight."""
+        """queries [B * G, T, H] -> contexts [B * G, T, H]; padded source positions get zero weight.
+
+        The G hypotheses of a sentence query its memory row together ([B, G * T, H]): beam
+        search neither copies the memory per beam nor runs G one-row matrix products."""
+        rows, steps, width = queries.shape
+        batch = memory.outputs.size(0)
+        group = rows // batch
+        if group * batch != rows:
+            raise ValueError(f"{rows} query rows do not divide into the memory's {batch} sentences")
+        grouped = queries.reshape(batch, group * steps, width)
         if self.config.attention == "luong":
-            scores = queries @ memory.keys.transpose(1, 2)  # [B, T, S]
+            scores = grouped @ memory.keys.transpose(1, 2)  # [B, G*T, S]
         else:
-            hidden = torch.tanh(memory.keys.unsqueeze(1) + self.query_proj(queries).unsqueeze(2))  # [B, T, S, A]
-            scores = self.score(hidden).squeeze(-1)  # [B, T, S]
+            hidden = torch.tanh(memory.keys.unsqueeze(1) + self.query_proj(grouped).unsqueeze(2))  # [B, G*T, S, A]
+            scores = self.score(hidden).squeeze(-1)  # [B, G*T, S]
         scores = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf"))
-        return torch.softmax(scores, dim=-1) @ memory.outputs  # [B, T, H]
+        contexts = torch.softmax(scores, dim=-1) @ memory.outputs  # [B, G*T, H]
+        return contexts.view(rows, steps, -1)

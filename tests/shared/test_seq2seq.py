@@ -68,6 +68,27 @@ def test_step_by_step_decoding_matches_teacher_forcing(cell: str, attention: str
     torch.testing.assert_close(torch.stack(steps, dim=1), forced, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("cell", "attention"), [("gru", "bahdanau"), ("lstm", "luong")])
+def test_hypotheses_grouped_per_sentence_equal_a_memory_copy_per_hypothesis(cell: str, attention: str) -> None:
+    # Beam search keeps one memory row per sentence and K state rows per sentence.
+    torch.manual_seed(0)
+    model = Seq2Seq(_config(cell, attention, num_layers=2)).eval()
+    src, lengths, tgt_in, _ = _batch()
+    beams = 3
+    expand = torch.arange(src.size(0)).repeat_interleave(beams)
+    with torch.no_grad():
+        memory, state = model.encode(src, lengths)
+        state = tuple(s.index_select(1, expand) for s in state) if cell == "lstm" else state.index_select(1, expand)
+        tokens = torch.randint(4, 14, (src.size(0) * beams,))
+        grouped, _ = model.decode_step(memory, state, tokens)
+        copied, _ = model.decode_step(memory.index_select(expand), state, tokens)
+        short = tuple(s[:, :-1] for s in state) if cell == "lstm" else state[:, :-1]
+        with pytest.raises(ValueError, match="do not divide"):
+            model.decode_step(memory, short, tokens[:-1])
+    assert grouped.shape == (src.size(0) * beams, 14)
+    torch.testing.assert_close(grouped, copied, atol=1e-6, rtol=1e-6)
+
+
 @pytest.mark.parametrize("attention", ["bahdanau", "luong"])
 def test_padding_changes_neither_logits_nor_loss(attention: str) -> None:
     torch.manual_seed(0)
