@@ -223,13 +223,12 @@ async def closed_loop(base: str, kind: str, model: str, texts: list[str], per_jo
 
 
 async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: float, seconds: float,
-                    idle: list[Connection] | None = None) -> Result:
+                    idle: list[Connection] | None = None, keep_open: bool = False) -> Result:
     """Jobs arrive at a fixed rate regardless of answers (latency measured per job). `idle`:
-    keep-alive connections to start from and to leave open for the next run (else all are
-    opened here and closed at the end)."""
+    keep-alive connections to start from (and where the ones used end up); `keep_open` leaves
+    them open for another run in the same event loop."""
     latencies: list[float] = []
     failed = 0
-    keep = idle is not None
     idle = idle if idle is not None else []
 
     async def one(text_: str) -> None:
@@ -249,7 +248,7 @@ async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: fl
         tasks.append(asyncio.create_task(one(texts[number % len(texts)])))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    if not keep:
+    if not keep_open:
         for conn in idle:
             conn.close()
     return summarize(kind, f"open-loop@{rate:.0f}/s", 1, 0, latencies, elapsed, failed)
@@ -305,9 +304,7 @@ def run_mode(mode: str, env: dict[str, str], kind: str, model: str, texts: list[
             # opens one), as a long-running client has.
             connections: list[Connection] = []
             measured(lambda: open_loop(base, kind, model, texts, rate, args.seconds, connections),
-                     warmup=lambda: open_loop(base, kind, model, texts, rate, 2.0, connections))
-            for conn in connections:
-                conn.close()
+                     warmup=lambda: open_loop(base, kind, model, texts, rate, 2.0, connections, keep_open=True))
     return results
 
 
