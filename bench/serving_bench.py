@@ -54,6 +54,7 @@ class Result:
     p99_ms: float | None = None
     failed: int = 0
     pool: str = "prefork"  # the worker's Celery pool (limit rows: no worker)
+    api_workers: int | None = None  # API processes (limit rows: no API)
     # CPU time per job (user + system, every process of the service): what a job costs the
     # machine, which contention does not hide the way it hides in latency.
     worker_cpu_ms: float | None = None
@@ -288,7 +289,8 @@ def run_mode(mode: str, env: dict[str, str], kind: str, model: str, texts: list[
             result, before = asyncio.run(run())
             per_job = {name: (processes.session_cpu_seconds(proc.pid) - before[name]) * 1000 / max(result.jobs, 1)
                        for name, proc in procs.items()}
-            result = replace(result, pool=pool, worker_cpu_ms=round(per_job["worker"], 2),
+            result = replace(result, pool=pool, api_workers=int(env["SEQSERVE_API_WORKERS"]),
+                             worker_cpu_ms=round(per_job["worker"], 2),
                              api_cpu_ms=round(per_job["api"], 2))
             print(json.dumps(asdict(result)), flush=True)
             results.append(result)
@@ -317,6 +319,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--pool", choices=("prefork", "solo"), default="prefork",
                         help="the worker's pool, for naive and seqserve alike")
+    parser.add_argument("--api-workers", type=int, default=1,
+                        help="API processes (SEQSERVE_API_WORKERS; 1, the default, served 2 cores best)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/serving.json"))
     args = parser.parse_args()
     workdir = Path(f"/tmp/seqserve-bench-{os.getpid()}")
@@ -379,11 +383,12 @@ def report(results: list[Result]) -> str:
     lines += [f"- {', '.join(kinds)}: {machine} ({day})" for (machine, day), kinds in runs.items()]
     lines += ["", "| target | measured | how | met |", "|---|---|---|---|"]
     lines += [f"| {t} | {m} | {h} | {'yes' if ok else 'no'} |" for t, m, h, ok in targets(results)]
-    lines += ["", "| kind | mode | worker pool | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms | p99 ms "
-              "| failed | worker CPU ms/job | API CPU ms/job |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| kind | mode | worker pool | API procs | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms "
+              "| p99 ms | failed | worker CPU ms/job | API CPU ms/job |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         pool = "-" if r.mode == "limit" else r.pool
-        lines.append(f"| {r.kind} | {r.mode} | {pool} | {r.inputs_per_job} | {r.concurrency} | {r.jobs_per_second:.1f} "
+        api = "-" if r.mode == "limit" else r.api_workers or "?"
+        lines.append(f"| {r.kind} | {r.mode} | {pool} | {api} | {r.inputs_per_job} | {r.concurrency} | {r.jobs_per_second:.1f} "
                      f"| {r.sentences_per_second:.0f} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} | {r.failed} "
                      f"| {_blank(r.worker_cpu_ms)} | {_blank(r.api_cpu_ms)} |")
     return "\n".join(lines) + "\n"
@@ -397,7 +402,7 @@ def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: di
         "SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": REDIS, "SEQSERVE_VAR_DIR": str(workdir / "var"),
         "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
         "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000",
-        "SEQSERVE_API_WORKERS": "2", "SEQSERVE_WORKER_POOL": args.pool,
+        "SEQSERVE_API_WORKERS": str(args.api_workers), "SEQSERVE_WORKER_POOL": args.pool,
     }
     naive = base_env | {"SEQSERVE_BATCH_MAX_DELAY_MS": "0", "SEQSERVE_COALESCE_TRIGGERS": "false",
                         "SEQSERVE_BATCH_MAX_INPUTS": json.dumps({kind: 1 for kind in TASK_OF})}
