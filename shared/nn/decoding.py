@@ -45,24 +45,33 @@ def _next_log_probs(logits: Tensor, model: Seq2Seq) -> Tensor:
 
 
 def greedy_decode(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> list[list[int]]:
-    """The likeliest token at every step, for every sentence in the batch: B token-id lists."""
+    """The likeliest token at every step, for every sentence in the batch: B token-id lists.
+
+    A sentence that emits eos leaves the batch (its memory and state rows are dropped), so the
+    batch costs what its unfinished sentences cost."""
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     eos = model.config.eos_id
+    outputs: list[list[int]] = [[] for _ in range(src.size(0))]
     with _eval_mode(model):
         memory, state = model.encode(src, src_lengths)
         prev = torch.full((src.size(0),), model.config.bos_id, dtype=torch.long, device=src.device)
-        finished = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
-        steps = []
+        active = list(range(src.size(0)))  # input index of each row still decoding
         for _ in range(max_len):
             logits, state = model.decode_step(memory, state, prev)
-            prev = _next_log_probs(logits, model).argmax(-1).masked_fill(finished, eos)  # [B]
-            steps.append(prev)
-            finished |= prev == eos
-            if bool(finished.all()):
-                break
-        rows = torch.stack(steps, dim=1).tolist()  # [B, steps]
-    return [row[: row.index(eos)] if eos in row else row for row in rows]
+            prev = _next_log_probs(logits, model).argmax(-1)  # [A]
+            tokens = prev.tolist()
+            for sentence, token in zip(active, tokens, strict=True):
+                if token != eos:
+                    outputs[sentence].append(token)
+            if eos in tokens:
+                rows = [row for row, token in enumerate(tokens) if token != eos]
+                if not rows:
+                    break
+                active = [active[row] for row in rows]
+                keep = torch.tensor(rows, dtype=torch.long, device=prev.device)
+                memory, state, prev = memory.index_select(keep), select_state(state, keep), prev.index_select(0, keep)
+    return outputs
 
 
 def beam_search(

@@ -122,6 +122,22 @@ def test_done_sentences_leave_the_batch(model: Seq2Seq, monkeypatch: pytest.Monk
     assert all(count % 3 == 0 for count in rows)
 
 
+def test_greedy_drops_finished_sentences(model: Seq2Seq, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, lengths = _test_batch()
+    rows: list[int] = []
+    decode_step = model.decode_step
+
+    def recording(memory: EncoderMemory, state: Tensor, prev_tokens: Tensor) -> tuple[Tensor, Tensor]:
+        assert memory.outputs.size(0) == prev_tokens.numel()  # memory rows leave with their sentences
+        rows.append(prev_tokens.numel())
+        return decode_step(memory, state, prev_tokens)
+
+    monkeypatch.setattr(model, "decode_step", recording)
+    greedy_decode(model, src, lengths, 12)
+    assert rows[0] == src.size(0)
+    assert rows == sorted(rows, reverse=True) and rows[-1] < rows[0]
+
+
 def test_batched_greedy_equals_one_sentence_at_a_time(model: Seq2Seq) -> None:
     src, lengths = _test_batch()
     alone = _one_by_one(lambda s, n: greedy_decode(model, s, n, 12), src, lengths)
