@@ -59,3 +59,12 @@ def test_vocab_round_trips_through_list() -> None:
 def test_vocab_rejects_lists_without_specials() -> None:
     with pytest.raises(ValueError):
         Vocab.from_list(["a", "b"])
+
+
+def test_cached_word_splits_never_leak_between_calls() -> None:
+    first = tokenize("It's a film, isn't it?")
+    first.append("mutated")
+    assert tokenize("It's a film, isn't it?") == ["it", "'s", "a", "film", ",", "is", "n't", "it", "?"]
+    # The same word splits by each call's own settings.
+    assert tokenize("'tis 'great'", ptb_quotes=False) == ["'tis", "'", "great", "'"]
+    assert tokenize("'tis 'great'") == ["'tis", "`", "great", "'"]
