@@ -40,8 +40,8 @@ PING_AFTER_IDLE_SECONDS = 1.0
 def _ping_when_idle(engine: Engine) -> None:
     """Ping a pooled connection on checkout only if it sat idle for a while.
 
-    `pool_pre_ping` pings on every checkout: one more round trip per transaction, about 10% of
-    a busy worker's and API process's time in profiles. A connection checked in moments ago is
+    `pool_pre_ping` pings on every checkout: one more round trip per transaction, ~9-10% of a
+    busy worker's and API process's py-spy samples. A connection checked in moments ago is
     alive; one idle longer (the server may have restarted or dropped it) is pinged, and a dead
     one is replaced before anyone uses it (the pool retries the checkout on DisconnectionError).
     A connection that dies while in steady use fails its statement once and SQLAlchemy

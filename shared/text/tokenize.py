@@ -50,15 +50,24 @@ def tokenize(text: str, *, lowercase: bool = True, ptb_quotes: bool = True) -> l
     open_single = "`" if ptb_quotes else "'"
     tokens: list[str] = []
     for raw in text.split():
-        tokens.extend(_split_word(raw, open_single))
+        split = _split_word_cached if len(raw) <= _CACHED_WORD_CHARS else _split_word
+        tokens.extend(split(raw, open_single))
     return tokens
 
 
-@functools.lru_cache(maxsize=1 << 16)
+# Words up to this long go through the cache: they are the ones that repeat, and the bound
+# keeps the cache to a few MB whatever users send (inputs may hold 2,000-character "words").
+_CACHED_WORD_CHARS = 40
+
+
 def _split_word(raw: str, open_single: str) -> tuple[str, ...]:
-    """The tokens of one whitespace-separated word, cached: a serving worker sees the same
-    words over and over, and this was most of its Python time for classify jobs."""
+    """The tokens of one whitespace-separated word."""
     return tuple(_split_token(_BRACKET_WORDS.get(raw.lower(), raw), open_single))
+
+
+# A serving worker sees the same words over and over; splitting them was most of its Python
+# time for classify jobs.
+_split_word_cached = functools.lru_cache(maxsize=1 << 16)(_split_word)
 
 
 def _split_token(token: str, open_single: str = "`") -> list[str]:

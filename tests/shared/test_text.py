@@ -68,3 +68,8 @@ def test_cached_word_splits_never_leak_between_calls() -> None:
     # The same word splits by each call's own settings.
     assert tokenize("'tis 'great'", ptb_quotes=False) == ["'tis", "'", "great", "'"]
     assert tokenize("'tis 'great'") == ["'tis", "`", "great", "'"]
+
+
+def test_long_words_split_the_same_without_the_cache() -> None:
+    word = "x" * 60 + "n't"  # longer than the cached words
+    assert tokenize(f"{word} {word}.") == ["x" * 60, "n't", "x" * 60, "n't", "."]
