@@ -18,13 +18,12 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
 from services.worker.model_cache import VersionInfo
 from shared.config import Settings
 from shared.db.models import Model, ModelVersion
-from shared.db.session import session_scope
+from shared.db.session import connection_scope, get_engine
 from shared.jobs import repository as jobs_repo
 from shared.jobs.repository import ClaimedJob
 from shared.queueing import TriggerGate
@@ -65,10 +64,10 @@ class LeaseHeld:
 _versions: dict[int, VersionInfo] = {}
 
 
-def version_info(session: Session, version_id: int) -> VersionInfo:
+def version_info(connection: Connection, version_id: int) -> VersionInfo:
     info = _versions.get(version_id)
     if info is None:
-        row = session.execute(
+        row = connection.execute(
             select(Model.name, ModelVersion.version, ModelVersion.checkpoint_uri, ModelVersion.sha256)
             .join(Model, Model.id == ModelVersion.model_id)
             .where(ModelVersion.id == version_id)
@@ -77,14 +76,24 @@ def version_info(session: Session, version_id: int) -> VersionInfo:
     return info
 
 
-def _new_batch(session: Session, version_id: int, kind: str, batch_key: str, settings: Settings) -> Batch:
-    return Batch(kind, {}, version_info(session, version_id), batch_key, settings.batch_max_inputs.get(kind, 64))
+def _new_batch(connection: Connection, version_id: int, kind: str, batch_key: str, settings: Settings) -> Batch:
+    return Batch(kind, {}, version_info(connection, version_id), batch_key, settings.batch_max_inputs.get(kind, 64))
 
 
-def _fill(session: Session, batch: Batch, exclude: uuid.UUID, settings: Settings) -> None:
-    claimed, left_over = jobs_repo.claim_group(session, batch.version.version_id, batch.batch_key, exclude,
+def _group_batch(connection: Connection, trigger: str, settings: Settings) -> Batch:
+    """An empty batch for the group a trigger key names."""
+    version_id, kind, batch_key = TriggerGate.group(trigger)
+    return _new_batch(connection, version_id, kind, batch_key, settings)
+
+
+def _fill(connection: Connection, batch: Batch, exclude: uuid.UUID, settings: Settings) -> None:
+    claimed, left_over = jobs_repo.claim_group(connection, batch.version.version_id, batch.batch_key, exclude,
                                                batch.limit - batch.num_inputs, settings.job_lease_seconds,
                                                first_always=not batch.members)
+    _add(batch, claimed, left_over)
+
+
+def _add(batch: Batch, claimed: list[ClaimedJob], left_over: str | None) -> None:
     batch.members += claimed
     batch.left_over = left_over
     if batch.members and not batch.params:
@@ -100,26 +109,79 @@ def _lease_held(seconds_left: float | None) -> LeaseHeld | None:
     return LeaseHeld(seconds_left) if seconds_left is not None else None
 
 
+def _single_statement() -> bool:
+    """Postgres claims a batch in one statement (`claim_batch_pg`); other databases in a
+    transaction of several."""
+    return get_engine().dialect.name == "postgresql"
+
+
+def _first_look_pg(connection: Connection, job_id: uuid.UUID, trigger: str | None, settings: Settings
+                   ) -> tuple[Batch | None, float | None]:
+    group = TriggerGate.group(trigger) if trigger is not None else None
+    found = jobs_repo.claim_batch_pg(
+        connection, job_id, group and (group[0], group[2]), settings.batch_max_inputs, group and group[1],
+        settings.job_lease_seconds)
+    if found.lead is not None:
+        lead = found.lead
+        batch = _new_batch(connection, lead.version_id, lead.kind, lead.batch_key, settings)
+        batch.members.append(lead)
+    elif found.members:
+        batch = _group_batch(connection, trigger, settings)  # type: ignore[arg-type]
+    else:
+        return None, found.lease_left
+    _add(batch, found.members, found.left_over)
+    return batch, found.lease_left
+
+
+def _first_look(connection: Connection, job_id: uuid.UUID, trigger: str | None, settings: Settings
+                ) -> tuple[Batch | None, float | None]:
+    """Claim the job and queued jobs of its group; when the job is not claimable, the seconds
+    left on its lease and, given a trigger, the trigger's group. (batch or None, lease left)."""
+    if _single_statement():
+        return _first_look_pg(connection, job_id, trigger, settings)
+    batch = None
+    lead = jobs_repo.claim_job(connection, job_id, settings.job_lease_seconds)
+    if lead is not None:
+        batch = _new_batch(connection, lead.version_id, lead.kind, lead.batch_key, settings)
+        batch.members.append(lead)
+    held = None if lead is not None else jobs_repo.lease_remaining(connection, job_id)
+    if batch is None and trigger is not None:
+        batch = _group_batch(connection, trigger, settings)  # the job ran elsewhere; riders wait
+    if batch is not None:
+        _fill(connection, batch, job_id, settings)
+    return (batch if batch is not None and batch.members else None), held
+
+
+def _look_again(job_id: uuid.UUID, batch: Batch | None, trigger: str | None, settings: Settings) -> Batch:
+    """The last look at the group, for what arrived since the first (the job itself is not
+    taken again)."""
+    with connection_scope(autocommit=_single_statement()) as connection:
+        batch = batch or _group_batch(connection, trigger, settings)  # type: ignore[arg-type]
+        if _single_statement():
+            found = jobs_repo.claim_batch_pg(
+                connection, job_id, (batch.version.version_id, batch.batch_key), settings.batch_max_inputs,
+                batch.kind, settings.job_lease_seconds, claim_lead=False, taken=batch.num_inputs)
+            _add(batch, found.members, found.left_over)
+        else:
+            _fill(connection, batch, job_id, settings)
+    return batch
+
+
 def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: TriggerGate | None
            ) -> Batch | LeaseHeld | None:
     """Claim the message's job (if still claimable) and queued jobs of its group; None when
     nothing is left to run, LeaseHeld when the job runs under another attempt's lease.
 
     The trigger key is released before the last look at the group. The batching delay is
-    spent only when the first look found the job alone: a backlog batches by itself."""
+    spent only when the first look found the job alone: a backlog batches by itself. With no
+    delay for the kind the key is released first, and the one look also gathers the
+    trigger's group when the message's own job already ran (on Postgres, one statement)."""
     release = trigger is not None and gate is not None
     if release and not _delay(settings, TriggerGate.group(trigger)[1]):  # type: ignore[arg-type]
-        # No waiting for this kind: release before the only look.
         gate.release(trigger, str(job_id))  # type: ignore[union-attr]
         release = False
-    batch: Batch | None = None
-    with session_scope() as session:
-        lead = jobs_repo.claim_job(session, job_id, settings.job_lease_seconds)
-        if lead is not None:
-            batch = _new_batch(session, lead.version_id, lead.kind, lead.batch_key, settings)
-            batch.members.append(lead)
-            _fill(session, batch, job_id, settings)
-        held = None if lead is not None else jobs_repo.lease_remaining(session, job_id)
+    with connection_scope(autocommit=_single_statement()) as connection:
+        batch, held = _first_look(connection, job_id, None if release else trigger, settings)
     if batch is None and trigger is None:
         return _lease_held(held)
     waited = 0.0
@@ -131,14 +193,11 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     if release:
         # Released before the last look: a job that saw the key set committed before this.
         gate.release(trigger, str(job_id))  # type: ignore[union-attr]
-    if batch is None or (not batch.full and (waited > 0 or release)):
-        with session_scope() as session:
-            if batch is None:  # the trigger job ran in another batch; its riders still wait
-                assert trigger is not None
-                version_id, kind, batch_key = TriggerGate.group(trigger)
-                batch = _new_batch(session, version_id, kind, batch_key, settings)
-            _fill(session, batch, job_id, settings)
-    if not batch.members:
+        if batch is None or not batch.full:
+            batch = _look_again(job_id, batch, trigger, settings)
+    elif batch is not None and waited > 0 and not batch.full:
+        batch = _look_again(job_id, batch, trigger, settings)
+    if batch is None or not batch.members:
         return _lease_held(held)
     batch.waited_seconds = waited
     batch.trigger_lease_left = held

@@ -19,7 +19,7 @@ from services.worker.model_cache import ModelCache
 from shared.config import get_settings
 from shared.db.base import utcnow
 from shared.db.models import JobStatus
-from shared.db.session import session_scope
+from shared.db.session import connection_scope
 from shared.jobs import repository as jobs_repo
 from shared.jobs.repository import ClaimedJob
 from shared.metrics import (
@@ -101,8 +101,8 @@ def _observe(batch: Batch, member: ClaimedJob, status: JobStatus) -> None:
 def _write(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> RunReport:
     rows = [(m.claim, *outcomes[m.claim.job_id]) for m in batch.members]
     finished_at = utcnow()
-    with session_scope() as session:
-        written_ids = jobs_repo.finish_many(session, rows, finished_at)
+    with connection_scope(autocommit=True) as connection:  # each row's update stands alone
+        written_ids = jobs_repo.finish_many(connection, rows, finished_at)
     written = [m for m in batch.members if m.claim.job_id in written_ids]
     for member in batch.members:
         _recent.add(member.claim.job_id)

@@ -1,7 +1,13 @@
 """Engines and sessions, created lazily per process (a forked child makes its own).
 
-The caller owns the transaction: `session_scope()` (tasks, CLI) or the API's request
-dependency commits or rolls back; repositories only flush.
+The caller owns the transaction: `session_scope()` (tasks, CLI), `connection_scope()` (the
+worker's hot path) or the API's request dependency commits or rolls back; repositories only
+flush.
+
+Autocommit scopes are for paths whose statements are each atomic on their own (a single
+INSERT, a conditional UPDATE): every statement commits by itself, which saves the BEGIN and
+COMMIT round trips (measured here: ~110 us of client CPU and ~200 us of wall time per
+transaction, on top of ~90 us for an ORM session over a Core connection).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,21 +92,45 @@ def get_engine() -> Engine:
     return _engines[key]
 
 
-_makers: dict[Engine, sessionmaker[Session]] = {}
+_makers: dict[tuple[Engine, bool], sessionmaker[Session]] = {}
+_autocommit: dict[Engine, Engine] = {}
 
 
-def get_sessionmaker() -> sessionmaker[Session]:
-    """One factory per engine: every request and task asks for one."""
+def _autocommit_engine(engine: Engine) -> Engine:
+    """The same pool, its connections in autocommit while checked out."""
+    if engine not in _autocommit:
+        _autocommit[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return _autocommit[engine]
+
+
+def get_sessionmaker(autocommit: bool = False) -> sessionmaker[Session]:
+    """One factory per engine and mode: every request and task asks for one."""
     engine = get_engine()
-    if engine not in _makers:
-        _makers[engine] = sessionmaker(bind=engine, expire_on_commit=False)
-    return _makers[engine]
+    if (engine, autocommit) not in _makers:
+        bind = _autocommit_engine(engine) if autocommit else engine
+        _makers[(engine, autocommit)] = sessionmaker(bind=bind, expire_on_commit=False)
+    return _makers[(engine, autocommit)]
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """One transaction: commit on success, roll back on error."""
-    session = get_sessionmaker()()
+def connection_scope(autocommit: bool = False) -> Iterator[Connection]:
+    """A Core connection (no ORM unit of work) for hot paths: one transaction, committed on
+    success and rolled back on error; or, with `autocommit`, each statement on its own."""
+    engine = get_engine()
+    if autocommit:
+        with _autocommit_engine(engine).connect() as connection:
+            yield connection
+    else:
+        with engine.begin() as connection:
+            yield connection
+
+
+@contextmanager
+def session_scope(autocommit: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error. With `autocommit` each
+    statement commits by itself (for a path that makes one write and needs no atomicity
+    across statements)."""
+    session = get_sessionmaker(autocommit)()
     try:
         yield session
         session.commit()
@@ -114,6 +144,7 @@ def session_scope() -> Iterator[Session]:
 def dispose_engines() -> None:
     """Drop this process's engines (after a fork, or when tests switch databases)."""
     _makers.clear()
+    _autocommit.clear()
     for key in [k for k in _engines if k[0] == os.getpid()]:
         _engines.pop(key).dispose()
     for key in [k for k in _engines if k[0] != os.getpid()]:

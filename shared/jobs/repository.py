@@ -3,13 +3,14 @@ can never flip a job that has moved on, and only the attempt holding a job write
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from shared.db.base import utcnow
@@ -67,8 +68,15 @@ class ClaimedJob:
     priority: str
 
 
-# The worker's hot statements, built once and run on the session's connection (no ORM unit of
-# work or statement setup per batch).
+# The worker's hot statements, built once and run on a Core connection (no ORM unit of work or
+# statement setup per batch). Their functions take a Session or a Connection.
+DB = Session | Connection
+
+
+def _core(db: DB) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
 _T = Job.__table__
 _CLAIM_SET = {"status": JobStatus.running.value, "started_at": bindparam("now"), "attempts": _T.c.attempts + 1,
               "lease_expires_at": bindparam("lease_until")}
@@ -111,11 +119,11 @@ def _claim_params(lease_seconds: float) -> tuple[datetime, dict[str, Any]]:
     return now, {"now": now, "lease_until": now + timedelta(seconds=lease_seconds)}
 
 
-def claim_job(session: Session, job_id: uuid.UUID, lease_seconds: float) -> ClaimedJob | None:
+def claim_job(db: DB, job_id: uuid.UUID, lease_seconds: float) -> ClaimedJob | None:
     """Take the job for a new attempt, loading it in the same statement; None when it is not
     claimable."""
     now, params = _claim_params(lease_seconds)
-    row = session.connection().execute(_CLAIM_ONE, {**params, "job_id": job_id, "lapsed_before": now}).first()
+    row = _core(db).execute(_CLAIM_ONE, {**params, "job_id": job_id, "lapsed_before": now}).first()
     if row is None:
         return None
     return ClaimedJob(Claim(job_id, int(row.attempts), now), row.kind, row.params, list(row.inputs), row.created_at,
@@ -128,18 +136,20 @@ def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | 
     return None if claimed is None else claimed.claim
 
 
-def lease_remaining(session: Session, job_id: uuid.UUID) -> float | None:
+_LEASE = select(_T.c.lease_expires_at).where(_T.c.id == bindparam("job_id"), _T.c.status == JobStatus.running.value)
+
+
+def lease_remaining(db: DB, job_id: uuid.UUID) -> float | None:
     """Seconds until a running job's lease lapses (None if it is not running)."""
-    job = session.get(Job, job_id)
-    if job is None or job.status != JobStatus.running.value or job.lease_expires_at is None:
+    expires = _core(db).execute(_LEASE, {"job_id": job_id}).scalar()
+    if expires is None:
         return None
-    expires = job.lease_expires_at
     expires = expires if expires.tzinfo else expires.replace(tzinfo=utcnow().tzinfo)
     return max(0.0, (expires - utcnow()).total_seconds())
 
 
 def claim_group(
-    session: Session, version_id: int, batch_key: str, exclude: uuid.UUID, max_inputs: int, lease_seconds: float,
+    db: DB, version_id: int, batch_key: str, exclude: uuid.UUID, max_inputs: int, lease_seconds: float,
     first_always: bool = False,
 ) -> tuple[list[ClaimedJob], str | None]:
     """Claim queued jobs of one batch group (oldest first within priority) holding at most
@@ -147,16 +157,17 @@ def claim_group(
     holds more (a job larger than the batch limit runs by itself). Rows are locked SKIP
     LOCKED, so concurrent workers take disjoint sets. Returns (claimed, left_over): the
     priority of the first queued job of the group that did not fit, or None."""
-    connection = session.connection()
+    connection = _core(db)
     rows = connection.execute(_QUEUED_IN_GROUP, {"version_id": version_id, "batch_key": batch_key, "exclude": exclude,
                                                  "rows": max(max_inputs, 0) + 1}).all()
     chosen, budget, left_over = [], max_inputs, None
     for row in rows:
         if len(row.inputs) <= budget or (first_always and not chosen):
             chosen.append(row)
-            budget = max(0, budget - len(row.inputs))
-        elif left_over is None:
+            budget -= len(row.inputs)
+        else:  # first in, first out: a job that does not fit is not overtaken; it leads the next batch
             left_over = row.priority
+            break
     if not chosen:
         return [], left_over
     now, params = _claim_params(lease_seconds)
@@ -167,6 +178,98 @@ def claim_group(
         for row in chosen if row.id in attempts
     ]
     return claimed, left_over
+
+
+@dataclass
+class GroupClaim:
+    """What one claim of a batch group took: the message's own job (when it was claimable),
+    queued companions, the priority of the first queued job that did not fit, and the
+    seconds left on another attempt's live lease of the message's job."""
+
+    lead: ClaimedJob | None
+    members: list[ClaimedJob]
+    left_over: str | None
+    lease_left: float | None
+
+
+_PRIORITY_RANK = "CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END"
+_CLAIMED_COLUMNS = "id, attempts, kind, params, inputs, created_at, webhook_url, model_version_id, batch_key, priority"
+_NO_JOB = ("NULL::uuid, NULL::int, NULL::varchar, NULL::jsonb, NULL::jsonb, NULL::timestamptz, NULL::text, "
+           "NULL::int, NULL::varchar")
+# Postgres: the message's job and its queued companions in one statement (one round trip, no
+# transaction around it). The same rules as `claim_job` then `claim_group`: the job is taken if
+# queued or its lease lapsed; companions of its group (or of the given group, when the job is
+# gone) oldest first within priority, SKIP LOCKED, while their inputs fit the kind's limit;
+# with no job taken the first companion is taken even if it alone holds more.
+_CLAIM_BATCH_PG = text(f"""
+WITH lead AS (
+    UPDATE jobs SET status = 'running', started_at = :now, attempts = attempts + 1, lease_expires_at = :lease_until
+    WHERE id = :job_id AND :claim_lead
+      AND (status = 'queued' OR (status = 'running' AND lease_expires_at < :now))
+    RETURNING {_CLAIMED_COLUMNS}
+), budget AS (
+    SELECT coalesce((CAST(:limits AS jsonb) ->> coalesce((SELECT kind FROM lead), :kind))::int, :default_limit)
+           - coalesce((SELECT jsonb_array_length(inputs) FROM lead), 0) - :taken AS inputs
+), candidate AS (
+    SELECT id, priority, created_at, jsonb_array_length(inputs) AS size, {_PRIORITY_RANK} AS rank FROM jobs
+    WHERE model_version_id = coalesce((SELECT model_version_id FROM lead), :version_id)
+      AND batch_key = coalesce((SELECT batch_key FROM lead), :batch_key)
+      AND status = 'queued' AND id <> :job_id
+    ORDER BY rank, created_at
+    LIMIT (SELECT greatest(inputs, 0) + 1 FROM budget)
+    FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, priority, sum(size) OVER w AS upto, row_number() OVER w AS n FROM candidate
+    WINDOW w AS (ORDER BY rank, created_at, id)
+), chosen AS (
+    SELECT id FROM ranked
+    WHERE upto <= (SELECT inputs FROM budget) OR (n = 1 AND :first_always AND NOT EXISTS (SELECT 1 FROM lead))
+), claimed AS (
+    UPDATE jobs SET status = 'running', started_at = :now, attempts = jobs.attempts + 1, lease_expires_at = :lease_until
+    FROM chosen WHERE jobs.id = chosen.id
+    RETURNING jobs.id, jobs.attempts, jobs.kind, jobs.params, jobs.inputs, jobs.created_at, jobs.webhook_url,
+              jobs.model_version_id, jobs.batch_key, jobs.priority
+)
+SELECT 0 AS part, {_CLAIMED_COLUMNS}, NULL::timestamptz AS lease FROM lead
+UNION ALL SELECT 1, {_CLAIMED_COLUMNS}, NULL FROM claimed
+UNION ALL (SELECT 2, {_NO_JOB}, priority, NULL FROM ranked WHERE id NOT IN (SELECT id FROM chosen) ORDER BY n LIMIT 1)
+UNION ALL SELECT 3, {_NO_JOB}, NULL, lease_expires_at FROM jobs
+    WHERE id = :job_id AND :claim_lead AND status = 'running' AND NOT EXISTS (SELECT 1 FROM lead)
+""")
+_RANK = {"high": 0, "normal": 1, "low": 2}
+
+
+def claim_batch_pg(
+    connection: Connection, job_id: uuid.UUID, group: tuple[int, str] | None, limits: dict[str, int], kind: str | None,
+    lease_seconds: float, *, claim_lead: bool = True, taken: int = 0,
+) -> GroupClaim:
+    """`claim_job` and `claim_group` in one statement on Postgres. `group`: (version id, batch
+    key) to gather when the job itself is not taken; `limits`: inputs per forward pass by kind
+    (`kind` names the group's kind); `taken`: inputs the batch already holds (a second look,
+    with `claim_lead` off)."""
+    now, params = _claim_params(lease_seconds)
+    version_id, batch_key = group if group is not None else (None, None)
+    rows = connection.execute(_CLAIM_BATCH_PG, {
+        **params, "job_id": job_id, "claim_lead": claim_lead, "version_id": version_id, "batch_key": batch_key,
+        "limits": json.dumps(limits), "kind": kind, "default_limit": 64, "taken": taken,
+        "first_always": not taken,
+    }).all()
+    lead, members, left_over, lease_left = None, [], None, None
+    for row in rows:
+        if row.part in (0, 1):
+            claimed = ClaimedJob(Claim(row.id, int(row.attempts), now), row.kind, row.params, list(row.inputs),
+                                 row.created_at, row.webhook_url is not None, row.model_version_id, row.batch_key,
+                                 row.priority)
+            if row.part == 0:
+                lead = claimed
+            else:
+                members.append(claimed)
+        elif row.part == 2:
+            left_over = row.priority
+        else:
+            lease_left = max(0.0, (row.lease - now).total_seconds())
+    members.sort(key=lambda m: (_RANK[m.priority], m.created_at))
+    return GroupClaim(lead, members, left_over, lease_left)
 
 
 def finish(
@@ -184,20 +287,22 @@ def finish(
 Outcome = tuple[Claim, JobStatus, list[Any] | None, str | None]
 
 
-def finish_many(session: Session, outcomes: Sequence[Outcome], finished_at: datetime | None = None) -> set[uuid.UUID]:
-    """`finish` for a whole batch in one round trip; returns the ids actually written."""
+def finish_many(db: DB, outcomes: Sequence[Outcome], finished_at: datetime | None = None) -> set[uuid.UUID]:
+    """`finish` for a whole batch in one round trip; returns the ids actually written. Each
+    row's update stands alone, so an autocommit connection may run it."""
     if not outcomes:
         return set()
     now = finished_at or utcnow()
     params = [{"b_id": claim_.job_id, "b_attempt": claim_.attempt, "b_status": status.value, "b_result": result,
                "b_error": error, "b_finished": now} for claim_, status, result, error in outcomes]
-    written = session.connection().execute(_FINISH, params).rowcount
+    connection = _core(db)
+    written = connection.execute(_FINISH, params).rowcount
     ids = {claim_.job_id for claim_, *_ in outcomes}
     if written == len(outcomes):
         return ids
     # Some moved on: written are the rows that now hold this attempt's final status.
     expected = {claim_.job_id: (claim_.attempt, status.value) for claim_, status, _, _ in outcomes}
-    rows = session.execute(select(Job.id, Job.attempts, Job.status).where(Job.id.in_(ids))).all()
+    rows = connection.execute(select(_T.c.id, _T.c.attempts, _T.c.status).where(_T.c.id.in_(ids))).all()
     return {row.id for row in rows if expected[row.id] == (row.attempts, row.status)}
 
 

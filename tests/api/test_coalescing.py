@@ -132,3 +132,42 @@ def test_riders_run_while_the_trigger_job_is_held_and_the_message_looks_again(
     assert isinstance(batch, Batch)
     assert sorted(str(m.claim.job_id) for m in batch.members) == sorted(riders)
     assert batch.trigger_lease_left is not None and 55 < batch.trigger_lease_left <= 60
+
+
+def _envelope(raw: bytes) -> dict:
+    """A queued message without the values that differ per message."""
+    import base64
+    import json
+
+    message = json.loads(raw)
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    for key in ("id", "root_id", "origin"):
+        message["headers"].pop(key)
+    for key in ("correlation_id", "delivery_tag", "reply_to"):
+        message["properties"].pop(key)
+    return message
+
+
+def test_a_job_message_is_what_kombu_would_queue(db: str) -> None:
+    from shared.queueing import make_celery, publish_job
+
+    broker = redis.Redis.from_url(REDIS_URL)
+    job_id, key = str(uuid.uuid4()), TriggerGate.key(1, "classify", "k", "high")
+    celery = make_celery(get_settings())
+    celery.send_task("seqserve.jobs.run", args=[job_id], kwargs={"trigger": key}, queue=PRIORITY_QUEUES["high"])
+    publish_job(celery, job_id, "high", key)  # the direct path on a Redis broker
+    by_kombu, direct = broker.lrange(PRIORITY_QUEUES["high"], 0, -1)[::-1]
+    assert _envelope(direct) == _envelope(by_kombu)
+    assert _envelope(direct)["body"][:2] == [[job_id], {"trigger": key}]
+
+
+def test_the_first_job_of_a_group_sets_its_key_and_queues_its_message_at_once(db: str) -> None:
+    broker = redis.Redis.from_url(REDIS_URL)
+    gate = trigger_gate(get_settings())
+    assert gate is not None
+    key, first, second = TriggerGate.key(1, "classify", "k", "low"), str(uuid.uuid4()), str(uuid.uuid4())
+    assert gate.publish_if_first(key, first, "low") is True
+    assert gate.publish_if_first(key, second, "low") is False  # rides on the first one's message
+    (queued,) = broker.lrange(PRIORITY_QUEUES["low"], 0, -1)
+    assert _envelope(queued)["body"][:2] == [[first], {"trigger": key}]
+    assert broker.get(key).decode() == first and 0 < broker.pttl(key) <= get_settings().trigger_ttl_seconds * 1000

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -237,3 +239,24 @@ def test_reconciler_republishes_a_job_whose_message_was_lost(
     assert reconcile(make_celery(get_settings()), get_settings()) == 1
     job = processes.wait_job(api, lost_id)
     assert job["status"] == "succeeded" and job["attempts"] == 1
+
+
+def test_the_benchmark_load_generator_measures_each_run_when_told(
+    api: str, registered_model: str, start_worker: StartWorker, data_dir: Path
+) -> None:
+    start_worker()
+    command = [sys.executable, "-m", "bench.load", "--base", api, "--kind", "classify", "--model", registered_model,
+               "--data-dir", str(data_dir), "--seconds", "1", "open", "--rate", "20", "--warmup", "0.5", "--runs", "2"]
+    load = subprocess.Popen(command, cwd=processes.REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert load.stdin is not None and load.stdout is not None
+    runs = []
+    for _ in range(2):
+        assert load.stdout.readline().strip() == "ready"  # the caller reads CPU counters here
+        load.stdin.write("go\n")
+        load.stdin.flush()
+        runs.append(json.loads(load.stdout.readline()))
+    load.stdin.close()
+    assert load.wait(timeout=30) == 0
+    for run in runs:
+        assert run["mode"] == "open-loop@20/s" and run["failed"] == 0 and run["jobs"] == 20
+        assert 0 < run["p50_ms"] <= run["p99_ms"] < 5000

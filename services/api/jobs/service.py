@@ -179,12 +179,8 @@ def _publish(session: Session, celery: Celery, settings: Settings, row: dict[str
     try:
         if gate is None:
             publish_job(celery, job_id, priority)
-        elif gate.acquire(key, job_id):
-            try:
-                publish_job(celery, job_id, priority, key)
-            except Exception:
-                gate.release(key, job_id)
-                raise
+        else:
+            gate.publish_if_first(key, job_id, priority)  # type: ignore[arg-type]
     except Exception as exc:  # kombu and redis raise several connection error types
         log.exception("publishing job %s failed", job_id)
         jobs_repo.delete(session, row["id"])
@@ -196,19 +192,20 @@ def _publish(session: Session, celery: Celery, settings: Settings, row: dict[str
 
 def submit(celery: Celery, body: JobCreate, settings: Settings, key: str | None, job_id: uuid.UUID
            ) -> tuple[JobRead, bool]:
-    """Validate, insert (committed) and queue a job: one short transaction, no ORM unit of
-    work. Returns (job, replayed): a replay is the job an earlier request with the same
+    """Validate, insert (committed by itself) and queue a job, no ORM unit of work. Returns
+    (job, replayed): a replay is the job an earlier request with the same
     Idempotency-Key and body created, returned as it is now."""
     body_hash = request_hash(body) if key is not None else None
-    with session_scope() as session:
+    # Autocommit: the INSERT is the only write and commits by itself (no BEGIN/COMMIT round
+    # trips); the idempotency key's unique index decides a race, not a transaction.
+    with session_scope(autocommit=True) as session:
         replay = find_replay(session, key, body_hash)
         if replay is not None:
             return JobRead.from_row(replay), True
         row = _validated_job(session, body, settings, job_id)
         row["idempotency_key"], row["request_hash"] = key, body_hash
         try:
-            session.execute(insert(Job.__table__), [row])
-            session.commit()  # this request owns its transaction: the row is committed before its message
+            session.execute(insert(Job.__table__), [row])  # committed before its message is published
         except IntegrityError:
             # A concurrent request with the same key won the insert.
             session.rollback()
