@@ -48,7 +48,7 @@ def _api(args: argparse.Namespace) -> int:
     uvicorn.run(
         "services.api.main:create_app", factory=True, workers=workers,
         http="services.api.server:NoDelayHTTPProtocol", access_log=settings.api_access_log,
-        host=args.host or settings.api_host, port=args.port or settings.api_port, log_level="info",
+        host=args.host or settings.api_host, port=args.port or settings.api_port, log_level=settings.log_level.lower(),
     )
     return 0
 
@@ -74,7 +74,7 @@ def _worker(args: argparse.Namespace) -> int:
     from services.worker.app import app
 
     argv = [
-        "worker", "--loglevel", args.loglevel, "--queues", args.queues or settings.worker_queues,
+        "worker", "--loglevel", args.loglevel or settings.log_level, "--queues", args.queues or settings.worker_queues,
         "--concurrency", str(concurrency), "--pool", pool,
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]
@@ -89,7 +89,8 @@ def _trainer(args: argparse.Namespace) -> int:
     from services.trainer.app import app
     from shared.training import TRAINING_QUEUE
 
-    app.worker_main(["worker", "--loglevel", args.loglevel, "--queues", TRAINING_QUEUE, "--concurrency", "1",
+    loglevel = args.loglevel or get_settings().log_level
+    app.worker_main(["worker", "--loglevel", loglevel, "--queues", TRAINING_QUEUE, "--concurrency", "1",
                      "--pool", "prefork", "--without-gossip", "--without-mingle", "--hostname", "trainer@%h"])
     return 0
 
@@ -99,7 +100,8 @@ def _beat(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(settings.var_dir / "celerybeat-schedule")])
+    loglevel = args.loglevel or settings.log_level
+    app.start(["beat", "--loglevel", loglevel, "--schedule", str(settings.var_dir / "celerybeat-schedule")])
     return 0
 
 
@@ -233,13 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int)
     worker.add_argument("--pool", choices=("prefork", "solo"), help="default: SEQSERVE_WORKER_POOL")
     worker.add_argument("--hostname")
-    worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--loglevel", default=None, help="default: SEQSERVE_LOG_LEVEL (INFO)")
     worker.set_defaults(func=_worker)
     trainer = sub.add_parser("trainer", help="run training runs from the training queue")
-    trainer.add_argument("--loglevel", default="INFO")
+    trainer.add_argument("--loglevel", default=None, help="default: SEQSERVE_LOG_LEVEL (INFO)")
     trainer.set_defaults(func=_trainer)
     beat = sub.add_parser("beat", help="run the scheduler")
-    beat.add_argument("--loglevel", default="INFO")
+    beat.add_argument("--loglevel", default=None, help="default: SEQSERVE_LOG_LEVEL (INFO)")
     beat.set_defaults(func=_beat)
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
     fetch = data.add_parser("download", help="fetch datasets from their public sources into SEQSERVE_DATA_DIR")

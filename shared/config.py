@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_workers: int = Field(1, ge=1, description="API processes sharing the port (uvicorn workers).")
     api_access_log: bool = Field(False, description="uvicorn's per-request log line (the request metrics cover it).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of every process (a command's --loglevel overrides it). At INFO a worker "
+        "logs two lines per message (received, succeeded); job rows and metrics record every job either way.")
 
     max_inputs_per_job: int = Field(256, ge=1)
     max_input_chars: int = Field(2000, ge=1)

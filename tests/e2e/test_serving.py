@@ -260,3 +260,15 @@ def test_the_benchmark_load_generator_measures_each_run_when_told(
     for run in runs:
         assert run["mode"] == "open-loop@20/s" and run["failed"] == 0 and run["jobs"] == 20
         assert 0 < run["p50_ms"] <= run["p99_ms"] < 5000
+
+
+def test_the_worker_logs_each_task_only_at_info(
+    api: str, registered_model: str, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    for number, level in enumerate(("INFO", "WARNING")):
+        worker, _ = start_worker(SEQSERVE_LOG_LEVEL=level)
+        job = processes.wait_job(api, _submit(api, registered_model, [f"a film at {level}"])["id"])
+        assert job["status"] == "succeeded"
+        processes.stop(worker)
+        log = (tmp_path / f"worker{number}.log").read_text()
+        assert ("seqserve.jobs.run" in log) == (level == "INFO"), log[-2000:]
