@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,29 +126,21 @@ def _fail_all(batch: Batch, exc: BaseException) -> dict[uuid.UUID, Outcome]:
     return {m.claim.job_id: (JobStatus.failed, None, _error_text(exc)) for m in batch.members}
 
 
-Retrigger = Callable[[str, str, str], None]  # (job id, priority, trigger key) -> publish
-
-
-def _retrigger_left_over(batch: Batch, gate: TriggerGate | None, publish: Retrigger) -> None:
+def _retrigger_left_over(batch: Batch, gate: TriggerGate | None) -> None:
     """Queued jobs of the group did not fit: make sure a message will come for them."""
     if batch.left_over is None or gate is None:
         return  # without coalescing every job has its own message
     key = TriggerGate.key(batch.version.version_id, batch.kind, batch.batch_key, batch.left_over)
     lead = str(batch.members[0].claim.job_id)  # no longer claimable: its message gathers the group
     try:
-        if gate.acquire(key, lead):
-            try:
-                publish(lead, batch.left_over, key)
-            except Exception:
-                gate.release(key, lead)
-                raise
+        gate.publish_if_first(key, lead, batch.left_over)
     except Exception as exc:  # the broker is down: this batch still runs; the reconciler finds the rest
         log.warning("could not publish a trigger for the rest of %s: %s", key, exc)
 
 
-def run_job(job_id: str, trigger: str | None = None, publish: Retrigger | None = None) -> RunReport:
+def run_job(job_id: str, trigger: str | None = None) -> RunReport:
     """Run the job a message names, with whatever companions it can batch. `trigger`: the
-    coalescing key the message holds; `publish` sends a new trigger message."""
+    coalescing key the message holds."""
     trigger_id = uuid.UUID(job_id)
     if trigger is None and trigger_id in _recent:
         return RunReport("skipped")
@@ -161,8 +152,7 @@ def run_job(job_id: str, trigger: str | None = None, publish: Retrigger | None =
     if isinstance(gathered, LeaseHeld):
         return RunReport("lease_held", lease_seconds_left=gathered.seconds_left)
     batch = gathered
-    if publish is not None:
-        _retrigger_left_over(batch, gate, publish)
+    _retrigger_left_over(batch, gate)
     labels = (batch.kind, batch.version.model_name)
     BATCH_WAIT_SECONDS.labels(*labels).observe(batch.waited_seconds)
     BATCH_INPUTS.labels(*labels).observe(batch.num_inputs)

@@ -16,7 +16,6 @@ from shared.queueing import (
     DELIVER_WEBHOOK_TASK,
     RECONCILE_TASK,
     RUN_JOB_TASK,
-    publish_job,
     publish_webhook,
 )
 
@@ -32,7 +31,7 @@ from shared.queueing import (
     max_retries=5,
 )
 def run_job_task(self: Task, job_id: str, trigger: str | None = None) -> str:
-    report = run_job(job_id, trigger, lambda lead, priority, key: publish_job(app, lead, priority, key))
+    report = run_job(job_id, trigger)
     for finished in report.webhooks_due:
         publish_webhook(app, finished)
     if report.status == "lease_held":
