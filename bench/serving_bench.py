@@ -158,20 +158,20 @@ def run_mode(mode: str, env: dict[str, str], kind: str, model: str, args: argpar
     pool, api_workers = env["SEQSERVE_WORKER_POOL"], int(env["SEQSERVE_API_WORKERS"])
     with processes.running_processes(env, logs / mode, ["worker", "--concurrency", "1"]) as (base, procs):
 
-        def measured(load_args: list[str], runs: int = 1, seconds: float = args.seconds) -> None:
+        def measured(load_args: list[str], runs: int = 1, seconds: float = args.seconds, keep: bool = True) -> None:
             load = LoadProcess(base, kind, model, load_args, seconds)
             try:
                 for _ in range(runs):
                     result, per_job = load.measure(procs)
                     result = replace(result, pool=pool, api_workers=api_workers,
                                      worker_cpu_ms=round(per_job["worker"], 2), api_cpu_ms=round(per_job["api"], 2))
-                    print(json.dumps(asdict(result)), flush=True)
-                    results.append(result)
+                    if keep:
+                        print(json.dumps(asdict(result)), flush=True)
+                        results.append(result)
             finally:
                 load.close()
 
-        measured(["closed", "--concurrency", "4", "--label", "warm-up"], seconds=5)  # loads the model
-        results.clear()
+        measured(["closed", "--concurrency", "4", "--label", "warm-up"], seconds=5, keep=False)  # loads the model
         for per_job in (1, 64):
             for concurrency in args.concurrency:
                 measured(["closed", "--per-job", str(per_job), "--concurrency", str(concurrency), "--label", mode])
