@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, select
 
 from services.worker.model_cache import VersionInfo
-from shared.config import Settings
+from shared.config import DEFAULT_BATCH_INPUTS, Settings
 from shared.db.models import Model, ModelVersion
 from shared.db.session import connection_scope, get_engine
 from shared.jobs import repository as jobs_repo
@@ -77,27 +77,8 @@ def version_info(connection: Connection, version_id: int) -> VersionInfo:
 
 
 def _new_batch(connection: Connection, version_id: int, kind: str, batch_key: str, settings: Settings) -> Batch:
-    return Batch(kind, {}, version_info(connection, version_id), batch_key, settings.batch_max_inputs.get(kind, 64))
-
-
-def _group_batch(connection: Connection, trigger: str, settings: Settings) -> Batch:
-    """An empty batch for the group a trigger key names."""
-    version_id, kind, batch_key = TriggerGate.group(trigger)
-    return _new_batch(connection, version_id, kind, batch_key, settings)
-
-
-def _fill(connection: Connection, batch: Batch, exclude: uuid.UUID, settings: Settings) -> None:
-    claimed, left_over = jobs_repo.claim_group(connection, batch.version.version_id, batch.batch_key, exclude,
-                                               batch.limit - batch.num_inputs, settings.job_lease_seconds,
-                                               first_always=not batch.members)
-    _add(batch, claimed, left_over)
-
-
-def _add(batch: Batch, claimed: list[ClaimedJob], left_over: str | None) -> None:
-    batch.members += claimed
-    batch.left_over = left_over
-    if batch.members and not batch.params:
-        batch.params = batch.members[0].params
+    limit = settings.batch_max_inputs.get(kind, DEFAULT_BATCH_INPUTS)
+    return Batch(kind, {}, version_info(connection, version_id), batch_key, limit)
 
 
 def _delay(settings: Settings, kind: str) -> float:
@@ -110,61 +91,38 @@ def _lease_held(seconds_left: float | None) -> LeaseHeld | None:
 
 
 def _single_statement() -> bool:
-    """Postgres claims a batch in one statement (`claim_batch_pg`); other databases in a
-    transaction of several."""
+    """Postgres claims a batch in one statement, needing no transaction around it; other
+    databases in a transaction of several."""
     return get_engine().dialect.name == "postgresql"
 
 
-def _first_look_pg(connection: Connection, job_id: uuid.UUID, trigger: str | None, settings: Settings
-                   ) -> tuple[Batch | None, float | None]:
-    group = TriggerGate.group(trigger) if trigger is not None else None
-    found = jobs_repo.claim_batch_pg(
-        connection, job_id, group and (group[0], group[2]), settings.batch_max_inputs, group and group[1],
-        settings.job_lease_seconds)
-    if found.lead is not None:
-        lead = found.lead
-        batch = _new_batch(connection, lead.version_id, lead.kind, lead.batch_key, settings)
-        batch.members.append(lead)
-    elif found.members:
-        batch = _group_batch(connection, trigger, settings)  # type: ignore[arg-type]
-    else:
-        return None, found.lease_left
-    _add(batch, found.members, found.left_over)
-    return batch, found.lease_left
-
-
-def _first_look(connection: Connection, job_id: uuid.UUID, trigger: str | None, settings: Settings
-                ) -> tuple[Batch | None, float | None]:
-    """Claim the job and queued jobs of its group; when the job is not claimable, the seconds
-    left on its lease and, given a trigger, the trigger's group. (batch or None, lease left)."""
-    if _single_statement():
-        return _first_look_pg(connection, job_id, trigger, settings)
-    batch = None
-    lead = jobs_repo.claim_job(connection, job_id, settings.job_lease_seconds)
-    if lead is not None:
-        batch = _new_batch(connection, lead.version_id, lead.kind, lead.batch_key, settings)
-        batch.members.append(lead)
-    held = None if lead is not None else jobs_repo.lease_remaining(connection, job_id)
-    if batch is None and trigger is not None:
-        batch = _group_batch(connection, trigger, settings)  # the job ran elsewhere; riders wait
+def _look(job_id: uuid.UUID, batch: Batch | None, trigger: str | None, settings: Settings, *, claim_lead: bool
+          ) -> tuple[Batch | None, float | None]:
+    """One look: claim the message's job (with `claim_lead`) and queued jobs of the batch's
+    group (or else the trigger's). Returns the batch (None when it is still empty) and the
+    seconds left on another attempt's lease of the job."""
     if batch is not None:
-        _fill(connection, batch, job_id, settings)
-    return (batch if batch is not None and batch.members else None), held
-
-
-def _look_again(job_id: uuid.UUID, batch: Batch | None, trigger: str | None, settings: Settings) -> Batch:
-    """The last look at the group, for what arrived since the first (the job itself is not
-    taken again)."""
-    with connection_scope(autocommit=_single_statement()) as connection:
-        batch = batch or _group_batch(connection, trigger, settings)  # type: ignore[arg-type]
-        if _single_statement():
-            found = jobs_repo.claim_batch_pg(
-                connection, job_id, (batch.version.version_id, batch.batch_key), settings.batch_max_inputs,
-                batch.kind, settings.job_lease_seconds, claim_lead=False, taken=batch.num_inputs)
-            _add(batch, found.members, found.left_over)
-        else:
-            _fill(connection, batch, job_id, settings)
-    return batch
+        group: tuple[int, str, str] | None = (batch.version.version_id, batch.kind, batch.batch_key)
+    else:
+        group = TriggerGate.group(trigger) if trigger is not None else None
+    single = _single_statement()
+    with connection_scope(autocommit=single) as connection:
+        found = jobs_repo.claim_batch(connection, job_id, group, settings.batch_max_inputs, settings.job_lease_seconds,
+                                      single_statement=single, claim_lead=claim_lead,
+                                      taken=batch.num_inputs if batch is not None else 0)
+        if batch is None and found.lead is not None:
+            lead = found.lead
+            batch = _new_batch(connection, lead.version_id, lead.kind, lead.batch_key, settings)
+            batch.members.append(lead)
+        elif batch is None and found.members:  # the job ran elsewhere; its riders still wait
+            batch = _new_batch(connection, *group, settings)  # type: ignore[misc]
+    if batch is None:
+        return None, found.lease_left
+    batch.members += found.members
+    batch.left_over = found.left_over
+    if not batch.params:
+        batch.params = batch.members[0].params
+    return batch, found.lease_left
 
 
 def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: TriggerGate | None
@@ -180,8 +138,7 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
     if release and not _delay(settings, TriggerGate.group(trigger)[1]):  # type: ignore[arg-type]
         gate.release(trigger, str(job_id))  # type: ignore[union-attr]
         release = False
-    with connection_scope(autocommit=_single_statement()) as connection:
-        batch, held = _first_look(connection, job_id, None if release else trigger, settings)
+    batch, held = _look(job_id, None, None if release else trigger, settings, claim_lead=True)
     if batch is None and trigger is None:
         return _lease_held(held)
     waited = 0.0
@@ -194,9 +151,9 @@ def gather(job_id: uuid.UUID, trigger: str | None, settings: Settings, gate: Tri
         # Released before the last look: a job that saw the key set committed before this.
         gate.release(trigger, str(job_id))  # type: ignore[union-attr]
         if batch is None or not batch.full:
-            batch = _look_again(job_id, batch, trigger, settings)
+            batch, _ = _look(job_id, batch, trigger, settings, claim_lead=False)
     elif batch is not None and waited > 0 and not batch.full:
-        batch = _look_again(job_id, batch, trigger, settings)
+        batch, _ = _look(job_id, batch, trigger, settings, claim_lead=False)
     if batch is None or not batch.members:
         return _lease_held(held)
     batch.waited_seconds = waited

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
+from shared.config import DEFAULT_BATCH_INPUTS
 from shared.db.base import utcnow
 from shared.db.models import Job, JobStatus, WebhookDelivery
 
@@ -78,6 +79,7 @@ def _core(db: DB) -> Connection:
 
 
 _T = Job.__table__
+_PRIORITY_ORDER = {"high": 0, "normal": 1, "low": 2}  # claims take higher priorities first
 _CLAIM_SET = {"status": JobStatus.running.value, "started_at": bindparam("now"), "attempts": _T.c.attempts + 1,
               "lease_expires_at": bindparam("lease_until")}
 _CLAIM_ONE = (
@@ -90,10 +92,11 @@ _CLAIM_ONE = (
                _T.c.model_version_id, _T.c.batch_key, _T.c.priority)
 )
 _QUEUED_IN_GROUP = (
-    select(_T.c.id, _T.c.kind, _T.c.params, _T.c.inputs, _T.c.created_at, _T.c.webhook_url, _T.c.priority)
+    select(_T.c.id, _T.c.kind, _T.c.params, _T.c.inputs, _T.c.created_at, _T.c.webhook_url, _T.c.model_version_id,
+           _T.c.batch_key, _T.c.priority)
     .where(_T.c.model_version_id == bindparam("version_id"), _T.c.batch_key == bindparam("batch_key"),
            _T.c.status == JobStatus.queued.value, _T.c.id != bindparam("exclude"))
-    .order_by(case({"high": 0, "normal": 1, "low": 2}, value=_T.c.priority), _T.c.created_at)
+    .order_by(case(_PRIORITY_ORDER, value=_T.c.priority), _T.c.created_at)
     .limit(bindparam("rows"))
     .with_for_update(skip_locked=True)
 )
@@ -119,15 +122,18 @@ def _claim_params(lease_seconds: float) -> tuple[datetime, dict[str, Any]]:
     return now, {"now": now, "lease_until": now + timedelta(seconds=lease_seconds)}
 
 
+def _claimed(job_id: uuid.UUID, attempts: int, now: datetime, row: Any) -> ClaimedJob:
+    """A claimed job from a row holding the job's columns the worker needs."""
+    return ClaimedJob(Claim(job_id, int(attempts), now), row.kind, row.params, list(row.inputs), row.created_at,
+                      row.webhook_url is not None, row.model_version_id, row.batch_key, row.priority)
+
+
 def claim_job(db: DB, job_id: uuid.UUID, lease_seconds: float) -> ClaimedJob | None:
     """Take the job for a new attempt, loading it in the same statement; None when it is not
     claimable."""
     now, params = _claim_params(lease_seconds)
     row = _core(db).execute(_CLAIM_ONE, {**params, "job_id": job_id, "lapsed_before": now}).first()
-    if row is None:
-        return None
-    return ClaimedJob(Claim(job_id, int(row.attempts), now), row.kind, row.params, list(row.inputs), row.created_at,
-                      row.webhook_url is not None, row.model_version_id, row.batch_key, row.priority)
+    return None if row is None else _claimed(job_id, row.attempts, now, row)
 
 
 def claim(session: Session, job_id: uuid.UUID, lease_seconds: float) -> Claim | None:
@@ -172,17 +178,13 @@ def claim_group(
         return [], left_over
     now, params = _claim_params(lease_seconds)
     attempts = dict(connection.execute(_CLAIM_QUEUED, {**params, "ids": [row.id for row in chosen]}).all())
-    claimed = [
-        ClaimedJob(Claim(row.id, int(attempts[row.id]), now), row.kind, row.params, list(row.inputs), row.created_at,
-                   row.webhook_url is not None, version_id, batch_key, row.priority)
-        for row in chosen if row.id in attempts
-    ]
+    claimed = [_claimed(row.id, attempts[row.id], now, row) for row in chosen if row.id in attempts]
     return claimed, left_over
 
 
 @dataclass
 class GroupClaim:
-    """What one claim of a batch group took: the message's own job (when it was claimable),
+    """What `claim_batch` took: the message's own job (when it was claimable),
     queued companions, the priority of the first queued job that did not fit, and the
     seconds left on another attempt's live lease of the message's job."""
 
@@ -192,7 +194,7 @@ class GroupClaim:
     lease_left: float | None
 
 
-_PRIORITY_RANK = "CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END"
+_PRIORITY_RANK = "CASE priority " + " ".join(f"WHEN '{p}' THEN {r}" for p, r in _PRIORITY_ORDER.items()) + " END"
 _CLAIMED_COLUMNS = "id, attempts, kind, params, inputs, created_at, webhook_url, model_version_id, batch_key, priority"
 _NO_JOB = ("NULL::uuid, NULL::int, NULL::varchar, NULL::jsonb, NULL::jsonb, NULL::timestamptz, NULL::text, "
            "NULL::int, NULL::varchar")
@@ -236,40 +238,53 @@ UNION ALL (SELECT 2, {_NO_JOB}, priority, NULL FROM ranked WHERE id NOT IN (SELE
 UNION ALL SELECT 3, {_NO_JOB}, NULL, lease_expires_at FROM jobs
     WHERE id = :job_id AND :claim_lead AND status = 'running' AND NOT EXISTS (SELECT 1 FROM lead)
 """)
-_RANK = {"high": 0, "normal": 1, "low": 2}
-
-
-def claim_batch_pg(
-    connection: Connection, job_id: uuid.UUID, group: tuple[int, str] | None, limits: dict[str, int], kind: str | None,
-    lease_seconds: float, *, claim_lead: bool = True, taken: int = 0,
+def claim_batch(
+    connection: Connection, job_id: uuid.UUID, group: tuple[int, str, str] | None, limits: dict[str, int],
+    lease_seconds: float, *, single_statement: bool, claim_lead: bool = True, taken: int = 0,
 ) -> GroupClaim:
-    """`claim_job` and `claim_group` in one statement on Postgres. `group`: (version id, batch
-    key) to gather when the job itself is not taken; `limits`: inputs per forward pass by kind
-    (`kind` names the group's kind); `taken`: inputs the batch already holds (a second look,
-    with `claim_lead` off)."""
+    """The message's job (with `claim_lead`) and queued jobs of its group: `claim_job` then
+    `claim_group`, in one statement when `single_statement` (Postgres only; no transaction
+    needed around it), else in several (the caller's transaction). `group`: (version id,
+    kind, batch key) to gather when the job itself is not taken; `limits`: inputs per forward
+    pass by kind; `taken`: inputs the batch already holds (a second look)."""
+    if single_statement:
+        return _claim_batch_pg(connection, job_id, group, limits, lease_seconds, claim_lead, taken)
+    lead = claim_job(connection, job_id, lease_seconds) if claim_lead else None
+    lease_left = lease_remaining(connection, job_id) if claim_lead and lead is None else None
+    if lead is not None:
+        group, taken = (lead.version_id, lead.kind, lead.batch_key), taken + len(lead.inputs)
+    if group is None:
+        return GroupClaim(lead, [], None, lease_left)
+    version_id, kind, batch_key = group
+    members, left_over = claim_group(connection, version_id, batch_key, job_id,
+                                     limits.get(kind, DEFAULT_BATCH_INPUTS) - taken, lease_seconds,
+                                     first_always=not taken)
+    return GroupClaim(lead, members, left_over, lease_left)
+
+
+def _claim_batch_pg(
+    connection: Connection, job_id: uuid.UUID, group: tuple[int, str, str] | None, limits: dict[str, int],
+    lease_seconds: float, claim_lead: bool, taken: int,
+) -> GroupClaim:
     now, params = _claim_params(lease_seconds)
-    version_id, batch_key = group if group is not None else (None, None)
+    version_id, kind, batch_key = group if group is not None else (None, None, None)
     rows = connection.execute(_CLAIM_BATCH_PG, {
         **params, "job_id": job_id, "claim_lead": claim_lead, "version_id": version_id, "batch_key": batch_key,
-        "limits": json.dumps(limits), "kind": kind, "default_limit": 64, "taken": taken,
+        "limits": json.dumps(limits), "kind": kind, "default_limit": DEFAULT_BATCH_INPUTS, "taken": taken,
         "first_always": not taken,
     }).all()
-    lead, members, left_over, lease_left = None, [], None, None
+    found = GroupClaim(None, [], None, None)
     for row in rows:
-        if row.part in (0, 1):
-            claimed = ClaimedJob(Claim(row.id, int(row.attempts), now), row.kind, row.params, list(row.inputs),
-                                 row.created_at, row.webhook_url is not None, row.model_version_id, row.batch_key,
-                                 row.priority)
-            if row.part == 0:
-                lead = claimed
-            else:
-                members.append(claimed)
+        if row.part == 0:
+            found.lead = _claimed(row.id, row.attempts, now, row)
+        elif row.part == 1:
+            found.members.append(_claimed(row.id, row.attempts, now, row))
         elif row.part == 2:
-            left_over = row.priority
+            found.left_over = row.priority
         else:
-            lease_left = max(0.0, (row.lease - now).total_seconds())
-    members.sort(key=lambda m: (_RANK[m.priority], m.created_at))
-    return GroupClaim(lead, members, left_over, lease_left)
+            found.lease_left = max(0.0, (row.lease - now).total_seconds())
+    found.members.sort(key=lambda m: (_PRIORITY_ORDER[m.priority], m.created_at))
+    return found
 
 
 def finish(
