@@ -62,7 +62,7 @@ def create_database() -> str:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    from shared.db.migrate import upgrade
+    from seqserve.shared.db.migrate import upgrade
 
     upgrade(url)
     return url
@@ -75,10 +75,10 @@ def drop_database(url: str) -> None:
 
 
 def register(env: dict[str, str], name: str, task: str, checkpoint: Path) -> None:
-    from shared.checkpoint import load_checkpoint, sha256_file
-    from shared.config import reset_settings
-    from shared.db.session import dispose_engines, session_scope
-    from shared.registry.service import NewVersion, promote_if_better, register_version
+    from seqserve.shared.checkpoint import load_checkpoint, sha256_file
+    from seqserve.shared.config import reset_settings
+    from seqserve.shared.db.session import dispose_engines, session_scope
+    from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 
     os.environ.update(env)
     reset_settings()
@@ -97,8 +97,8 @@ def register(env: dict[str, str], name: str, task: str, checkpoint: Path) -> Non
 def in_process_limit(kind: str, checkpoint: Path, texts: list[str], batch: int, seconds: float) -> Result:
     import torch
 
-    from services.worker.handlers import build_handler
-    from shared.checkpoint import load_checkpoint
+    from seqserve.services.worker.handlers import build_handler
+    from seqserve.shared.checkpoint import load_checkpoint
 
     torch.set_num_threads(1)
     handler = build_handler(load_checkpoint(checkpoint, None), torch.device("cpu"))
@@ -114,7 +114,7 @@ def in_process_limit(kind: str, checkpoint: Path, texts: list[str], batch: int, 
 
 
 def default_params(kind: str) -> dict[str, Any]:
-    from shared.jobs.kinds import validate_params
+    from seqserve.shared.jobs.kinds import validate_params
 
     extra = {"generate": {"max_tokens": 10, "temperature": 0.0}, "translate": {"beam_size": 4}}.get(kind, {})
     return validate_params(kind, extra)
@@ -306,7 +306,7 @@ def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: di
 
 
 def train_quick(task: str, workdir: Path) -> Path:
-    from services.trainer.service import trainers
+    from seqserve.services.trainer.service import trainers
 
     out = workdir / "models" / task / "model.pt"
     outcome = trainers()[task](data_dir=DATA_DIR, out_path=out, preset="quick", progress=False)

@@ -23,7 +23,7 @@ import torch
 
 from bench.machine import cpu_machine
 
-from services.cli import parse_overrides
+from seqserve.services.cli import parse_overrides
 
 DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 RESULTS = Path("docs/benchmarks/training.json")
@@ -56,7 +56,7 @@ def data_files(files: dict[str, str]) -> dict[str, str]:
 
 
 def run(task: str, preset: str, out_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    from services.trainer.service import trainers
+    from seqserve.services.trainer.service import trainers
 
     started = time.perf_counter()
     outcome = trainers()[task](data_dir=DATA_DIR, out_path=out_dir / task / preset / "model.pt", preset=preset,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from shared.config import get_settings
-from shared.db import models  # noqa: F401  (registers the tables on the metadata)
-from shared.db.base import Base
-from shared.db.session import make_engine
+from seqserve.shared.config import get_settings
+from seqserve.shared.db import models  # noqa: F401  (registers the tables on the metadata)
+from seqserve.shared.db.base import Base
+from seqserve.shared.db.session import make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -25,13 +25,13 @@ import sys
 import time
 from typing import Any
 
-from shared.config import get_settings
+from seqserve.shared.config import get_settings
 
 TASKS = ("tag", "classify", "generate", "translate")
 
 
 def _db_upgrade(_: argparse.Namespace) -> int:
-    from shared.db.migrate import upgrade
+    from seqserve.shared.db.migrate import upgrade
 
     upgrade()
     print(f"database at head: {get_settings().database_url}")
@@ -46,8 +46,8 @@ def _api(args: argparse.Namespace) -> int:
     if workers > 1:
         _multiprocess_metrics_dir("api")  # each process writes its own; /metrics merges them
     uvicorn.run(
-        "services.api.main:create_app", factory=True, workers=workers,
-        http="services.api.server:NoDelayHTTPProtocol", access_log=settings.api_access_log,
+        "seqserve.services.api.main:create_app", factory=True, workers=workers,
+        http="seqserve.services.api.server:NoDelayHTTPProtocol", access_log=settings.api_access_log,
         host=args.host or settings.api_host, port=args.port or settings.api_port, log_level=settings.log_level.lower(),
     )
     return 0
@@ -71,7 +71,7 @@ def _worker(args: argparse.Namespace) -> int:
     if pool == "solo" and concurrency > 1:
         raise SystemExit(f"the solo pool runs one job at a time; concurrency {concurrency} needs --pool prefork")
     _multiprocess_metrics_dir("worker")
-    from services.worker.app import app
+    from seqserve.services.worker.app import app
 
     argv = [
         "worker", "--loglevel", args.loglevel or settings.log_level, "--queues", args.queues or settings.worker_queues,
@@ -86,8 +86,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _trainer(args: argparse.Namespace) -> int:
     _multiprocess_metrics_dir("trainer")
-    from services.trainer.app import app
-    from shared.training import TRAINING_QUEUE
+    from seqserve.services.trainer.app import app
+    from seqserve.shared.training import TRAINING_QUEUE
 
     loglevel = args.loglevel or get_settings().log_level
     app.worker_main(["worker", "--loglevel", loglevel, "--queues", TRAINING_QUEUE, "--concurrency", "1",
@@ -96,7 +96,7 @@ def _trainer(args: argparse.Namespace) -> int:
 
 
 def _beat(args: argparse.Namespace) -> int:
-    from services.worker.app import app
+    from seqserve.services.worker.app import app
 
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from services.trainer.service import train_and_register
+    from seqserve.services.trainer.service import train_and_register
 
     report = train_and_register(
         args.task, args.preset, parse_overrides(args.set), model_name=args.model_name,
@@ -135,7 +135,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _data_download(args: argparse.Namespace) -> int:
-    from services.trainer.download import DownloadError, download
+    from seqserve.services.trainer.download import DownloadError, download
 
     data_dir = get_settings().data_dir
     assert data_dir is not None
@@ -150,9 +150,9 @@ def _data_download(args: argparse.Namespace) -> int:
 
 
 def _has_production(model_name: str) -> bool:
-    from shared.db.session import session_scope
-    from shared.registry.refs import parse_model_ref
-    from shared.registry.service import RegistryError, resolve
+    from seqserve.shared.db.session import session_scope
+    from seqserve.shared.registry.refs import parse_model_ref
+    from seqserve.shared.registry.service import RegistryError, resolve
 
     with session_scope() as session:
         try:
@@ -163,18 +163,18 @@ def _has_production(model_name: str) -> bool:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from shared.db.migrate import upgrade
+    from seqserve.shared.db.migrate import upgrade
 
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade()
     if not _has_production(settings.default_model):
         print(f"no '{settings.default_model}' in the registry: training the quick classifier first")
-        from services.trainer.service import train_and_register
+        from seqserve.services.trainer.service import train_and_register
 
         train_and_register("classify", "quick", model_name=settings.default_model)
     port = args.port or settings.api_port
-    me = [sys.executable, "-m", "services.cli"]
+    me = [sys.executable, "-m", "seqserve.services.cli"]
     children = [
         subprocess.Popen([*me, "worker"]),
         subprocess.Popen([*me, "beat"]),

@@ -29,7 +29,7 @@ class RetrainEntry(BaseModel):
 
 
 def _every_kind(value: float) -> dict[str, float]:
-    from shared.jobs.kinds import JOB_KINDS
+    from seqserve.shared.jobs.kinds import JOB_KINDS
 
     return dict.fromkeys(JOB_KINDS, value)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from shared.config import Settings
+from seqserve.shared.config import Settings
 
 CHANNEL = "seqserve:jobs:finished"
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import uuid
 from celery import Celery
 from kombu import Queue
 
-from shared.config import Settings, get_settings
+from seqserve.shared.config import Settings, get_settings
 
 RUN_JOB_TASK = "seqserve.jobs.run"
 DELIVER_WEBHOOK_TASK = "seqserve.webhooks.deliver"
@@ -80,7 +80,7 @@ def publish_job(celery: Celery, job_id: str, priority: str, trigger: str | None 
     message goes straight onto the queue's list (`job_message`); others go through kombu."""
     url = str(celery.conf.broker_url or "")
     if url.startswith(("redis://", "rediss://")):
-        from shared.notify import redis_client
+        from seqserve.shared.notify import redis_client
 
         queue = queue_for(priority)
         redis_client(url).lpush(queue, job_message(job_id, queue, trigger))
@@ -147,7 +147,7 @@ class TriggerGate:
     PREFIX = "seqserve:trigger:"
 
     def __init__(self, url: str, ttl_seconds: float) -> None:
-        from shared.notify import redis_client
+        from seqserve.shared.notify import redis_client
 
         self._redis = redis_client(url)
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
@@ -184,7 +184,7 @@ _gates: dict[tuple[int, str, float], TriggerGate] = {}
 
 def trigger_gate(settings: Settings) -> TriggerGate | None:
     """The gate when coalescing is on and the broker is Redis; None means publish every job."""
-    from shared.notify import redis_url
+    from seqserve.shared.notify import redis_url
 
     url = redis_url(settings)
     if not settings.coalesce_triggers or url is None:

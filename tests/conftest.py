@@ -6,6 +6,7 @@ Nothing here mocks Postgres, Redis or Celery: the services under test talk to th
 
 from __future__ import annotations
 
+import atexit
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,15 +16,33 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from shared.config import get_settings, reset_settings
-from shared.db.base import Base
-from shared.db.migrate import upgrade
-from shared.db.session import dispose_engines, session_scope
+from seqserve.shared.config import get_settings, reset_settings
+from seqserve.shared.db.base import Base
+from seqserve.shared.db.migrate import upgrade
+from seqserve.shared.db.session import dispose_engines, session_scope
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
 PG_ADMIN_URL = os.environ.get("SEQSERVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("SEQSERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_HOST_URL = "redis://127.0.0.1:6379"
+# Redis databases a test run may take (the benchmark uses 12, the console demo 11).
+_TEST_REDIS_DBS = (13, 14, 15, *range(1, 11))
+
+
+def _claim_redis_db() -> str:
+    """A Redis database of this test run's own: concurrent runs on one machine (two
+    checkouts, CI beside a developer) never see each other's queues. The claim is a key in
+    database 0 that expires, so a killed run frees its database within hours."""
+    admin = redis.Redis.from_url(f"{REDIS_HOST_URL}/0")
+    for index in _TEST_REDIS_DBS:
+        key = f"seqserve:test-run:db{index}"
+        if admin.set(key, os.getpid(), nx=True, ex=3 * 3600):
+            atexit.register(admin.delete, key)
+            return f"{REDIS_HOST_URL}/{index}"
+    raise RuntimeError(f"every test Redis database {_TEST_REDIS_DBS} is claimed by another run")
+
+
+REDIS_URL = os.environ.get("SEQSERVE_TEST_REDIS_URL") or _claim_redis_db()
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +126,7 @@ def db(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[s
 @pytest.fixture(scope="session")
 def tiny_classifier(session_tmp: Path):  # type: ignore[no-untyped-def]
     """A small classifier trained once per session on a slice of SST-2."""
-    from services.trainer.classify import train_classifier
+    from seqserve.services.trainer.classify import train_classifier
 
     return train_classifier(
         data_dir=DATA_DIR,
@@ -121,7 +140,7 @@ def tiny_classifier(session_tmp: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def registered_model(db: str, tiny_classifier):  # type: ignore[no-untyped-def]
     """The tiny classifier registered as `tiny-sst2` v1 with its production alias."""
-    from shared.registry.service import NewVersion, promote_if_better, register_version
+    from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 
     outcome = tiny_classifier
     with session_scope() as session:

@@ -26,11 +26,11 @@ def free_port() -> int:
 def start(
     args: list[str], env: dict[str, str], log_path: Path, inherit_env: bool = True
 ) -> subprocess.Popen[bytes]:
-    """`python -m services.cli ARGS` with `env` (on top of ours when `inherit_env`), output to `log_path`."""
+    """`python -m seqserve.services.cli ARGS` with `env` (on top of ours when `inherit_env`), output to `log_path`."""
     full_env = {**(os.environ if inherit_env else {}), **env, "PYTHONUNBUFFERED": "1"}
     log = open(log_path, "wb")  # noqa: SIM115  (closed with the process)
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *args], env=full_env, cwd=env.get("CWD", REPO_ROOT),
+        [sys.executable, "-m", "seqserve.services.cli", *args], env=full_env, cwd=env.get("CWD", REPO_ROOT),
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 

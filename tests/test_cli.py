@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.cli import build_parser, main, parse_overrides
-from shared.config import reset_settings
+from seqserve.services.cli import build_parser, main, parse_overrides
+from seqserve.shared.config import reset_settings
 from tests.conftest import DATA_DIR
 
 

@@ -9,8 +9,8 @@ from celery import Celery
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from shared.config import Settings, get_settings
-from shared.db.session import session_scope
+from seqserve.shared.config import Settings, get_settings
+from seqserve.shared.db.session import session_scope
 
 
 def get_session() -> Iterator[Session]:

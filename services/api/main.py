@@ -9,19 +9,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api import errors
-from services.api.console.routes import router as console_router
-from services.api.health import scrape
-from services.api.health.routes import router as health_router
-from services.api.jobs.routes import router as jobs_router
-from services.api.jobs.waiter import JobWaiter
-from services.api.models.routes import router as models_router
-from services.api.stats.routes import router as stats_router
-from services.api.training.routes import router as training_router
-from shared import heap
-from shared.config import get_settings
-from shared.metrics import HTTP_REQUEST_SECONDS
-from shared.queueing import make_celery
+from seqserve.services.api import errors
+from seqserve.services.api.console.routes import router as console_router
+from seqserve.services.api.health import scrape
+from seqserve.services.api.health.routes import router as health_router
+from seqserve.services.api.jobs.routes import router as jobs_router
+from seqserve.services.api.jobs.waiter import JobWaiter
+from seqserve.services.api.models.routes import router as models_router
+from seqserve.services.api.stats.routes import router as stats_router
+from seqserve.services.api.training.routes import router as training_router
+from seqserve.shared import heap
+from seqserve.shared.config import get_settings
+from seqserve.shared.metrics import HTTP_REQUEST_SECONDS
+from seqserve.shared.queueing import make_celery
 
 
 class RequestTimer:

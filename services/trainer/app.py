@@ -7,11 +7,11 @@ import uuid
 
 from celery.signals import worker_process_init
 
-from shared.celery_metrics import serve_from_parent
-from shared.config import get_settings
-from shared.db.session import dispose_engines
-from shared.queueing import make_celery
-from shared.training import RUN_TRAINING_TASK, SCHEDULED_TRAINING_TASK
+from seqserve.shared.celery_metrics import serve_from_parent
+from seqserve.shared.config import get_settings
+from seqserve.shared.db.session import dispose_engines
+from seqserve.shared.queueing import make_celery
+from seqserve.shared.training import RUN_TRAINING_TASK, SCHEDULED_TRAINING_TASK
 
 app = make_celery()
 
@@ -28,7 +28,7 @@ def _after_fork(**_: object) -> None:
 # message would train twice. A trainer that dies leaves its run `running`, visibly.
 @app.task(name=RUN_TRAINING_TASK, acks_late=False)
 def run_training_task(run_id: str) -> dict:
-    from services.trainer.service import execute_run
+    from seqserve.services.trainer.service import execute_run
 
     report = execute_run(uuid.UUID(run_id), progress=False)
     return {"version": report.version, "promoted": report.promoted}
@@ -36,7 +36,7 @@ def run_training_task(run_id: str) -> dict:
 
 @app.task(name=SCHEDULED_TRAINING_TASK, acks_late=False)
 def scheduled_training_task(task: str, preset: str, model_name: str | None = None, overrides: dict | None = None) -> dict:
-    from services.trainer.service import train_and_register
+    from seqserve.services.trainer.service import train_and_register
 
     report = train_and_register(task, preset, overrides, model_name, progress=False)
     return {"version": report.version, "promoted": report.promoted}

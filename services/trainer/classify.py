@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from services.trainer.datasets import Example, fingerprint, read_sst2
-from services.trainer.loop import fit
-from services.trainer.outcome import TrainOutcome, save_trained
-from services.trainer.presets import apply_overrides, loop_config, training_device
-from shared.nn.cells import CELLS
-from shared.nn.classifier import ClassifierConfig, SentenceClassifier
-from shared.nn.evaluation import accuracy, macro_f1
-from shared.nn.padding import pad_sequences
-from shared.text.tokenize import tokenize
-from shared.text.vocab import Vocab
+from seqserve.services.trainer.datasets import Example, fingerprint, read_sst2
+from seqserve.services.trainer.loop import fit
+from seqserve.services.trainer.outcome import TrainOutcome, save_trained
+from seqserve.services.trainer.presets import apply_overrides, loop_config, training_device
+from seqserve.shared.nn.cells import CELLS
+from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from seqserve.shared.nn.evaluation import accuracy, macro_f1
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.text.tokenize import tokenize
+from seqserve.shared.text.vocab import Vocab
 
 LABELS = ["negative", "positive"]  # SST-2 label ids 0 and 1
 PRIMARY_METRIC = "accuracy"

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from services.trainer.errors import DataFormatError
+from seqserve.services.trainer.errors import DataFormatError
 
 Sentence = tuple[list[str], list[str]]  # (forms, tags), same length
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")

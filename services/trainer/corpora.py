@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from services.trainer.errors import DataFormatError
-from shared.nn.language_model import EOS
-from shared.text.vocab import Vocab
+from seqserve.services.trainer.errors import DataFormatError
+from seqserve.shared.nn.language_model import EOS
+from seqserve.shared.text.vocab import Vocab
 
 SPLITS = ("train", "valid", "test")
 # corpus name -> file name pattern inside the data folder; each file is stored gzipped.

@@ -1,7 +1,7 @@
 """Readers for the two SST-2 packagings (see datasets/sst2/SOURCE.md) and data fingerprints.
 
 Both readers return (sentence, label) pairs with the sentence as stored; tokenization is the
-caller's (shared.text.tokenize, which also maps the -lrb-/-rrb- spelling onto brackets).
+caller's (seqserve.shared.text.tokenize, which also maps the -lrb-/-rrb- spelling onto brackets).
 Every malformed line is an error, never skipped: a silently shrunken training set is worse
 than a failed run.
 """
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.trainer.errors import DataFormatError
-from shared.checkpoint import sha256_file
+from seqserve.services.trainer.errors import DataFormatError
+from seqserve.shared.checkpoint import sha256_file
 
 Example = tuple[str, int]
 _LABELS = {"0": 0, "1": 1}

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from services.trainer.corpora import (
+from seqserve.services.trainer.corpora import (
     CORPORA,
     SPLITS,
     build_vocab,
@@ -26,18 +26,18 @@ from services.trainer.corpora import (
     encode_stream,
     read_corpus,
 )
-from services.trainer.datasets import fingerprint
-from services.trainer.loop import fit
-from services.trainer.outcome import TrainOutcome, save_trained
-from services.trainer.presets import apply_overrides, loop_config, resolve_autocast, training_device
-from shared.nn.cells import CELLS
-from shared.nn.language_model import (
+from seqserve.services.trainer.datasets import fingerprint
+from seqserve.services.trainer.loop import fit
+from seqserve.services.trainer.outcome import TrainOutcome, save_trained
+from seqserve.services.trainer.presets import apply_overrides, loop_config, resolve_autocast, training_device
+from seqserve.shared.nn.cells import CELLS
+from seqserve.shared.nn.language_model import (
     LanguageModelConfig,
     RecurrentState,
     RNNLanguageModel,
     detach_state,
 )
-from shared.text.vocab import Vocab
+from seqserve.shared.text.vocab import Vocab
 
 TASK = "generate"
 PRIMARY_METRIC = "perplexity"  # dev perplexity; lower is better

@@ -9,10 +9,10 @@ from typing import Any
 
 from torch import nn
 
-from services.trainer.datasets import DataFingerprint
-from services.trainer.loop import FitResult
-from services.trainer.plots import plot_curves
-from shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from seqserve.services.trainer.datasets import DataFingerprint
+from seqserve.services.trainer.loop import FitResult
+from seqserve.services.trainer.plots import plot_curves
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 
 
 @dataclass

@@ -11,7 +11,7 @@ import gzip
 import zlib
 from pathlib import Path
 
-from services.trainer.errors import DataFormatError
+from seqserve.services.trainer.errors import DataFormatError
 
 Pair = tuple[list[str], list[str]]
 

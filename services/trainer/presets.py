@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 import torch
 
-from services.trainer.loop import LoopConfig
-from shared.config import get_settings
-from shared.devices import pick_device
-from shared.nn.cells import make_rnn
+from seqserve.services.trainer.loop import LoopConfig
+from seqserve.shared.config import get_settings
+from seqserve.shared.devices import pick_device
+from seqserve.shared.nn.cells import make_rnn
 
 log = logging.getLogger("seqserve.train")
 

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.config import Settings, get_settings
-from shared.db.base import utcnow
-from shared.db.migrate import REPO_ROOT
-from shared.db.models import RunStatus, TrainingRun
-from shared.db.session import session_scope
-from shared.metrics import TRAINING_RUNS_TOTAL
-from shared.registry.service import NewVersion, promote_if_better, register_version
-from shared.training import DEFAULT_MODEL_NAMES
-from shared.training import repository as runs_repo
+from seqserve.shared.config import Settings, get_settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.migrate import REPO_ROOT
+from seqserve.shared.db.models import RunStatus, TrainingRun
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.metrics import TRAINING_RUNS_TOTAL
+from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
+from seqserve.shared.training import DEFAULT_MODEL_NAMES
+from seqserve.shared.training import repository as runs_repo
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,10 @@ class RunReport:
 
 def trainers() -> dict[str, Callable[..., Any]]:
     # Imported lazily: torch is heavy and only training needs these modules.
-    from services.trainer.classify import train_classifier
-    from services.trainer.generate import train_language_model
-    from services.trainer.tag import train_tagger
-    from services.trainer.translate import train_translator
+    from seqserve.services.trainer.classify import train_classifier
+    from seqserve.services.trainer.generate import train_language_model
+    from seqserve.services.trainer.tag import train_tagger
+    from seqserve.services.trainer.translate import train_translator
 
     return {"classify": train_classifier, "tag": train_tagger, "generate": train_language_model,
             "translate": train_translator}

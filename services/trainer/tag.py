@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from services.trainer.conllu import COLUMNS, Sentence, read_conllu
-from services.trainer.datasets import fingerprint
-from services.trainer.loop import fit
-from services.trainer.outcome import TrainOutcome, save_trained
-from services.trainer.presets import apply_overrides, loop_config, training_device
-from shared.nn.cells import CELLS
-from shared.nn.embeddings import load_pretrained_embeddings
-from shared.nn.evaluation import accuracy
-from shared.nn.padding import pad_sequences
-from shared.nn.tagger import (
+from seqserve.services.trainer.conllu import COLUMNS, Sentence, read_conllu
+from seqserve.services.trainer.datasets import fingerprint
+from seqserve.services.trainer.loop import fit
+from seqserve.services.trainer.outcome import TrainOutcome, save_trained
+from seqserve.services.trainer.presets import apply_overrides, loop_config, training_device
+from seqserve.shared.nn.cells import CELLS
+from seqserve.shared.nn.embeddings import load_pretrained_embeddings
+from seqserve.shared.nn.evaluation import accuracy
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.tagger import (
     SequenceTagger,
     TaggerConfig,
     TokenEncoder,
@@ -30,7 +30,7 @@ from shared.nn.tagger import (
     tagging_loss,
     token_mask,
 )
-from shared.text.vocab import Vocab
+from seqserve.shared.text.vocab import Vocab
 
 PRIMARY_METRIC = "accuracy"  # dev token accuracy
 

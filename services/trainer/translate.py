@@ -17,16 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from services.trainer.datasets import fingerprint
-from services.trainer.loop import fit
-from services.trainer.outcome import TrainOutcome, save_trained
-from services.trainer.parallel import Pair, read_parallel
-from services.trainer.presets import apply_overrides, loop_config, training_device
-from shared.nn.cells import CELLS
-from shared.nn.decoding import beam_search, greedy_decode
-from shared.nn.padding import pad_sequences
-from shared.nn.seq2seq import ATTENTIONS, Seq2Seq, Seq2SeqConfig
-from shared.text.vocab import PAD, UNK, Vocab
+from seqserve.services.trainer.datasets import fingerprint
+from seqserve.services.trainer.loop import fit
+from seqserve.services.trainer.outcome import TrainOutcome, save_trained
+from seqserve.services.trainer.parallel import Pair, read_parallel
+from seqserve.services.trainer.presets import apply_overrides, loop_config, training_device
+from seqserve.shared.nn.cells import CELLS
+from seqserve.shared.nn.decoding import beam_search, greedy_decode
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.seq2seq import ATTENTIONS, Seq2Seq, Seq2SeqConfig
+from seqserve.shared.text.vocab import PAD, UNK, Vocab
 
 PRIMARY_METRIC = "bleu"
 BOS, EOS = "<s>", "</s>"

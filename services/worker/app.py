@@ -1,5 +1,5 @@
 """The Celery app the worker and beat run: `seqserve worker` / `seqserve beat`
-(or `celery -A services.worker.app worker`)."""
+(or `celery -A seqserve.services.worker.app worker`)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ import logging
 from celery.schedules import crontab
 from celery.signals import worker_init, worker_process_init
 
-from services.worker.device import configure_torch
-from shared import heap
-from shared.celery_metrics import serve_from_parent
-from shared.config import RetrainEntry, Settings, get_settings
-from shared.db.session import dispose_engines
-from shared.queueing import (
+from seqserve.services.worker.device import configure_torch
+from seqserve.shared import heap
+from seqserve.shared.celery_metrics import serve_from_parent
+from seqserve.shared.config import RetrainEntry, Settings, get_settings
+from seqserve.shared.db.session import dispose_engines
+from seqserve.shared.queueing import (
     CANARY_TASK,
     INFERENCE_QUEUES,
     MAINTENANCE_QUEUE,
     RECONCILE_TASK,
     make_celery,
 )
-from shared.training import SCHEDULED_TRAINING_TASK, TRAINING_QUEUE
+from seqserve.shared.training import SCHEDULED_TRAINING_TASK, TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
 
@@ -78,4 +78,4 @@ def _after_fork(**_: object) -> None:
     heap.freeze_startup_objects()
 
 
-from services.worker import tasks  # noqa: E402,F401  (registers the tasks on `app`)
+from seqserve.services.worker import tasks  # noqa: E402,F401  (registers the tasks on `app`)

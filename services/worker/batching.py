@@ -4,7 +4,7 @@ A message names one job (the trigger). Claiming it, the worker also claims the o
 jobs of its batch group (same model version, kind and params), up to the kind's input limit
 (a job that finds none may wait `batch_max_delay_ms` for some): many jobs, one forward pass.
 
-With coalesced triggers (`shared.queueing.TriggerGate`) most jobs of a busy group never get
+With coalesced triggers (`seqserve.shared.queueing.TriggerGate`) most jobs of a busy group never get
 a message of their own: the message carries the group's trigger key, the worker releases it
 before its last look at the group, and gathers the group even when the trigger job itself was
 already run by another batch. Without coalescing every job has a message; those of jobs run
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from services.worker.model_cache import VersionInfo
-from shared.config import DEFAULT_BATCH_INPUTS, Settings
-from shared.db.models import Model, ModelVersion
-from shared.db.session import connection_scope, get_engine
-from shared.jobs import repository as jobs_repo
-from shared.jobs.repository import ClaimedJob
-from shared.queueing import TriggerGate
+from seqserve.services.worker.model_cache import VersionInfo
+from seqserve.shared.config import DEFAULT_BATCH_INPUTS, Settings
+from seqserve.shared.db.models import Model, ModelVersion
+from seqserve.shared.db.session import connection_scope, get_engine
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.jobs.repository import ClaimedJob
+from seqserve.shared.queueing import TriggerGate
 
 
 @dataclass

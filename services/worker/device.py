@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from shared import devices
-from shared.config import Settings
+from seqserve.shared import devices
+from seqserve.shared.config import Settings
 
 
 def pick_device(settings: Settings) -> torch.device:

@@ -7,13 +7,13 @@ import logging
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.db.base import utcnow
-from shared.db.models import JobStatus, QueueHeartbeat
-from shared.db.session import session_scope
-from shared.jobs import repository as jobs_repo
-from shared.metrics import JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
-from shared.queueing import publish_job
+from seqserve.shared.config import Settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import JobStatus, QueueHeartbeat
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.metrics import JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
+from seqserve.shared.queueing import publish_job
 
 log = logging.getLogger(__name__)
 

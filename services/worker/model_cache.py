@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.worker.device import pick_device
-from services.worker.handlers import build_handler
-from shared.checkpoint import load_checkpoint
-from shared.config import get_settings
-from shared.metrics import MODEL_LOAD_ERRORS_TOTAL, MODEL_LOAD_SECONDS, MODELS_LOADED
+from seqserve.services.worker.device import pick_device
+from seqserve.services.worker.handlers import build_handler
+from seqserve.shared.checkpoint import load_checkpoint
+from seqserve.shared.config import get_settings
+from seqserve.shared.metrics import MODEL_LOAD_ERRORS_TOTAL, MODEL_LOAD_SECONDS, MODELS_LOADED
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.worker.batching import Batch, LeaseHeld, RecentIds, gather
-from services.worker.model_cache import ModelCache
-from shared.config import get_settings
-from shared.db.base import utcnow
-from shared.db.models import JobStatus
-from shared.db.session import connection_scope
-from shared.jobs import repository as jobs_repo
-from shared.jobs.repository import ClaimedJob
-from shared.metrics import (
+from seqserve.services.worker.batching import Batch, LeaseHeld, RecentIds, gather
+from seqserve.services.worker.model_cache import ModelCache
+from seqserve.shared.config import get_settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import JobStatus
+from seqserve.shared.db.session import connection_scope
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.jobs.repository import ClaimedJob
+from seqserve.shared.metrics import (
     BATCH_COMPUTE_SECONDS,
     BATCH_INPUTS,
     BATCH_JOBS,
@@ -30,8 +30,8 @@ from shared.metrics import (
     JOB_QUEUE_WAIT_SECONDS,
     JOBS_FINISHED_TOTAL,
 )
-from shared.notify import publish_finished
-from shared.queueing import TriggerGate, trigger_gate
+from seqserve.shared.notify import publish_finished
+from seqserve.shared.queueing import TriggerGate, trigger_gate
 
 log = logging.getLogger(__name__)
 _cache = ModelCache()

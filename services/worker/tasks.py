@@ -7,11 +7,11 @@ import uuid
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from services.worker import maintenance, webhooks
-from services.worker.app import app
-from services.worker.runner import run_job
-from shared.config import get_settings
-from shared.queueing import (
+from seqserve.services.worker import maintenance, webhooks
+from seqserve.services.worker.app import app
+from seqserve.services.worker.runner import run_job
+from seqserve.shared.config import get_settings
+from seqserve.shared.queueing import (
     CANARY_TASK,
     DELIVER_WEBHOOK_TASK,
     RECONCILE_TASK,

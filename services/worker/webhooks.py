@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from shared.config import Settings
-from shared.db.models import FINAL_JOB_STATUSES, JobStatus, WebhookDelivery
-from shared.db.session import session_scope
-from shared.jobs import repository as jobs_repo
-from shared.jobs.schemas import JobRead
-from shared.metrics import WEBHOOK_DELIVERIES_TOTAL
-from shared.webhooks import sign
+from seqserve.shared.config import Settings
+from seqserve.shared.db.models import FINAL_JOB_STATUSES, JobStatus, WebhookDelivery
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.jobs.schemas import JobRead
+from seqserve.shared.metrics import WEBHOOK_DELIVERIES_TOTAL
+from seqserve.shared.webhooks import sign
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.db.base import Base, new_uuid, utcnow
+from seqserve.shared.db.base import Base, new_uuid, utcnow
 
 
 class Task(str, enum.Enum):

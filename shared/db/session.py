@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.config import get_settings
+from seqserve.shared.config import get_settings
 
 _engines: dict[tuple[int, str], Engine] = {}
 

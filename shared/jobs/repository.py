@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
-from shared.config import DEFAULT_BATCH_INPUTS
-from shared.db.base import utcnow
-from shared.db.models import Job, JobStatus, WebhookDelivery
+from seqserve.shared.config import DEFAULT_BATCH_INPUTS
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import Job, JobStatus, WebhookDelivery
 
 _OPEN = (JobStatus.queued.value, JobStatus.running.value)
 

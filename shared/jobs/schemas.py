@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictStr
 
-from shared.db.models import Job
+from seqserve.shared.db.models import Job
 
 Priority = Literal["high", "normal", "low"]
 
@@ -76,7 +76,7 @@ class JobRead(BaseModel):
         )
 
     def with_final_state(self, state: dict[str, Any]) -> "JobRead":
-        """This job as a job-finished event describes it (see shared.notify)."""
+        """This job as a job-finished event describes it (see seqserve.shared.notify)."""
         started = datetime.fromisoformat(state["started_at"]) if state.get("started_at") else None
         finished = datetime.fromisoformat(state["finished_at"]) if state.get("finished_at") else None
         return self.model_copy(update={

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import Job, JobStatus, ModelVersion
+from seqserve.shared.db.models import Job, JobStatus, ModelVersion
 
 # Jobs that ran (a cancelled job's created -> finished time says nothing about serving).
 _RAN = (JobStatus.succeeded.value, JobStatus.failed.value)

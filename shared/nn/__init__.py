@@ -1,6 +1,6 @@
 """Model definitions (plain nn.Modules with frozen config dataclasses)."""
 
-from shared.nn.cells import make_rnn
-from shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from seqserve.shared.nn.cells import make_rnn
+from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
 
 __all__ = ["ClassifierConfig", "SentenceClassifier", "make_rnn"]

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from shared.nn.cells import last_layer_state, make_rnn
+from seqserve.shared.nn.cells import last_layer_state, make_rnn
 
 
 @dataclass(frozen=True, kw_only=True)

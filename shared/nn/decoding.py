@@ -1,4 +1,4 @@
-"""Batched greedy and beam-search decoding for `shared.nn.seq2seq.Seq2Seq`.
+"""Batched greedy and beam-search decoding for `seqserve.shared.nn.seq2seq.Seq2Seq`.
 
 Every sentence of a batch is decoded together: greedy keeps [B] hypotheses, beam search
 [B * K] in one tensor (rows b*K .. b*K+K-1 belong to sentence b). Outputs hold neither bos nor
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from shared.nn.seq2seq import Seq2Seq, select_state
+from seqserve.shared.nn.seq2seq import Seq2Seq, select_state
 
 
 @dataclass(frozen=True)

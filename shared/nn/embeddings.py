@@ -17,7 +17,7 @@ from typing import IO
 import torch
 from torch import Tensor
 
-from shared.text.vocab import Vocab
+from seqserve.shared.text.vocab import Vocab
 
 
 def load_pretrained_embeddings(path: Path, vocab: Vocab, dim: int) -> tuple[Tensor, int]:

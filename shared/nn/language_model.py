@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from shared.nn.cells import CELLS, make_rnn
+from seqserve.shared.nn.cells import CELLS, make_rnn
 
 # The sentence boundary the corpora append to every line; it also opens a scored sentence.
 EOS = "<eos>"

@@ -8,7 +8,7 @@ Two attention variants, a config field like the cell type:
   over the whole target (several times faster on a CPU).
 Both read out logits from [decoder output; context; previous-token embedding] (a deep output).
 
-Decoding (shared.nn.decoding) encodes once and then calls `decode_step`; `forward` is the same
+Decoding (seqserve.shared.nn.decoding) encodes once and then calls `decode_step`; `forward` is the same
 decoder code over a whole teacher-forced target, so the two agree step for step.
 """
 
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from shared.nn.cells import CELLS, last_layer_state, make_rnn
+from seqserve.shared.nn.cells import CELLS, last_layer_state, make_rnn
 
 # The decoder RNN's state: h [L, B, H], or (h, c) for an LSTM.
 DecoderState = Tensor | tuple[Tensor, Tensor]

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from shared.nn.cells import last_layer_state, make_rnn
-from shared.text.vocab import Vocab
+from seqserve.shared.nn.cells import last_layer_state, make_rnn
+from seqserve.shared.text.vocab import Vocab
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from shared.db.base import utcnow
-from shared.db.models import Model, ModelAlias, ModelVersion
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import Model, ModelAlias, ModelVersion
 
 
 def get_model(session: Session, name: str) -> Model | None:

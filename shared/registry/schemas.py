@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.db.models import Model
-from shared.jobs.kinds import kinds_for_task
+from seqserve.shared.db.models import Model
+from seqserve.shared.jobs.kinds import kinds_for_task
 
 
 class VersionRead(BaseModel):

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.db.models import ModelVersion
-from shared.registry import repository as repo
-from shared.registry.refs import DEFAULT_ALIAS, ModelRef
+from seqserve.shared.db.models import ModelVersion
+from seqserve.shared.registry import repository as repo
+from seqserve.shared.registry.refs import DEFAULT_ALIAS, ModelRef
 
 
 # Metrics where a smaller value is the better model.

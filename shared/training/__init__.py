@@ -1,6 +1,6 @@
 """Training runs: what can be trained, the run rows, their schemas."""
 
-from shared.queueing import TRAINING_QUEUE
+from seqserve.shared.queueing import TRAINING_QUEUE
 
 # Tasks the trainer can train, with the model name a run registers into by default.
 DEFAULT_MODEL_NAMES = {

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db.base import utcnow
-from shared.db.models import ModelVersion, RunStatus, TrainingRun
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import ModelVersion, RunStatus, TrainingRun
 
 
 def create(session: Session, task: str, preset: str, model_name: str, overrides: dict[str, Any]) -> TrainingRun:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.db.models import TrainingRun
+from seqserve.shared.db.models import TrainingRun
 
 
 class TrainingRunCreate(BaseModel):

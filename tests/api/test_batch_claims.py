@@ -12,15 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from services.api.main import create_app
-from services.worker import batching
-from services.worker.batching import Batch, LeaseHeld, gather
-from shared.config import get_settings, reset_settings
-from shared.db.base import utcnow
-from shared.db.models import Job, JobStatus
-from shared.db.session import connection_scope, session_scope
-from shared.jobs import repository as jobs_repo
-from shared.queueing import TriggerGate, trigger_gate
+from seqserve.services.api.main import create_app
+from seqserve.services.worker import batching
+from seqserve.services.worker.batching import Batch, LeaseHeld, gather
+from seqserve.shared.config import get_settings, reset_settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import Job, JobStatus
+from seqserve.shared.db.session import connection_scope, session_scope
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.queueing import TriggerGate, trigger_gate
 
 PATHS = ["single-statement", "several-statements"]
 

@@ -11,14 +11,14 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from services.api.main import create_app
-from services.worker import batching
-from services.worker.batching import Batch, gather
-from shared.config import get_settings
-from shared.db.models import JobStatus
-from shared.db.session import session_scope
-from shared.jobs import repository as jobs_repo
-from shared.queueing import PRIORITY_QUEUES, TriggerGate, trigger_gate
+from seqserve.services.api.main import create_app
+from seqserve.services.worker import batching
+from seqserve.services.worker.batching import Batch, gather
+from seqserve.shared.config import get_settings
+from seqserve.shared.db.models import JobStatus
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.queueing import PRIORITY_QUEUES, TriggerGate, trigger_gate
 from tests.conftest import REDIS_URL
 
 
@@ -72,7 +72,7 @@ def test_a_trigger_gathers_its_riders_after_its_own_job_ran_elsewhere(
 def test_a_full_batch_reports_what_is_left(client: TestClient, registered_model: str,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 2}')
-    from shared.config import reset_settings
+    from seqserve.shared.config import reset_settings
 
     reset_settings()
     settings = get_settings()
@@ -103,7 +103,7 @@ def test_a_job_larger_than_the_batch_limit_still_runs_from_a_trigger(
     client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 2}')
-    from shared.config import reset_settings
+    from seqserve.shared.config import reset_settings
 
     reset_settings()
     settings = get_settings()
@@ -149,7 +149,7 @@ def _envelope(raw: bytes) -> dict:
 
 
 def test_a_job_message_is_what_kombu_would_queue(db: str) -> None:
-    from shared.queueing import make_celery, publish_job
+    from seqserve.shared.queueing import make_celery, publish_job
 
     broker = redis.Redis.from_url(REDIS_URL)
     job_id, key = str(uuid.uuid4()), TriggerGate.key(1, "classify", "k", "high")

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from fastapi.testclient import TestClient
 
-from services.api.main import create_app
-from shared.config import reset_settings
-from shared.db.models import JobStatus
-from shared.db.session import session_scope
-from shared.jobs import repository as jobs_repo
+from seqserve.services.api.main import create_app
+from seqserve.shared.config import reset_settings
+from seqserve.shared.db.models import JobStatus
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.jobs import repository as jobs_repo
 
 
 @pytest.fixture()
@@ -90,7 +90,7 @@ def test_backpressure_answers_503_past_the_queue_depth(
 ) -> None:
     monkeypatch.setenv("SEQSERVE_MAX_QUEUE_DEPTH", "2")
     reset_settings()
-    from services.api.jobs import service
+    from seqserve.services.api.jobs import service
 
     statuses = []
     for i in range(3):
@@ -125,7 +125,7 @@ def test_webhooks_need_a_secret_and_a_url(client: TestClient, registered_model: 
 
 
 def test_model_detail_and_alias_moves(client: TestClient, registered_model: str, tiny_classifier) -> None:  # type: ignore[no-untyped-def]
-    from shared.registry.service import NewVersion, register_version
+    from seqserve.shared.registry.service import NewVersion, register_version
 
     with session_scope() as session:
         register_version(session, NewVersion(
@@ -158,7 +158,7 @@ def test_readyz_is_503_without_a_consumer(client: TestClient) -> None:
 @pytest.fixture()
 def models_of_every_task(db: str) -> None:
     """Registry rows for each task; the API validates against them without loading weights."""
-    from shared.registry.service import NewVersion, promote_if_better, register_version
+    from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 
     for name, task in (("tagger", "tag"), ("lm", "generate"), ("mt", "translate"), ("clf", "classify")):
         with session_scope() as session:
@@ -212,8 +212,8 @@ def test_each_kind_is_accepted_by_a_model_of_its_task(
 def test_resolved_references_are_cached_until_an_alias_moves_here(
     client: TestClient, registered_model: str, tiny_classifier, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
-    from services.api.jobs.service import forget_resolutions
-    from shared.registry.service import NewVersion, move_alias, register_version
+    from seqserve.services.api.jobs.service import forget_resolutions
+    from seqserve.shared.registry.service import NewVersion, move_alias, register_version
 
     monkeypatch.setenv("SEQSERVE_ALIAS_CACHE_SECONDS", "60")
     reset_settings()

@@ -13,9 +13,9 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from services.api.main import create_app
-from shared.db.models import Job
-from shared.db.session import session_scope
+from seqserve.services.api.main import create_app
+from seqserve.shared.db.models import Job
+from seqserve.shared.db.session import session_scope
 from tests.conftest import REDIS_URL
 
 
@@ -117,7 +117,7 @@ def test_missing_fields_and_non_json_are_422(client: TestClient) -> None:
 
 
 def test_kind_the_model_does_not_serve_is_422(client: TestClient, registered_model: str) -> None:
-    from shared.db.models import Model
+    from seqserve.shared.db.models import Model
 
     with session_scope() as session:
         session.scalars(select(Model)).one().task = "tag"
@@ -127,7 +127,7 @@ def test_kind_the_model_does_not_serve_is_422(client: TestClient, registered_mod
 
 
 def test_limits_come_from_settings(client: TestClient, registered_model: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from shared.config import reset_settings
+    from seqserve.shared.config import reset_settings
 
     monkeypatch.setenv("SEQSERVE_MAX_INPUTS_PER_JOB", "2")
     reset_settings()
@@ -156,7 +156,7 @@ def test_health_and_metrics(client: TestClient) -> None:
 def test_unreachable_broker_answers_503_and_keeps_nothing(
     db: str, registered_model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.config import reset_settings
+    from seqserve.shared.config import reset_settings
 
     monkeypatch.setenv("SEQSERVE_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
     reset_settings()

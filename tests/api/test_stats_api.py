@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from services.api.main import create_app
-from services.api.stats.service import percentile
-from shared.config import reset_settings
-from shared.db.base import utcnow
-from shared.db.migrate import upgrade
-from shared.db.models import Job, JobStatus
-from shared.db.session import dispose_engines, session_scope
-from shared.jobs import repository as jobs_repo
-from shared.queueing import ALL_QUEUES
-from shared.registry.service import NewVersion, promote_if_better, register_version
+from seqserve.services.api.main import create_app
+from seqserve.services.api.stats.service import percentile
+from seqserve.shared.config import reset_settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.migrate import upgrade
+from seqserve.shared.db.models import Job, JobStatus
+from seqserve.shared.db.session import dispose_engines, session_scope
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.queueing import ALL_QUEUES
+from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from tests import processes
 
 

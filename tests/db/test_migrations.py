@@ -7,8 +7,8 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine, inspect
 
-from shared.db.base import Base
-from shared.db.migrate import alembic_config, check, upgrade
+from seqserve.shared.db.base import Base
+from seqserve.shared.db.migrate import alembic_config, check, upgrade
 
 
 def test_postgres_schema_has_no_drift(pg_url: str) -> None:
@@ -34,8 +34,8 @@ def test_timestamps_read_back_aware_utc_on_sqlite_too(tmp_path: Path) -> None:
 
     from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 
-    from shared.db.base import UTCDateTime
-    from shared.db.models import Job
+    from seqserve.shared.db.base import UTCDateTime
+    from seqserve.shared.db.models import Job
 
     assert isinstance(Job.__table__.c.created_at.type, UTCDateTime)  # every model timestamp uses it
     table = Table("stamps", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime()))

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from shared.db import session as db_session
+from seqserve.shared.db import session as db_session
 from tests.conftest import PG_ADMIN_URL
 
 

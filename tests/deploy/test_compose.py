@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from services.cli import build_parser
+from seqserve.services.cli import build_parser
 from tests.processes import REPO_ROOT
 
 

@@ -14,9 +14,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.cli import build_parser
-from shared.config import Settings
-from shared.queueing import INFERENCE_QUEUES, PRIORITY_QUEUES
+from seqserve.services.cli import build_parser
+from seqserve.shared.config import Settings
+from seqserve.shared.queueing import INFERENCE_QUEUES, PRIORITY_QUEUES
 from tests.deploy.queries import DEPLOY, load_yaml
 
 K8S_DIR = DEPLOY / "k8s"

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from shared.db.session import session_scope
-from shared.training import repository as runs_repo
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.training import repository as runs_repo
 from tests import processes
 from tests.deploy.queries import (
     PROMETHEUS_CONFIG,
@@ -106,8 +106,8 @@ def stack(stack_env: dict[str, str], registered_model: str, tmp_path: Path) -> I
 def _register_broken_model(good: str) -> str:
     """A second model whose registered sha256 does not match its checkpoint: every job for it
     fails with a model load error, as in production after a tampered or truncated file."""
-    from shared.registry.refs import parse_model_ref
-    from shared.registry.service import NewVersion, promote_if_better, register_version, resolve
+    from seqserve.shared.registry.refs import parse_model_ref
+    from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version, resolve
 
     with session_scope() as session:
         version = resolve(session, parse_model_ref(good))

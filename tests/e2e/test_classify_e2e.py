@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.worker.handlers import build_handler
-from shared.checkpoint import load_checkpoint
-from shared.db.session import session_scope
-from shared.registry.service import NewVersion, move_alias, register_version
+from seqserve.services.worker.handlers import build_handler
+from seqserve.shared.checkpoint import load_checkpoint
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.registry.service import NewVersion, move_alias, register_version
 from tests import processes
 
 pytestmark = pytest.mark.e2e

@@ -25,11 +25,11 @@ import pytest
 import redis
 from websockets.sync.client import ClientConnection, connect
 
-from shared.db.base import utcnow
-from shared.db.models import RunStatus
-from shared.db.session import session_scope
-from shared.registry.service import NewVersion, register_version
-from shared.training import repository as runs_repo
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import RunStatus
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.registry.service import NewVersion, register_version
+from seqserve.shared.training import repository as runs_repo
 from tests import processes
 
 pytestmark = pytest.mark.e2e

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from services.trainer.service import trainers
-from shared.db.session import session_scope
-from shared.registry.service import NewVersion, promote_if_better, register_version
+from seqserve.services.trainer.service import trainers
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from tests import processes
 from tests.conftest import DATA_DIR
 

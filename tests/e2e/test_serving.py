@@ -19,11 +19,11 @@ from subprocess import Popen
 import httpx
 import pytest
 
-from shared.db.base import utcnow
-from shared.db.models import Job
-from shared.db.session import session_scope
-from shared.jobs import repository as jobs_repo
-from shared.webhooks import verify
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import Job
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.webhooks import verify
 from tests import processes
 
 pytestmark = pytest.mark.e2e
@@ -221,9 +221,9 @@ def test_worker_killed_mid_job_and_the_job_completes_once(
 def test_reconciler_republishes_a_job_whose_message_was_lost(
     api: str, registered_model: str, start_worker: StartWorker, serving_env: dict[str, str]
 ) -> None:
-    from shared.config import get_settings
-    from shared.queueing import make_celery
-    from services.worker.maintenance import reconcile
+    from seqserve.shared.config import get_settings
+    from seqserve.shared.queueing import make_celery
+    from seqserve.services.worker.maintenance import reconcile
 
     start_worker()
     reference = _submit(api, registered_model, ["a reference job"])

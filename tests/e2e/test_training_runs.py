@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from shared.db.models import ModelVersion, QueueHeartbeat
-from shared.db.session import session_scope
+from seqserve.shared.db.models import ModelVersion, QueueHeartbeat
+from seqserve.shared.db.session import session_scope
 from tests import processes
 
 pytestmark = pytest.mark.e2e

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
+from seqserve.shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
 
 
 @pytest.mark.parametrize(

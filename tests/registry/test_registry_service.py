@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.db.session import session_scope
-from shared.registry.refs import parse_model_ref
-from shared.registry.service import (
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.registry.refs import parse_model_ref
+from seqserve.shared.registry.service import (
     NewVersion,
     RegistryError,
     move_alias,

@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared.checkpoint import (
+from seqserve.shared.checkpoint import (
     CHECKPOINT_FORMAT,
     ChecksumMismatchError,
     load_checkpoint,
     save_checkpoint,
     sha256_file,
 )
-from shared.nn.classifier import ClassifierConfig, SentenceClassifier
-from shared.nn.padding import pad_sequences
+from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from seqserve.shared.nn.padding import pad_sequences
 
 
 def _payload(model: SentenceClassifier) -> dict:

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.nn.cells import make_rnn
-from shared.nn.classifier import ClassifierConfig, SentenceClassifier
-from shared.nn.padding import pad_sequences
+from seqserve.shared.nn.cells import make_rnn
+from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from seqserve.shared.nn.padding import pad_sequences
 
 VOCAB = 40
 

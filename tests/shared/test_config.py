@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.config import Settings
-from shared.jobs.kinds import JOB_KINDS
+from seqserve.shared.config import Settings
+from seqserve.shared.jobs.kinds import JOB_KINDS
 
 
 def test_batch_delay_is_per_kind_or_one_number_for_all(monkeypatch: pytest.MonkeyPatch) -> None:

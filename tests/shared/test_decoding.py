@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from shared.nn.decoding import beam_search, beam_search_scored, greedy_decode
-from shared.nn.padding import pad_sequences
-from shared.nn.seq2seq import EncoderMemory, Seq2Seq, Seq2SeqConfig
+from seqserve.shared.nn.decoding import beam_search, beam_search_scored, greedy_decode
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.seq2seq import EncoderMemory, Seq2Seq, Seq2SeqConfig
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 VOCAB = 16

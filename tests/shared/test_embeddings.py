@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared.nn.embeddings import load_pretrained_embeddings
-from shared.text.vocab import Vocab
+from seqserve.shared.nn.embeddings import load_pretrained_embeddings
+from seqserve.shared.text.vocab import Vocab
 
 VOCAB = Vocab(["<pad>", "<unk>", "the", "Paris", "cat", "zyzzyva"])
 LINES = ["the 0.1 0.2 0.3", "paris 1.0 1.0 1.0", "Paris 2.0 2.0 2.0", "cat -0.5 0.5 0.25 ", "dog 9 9 9"]

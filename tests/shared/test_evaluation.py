@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.nn.evaluation import accuracy, macro_f1
+from seqserve.shared.nn.evaluation import accuracy, macro_f1
 
 
 def test_accuracy() -> None:

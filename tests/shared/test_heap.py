@@ -1,4 +1,4 @@
-"""Startup objects leave the collector's full passes (see shared.heap)."""
+"""Startup objects leave the collector's full passes (see seqserve.shared.heap)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import heap
+from seqserve.shared import heap
 
 
 @pytest.fixture()
@@ -25,7 +25,7 @@ def _full_pass_seconds() -> float:
 
 
 def test_frozen_objects_leave_full_collections(unfrozen: None) -> None:
-    import services.worker.app  # noqa: F401  (torch, Celery, SQLAlchemy: what a worker holds)
+    import seqserve.services.worker.app  # noqa: F401  (torch, Celery, SQLAlchemy: what a worker holds)
 
     before = min(_full_pass_seconds() for _ in range(3))
     frozen = heap.freeze_startup_objects()
@@ -35,7 +35,7 @@ def test_frozen_objects_leave_full_collections(unfrozen: None) -> None:
 
 
 def test_the_worker_freezes_in_both_processes(unfrozen: None) -> None:
-    from services.worker import app
+    from seqserve.services.worker import app
 
     app._before_pool()  # the consuming process, before its pool forks
     assert gc.get_freeze_count() > 0
@@ -47,7 +47,7 @@ def test_the_worker_freezes_in_both_processes(unfrozen: None) -> None:
 def test_the_api_freezes_once_started(db: str, unfrozen: None) -> None:
     from fastapi.testclient import TestClient
 
-    from services.api.main import create_app
+    from seqserve.services.api.main import create_app
 
     with TestClient(create_app()) as client:
         assert client.get("/healthz").status_code == 200

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from shared.nn.language_model import LanguageModelConfig, RNNLanguageModel, detach_state
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.nn.language_model import LanguageModelConfig, RNNLanguageModel, detach_state
 
 VOCAB = 30
 

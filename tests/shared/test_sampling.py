@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.nn.sampling import filter_top_k, filter_top_p, sample_next
+from seqserve.shared.nn.sampling import filter_top_k, filter_top_p, sample_next
 
 
 def _logits(batch: int = 4, vocab: int = 50, seed: int = 0) -> torch.Tensor:

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from shared.nn.decoding import greedy_decode
-from shared.nn.padding import pad_sequences
-from shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.nn.decoding import greedy_decode
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
 PAD, BOS, EOS = 0, 2, 3
 SOURCES = [[5, 6, 7, 8, 9], [10, 11], [12, 6, 13], [7]]

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from shared.nn.padding import pad_sequences
-from shared.nn.tagger import (
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.tagger import (
     SequenceTagger,
     TaggerConfig,
     TokenEncoder,
@@ -16,7 +16,7 @@ from shared.nn.tagger import (
     tagging_loss,
     token_mask,
 )
-from shared.text.vocab import Vocab
+from seqserve.shared.text.vocab import Vocab
 
 VOCAB, CHARS, TAGS = 30, 12, 5
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.text.tokenize import tokenize
-from shared.text.vocab import PAD, UNK, Vocab
+from seqserve.shared.text.tokenize import tokenize
+from seqserve.shared.text.vocab import PAD, UNK, Vocab
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.trainer.classify import PRESETS, resolve_config, train_classifier
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.services.trainer.classify import PRESETS, resolve_config, train_classifier
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
 
 TINY = {"max_train_examples": 400, "epochs": 1, "embedding_dim": 16, "hidden_size": 16}
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from services.trainer.conllu import read_conllu
-from services.trainer.errors import DataFormatError
+from seqserve.services.trainer.conllu import read_conllu
+from seqserve.services.trainer.errors import DataFormatError
 
 UPOS = {
     "ADJ",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.trainer.corpora import (
+from seqserve.services.trainer.corpora import (
     EOS,
     build_vocab,
     corpus_path,
@@ -13,8 +13,8 @@ from services.trainer.corpora import (
     read_corpus,
     read_token_stream,
 )
-from services.trainer.errors import DataFormatError
-from shared.text.vocab import Vocab
+from seqserve.services.trainer.errors import DataFormatError
+from seqserve.shared.text.vocab import Vocab
 
 # datasets/{ptb,wikitext2}/SOURCE.md: tokens including one <eos> per line, lines, and
 # vocabulary sizes including <eos>; Vocab adds its <pad> on top.

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from services.trainer.datasets import (
+from seqserve.services.trainer.datasets import (
     fingerprint,
     read_sst2,
     read_sst2_glue,
     read_sst2_sentence_level,
 )
-from services.trainer.errors import DataFormatError
-from shared.checkpoint import sha256_file
+from seqserve.services.trainer.errors import DataFormatError
+from seqserve.shared.checkpoint import sha256_file
 
 
 @pytest.mark.parametrize(

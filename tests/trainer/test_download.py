@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from services.trainer import download as dl
-from services.trainer.download import (
+from seqserve.services.trainer import download as dl
+from seqserve.services.trainer.download import (
     CATALOGUE,
     ChecksumMismatchError,
     DownloadError,

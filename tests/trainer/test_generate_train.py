@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.trainer.generate import (
+from seqserve.services.trainer.generate import (
     PRESETS,
     batchify,
     evaluate_stream,
@@ -14,10 +14,10 @@ from services.trainer.generate import (
     stream_batches,
     train_language_model,
 )
-from services.trainer.presets import bf16_autocast_supported
-from services.worker.handlers.generate import LanguageModelHandler
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
-from shared.nn.language_model import LanguageModelConfig, RNNLanguageModel
+from seqserve.services.trainer.presets import bf16_autocast_supported
+from seqserve.services.worker.handlers.generate import LanguageModelHandler
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.nn.language_model import LanguageModelConfig, RNNLanguageModel
 
 TINY = {
     "max_train_tokens": 4000, "epochs": 1, "embedding_dim": 16, "hidden_size": 16,
@@ -135,7 +135,7 @@ def test_full_presets_carry_a_time_budget() -> None:
 def test_every_task_takes_a_weight_average_in_range(task: str) -> None:
     import importlib
 
-    resolve = importlib.import_module(f"services.trainer.{task}").resolve_config
+    resolve = importlib.import_module(f"seqserve.services.trainer.{task}").resolve_config
     assert resolve("quick")["ema_decay"] == 0.0  # off unless asked for
     assert resolve("quick", {"ema_decay": 0.999})["ema_decay"] == 0.999
     for bad in (1.0, 1.5, -0.1, "0.9"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from services.trainer.loop import LoopConfig, fit
+from seqserve.services.trainer.loop import LoopConfig, fit
 
 
 @dataclass

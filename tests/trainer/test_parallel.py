@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from services.trainer.errors import DataFormatError
-from services.trainer.parallel import read_parallel
+from seqserve.services.trainer.errors import DataFormatError
+from seqserve.services.trainer.parallel import read_parallel
 
 
 def _tok(data_dir: Path, split: str, lang: str) -> Path:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.trainer.tag import PRESETS, resolve_config, train_tagger
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.services.trainer.tag import PRESETS, resolve_config, train_tagger
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
 
 TINY = {
     "max_train_examples": 150,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from services.trainer.translate import (
+from seqserve.services.trainer.translate import (
     BOS,
     EOS,
     PRESETS,
@@ -17,8 +17,8 @@ from services.trainer.translate import (
     target_vocab,
     train_translator,
 )
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
-from shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
 TINY = {
     "max_train_examples": 300, "epochs": 1, "src_embedding_dim": 8, "tgt_embedding_dim": 8,

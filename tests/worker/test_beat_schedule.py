@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery.schedules import crontab
 
-from services.worker.app import beat_schedule
-from shared.config import Settings
-from shared.queueing import INFERENCE_QUEUES
+from seqserve.services.worker.app import beat_schedule
+from seqserve.shared.config import Settings
+from seqserve.shared.queueing import INFERENCE_QUEUES
 
 
 def test_schedule_has_reconciler_canaries_and_retraining() -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.worker.handlers import HANDLERS, ClassifyHandler, build_handler
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from shared.nn.classifier import ClassifierConfig, SentenceClassifier
-from shared.nn.padding import pad_sequences
-from shared.text.tokenize import tokenize
-from shared.text.vocab import Vocab
+from seqserve.services.worker.handlers import HANDLERS, ClassifyHandler, build_handler
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.text.tokenize import tokenize
+from seqserve.shared.text.vocab import Vocab
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["A great, moving film!", "", "It's dull.", "the plot is thin but the acting isn't bad at all", "?"]

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.worker.handlers import generate as generate_module
-from services.worker.handlers.generate import LanguageModelHandler
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
-from shared.text.vocab import Vocab
+from seqserve.services.worker.handlers import generate as generate_module
+from seqserve.services.worker.handlers.generate import LanguageModelHandler
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
+from seqserve.shared.text.vocab import Vocab
 
 WORDS = "the a market stock price rose fell N % of in and to said shares company".split()
 PROMPTS = ["The stock price rose 5 %", "", "shares of the company fell", "zebra", "in"]

@@ -5,12 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from services.worker.handlers import tag as tag_module
-from services.worker.handlers.tag import TagHandler, tag_tokens
-from shared.checkpoint import CHECKPOINT_FORMAT
-from shared.nn.padding import pad_sequences
-from shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_characters
-from shared.text.vocab import Vocab
+from seqserve.services.worker.handlers import tag as tag_module
+from seqserve.services.worker.handlers.tag import TagHandler, tag_tokens
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_characters
+from seqserve.shared.text.vocab import Vocab
 
 TAGS = ["DET", "NOUN", "PUNCT", "VERB"]
 TEXTS = ["The cat sleeps.", "", 'Dogs can\'t read "War and Peace" today!', "?", "the CAT"]

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.worker.handlers.translate import TranslateHandler, to_corpus_tokens
-from shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from shared.nn.decoding import Hypothesis, beam_search_scored
-from shared.nn.padding import pad_sequences
-from shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
-from shared.text.vocab import Vocab
+from seqserve.services.worker.handlers.translate import TranslateHandler, to_corpus_tokens
+from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.nn.decoding import Hypothesis, beam_search_scored
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
+from seqserve.shared.text.vocab import Vocab
 
 SOURCES = ["A man's dog runs.", "", "Two cats sleep on a red sofa while a dog barks", "zebra", "  ", "a dog"]
 TARGET_WORDS = ["ein", "hund", "zwei", "katzen", "&apos;s", "&quot;", "."]

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from services.api.errors import ApiError
+from seqserve.services.api.errors import ApiError
 
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from services.api.deps import CeleryDep, SessionDep, SettingsDep
-from services.api.health import scrape, service
+from seqserve.services.api.deps import CeleryDep, SessionDep, SettingsDep
+from seqserve.services.api.health import scrape, service
 
 router = APIRouter(tags=["health"])
 

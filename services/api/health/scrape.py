@@ -18,10 +18,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.config import get_settings
-from shared.db.models import Job, JobStatus, QueueHeartbeat, RunStatus, Task, TrainingRun
-from shared.db.session import session_scope
-from shared.metrics import (
+from seqserve.shared.config import get_settings
+from seqserve.shared.db.models import Job, JobStatus, QueueHeartbeat, RunStatus, Task, TrainingRun
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.metrics import (
     ALIAS_VERSION,
     JOBS_QUEUED,
     QUEUE_DEPTH,
@@ -30,8 +30,8 @@ from shared.metrics import (
     VERSION_COUNT,
     VERSION_METRIC,
 )
-from shared.queueing import PRIORITY_QUEUES, queue_depths
-from shared.registry import repository as registry_repo
+from seqserve.shared.queueing import PRIORITY_QUEUES, queue_depths
+from seqserve.shared.registry import repository as registry_repo
 
 log = logging.getLogger(__name__)
 

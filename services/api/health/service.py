@@ -11,10 +11,10 @@ from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.db.base import utcnow
-from shared.db.models import QueueHeartbeat
-from shared.queueing import CANARY_TASK, INFERENCE_QUEUES, queue_depths
+from seqserve.shared.config import Settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import QueueHeartbeat
+from seqserve.shared.queueing import CANARY_TASK, INFERENCE_QUEUES, queue_depths
 
 log = logging.getLogger(__name__)
 

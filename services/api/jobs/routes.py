@@ -11,14 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from services.api.deps import CeleryDep, SessionDep, SettingsDep
-from services.api.errors import ApiError
-from services.api.jobs import service
-from shared.config import Settings, get_settings
-from shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
-from shared.jobs import repository as jobs_repo
-from shared.jobs.kinds import JOB_KINDS
-from shared.jobs.schemas import JobCreate, JobPage, JobRead
+from seqserve.services.api.deps import CeleryDep, SessionDep, SettingsDep
+from seqserve.services.api.errors import ApiError
+from seqserve.services.api.jobs import service
+from seqserve.shared.config import Settings, get_settings
+from seqserve.shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.jobs.kinds import JOB_KINDS
+from seqserve.shared.jobs.schemas import JobCreate, JobPage, JobRead
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

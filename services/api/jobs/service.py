@@ -17,19 +17,19 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.api.errors import ApiError, field_path
-from shared.config import Settings
-from shared.db.base import utcnow
-from shared.db.models import Job, JobStatus
-from shared.jobs import repository as jobs_repo
-from shared.db.session import session_scope
-from shared.jobs.kinds import JOB_KINDS, batch_key, kinds_for_task, validate_params
-from shared.jobs.schemas import JobCreate, JobRead
-from shared.metrics import JOBS_REJECTED_TOTAL, JOBS_SUBMITTED_TOTAL
-from shared.notify import publish_finished
-from shared.queueing import TriggerGate, publish_job, publish_webhook, queue_for, trigger_gate
-from shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
-from shared.registry.service import RegistryError, resolve
+from seqserve.services.api.errors import ApiError, field_path
+from seqserve.shared.config import Settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import Job, JobStatus
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.jobs.kinds import JOB_KINDS, batch_key, kinds_for_task, validate_params
+from seqserve.shared.jobs.schemas import JobCreate, JobRead
+from seqserve.shared.metrics import JOBS_REJECTED_TOTAL, JOBS_SUBMITTED_TOTAL
+from seqserve.shared.notify import publish_finished
+from seqserve.shared.queueing import TriggerGate, publish_job, publish_webhook, queue_for, trigger_gate
+from seqserve.shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
+from seqserve.shared.registry.service import RegistryError, resolve
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
-from shared.config import Settings
-from shared.notify import CHANNEL, parse_finished, redis_url
+from seqserve.shared.config import Settings
+from seqserve.shared.notify import CHANNEL, parse_finished, redis_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

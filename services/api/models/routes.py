@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from services.api.deps import SessionDep
-from services.api.errors import ApiError
-from services.api.jobs.service import forget_resolutions
-from shared.registry import repository as registry_repo
-from shared.registry.refs import ALIAS_PATTERN
-from shared.registry.schemas import ModelRead
-from shared.registry.service import RegistryError, move_alias
+from seqserve.services.api.deps import SessionDep
+from seqserve.services.api.errors import ApiError
+from seqserve.services.api.jobs.service import forget_resolutions
+from seqserve.shared.registry import repository as registry_repo
+from seqserve.shared.registry.refs import ALIAS_PATTERN
+from seqserve.shared.registry.schemas import ModelRead
+from seqserve.shared.registry.service import RegistryError, move_alias
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.api.deps import SessionDep, SettingsDep
-from services.api.stats import service
-from shared.jobs.stats_schemas import StatsRead
+from seqserve.services.api.deps import SessionDep, SettingsDep
+from seqserve.services.api.stats import service
+from seqserve.shared.jobs.stats_schemas import StatsRead
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.db.base import utcnow
-from shared.db.models import JobStatus
-from shared.jobs import stats as stats_repo
-from shared.jobs.stats_schemas import FailureRead, KindStats, StatsRead
-from shared.queueing import queue_depths
+from seqserve.shared.config import Settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.models import JobStatus
+from seqserve.shared.jobs import stats as stats_repo
+from seqserve.shared.jobs.stats_schemas import FailureRead, KindStats, StatsRead
+from seqserve.shared.queueing import queue_depths
 
 log = logging.getLogger(__name__)
 

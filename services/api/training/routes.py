@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.api.deps import CeleryDep, SessionDep
-from services.api.errors import ApiError
-from shared.db.models import RunStatus, TrainingRun
-from shared.training import DEFAULT_MODEL_NAMES, RUN_TRAINING_TASK, TRAINING_QUEUE
-from shared.training import repository as runs_repo
-from shared.training.schemas import TrainingRunCreate, TrainingRunRead
+from seqserve.services.api.deps import CeleryDep, SessionDep
+from seqserve.services.api.errors import ApiError
+from seqserve.shared.db.models import RunStatus, TrainingRun
+from seqserve.shared.training import DEFAULT_MODEL_NAMES, RUN_TRAINING_TASK, TRAINING_QUEUE
+from seqserve.shared.training import repository as runs_repo
+from seqserve.shared.training.schemas import TrainingRunCreate, TrainingRunRead
 
 router = APIRouter(prefix="/v1/training-runs", tags=["training"])
 

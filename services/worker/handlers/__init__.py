@@ -6,10 +6,10 @@ from typing import Any, Protocol
 
 import torch
 
-from services.worker.handlers.classify import ClassifyHandler
-from services.worker.handlers.generate import LanguageModelHandler
-from services.worker.handlers.tag import TagHandler
-from services.worker.handlers.translate import TranslateHandler
+from seqserve.services.worker.handlers.classify import ClassifyHandler
+from seqserve.services.worker.handlers.generate import LanguageModelHandler
+from seqserve.services.worker.handlers.tag import TagHandler
+from seqserve.services.worker.handlers.translate import TranslateHandler
 
 
 class Handler(Protocol):
@@ -28,7 +28,7 @@ HANDLERS: dict[str, Any] = {
 
 
 def build_handler(payload: dict[str, Any], device: torch.device) -> Handler:
-    """Build the handler for a loaded checkpoint payload (see shared.checkpoint)."""
+    """Build the handler for a loaded checkpoint payload (see seqserve.shared.checkpoint)."""
     task = payload.get("task")
     if task not in HANDLERS:
         raise ValueError(f"no handler for task {task!r}; known tasks: {sorted(HANDLERS)}")

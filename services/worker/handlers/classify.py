@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from services.worker.handlers.base import StagedHandler
-from shared.nn.classifier import ClassifierConfig, SentenceClassifier
-from shared.nn.padding import pad_sequences
-from shared.text.tokenize import tokenize
-from shared.text.vocab import Vocab
+from seqserve.services.worker.handlers.base import StagedHandler
+from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.text.tokenize import tokenize
+from seqserve.shared.text.vocab import Vocab
 
 # Classification takes no parameters yet; anything else is a caller bug, not something to ignore.
 _ALLOWED_PARAMS: frozenset[str] = frozenset()

@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from services.worker.handlers.base import StagedHandler
-from shared.jobs.kinds import validate_params
-from shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
-from shared.nn.padding import pad_sequences
-from shared.nn.sampling import sample_next
-from shared.text.tokenize import tokenize
-from shared.text.vocab import Vocab
+from seqserve.services.worker.handlers.base import StagedHandler
+from seqserve.shared.jobs.kinds import validate_params
+from seqserve.shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.sampling import sample_next
+from seqserve.shared.text.tokenize import tokenize
+from seqserve.shared.text.vocab import Vocab
 
 KINDS = ("generate", "score")
 # PTB writes every number as "N"; user prompts write digits.

@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from services.worker.handlers.base import StagedHandler
-from shared.nn.padding import pad_sequences
-from shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_characters
-from shared.text.tokenize import tokenize
+from seqserve.services.worker.handlers.base import StagedHandler
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_characters
+from seqserve.shared.text.tokenize import tokenize
 
-# TagParams (shared.jobs.kinds) defines none; anything else is a caller bug, not something to ignore.
+# TagParams (seqserve.shared.jobs.kinds) defines none; anything else is a caller bug, not something to ignore.
 _ALLOWED_PARAMS: frozenset[str] = frozenset()
 MAX_BATCH_SENTENCES = 64  # one forward pass per this many inputs bounds padding and memory
 

@@ -8,19 +8,19 @@ from typing import Any
 
 import torch
 
-from services.worker.handlers.base import StagedHandler
-from shared.jobs.kinds import TranslateParams
-from shared.nn.decoding import Hypothesis, beam_search_scored
-from shared.nn.padding import pad_sequences
-from shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
-from shared.text.tokenize import tokenize
-from shared.text.vocab import Vocab
+from seqserve.services.worker.handlers.base import StagedHandler
+from seqserve.shared.jobs.kinds import TranslateParams
+from seqserve.shared.nn.decoding import Hypothesis, beam_search_scored
+from seqserve.shared.nn.padding import pad_sequences
+from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
+from seqserve.shared.text.tokenize import tokenize
+from seqserve.shared.text.vocab import Vocab
 
 # The training text escapes these the way the Moses tokenizer does ("man &apos;s").
 _MOSES_ESCAPES = str.maketrans(
     {"&": "&amp;", "|": "&#124;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;", "[": "&#91;", "]": "&#93;"}
 )
-# shared.text.tokenize writes double quotes PTB-style and opening single quotes as a backtick.
+# seqserve.shared.text.tokenize writes double quotes PTB-style and opening single quotes as a backtick.
 _PTB_QUOTES = {"``": '"', "''": '"', "`": "'"}
 
 

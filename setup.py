@@ -1,0 +1,13 @@
+"""The design card's folders install under one import name: `services/` is
+`seqserve.services` and `shared/` is `seqserve.shared`, so nothing but `seqserve` lands
+top-level in site-packages. The package list is derived from the folders (pyproject's
+`packages.find` cannot rename what it finds); everything else is in pyproject.toml."""
+
+from setuptools import find_packages, setup
+
+ROOTS = ("services", "shared")
+
+setup(
+    package_dir={f"seqserve.{root}": root for root in ROOTS},
+    packages=[name for root in ROOTS for name in (f"seqserve.{root}", *(f"seqserve.{root}.{sub}" for sub in find_packages(root)))],
+)
