@@ -26,8 +26,9 @@ import time
 from typing import Any
 
 from seqserve.shared.config import get_settings
+from seqserve.shared.tasks import task_names
 
-TASKS = ("tag", "classify", "generate", "translate")
+TASKS = task_names()
 
 
 def _db_upgrade(_: argparse.Namespace) -> int:

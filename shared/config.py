@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from seqserve.shared.tasks import JOB_KINDS, TaskName, default_batch_max_inputs, default_model_names
+
 # Where the data lives on a machine that carries the datasets beside the checkout.
 _DATA_DIR_CANDIDATES = (Path("../shared/datasets"), Path("data"))
 
@@ -21,7 +23,7 @@ _DATA_DIR_CANDIDATES = (Path("../shared/datasets"), Path("data"))
 class RetrainEntry(BaseModel):
     """One scheduled retraining: `cron` is five fields (minute hour day-of-month month day-of-week)."""
 
-    task: Literal["tag", "classify", "generate", "translate"]
+    task: TaskName
     preset: Literal["quick", "full"] = "quick"
     cron: str = Field("0 3 * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")
     model_name: str | None = None
@@ -29,13 +31,7 @@ class RetrainEntry(BaseModel):
 
 
 def _every_kind(value: float) -> dict[str, float]:
-    from seqserve.shared.jobs.kinds import JOB_KINDS
-
     return dict.fromkeys(JOB_KINDS, value)
-
-
-# Inputs per forward pass for a kind `batch_max_inputs` does not name.
-DEFAULT_BATCH_INPUTS = 64
 
 
 class Settings(BaseSettings):
@@ -70,7 +66,7 @@ class Settings(BaseSettings):
         "broker's visibility timeout or the reconciler).",
     )
     worker_queues: str = "inference.high,inference.normal,inference.low,webhooks,maintenance"
-    default_model: str = Field("sst2-classifier", description="Model `seqserve up` trains if absent.")
+    default_model: str = Field(default_factory=lambda: default_model_names()["classify"], description="Model `seqserve up` trains if absent.")
     promotion_margin: float = Field(0.0, description="Dev metric gain a version needs to be promoted.")
 
     # Dynamic batching: queued jobs of one batch group (model version, kind, params) run as one
@@ -80,9 +76,8 @@ class Settings(BaseSettings):
     # waiting added latency for classify and bought no throughput for translate (a burst of
     # resubmissions takes longer to arrive than the delay is worth); a GPU worker may differ.
     batch_max_delay_ms: dict[str, float] = Field(default_factory=lambda: _every_kind(0.0))
-    batch_max_inputs: dict[str, int] = Field(
-        default_factory=lambda: {"classify": 256, "tag": 128, "score": 64, "generate": 32, "translate": 32}
-    )  # a kind missing here: DEFAULT_BATCH_INPUTS
+    # Inputs per forward pass, per kind; a kind not named keeps its default from the task registry.
+    batch_max_inputs: dict[str, int] = Field(default_factory=default_batch_max_inputs)
 
     # One queued message per batch group instead of one per job (Redis brokers): jobs that
     # arrive while their group's message waits ride along with it. A lost message delays its
@@ -119,6 +114,16 @@ class Settings(BaseSettings):
             return _every_kind(float(value))
         return value
 
+    @field_validator("batch_max_inputs")
+    @classmethod
+    def _every_kind_has_a_limit(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(JOB_KINDS))
+        if unknown:
+            raise ValueError(f"unknown job kinds {unknown}; known: {sorted(JOB_KINDS)}")
+        if any(limit < 1 for limit in value.values()):
+            raise ValueError("batch limits must be >= 1 input")
+        return {**default_batch_max_inputs(), **value}
+
     @field_validator("batch_max_delay_ms")
     @classmethod
     def _delays_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
@@ -144,9 +149,6 @@ class Settings(BaseSettings):
         """Folder of the filesystem broker (used only when broker_url is filesystem://)."""
         return self.var_dir / "broker"
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
 
 @lru_cache

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqserve.shared import tasks
 from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.migrate import REPO_ROOT
@@ -38,13 +39,7 @@ class RunReport:
 
 def trainers() -> dict[str, Callable[..., Any]]:
     # Imported lazily: torch is heavy and only training needs these modules.
-    from seqserve.services.trainer.classify import train_classifier
-    from seqserve.services.trainer.generate import train_language_model
-    from seqserve.services.trainer.tag import train_tagger
-    from seqserve.services.trainer.translate import train_translator
-
-    return {"classify": train_classifier, "tag": train_tagger, "generate": train_language_model,
-            "translate": train_translator}
+    return {name: tasks.load(spec.trainer) for name, spec in tasks.TASKS.items()}
 
 
 def code_version() -> str:

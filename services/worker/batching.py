@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, select
 
 from seqserve.services.worker.model_cache import VersionInfo
-from seqserve.shared.config import DEFAULT_BATCH_INPUTS, Settings
+from seqserve.shared.config import Settings
 from seqserve.shared.db.models import Model, ModelVersion
 from seqserve.shared.db.session import connection_scope, get_engine
 from seqserve.shared.jobs import repository as jobs_repo
@@ -77,7 +77,7 @@ def version_info(connection: Connection, version_id: int) -> VersionInfo:
 
 
 def _new_batch(connection: Connection, version_id: int, kind: str, batch_key: str, settings: Settings) -> Batch:
-    limit = settings.batch_max_inputs.get(kind, DEFAULT_BATCH_INPUTS)
+    limit = settings.batch_max_inputs[kind]
     return Batch(kind, {}, version_info(connection, version_id), batch_key, limit)
 
 

@@ -20,15 +20,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from seqserve.shared.db.base import Base, new_uuid, utcnow
+from seqserve.shared.tasks import TASKS
 
 
-class Task(str, enum.Enum):
-    """What a model does; decides which job kinds it serves."""
-
-    tag = "tag"
-    classify = "classify"
-    generate = "generate"
-    translate = "translate"
+# What a model does; decides which job kinds it serves (the registry: seqserve.shared.tasks).
+Task = enum.Enum("Task", {name: name for name in TASKS}, type=str)  # type: ignore[misc]
 
 
 class JobStatus(str, enum.Enum):

@@ -1,4 +1,5 @@
-"""Job kinds, the model task that serves each, and the params each accepts.
+"""Job kinds: the params each accepts and the batch key of a job (kinds come from
+`seqserve.shared.tasks`, the one registry).
 
 The API validates params here before anything is stored; the worker receives them with
 defaults filled in.
@@ -10,59 +11,19 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from seqserve.shared.jobs.params import JobParams
+from seqserve.shared.tasks import JOB_KINDS, kinds_for_task
+
+__all__ = ["JOB_KINDS", "batch_key", "kinds_for_task", "params_schema", "validate_params"]
 
 
-class _Params(BaseModel):
-    # Unknown keys are refused, not ignored: a typo must not silently change nothing.
-    model_config = ConfigDict(extra="forbid")
-
-
-class ClassifyParams(_Params):
-    pass
-
-
-class TagParams(_Params):
-    pass
-
-
-class ScoreParams(_Params):
-    pass
-
-
-class GenerateParams(_Params):
-    max_tokens: int = Field(30, ge=1, le=200, description="Words to generate after the prompt.")
-    temperature: float = Field(1.0, ge=0.0, le=5.0, description="0 means greedy decoding.")
-    top_k: int = Field(0, ge=0, le=1000, description="Sample from the k likeliest words; 0 = off.")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; 1 = off.")
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Makes sampling repeatable.")
-    next_word_top_k: int = Field(0, ge=0, le=100, description="Also return the k likeliest next words.")
-
-
-class TranslateParams(_Params):
-    beam_size: int = Field(4, ge=1, le=16, description="1 means greedy decoding.")
-    max_tokens: int = Field(80, ge=1, le=256, description="Longest output, in tokens.")
-    length_penalty: float = Field(1.0, ge=0.0, le=2.0, description="Beam scores divide by length**alpha.")
-
-
-# kind -> (model task that serves it, params schema)
-JOB_KINDS: dict[str, tuple[str, type[_Params]]] = {
-    "classify": ("classify", ClassifyParams),
-    "tag": ("tag", TagParams),
-    "generate": ("generate", GenerateParams),
-    "score": ("generate", ScoreParams),
-    "translate": ("translate", TranslateParams),
-}
-
-
-def kinds_for_task(task: str) -> list[str]:
-    return sorted(kind for kind, (served_by, _) in JOB_KINDS.items() if served_by == task)
+def params_schema(kind: str) -> type[JobParams]:
+    return JOB_KINDS[kind][1].params
 
 
 def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Params with defaults filled in; raises pydantic.ValidationError on a bad one."""
-    _, schema = JOB_KINDS[kind]
-    return schema.model_validate(params).model_dump()
+    return params_schema(kind).model_validate(params).model_dump()
 
 
 def batch_key(kind: str, params: dict[str, Any]) -> str:

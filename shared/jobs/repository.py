@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
-from seqserve.shared.config import DEFAULT_BATCH_INPUTS
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import Job, JobStatus, WebhookDelivery
 
@@ -257,7 +256,7 @@ def claim_batch(
         return GroupClaim(lead, [], None, lease_left)
     version_id, kind, batch_key = group
     members, left_over = claim_group(connection, version_id, batch_key, job_id,
-                                     limits.get(kind, DEFAULT_BATCH_INPUTS) - taken, lease_seconds,
+                                     limits[kind] - taken, lease_seconds,
                                      first_always=not taken)
     return GroupClaim(lead, members, left_over, lease_left)
 
@@ -270,7 +269,7 @@ def _claim_batch_pg(
     version_id, kind, batch_key = group if group is not None else (None, None, None)
     rows = connection.execute(_CLAIM_BATCH_PG, {
         **params, "job_id": job_id, "claim_lead": claim_lead, "version_id": version_id, "batch_key": batch_key,
-        "limits": json.dumps(limits), "kind": kind, "default_limit": DEFAULT_BATCH_INPUTS, "taken": taken,
+        "limits": json.dumps(limits), "kind": kind, "default_limit": min(limits.values()), "taken": taken,
         "first_always": not taken,
     }).all()
     found = GroupClaim(None, [], None, None)

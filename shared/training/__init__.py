@@ -2,13 +2,10 @@
 
 from seqserve.shared.queueing import TRAINING_QUEUE
 
+from seqserve.shared.tasks import default_model_names
+
 # Tasks the trainer can train, with the model name a run registers into by default.
-DEFAULT_MODEL_NAMES = {
-    "classify": "sst2-classifier",
-    "tag": "ewt-upos-tagger",
-    "generate": "ptb-lm",
-    "translate": "multi30k-en-de",
-}
+DEFAULT_MODEL_NAMES = default_model_names()
 PRESETS = ("quick", "full")
 RUN_TRAINING_TASK = "seqserve.training.run"
 SCHEDULED_TRAINING_TASK = "seqserve.training.scheduled"

@@ -9,12 +9,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from seqserve.shared.db.models import TrainingRun
+from seqserve.shared.tasks import TaskName
 
 
 class TrainingRunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: Literal["tag", "classify", "generate", "translate"]
+    task: TaskName
     preset: Literal["quick", "full"] = "quick"
     model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
                                    description="Registry name; default per task.")

@@ -10,6 +10,7 @@ from seqserve.services.worker.handlers.classify import ClassifyHandler
 from seqserve.services.worker.handlers.generate import LanguageModelHandler
 from seqserve.services.worker.handlers.tag import TagHandler
 from seqserve.services.worker.handlers.translate import TranslateHandler
+from seqserve.shared import tasks
 
 
 class Handler(Protocol):
@@ -19,12 +20,7 @@ class Handler(Protocol):
     def run(self, inputs: list[str], params: dict[str, Any], kind: str = ...) -> list[dict[str, Any]]: ...
 
 
-HANDLERS: dict[str, Any] = {
-    "classify": ClassifyHandler,
-    "tag": TagHandler,
-    "generate": LanguageModelHandler,
-    "translate": TranslateHandler,
-}
+HANDLERS: dict[str, Any] = {name: tasks.load(spec.handler) for name, spec in tasks.TASKS.items()}
 
 
 def build_handler(payload: dict[str, Any], device: torch.device) -> Handler:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from seqserve.services.worker.handlers.base import StagedHandler
-from seqserve.shared.jobs.kinds import TranslateParams
+from seqserve.shared.jobs.params import TranslateParams
 from seqserve.shared.nn.decoding import Hypothesis, beam_search_scored
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig

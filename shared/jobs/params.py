@@ -1,0 +1,38 @@
+"""The params each job kind accepts: validated by the API before anything is stored, and
+again (the same models) by the worker's handler template, which runs on defaults filled in."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobParams(BaseModel):
+    # Unknown keys are refused, not ignored: a typo must not silently change nothing.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassifyParams(JobParams):
+    pass
+
+
+class TagParams(JobParams):
+    pass
+
+
+class ScoreParams(JobParams):
+    pass
+
+
+class GenerateParams(JobParams):
+    max_tokens: int = Field(30, ge=1, le=200, description="Words to generate after the prompt.")
+    temperature: float = Field(1.0, ge=0.0, le=5.0, description="0 means greedy decoding.")
+    top_k: int = Field(0, ge=0, le=1000, description="Sample from the k likeliest words; 0 = off.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; 1 = off.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Makes sampling repeatable.")
+    next_word_top_k: int = Field(0, ge=0, le=100, description="Also return the k likeliest next words.")
+
+
+class TranslateParams(JobParams):
+    beam_size: int = Field(4, ge=1, le=16, description="1 means greedy decoding.")
+    max_tokens: int = Field(80, ge=1, le=256, description="Longest output, in tokens.")
+    length_penalty: float = Field(1.0, ge=0.0, le=2.0, description="Beam scores divide by length**alpha.")

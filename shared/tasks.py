@@ -1,0 +1,92 @@
+"""The one list of what seqserve serves and trains. Every other list derives from it: the job
+kinds and their params, the tasks the trainer and the CLI accept, the default model names,
+the default batch limits, the worker's handlers and the trainer's train functions.
+
+Handlers and trainers are named by import path (`module:attribute`), resolved by the service
+that runs them: `shared/` never imports a service package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from seqserve.shared.jobs.params import (
+    ClassifyParams,
+    GenerateParams,
+    JobParams,
+    ScoreParams,
+    TagParams,
+    TranslateParams,
+)
+
+TaskName = Literal["classify", "tag", "generate", "translate"]
+JobKindName = Literal["classify", "tag", "generate", "score", "translate"]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    params: type[JobParams]
+    # Inputs per forward pass unless SEQSERVE_BATCH_MAX_INPUTS says otherwise.
+    batch_max_inputs: int
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    kinds: tuple[JobKind, ...]
+    default_model: str  # the model name a training run registers into unless told otherwise
+    handler: str  # seqserve.services.worker.handlers.<module>:<class>
+    trainer: str  # seqserve.services.trainer.<module>:<function>
+
+    @property
+    def kind_names(self) -> tuple[str, ...]:
+        return tuple(kind.name for kind in self.kinds)
+
+
+_HANDLERS = "seqserve.services.worker.handlers"
+_TRAINER = "seqserve.services.trainer"
+
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
+    TaskSpec("classify", (JobKind("classify", ClassifyParams, 256),), "sst2-classifier",
+             f"{_HANDLERS}.classify:ClassifyHandler", f"{_TRAINER}.classify:train_classifier"),
+    TaskSpec("tag", (JobKind("tag", TagParams, 128),), "ewt-upos-tagger",
+             f"{_HANDLERS}.tag:TagHandler", f"{_TRAINER}.tag:train_tagger"),
+    TaskSpec("generate", (JobKind("generate", GenerateParams, 32), JobKind("score", ScoreParams, 64)), "ptb-lm",
+             f"{_HANDLERS}.generate:LanguageModelHandler", f"{_TRAINER}.generate:train_language_model"),
+    TaskSpec("translate", (JobKind("translate", TranslateParams, 32),), "multi30k-en-de",
+             f"{_HANDLERS}.translate:TranslateHandler", f"{_TRAINER}.translate:train_translator"),
+)}
+
+# kind name -> (the task whose models serve it, the kind)
+JOB_KINDS: dict[str, tuple[str, JobKind]] = {kind.name: (spec.name, kind) for spec in TASKS.values()
+                                             for kind in spec.kinds}
+
+# The Literals above are for types and OpenAPI enums; they must name exactly what TASKS holds.
+assert set(get_args(TaskName)) == set(TASKS), "TaskName must list exactly the tasks in TASKS"
+assert set(get_args(JobKindName)) == set(JOB_KINDS), "JobKindName must list exactly the job kinds in TASKS"
+
+
+def task_names() -> tuple[str, ...]:
+    return tuple(TASKS)
+
+
+def kinds_for_task(task: str) -> list[str]:
+    spec = TASKS.get(task)
+    return sorted(spec.kind_names) if spec is not None else []
+
+
+def default_batch_max_inputs() -> dict[str, int]:
+    return {name: kind.batch_max_inputs for name, (_, kind) in JOB_KINDS.items()}
+
+
+def default_model_names() -> dict[str, str]:
+    return {name: spec.default_model for name, spec in TASKS.items()}
+
+
+def load(path: str) -> Any:
+    """The object a `module:attribute` path names (a handler class, a train function)."""
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
