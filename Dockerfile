@@ -17,7 +17,7 @@ WORKDIR /app
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install "torch==2.13.0" --index-url "${TORCH_INDEX_URL}"
 
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml setup.py README.md alembic.ini ./
 COPY shared ./shared
 COPY services ./services
 COPY migrations ./migrations
