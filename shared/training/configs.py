@@ -24,7 +24,7 @@ Schedule = Literal["plateau", "linear", "none"]
 
 # Bounds are generous for real runs and refuse what would only ever be a mistake or an attack
 # (a trillion epochs, a 10^9-wide layer).
-Probability = Annotated[float, Field(ge=0.0, lt=1.0)]  # dropouts, smoothing, decays
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]  # dropouts, smoothing, decay factors
 Width = Annotated[int, Field(ge=1, le=4096)]  # embedding and hidden sizes
 Layers = Annotated[int, Field(ge=1, le=8)]
 BatchSize = Annotated[int, Field(ge=1, le=4096)]
@@ -51,17 +51,17 @@ class TrainConfig(BaseModel):
     batch_size: BatchSize
     lr: float = Field(ge=0.0, le=10.0)
     patience: Epochs
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
     clip: GradClip = 5.0
     # "plateau": multiply the LR by lr_factor after lr_patience epochs without improvement;
     # "linear": decay it per epoch towards 0; "none": constant.
     schedule: Schedule = "plateau"
-    lr_factor: float = Field(0.5, ge=0.0, lt=1.0)
+    lr_factor: Probability = 0.5
     lr_patience: Count = 0
     eval_batch_size: BatchSize = 256
     # Wall-clock budget for the training epochs (0: none; at most a week); full presets stop
     # at the best weights reached within about 90 minutes, however slow the machine.
-    time_budget_minutes: float = Field(0.0, ge=0.0, le=7 * 24 * 60.0)
+    time_budget_minutes: float = Field(default=0.0, ge=0.0, le=7 * 24 * 60.0)
     # Evaluate and keep an exponential moving average of the weights (per step); 0: off.
     ema_decay: Probability = 0.0
     seed: Seed = 13
@@ -106,7 +106,7 @@ class TagConfig(TrainConfig):
     min_freq: MinFreq = 1
     max_vocab_size: VocabLimit = None
     lowercase_words: bool = True
-    max_word_chars: int = Field(30, ge=2, le=1000)
+    max_word_chars: int = Field(default=30, ge=2, le=1000)
     word_dropout: Probability = 0.05  # chance a training word id becomes <unk>
     pretrained_embeddings: DataPath | None = None  # text-format vectors
     bidirectional: bool = True
@@ -126,10 +126,10 @@ class GenerateConfig(TrainConfig):
     max_train_tokens: Annotated[int | None, Field(ge=2, le=10_000_000_000)] = None
     num_layers: Layers = 2
     tie_weights: bool = True
-    bptt: int = Field(35, ge=1, le=1000)
+    bptt: int = Field(default=35, ge=1, le=1000)
     eval_batch_size: BatchSize = 10
     clip: GradClip = 0.25
-    lr_factor: float = Field(0.25, ge=0.0, lt=1.0)
+    lr_factor: Probability = 0.25
     # Train forward passes under bfloat16 autocast (fp32 master weights, fp32 evaluation):
     # ~1.4x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs.
     autocast_bf16: bool = False
@@ -156,9 +156,9 @@ class TranslateConfig(TrainConfig):
     clip: GradClip = 1.0
     eval_batch_size: BatchSize = 128
     batch_size: BatchSize = 64
-    max_decode_len: int = Field(80, ge=1, le=1000)  # Multi30k's longest target is 44 tokens
-    beam_size: int = Field(5, ge=1, le=64)  # for test_bleu
-    length_penalty: float = Field(1.0, ge=0.0, le=10.0)
+    max_decode_len: int = Field(default=80, ge=1, le=1000)  # Multi30k's longest target is 44 tokens
+    beam_size: int = Field(default=5, ge=1, le=64)  # for test_bleu
+    length_penalty: float = Field(default=1.0, ge=0.0, le=10.0)
     attention: Attention
     src_embedding_dim: Width
     tgt_embedding_dim: Width
