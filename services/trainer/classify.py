@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TrainingSetup, task_trainer
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.datasets import Example, fingerprint, read_sst2
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
@@ -57,7 +57,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     return run.save(model, extras, result, evaluate(model), data_fingerprint, out_path)
 
 
-train_classifier = task_trainer("classify", OBJECTIVE, _train)
+train_classifier = TaskTrainer("classify", OBJECTIVE, _train)
 
 
 def _tokenized(examples: list[Example]) -> list[tuple[list[str], int]]:

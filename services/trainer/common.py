@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -45,21 +45,6 @@ class TrainingSetup:
     progress: bool = True
     on_epoch: Callable[[dict[str, float]], None] | None = None
 
-    @classmethod
-    def start(
-        cls,
-        task: str,
-        objective: Objective,
-        preset: str,
-        overrides: dict[str, Any] | None,
-        device: torch.device | None,
-        on_epoch: Callable[[dict[str, float]], None] | None,
-        progress: bool,
-    ) -> TrainingSetup:
-        """Resolve `preset` plus `overrides` (OverrideError names a bad key) and the device."""
-        cfg = resolve_config(task, preset, overrides)
-        return cls(task, cfg, training_device(device), objective, progress, on_epoch)
-
     def fit(
         self,
         model: nn.Module,
@@ -84,8 +69,14 @@ class TrainingSetup:
                             self.objective.metric, run_info)
 
 
-class TrainFunction(Protocol):
-    """Every task's `train_*`: what the trainer service and the tests call."""
+@dataclass(frozen=True)
+class TaskTrainer:
+    """A task's `train_*` function: resolves the config and the device, then runs `body`, the
+    part only the task knows (its data, model, loss and evaluation)."""
+
+    task: str
+    objective: Objective
+    body: Callable[[TrainingSetup, Path, Path], TrainOutcome]  # (setup, data_dir, out_path)
 
     def __call__(
         self,
@@ -96,29 +87,11 @@ class TrainFunction(Protocol):
         device: torch.device | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         progress: bool = True,
-    ) -> TrainOutcome: ...
-
-
-def task_trainer(
-    task: str, objective: Objective, body: Callable[[TrainingSetup, Path, Path], TrainOutcome]
-) -> TrainFunction:
-    """A task's train function: resolve the config and device, then run `body(setup,
-    data_dir, out_path)`, the part only the task knows (data, model, loss, evaluation)."""
-
-    def train(
-        data_dir: Path,
-        out_path: Path,
-        preset: str = "quick",
-        overrides: dict[str, Any] | None = None,
-        device: torch.device | None = None,
-        on_epoch: Callable[[dict[str, float]], None] | None = None,
-        progress: bool = True,
     ) -> TrainOutcome:
         """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
-        setup = TrainingSetup.start(task, objective, preset, overrides, device, on_epoch, progress)
-        return body(setup, Path(data_dir), Path(out_path))
-
-    return train
+        cfg = resolve_config(self.task, preset, overrides)  # OverrideError names a bad key
+        setup = TrainingSetup(self.task, cfg, training_device(device), self.objective, progress, on_epoch)
+        return self.body(setup, Path(data_dir), Path(out_path))
 
 
 def default_device() -> torch.device:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqserve.services.trainer.common import Objective, TrainingSetup, task_trainer, resolve_autocast
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, resolve_autocast
 from seqserve.services.trainer.corpora import (
     SPLITS,
     build_vocab,
@@ -75,7 +75,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     return run.save(model, {"vocab": vocab.to_list()}, result, metrics, data_fingerprint, out_path)
 
 
-train_language_model = task_trainer("generate", OBJECTIVE, _train)
+train_language_model = TaskTrainer("generate", OBJECTIVE, _train)
 
 
 def batchify(ids: Tensor, batch_size: int) -> Tensor:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TrainingSetup, task_trainer
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.conllu import Sentence, read_conllu
 from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
@@ -77,7 +77,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     return run.save(model, extras, result, metrics, data_fingerprint, out_path, run_info={"pretrained_found": found})
 
 
-train_tagger = task_trainer("tag", OBJECTIVE, _train)
+train_tagger = TaskTrainer("tag", OBJECTIVE, _train)
 
 
 def _embeddings_path(data_dir: Path, cfg: dict[str, Any]) -> Path | None:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TrainingSetup, task_trainer
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.parallel import Pair, read_parallel
@@ -70,7 +70,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     return run.save(model, extras, result, metrics, data_fingerprint, out_path)
 
 
-train_translator = task_trainer("translate", OBJECTIVE, _train)
+train_translator = TaskTrainer("translate", OBJECTIVE, _train)
 
 
 def _split_paths(data_dir: Path, cfg: dict[str, Any], split: str) -> tuple[Path, Path]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 Cell = Literal["rnn", "lstm", "gru"]  # shared/nn/cells.py CELLS
 Attention = Literal["bahdanau", "luong"]  # shared/nn/seq2seq.py ATTENTIONS
@@ -91,7 +92,8 @@ def _column(value: Any) -> str | int:
         return value
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1000:
         return value
-    raise ValueError(f"expected one of {list(get_args(ConllColumn))} or a 0-based column index up to 1000")
+    raise PydanticCustomError("conll_column", "Input should be one of {names} or a 0-based column index up to 1000",
+                              {"names": list(get_args(ConllColumn))})
 
 
 class TagConfig(TrainConfig):
