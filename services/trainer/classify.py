@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating
 from seqserve.services.trainer.datasets import Example, fingerprint, read_sst2
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
@@ -121,16 +121,13 @@ def evaluate_batches(
     model: nn.Module, batches: list[ClassifyBatch], device: torch.device
 ) -> dict[str, float]:
     """Dev "accuracy", "macro_f1" and mean cross-entropy "loss" of `model` over `batches`."""
-    was_training = model.training
-    model.eval()
     preds, golds, loss_sum = [], [], 0.0
-    with torch.inference_mode():
+    with evaluating(model):
         for batch in batches:
             batch = batch.to(device)
             logits = model(batch.tokens, batch.lengths)  # [B, C]
             loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum").item()
             preds.append(logits.argmax(-1).cpu())
             golds.append(batch.labels.cpu())
-    model.train(was_training)
     p, g = torch.cat(preds), torch.cat(golds)
     return {"accuracy": accuracy(p, g), "macro_f1": macro_f1(p, g, len(LABELS)), "loss": loss_sum / len(g)}

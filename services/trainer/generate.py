@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, resolve_autocast
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating, resolve_autocast
 from seqserve.services.trainer.corpora import (
     SPLITS,
     build_vocab,
@@ -118,16 +118,13 @@ class _CarriedState:
 
 def evaluate_stream(model: nn.Module, data: Tensor, bptt: int, device: torch.device) -> dict[str, float]:
     """Mean per-token cross-entropy "loss" (nats) and "perplexity" over data [B, L], state carried."""
-    was_training = model.training
-    model.eval()
     total, count, state = 0.0, 0, None
-    with torch.inference_mode():
+    with evaluating(model):
         for batch in stream_batches(data, bptt):
             batch = batch.to(device)
             logits, state = model(batch.inputs, state)
             total += F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum").item()
             count += batch.targets.numel()
-    model.train(was_training)
     loss = total / count
     return {"perplexity": math.exp(loss), "loss": loss}
 

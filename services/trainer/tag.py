@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating
 from seqserve.services.trainer.conllu import Sentence, read_conllu
 from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
@@ -171,10 +171,8 @@ def evaluate_batches(
     model: nn.Module, batches: list[TagBatch], device: torch.device
 ) -> dict[str, float]:
     """Token "accuracy" and mean per-token cross-entropy "loss" of `model` over `batches`."""
-    was_training = model.training
-    model.eval()
     preds, golds, loss_sum = [], [], 0.0
-    with torch.inference_mode():
+    with evaluating(model):
         for batch in batches:
             batch = batch.to(device)
             logits = model(batch.words, batch.chars, batch.lengths)  # [B, T, K]
@@ -182,6 +180,5 @@ def evaluate_batches(
             loss_sum += F.cross_entropy(logits[real], batch.tags[real], reduction="sum").item()
             preds.append(logits[real].argmax(-1).cpu())
             golds.append(batch.tags[real].cpu())
-    model.train(was_training)
     p, g = torch.cat(preds), torch.cat(golds)
     return {"accuracy": accuracy(p, g), "loss": loss_sum / len(g)}

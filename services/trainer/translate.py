@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating
 from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.parallel import Pair, read_parallel
@@ -153,9 +153,7 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
 def evaluate_dev(model: nn.Module, data: _EvalSet, cfg: dict[str, Any], device: torch.device) -> dict[str, float]:
     """Dev "bleu" (greedy decoding) and teacher-forced per-token cross-entropy "loss"."""
     hypotheses, loss_sum, tokens = [], 0.0, 0
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    with evaluating(model):
         for batch in data.batches:
             batch = batch.to(device)
             n = int((batch.tgt_out != Vocab.pad_id).sum())
@@ -163,7 +161,6 @@ def evaluate_dev(model: nn.Module, data: _EvalSet, cfg: dict[str, Any], device: 
             tokens += n
             for ids in greedy_decode(model, batch.src, batch.src_lengths, cfg["max_decode_len"]):
                 hypotheses.append(" ".join(data.tgt_vocab.decode(ids)))
-    model.train(was_training)
     return {"bleu": corpus_bleu(hypotheses, data.references), "loss": loss_sum / tokens}
 
 
