@@ -6,8 +6,8 @@ imports this module, and only the trainer loads torch.
 
 Strict types: `epochs: "5"` or `true` is refused rather than coerced; a float field takes an
 int (`lr: 1` is 1.0). The names a Literal lists (cells, attentions, corpora, CoNLL-U
-columns) are the ones shared/nn and the trainer's readers accept; tests/trainer checks
-that they agree.
+columns) are the ones shared/nn and the trainer's readers accept;
+tests/shared/test_training_configs.py checks that they agree.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ Name = Annotated[str, Field(min_length=1, max_length=64)]  # a language code, a 
 
 
 class TrainConfig(BaseModel):
-    """The training loop's settings, which every task carries; a task's config adds its data
-    and model fields. Defaults are what both presets of most tasks share."""
+    """What every task carries: the training loop's settings and its recurrent model's cell,
+    depth, width and dropout; a task's config adds its data and model fields. A default is
+    what both presets of a task share (a task's config may redeclare it, bounds and all)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
