@@ -23,10 +23,11 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, get_args
 
 from seqserve.shared.config import get_settings
 from seqserve.shared.tasks import task_names
+from seqserve.shared.training.presets import PresetName, resolve_config
 
 TASKS = task_names()
 
@@ -121,11 +122,17 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.set)
+    try:
+        resolve_config(args.task, args.preset, overrides)
+    except ValueError as exc:
+        # A usage error like argparse's own (one line, exit 2), before any run row exists.
+        print(f"seqserve train: error: {exc}", file=sys.stderr)
+        return 2
     from seqserve.services.trainer.service import train_and_register
 
     report = train_and_register(
-        args.task, args.preset, parse_overrides(args.set), model_name=args.model_name,
-        progress=not args.no_progress,
+        args.task, args.preset, overrides, model_name=args.model_name, progress=not args.no_progress,
     )
     print(json.dumps({
         "run_id": str(report.run_id), "model": report.model_name, "version": report.version,
@@ -253,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(func=_data_download)
     train = sub.add_parser("train", help="train, evaluate, register a version, run the gate")
     train.add_argument("--task", choices=TASKS, required=True)
-    train.add_argument("--preset", choices=("quick", "full"), default="quick")
+    train.add_argument("--preset", choices=get_args(PresetName), default="quick")
     train.add_argument("--model-name")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a preset field, e.g. --set cell=gru --set epochs=3")

@@ -45,3 +45,22 @@ def test_solo_pool_refuses_more_than_one_process() -> None:
         main(["worker", "--pool", "solo", "--concurrency", "2"])
     with pytest.raises(SystemExit):  # argparse: not a pool we run
         build_parser().parse_args(["worker", "--pool", "threads"])
+
+
+@pytest.mark.parametrize(
+    ("pair", "key"),
+    [("epochs=1000000000000", "epochs"), ("__class__=1", "__class__"), ("epochz=3", "epochz"),
+     ('epochs="5"', "epochs"), ("epochs=true", "epochs"), ("cell=transformer", "cell")],
+)
+def test_train_refuses_a_bad_override_in_one_line_before_any_run(
+    pair: str, key: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import seqserve.services.trainer.service as service
+
+    def no_run(*_: object, **__: object) -> None:
+        raise AssertionError("a refused override must not create or train a run")
+
+    monkeypatch.setattr(service, "train_and_register", no_run)
+    assert main(["train", "--task", "classify", "--set", pair]) == 2  # argparse's usage-error code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("seqserve train: error: ") and f"'{key}'" in err

@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
+
+from seqserve.shared.training.configs import Schedule
 
 log = logging.getLogger("seqserve.train")
 
@@ -42,7 +44,7 @@ class LoopConfig:
     mode: Literal["max", "min"] = "max"
     # "plateau": multiply the LR by lr_factor after lr_patience epochs without improvement.
     # "linear": decay the LR linearly per epoch from lr towards 0. "none": constant.
-    schedule: Literal["plateau", "linear", "none"] = "plateau"
+    schedule: Schedule = "plateau"
     lr_factor: float = 0.5
     lr_patience: int = 0
     seed: int = 0
@@ -132,7 +134,7 @@ def _check_config(cfg: LoopConfig) -> None:
         raise ValueError(f"ema_decay must be in [0, 1) (0: no averaging), got {cfg.ema_decay}")
     if cfg.time_budget_s < 0:
         raise ValueError(f"time_budget_s must be >= 0 (0: no budget), got {cfg.time_budget_s}")
-    if cfg.mode not in ("max", "min") or cfg.schedule not in ("plateau", "linear", "none"):
+    if cfg.mode not in ("max", "min") or cfg.schedule not in get_args(Schedule):
         raise ValueError(f"bad mode {cfg.mode!r} or schedule {cfg.schedule!r}")
 
 

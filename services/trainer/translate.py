@@ -17,93 +17,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqserve.services.trainer.batching import length_grouped_epoch, seeded_subset
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating
 from seqserve.services.trainer.datasets import fingerprint
-from seqserve.services.trainer.loop import fit
-from seqserve.services.trainer.outcome import TrainOutcome, save_trained
+from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.parallel import Pair, read_parallel
-from seqserve.services.trainer.presets import apply_overrides, loop_config, training_device
-from seqserve.shared.nn.cells import CELLS
 from seqserve.shared.nn.decoding import beam_search, greedy_decode
 from seqserve.shared.nn.padding import pad_sequences
-from seqserve.shared.nn.seq2seq import ATTENTIONS, Seq2Seq, Seq2SeqConfig
+from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seqserve.shared.text.vocab import PAD, UNK, Vocab
 
-PRIMARY_METRIC = "bleu"
+OBJECTIVE = Objective("bleu", "max")
 BOS, EOS = "<s>", "</s>"
 BOS_ID, EOS_ID = 2, 3  # in every target vocabulary, right after <pad> and <unk>
 FILE_PATTERN = "{split}.lc.norm.tok.{lang}.gz"  # the lowercased, Moses-tokenized Multi30k files
-
-_COMMON: dict[str, Any] = {
-    "corpus": "multi30k_en_de/tok",
-    "src_lang": "en",
-    "tgt_lang": "de",
-    "train_split": "train",
-    "dev_split": "val",
-    "test_split": "test_2016_flickr",
-    "max_train_examples": None,  # a seeded random subset, for smoke runs
-    "min_freq": 2,  # singletons become <unk>, so <unk> is seen (and produced) in training
-    "max_vocab_size": None,
-    "cell": "gru",
-    "num_layers": 1,
-    "bidirectional": True,
-    "tie_embeddings": False,
-    "label_smoothing": 0.1,
-    "weight_decay": 0.0,
-    "clip": 1.0,
-    "schedule": "plateau",
-    "lr_factor": 0.5,
-    "lr_patience": 0,
-    "eval_batch_size": 128,
-    "max_decode_len": 80,  # Multi30k's longest target is 44 tokens
-    "beam_size": 5,  # for test_bleu
-    "length_penalty": 1.0,
-    # Wall-clock budget for the training epochs (0: none); full presets stop at the best
-    # weights reached within about 90 minutes, however slow the machine.
-    "time_budget_minutes": 0.0,
-    # Evaluate and keep an exponential moving average of the weights (per step); 0: off.
-    "ema_decay": 0.0,
-    "seed": 13,
-}
-PRESETS: dict[str, dict[str, Any]] = {
-    # 8k pairs and a small Luong-attention GRU: ~110 s on one CPU thread, dev BLEU ~11 and test
-    # BLEU ~12 (a proof of life, not a translator).
-    "quick": _COMMON | {
-        "max_train_examples": 8000,
-        "attention": "luong",
-        "src_embedding_dim": 128,
-        "tgt_embedding_dim": 128,
-        "hidden_size": 256,
-        "dropout": 0.2,
-        "epochs": 4,
-        "batch_size": 64,
-        "lr": 2e-3,
-        "patience": 2,
-    },
-    # Published-style attentional GRU (bentrevett/pytorch-seq2seq, nmtpytorch baselines):
-    # all 29k pairs, additive attention, 256-d embeddings, 512-d states, dropout, beam 5.
-    # ~285 s of one CPU thread per epoch on an AMX Xeon, ~420 s on an AVX2 EPYC, where the
-    # 90-minute budget allows 11 epochs: dev BLEU 32.2 (greedy), test 35.05 (beam 5).
-    "full": _COMMON | {
-        "attention": "bahdanau",
-        "src_embedding_dim": 256,
-        "tgt_embedding_dim": 256,
-        "hidden_size": 512,
-        "dropout": 0.4,
-        "epochs": 15,
-        "batch_size": 64,
-        "lr": 1e-3,
-        "patience": 4,
-        "time_budget_minutes": 90.0,
-    },
-}
-# Values an override may take beyond its preset default's type.
-_CHOICES: dict[str, tuple[Any, ...]] = {
-    "cell": tuple(CELLS), "attention": ATTENTIONS, "schedule": ("plateau", "linear", "none"),
-}
-_OPTIONAL_INT_KEYS = {"max_train_examples", "max_vocab_size"}
-_ZERO_OK_INT_KEYS = {"seed", "lr_patience"}
-_BELOW_ONE_KEYS = {"dropout", "label_smoothing"}
-
 
 @dataclass(frozen=True)
 class TranslateBatch:
@@ -119,42 +46,12 @@ class TranslateBatch:
         return TranslateBatch(self.src.to(device), self.src_lengths, self.tgt_in.to(device), self.tgt_out.to(device))
 
 
-def resolve_config(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The preset's settings with `overrides` applied; unknown names and bad values raise."""
-    return apply_overrides(PRESETS, preset, overrides, _valid_override)
-
-
-def _valid_override(key: str, value: Any, default: Any) -> bool:
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if key in _OPTIONAL_INT_KEYS:
-        return value is None or (is_int and value > 0)
-    if key in _CHOICES:
-        return value in _CHOICES[key]
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        number = (is_int or isinstance(value, float)) and value >= 0
-        return number and (key not in _BELOW_ONE_KEYS or value < 1)
-    if isinstance(default, int):
-        return is_int and value >= (0 if key in _ZERO_OK_INT_KEYS else 1)
-    return isinstance(value, str) and bool(value)
-
-
-def train_translator(
-    data_dir: Path,
-    out_path: Path,
-    preset: str = "quick",
-    overrides: dict[str, Any] | None = None,
-    device: torch.device | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-    progress: bool = True,
-) -> TrainOutcome:
-    """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
-    cfg = resolve_config(preset, overrides)
-    device = training_device(device)
-    paths = {split: _split_paths(Path(data_dir), cfg, split) for split in ("train", "dev", "test")}
+def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
+    """Parallel text -> an attentional seq2seq, selected on dev greedy BLEU, scored on test beam BLEU."""
+    cfg, device = run.cfg, run.device
+    paths = {split: _split_paths(data_dir, cfg, split) for split in ("train", "dev", "test")}
     data_fingerprint = fingerprint([p for pair in paths.values() for p in pair])
-    train = _subset(read_parallel(*paths["train"]), cfg)
+    train = seeded_subset(read_parallel(*paths["train"]), cfg["max_train_examples"], cfg["seed"])
     src_vocab = Vocab.build((s for s, _ in train), cfg["min_freq"], cfg["max_vocab_size"])
     tgt_vocab = target_vocab((t for _, t in train), cfg["min_freq"], cfg["max_vocab_size"])
     dev, test = (
@@ -166,11 +63,14 @@ def train_translator(
     model = Seq2Seq(_model_config(cfg, len(src_vocab), len(tgt_vocab)))
     batches = _train_batches(_encode(train, src_vocab, tgt_vocab), cfg)
     loss_fn = functools.partial(sequence_loss, label_smoothing=cfg["label_smoothing"])
-    result = fit(model, batches, evaluate, loss_fn, loop_config(cfg, progress, PRIMARY_METRIC, "max"), device, on_epoch)
+    result = run.fit(model, batches, evaluate, loss_fn)
     # fit() restored the best epoch's weights; its dev metrics are those weights' metrics.
     metrics = result.best_metrics | {"test_bleu": test_bleu(model, test, cfg, device)}
     extras = {"src_vocab": src_vocab.to_list(), "tgt_vocab": tgt_vocab.to_list()}
-    return save_trained("translate", model, extras, cfg, result, metrics, data_fingerprint, out_path, PRIMARY_METRIC)
+    return run.save(model, extras, result, metrics, data_fingerprint, out_path)
+
+
+train_translator = TaskTrainer("translate", OBJECTIVE, _train)
 
 
 def _split_paths(data_dir: Path, cfg: dict[str, Any], split: str) -> tuple[Path, Path]:
@@ -180,13 +80,6 @@ def _split_paths(data_dir: Path, cfg: dict[str, Any], split: str) -> tuple[Path,
         folder / FILE_PATTERN.format(split=name, lang=cfg["src_lang"]),
         folder / FILE_PATTERN.format(split=name, lang=cfg["tgt_lang"]),
     )
-
-
-def _subset(pairs: list[Pair], cfg: dict[str, Any]) -> list[Pair]:
-    limit = cfg["max_train_examples"]
-    if limit is None or limit >= len(pairs):
-        return pairs
-    return random.Random(cfg["seed"]).sample(pairs, limit)
 
 
 def target_vocab(token_lists: Any, min_freq: int, max_size: int | None) -> Vocab:
@@ -216,13 +109,7 @@ def _train_batches(rows: list[Encoded], cfg: dict[str, Any]) -> Callable[[], lis
     size = cfg["batch_size"]
 
     def epoch() -> list[TranslateBatch]:
-        order = rng.sample(range(len(rows)), len(rows))
-        pool = size * 50  # sort within pools, not globally, so batches still vary between epochs
-        groups = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lambda i: (len(rows[i][0]), len(rows[i][1])))
-            groups += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-        rng.shuffle(groups)
+        groups = length_grouped_epoch(len(rows), size, lambda i: (len(rows[i][0]), len(rows[i][1])), rng)
         return [_make_batch([rows[i] for i in group]) for group in groups]
 
     return epoch
@@ -266,9 +153,7 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
 def evaluate_dev(model: nn.Module, data: _EvalSet, cfg: dict[str, Any], device: torch.device) -> dict[str, float]:
     """Dev "bleu" (greedy decoding) and teacher-forced per-token cross-entropy "loss"."""
     hypotheses, loss_sum, tokens = [], 0.0, 0
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    with evaluating(model):
         for batch in data.batches:
             batch = batch.to(device)
             n = int((batch.tgt_out != Vocab.pad_id).sum())
@@ -276,7 +161,6 @@ def evaluate_dev(model: nn.Module, data: _EvalSet, cfg: dict[str, Any], device: 
             tokens += n
             for ids in greedy_decode(model, batch.src, batch.src_lengths, cfg["max_decode_len"]):
                 hypotheses.append(" ".join(data.tgt_vocab.decode(ids)))
-    model.train(was_training)
     return {"bleu": corpus_bleu(hypotheses, data.references), "loss": loss_sum / tokens}
 
 

@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from seqserve.shared.db.models import TrainingRun
 from seqserve.shared.tasks import TaskName
+from seqserve.shared.training.presets import PresetName, validate_overrides
 
 
 class TrainingRunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: TaskName
-    preset: Literal["quick", "full"] = "quick"
+    preset: PresetName = "quick"
     model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
                                    description="Registry name; default per task.")
     overrides: dict[str, Any] = Field(default_factory=dict, description="Preset fields to change, e.g. epochs.")
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_fit_the_task(cls, overrides: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Refused here, at submission, rather than by the trainer after queueing. The error
+        # pydantic raises locates the key (overrides.epochs); a bad task or preset is
+        # reported on its own field instead, and then the overrides are not checked.
+        if "task" in info.data and "preset" in info.data:
+            validate_overrides(info.data["task"], info.data["preset"], overrides)
+        return overrides
 
 
 class TrainingRunRead(BaseModel):

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 import torch
 
-from seqserve.services.trainer.classify import PRESETS, resolve_config, train_classifier
+from seqserve.services.trainer.classify import train_classifier
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.training.configs import ClassifyConfig
+from seqserve.shared.training.presets import PRESETS, resolve_config
 
+resolve = functools.partial(resolve_config, "classify")
 TINY = {"max_train_examples": 400, "epochs": 1, "embedding_dim": 16, "hidden_size": 16}
 
 
@@ -43,16 +47,16 @@ def test_same_settings_give_the_same_model(data_dir: Path, tmp_path: Path) -> No
 
 def test_overrides_are_validated() -> None:
     with pytest.raises(ValueError, match="'hidden'"):
-        resolve_config("quick", {"hidden": 3})
+        resolve("quick", {"hidden": 3})
     with pytest.raises(ValueError, match="'epochs'"):
-        resolve_config("quick", {"epochs": "3"})
+        resolve("quick", {"epochs": "3"})
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
-        resolve_config("huge")
-    assert resolve_config("full", {"lr": 1, "max_train_examples": 10})["lr"] == 1.0
+        resolve("huge")
+    assert resolve("full", {"lr": 1, "max_train_examples": 10})["lr"] == 1.0
 
 
-def test_presets_share_their_keys() -> None:
-    assert set(PRESETS["quick"]) == set(PRESETS["full"])
+def test_presets_are_classify_configs() -> None:
+    assert all(isinstance(config, ClassifyConfig) for config in PRESETS["classify"].values())
 
 
 @pytest.mark.parametrize(
@@ -62,4 +66,4 @@ def test_presets_share_their_keys() -> None:
 )
 def test_bad_override_values_are_rejected(override: dict) -> None:
     with pytest.raises(ValueError, match=repr(next(iter(override)))):
-        resolve_config("quick", override)
+        resolve("quick", override)

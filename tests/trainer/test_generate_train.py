@@ -1,24 +1,26 @@
 from __future__ import annotations
 
 import math
+import functools
 from pathlib import Path
 
 import pytest
 import torch
 
+from seqserve.services.trainer.common import bf16_autocast_supported
 from seqserve.services.trainer.generate import (
-    PRESETS,
     batchify,
     evaluate_stream,
-    resolve_config,
     stream_batches,
     train_language_model,
 )
-from seqserve.services.trainer.presets import bf16_autocast_supported
 from seqserve.services.worker.handlers.generate import LanguageModelHandler
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.training.configs import GenerateConfig
+from seqserve.shared.training.presets import PRESETS, resolve_config
 from seqserve.shared.nn.language_model import LanguageModelConfig, RNNLanguageModel
 
+resolve = functools.partial(resolve_config, "generate")
 TINY = {
     "max_train_tokens": 4000, "epochs": 1, "embedding_dim": 16, "hidden_size": 16,
     "batch_size": 8, "bptt": 20, "eval_batch_size": 20,
@@ -84,10 +86,10 @@ def test_windowed_evaluation_equals_one_long_pass(cell: str) -> None:
 
 def test_overrides_are_validated() -> None:
     with pytest.raises(ValueError, match="'hidden'"):
-        resolve_config("quick", {"hidden": 3})
+        resolve("quick", {"hidden": 3})
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
-        resolve_config("huge")
-    cfg = resolve_config("full", {"lr": 1, "corpus": "wikitext2", "max_train_tokens": None})
+        resolve("huge")
+    cfg = resolve("full", {"lr": 1, "corpus": "wikitext2", "max_train_tokens": None})
     assert cfg["lr"] == 1.0 and cfg["corpus"] == "wikitext2" and cfg["preset"] == "full"
 
 
@@ -98,13 +100,14 @@ def test_overrides_are_validated() -> None:
 )
 def test_bad_override_values_are_rejected(override: dict) -> None:
     with pytest.raises(ValueError, match=repr(next(iter(override)))):
-        resolve_config("quick", override)
+        resolve("quick", override)
 
 
-def test_presets_share_their_keys_and_target_ptb() -> None:
-    assert set(PRESETS["quick"]) == set(PRESETS["full"])
-    assert PRESETS["quick"]["corpus"] == PRESETS["full"]["corpus"] == "ptb"
-    assert PRESETS["full"]["max_train_tokens"] is None
+def test_presets_are_generate_configs_and_target_ptb() -> None:
+    quick, full = PRESETS["generate"]["quick"], PRESETS["generate"]["full"]
+    assert isinstance(quick, GenerateConfig) and isinstance(full, GenerateConfig)
+    assert quick.corpus == full.corpus == "ptb"
+    assert full.max_train_tokens is None
 
 
 def test_bf16_autocast_falls_back_to_float32_where_unsupported(data_dir: Path, tmp_path: Path) -> None:
@@ -125,19 +128,17 @@ def test_bf16_autocast_falls_back_to_float32_where_unsupported(data_dir: Path, t
 
 
 def test_full_presets_carry_a_time_budget() -> None:
-    assert PRESETS["full"]["time_budget_minutes"] == 90.0 and PRESETS["quick"]["time_budget_minutes"] == 0.0
-    assert resolve_config("quick", {"time_budget_minutes": 5})["time_budget_minutes"] == 5.0
+    assert PRESETS["generate"]["full"].time_budget_minutes == 90.0
+    assert PRESETS["generate"]["quick"].time_budget_minutes == 0.0
+    assert resolve("quick", {"time_budget_minutes": 5})["time_budget_minutes"] == 5.0
     with pytest.raises(ValueError, match="time_budget_minutes"):
-        resolve_config("quick", {"time_budget_minutes": -1})
+        resolve("quick", {"time_budget_minutes": -1})
 
 
 @pytest.mark.parametrize("task", ["tag", "classify", "generate", "translate"])
 def test_every_task_takes_a_weight_average_in_range(task: str) -> None:
-    import importlib
-
-    resolve = importlib.import_module(f"seqserve.services.trainer.{task}").resolve_config
-    assert resolve("quick")["ema_decay"] == 0.0  # off unless asked for
-    assert resolve("quick", {"ema_decay": 0.999})["ema_decay"] == 0.999
+    assert resolve_config(task, "quick")["ema_decay"] == 0.0  # off unless asked for
+    assert resolve_config(task, "quick", {"ema_decay": 0.999})["ema_decay"] == 0.999
     for bad in (1.0, 1.5, -0.1, "0.9"):
         with pytest.raises(ValueError, match="ema_decay"):
-            resolve("quick", {"ema_decay": bad})
+            resolve_config(task, "quick", {"ema_decay": bad})

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 import torch
 
-from seqserve.services.trainer.tag import PRESETS, resolve_config, train_tagger
+from seqserve.services.trainer.tag import train_tagger
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.training.configs import TagConfig
+from seqserve.shared.training.presets import PRESETS, resolve_config
 
+resolve = functools.partial(resolve_config, "tag")
 TINY = {
     "max_train_examples": 150,
     "epochs": 1,
@@ -85,18 +89,18 @@ def _vectors(path: Path) -> Path:
 
 def test_overrides_are_validated() -> None:
     with pytest.raises(ValueError, match="'hidden'"):
-        resolve_config("quick", {"hidden": 3})
+        resolve("quick", {"hidden": 3})
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
-        resolve_config("huge")
-    config = resolve_config(
+        resolve("huge")
+    config = resolve(
         "full", {"lr": 1, "column": 4, "char_hidden_size": 0, "pretrained_embeddings": "v.txt"}
     )
     assert config["lr"] == 1.0 and config["column"] == 4 and config["char_hidden_size"] == 0
-    assert resolve_config("quick", {"column": "xpos"})["column"] == "xpos"
+    assert resolve("quick", {"column": "xpos"})["column"] == "xpos"
 
 
-def test_presets_share_their_keys() -> None:
-    assert set(PRESETS["quick"]) == set(PRESETS["full"])
+def test_presets_are_tag_configs() -> None:
+    assert all(isinstance(config, TagConfig) for config in PRESETS["tag"].values())
 
 
 @pytest.mark.parametrize(
@@ -118,4 +122,4 @@ def test_presets_share_their_keys() -> None:
 )
 def test_bad_override_values_are_rejected(override: dict) -> None:
     with pytest.raises(ValueError, match=repr(next(iter(override)))):
-        resolve_config("quick", override)
+        resolve("quick", override)

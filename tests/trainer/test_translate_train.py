@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -9,17 +10,18 @@ import torch.nn.functional as F
 from seqserve.services.trainer.translate import (
     BOS,
     EOS,
-    PRESETS,
     TranslateBatch,
     corpus_bleu,
-    resolve_config,
     sequence_loss,
     target_vocab,
     train_translator,
 )
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.training.configs import TranslateConfig
+from seqserve.shared.training.presets import PRESETS, resolve_config
 from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
+resolve = functools.partial(resolve_config, "translate")
 TINY = {
     "max_train_examples": 300, "epochs": 1, "src_embedding_dim": 8, "tgt_embedding_dim": 8,
     "hidden_size": 16, "max_decode_len": 8, "beam_size": 2, "eval_batch_size": 512,
@@ -89,17 +91,17 @@ def test_target_vocab_reserves_bos_and_eos() -> None:
 
 def test_overrides_are_validated() -> None:
     with pytest.raises(ValueError, match="'hidden'"):
-        resolve_config("quick", {"hidden": 3})
+        resolve("quick", {"hidden": 3})
     with pytest.raises(ValueError, match="'epochs'"):
-        resolve_config("quick", {"epochs": "3"})
+        resolve("quick", {"epochs": "3"})
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
-        resolve_config("huge")
-    config = resolve_config("full", {"lr": 1, "attention": "luong", "max_train_examples": 10})
+        resolve("huge")
+    config = resolve("full", {"lr": 1, "attention": "luong", "max_train_examples": 10})
     assert config["lr"] == 1.0 and config["attention"] == "luong" and config["preset"] == "full"
 
 
-def test_presets_share_their_keys() -> None:
-    assert set(PRESETS["quick"]) == set(PRESETS["full"])
+def test_presets_are_translate_configs() -> None:
+    assert all(isinstance(config, TranslateConfig) for config in PRESETS["translate"].values())
 
 
 @pytest.mark.parametrize(
@@ -110,4 +112,4 @@ def test_presets_share_their_keys() -> None:
 )
 def test_bad_override_values_are_rejected(override: dict) -> None:
     with pytest.raises(ValueError, match=repr(next(iter(override)))):
-        resolve_config("quick", override)
+        resolve("quick", override)
