@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     batch_max_inputs: dict[str, int] = Field(default_factory=default_batch_max_inputs)
     # On a CPU, rows per forward pass of classify, tag and translate: the handler runs a batch's
     # length-sorted rows in chunks this big (each pads only to its own longest; measured faster
-    # per sentence, docs/benchmarks/). Other devices take up to batch_max_inputs rows per pass.
+    # per sentence: docs/benchmarks/cpu_chunks.md). Other devices take up to batch_max_inputs.
     cpu_chunk_rows: dict[str, int] = Field(default_factory=default_cpu_chunk_rows)
 
     # One queued message per batch group instead of one per job (Redis brokers): jobs that

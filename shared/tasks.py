@@ -32,8 +32,8 @@ class JobKind:
     # Inputs per forward pass unless SEQSERVE_BATCH_MAX_INPUTS says otherwise.
     batch_max_inputs: int
     # On a CPU, rows per forward pass: the handler runs the length-sorted batch in chunks this
-    # big unless SEQSERVE_CPU_CHUNK_ROWS says otherwise (measured: docs/benchmarks/). None: the
-    # kind's handler does not chunk by rows.
+    # big unless SEQSERVE_CPU_CHUNK_ROWS says otherwise (measured: docs/benchmarks/cpu_chunks.md).
+    # None: the kind's handler does not chunk by rows.
     cpu_chunk_rows: int | None = None
 
 
