@@ -3,16 +3,21 @@ any stage runs, and what it observes into the stage histogram."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 
 from seqserve.services.worker.handlers import HANDLERS
 from seqserve.services.worker.handlers.base import StagedHandler
 from seqserve.shared.jobs.params import TranslateParams
 from seqserve.shared.tasks import TASKS
+from tests.processes import REPO_ROOT
 from tests.worker.stage_metrics import STAGES, one_more, stage_counts
 
 
@@ -86,6 +91,20 @@ def test_a_stage_that_raises_is_not_observed() -> None:
     with pytest.raises(RuntimeError, match="infer broke"):
         handler.run(["x"], {})
     assert stage_counts("translate") == [before[0] + 1, before[1], before[2]]
+
+
+def test_a_prefork_child_s_stage_timings_reach_the_multiprocess_collector(tmp_path: Path) -> None:
+    # The worker's inference processes write their samples to PROMETHEUS_MULTIPROC_DIR and the
+    # parent's /metrics merges them; here a child process plays the inference process.
+    child = "from tests.worker.test_staged_handler import Upper; Upper().run(['x'], {}, kind='translate')"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", child], env=env, cwd=REPO_ROOT, check=True, timeout=120)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    for stage in STAGES:
+        labels = {"kind": "translate", "stage": stage}
+        assert registry.get_sample_value("seqserve_handler_stage_seconds_count", labels) == 1
+        assert registry.get_sample_value("seqserve_handler_stage_seconds_bucket", {**labels, "le": "+Inf"}) == 1
 
 
 def test_every_task_has_a_staged_handler_serving_its_kinds() -> None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 import torch
 
 from seqserve.shared import tasks
-from seqserve.shared.config import Settings
+from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.jobs.kinds import params_schema
 from seqserve.shared.jobs.params import JobParams
 from seqserve.shared.metrics import HANDLER_STAGE_SECONDS
@@ -24,9 +24,11 @@ PreparedT = TypeVar("PreparedT")
 RawT = TypeVar("RawT")
 
 
-def rows_per_pass(kind: str, device: torch.device, settings: Settings) -> int:
+def rows_per_pass(kind: str, device: torch.device, settings: Settings | None = None) -> int:
     """Rows one forward pass of `kind` takes: the kind's batch limit, and on a CPU no more
-    than its chunk (smaller length-sorted chunks were measured faster per sentence there)."""
+    than its chunk (smaller length-sorted chunks were measured faster per sentence there).
+    `settings` defaults to the process's."""
+    settings = settings if settings is not None else get_settings()
     rows = settings.batch_max_inputs[kind]
     if device.type == "cpu" and kind in settings.cpu_chunk_rows:
         rows = min(rows, settings.cpu_chunk_rows[kind])

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
-from seqserve.shared.config import Settings, get_settings
+from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import ClassifyParams
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
 from seqserve.shared.nn.padding import pad_sequences
@@ -45,7 +45,7 @@ class ClassifyHandler(StagedHandler[ClassifyParams, _Prepared, Tensor]):
         cls.check_task(payload)
         model = SentenceClassifier(ClassifierConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
-        rows = rows_per_pass(cls.task, torch.device(device), settings or get_settings())
+        rows = rows_per_pass(cls.task, torch.device(device), settings)
         return cls(model, Vocab.from_list(payload["vocab"]), payload["labels"], device, rows)
 
     def preprocess(self, inputs: list[str], params: ClassifyParams) -> _Prepared:

@@ -145,14 +145,15 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
 
     def _decode(self, prompts: _Prompts, params: GenerateParams) -> _Continuations:
         """Feed the prompts, then extend all rows together one step at a time."""
-        settings = {"temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p}
         features, state = self.model.encode(prompts.tokens.to(self.device), None, prompts.lengths)  # [B, T, D]
         last = (prompts.lengths - 1).to(self.device)
         logits = self.model.decode(features[torch.arange(len(last), device=self.device), last])  # [B, V]
         first_logits = logits.float().cpu()
         steps = []
         for step in range(params.max_tokens):
-            next_ids = sample_next(logits, generator=prompts.generator, **settings)  # [B]
+            next_ids = sample_next(  # [B]
+                logits, params.temperature, params.top_k, params.top_p, generator=prompts.generator
+            )
             steps.append(next_ids)
             if step + 1 < params.max_tokens:
                 step_logits, state = self.model(next_ids.unsqueeze(1), state)  # [B, 1, V]
@@ -165,8 +166,9 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
         results: list[dict[str, Any]] = [{} for _ in prompts.words]
         for row, index in enumerate(prompts.order):
             words = self.vocab.decode(generated.ids[row].tolist())
-            result = {"prompt_tokens": prompts.words[index], "continuation": _detokenize(words)}
-            result["tokens"] = words
+            result: dict[str, Any] = {
+                "prompt_tokens": prompts.words[index], "continuation": _detokenize(words), "tokens": words,
+            }
             if params.next_word_top_k > 0:
                 result["next_words"] = self._top_words(generated.first_logits[row], params.next_word_top_k)
             results[index] = result

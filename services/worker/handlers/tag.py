@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
-from seqserve.shared.config import Settings, get_settings
+from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import TagParams
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_characters
@@ -63,7 +63,7 @@ class TagHandler(StagedHandler[TagParams, _Prepared, list[Tensor]]):
         cls.check_task(payload)
         model = SequenceTagger(TaggerConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
-        rows = rows_per_pass(cls.task, torch.device(device), settings or get_settings())
+        rows = rows_per_pass(cls.task, torch.device(device), settings)
         return cls(model, TokenEncoder.from_payload(payload), payload["tags"], device, rows)
 
     def preprocess(self, inputs: list[str], params: TagParams) -> _Prepared:

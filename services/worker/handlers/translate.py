@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
-from seqserve.shared.config import Settings, get_settings
+from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import TranslateParams
 from seqserve.shared.nn.decoding import Hypothesis, beam_search_scored
 from seqserve.shared.nn.padding import pad_sequences
@@ -68,7 +68,7 @@ class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypot
         cls.check_task(payload)
         model = Seq2Seq(Seq2SeqConfig(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
-        rows = rows_per_pass(cls.task, torch.device(device), settings or get_settings())
+        rows = rows_per_pass(cls.task, torch.device(device), settings)
         src_vocab, tgt_vocab = Vocab.from_list(payload["src_vocab"]), Vocab.from_list(payload["tgt_vocab"])
         return cls(model, src_vocab, tgt_vocab, device, rows)
 
