@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
+from torch import nn
 
 from seqserve.shared import tasks
 from seqserve.shared.config import Settings, get_settings
@@ -19,6 +20,7 @@ from seqserve.shared.jobs.kinds import params_schema
 from seqserve.shared.jobs.params import JobParams
 from seqserve.shared.metrics import HANDLER_STAGE_SECONDS
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 ParamsT = TypeVar("ParamsT", bound=JobParams)
 PreparedT = TypeVar("PreparedT")
 RawT = TypeVar("RawT")
@@ -47,6 +49,16 @@ class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
     def check_task(cls, payload: dict[str, Any]) -> None:
         if payload.get("task") != cls.task:
             raise ValueError(f"checkpoint task is {payload.get('task')!r}, not {cls.task!r}")
+
+    @classmethod
+    def load_model(
+        cls, payload: dict[str, Any], module: Callable[[Any], ModuleT], config: Callable[..., Any]
+    ) -> ModuleT:
+        """The checkpoint's module with its weights, once the payload's task is this handler's."""
+        cls.check_task(payload)
+        model = module(config(**payload["model_config"]))
+        model.load_state_dict(payload["state_dict"])
+        return model
 
     def run(self, inputs: list[str], params: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
         """One result per input, in input order. `kind` defaults to the task's first kind. A kind

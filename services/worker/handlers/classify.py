@@ -42,9 +42,7 @@ class ClassifyHandler(StagedHandler[ClassifyParams, _Prepared, Tensor]):
     def from_checkpoint(
         cls, payload: dict[str, Any], device: torch.device | str, settings: Settings | None = None
     ) -> ClassifyHandler:
-        cls.check_task(payload)
-        model = SentenceClassifier(ClassifierConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
+        model = cls.load_model(payload, SentenceClassifier, ClassifierConfig)
         rows = rows_per_pass(cls.task, torch.device(device), settings)
         return cls(model, Vocab.from_list(payload["vocab"]), payload["labels"], device, rows)
 

@@ -85,9 +85,7 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
     ) -> LanguageModelHandler:
         """`settings` is accepted for the common interface: generate and score take a batch whole
         (a seeded sample draws for the whole batch at once; scoring bounds its own passes)."""
-        cls.check_task(payload)
-        model = RNNLanguageModel(LanguageModelConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
+        model = cls.load_model(payload, RNNLanguageModel, LanguageModelConfig)
         return cls(model, Vocab.from_list(payload["vocab"]), device)
 
     def preprocess(self, inputs: list[str], params: _Params) -> _Prepared:

@@ -60,9 +60,7 @@ class TagHandler(StagedHandler[TagParams, _Prepared, list[Tensor]]):
     def from_checkpoint(
         cls, payload: dict[str, Any], device: torch.device | str, settings: Settings | None = None
     ) -> TagHandler:
-        cls.check_task(payload)
-        model = SequenceTagger(TaggerConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
+        model = cls.load_model(payload, SequenceTagger, TaggerConfig)
         rows = rows_per_pass(cls.task, torch.device(device), settings)
         return cls(model, TokenEncoder.from_payload(payload), payload["tags"], device, rows)
 

@@ -65,9 +65,7 @@ class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypot
     def from_checkpoint(
         cls, payload: dict[str, Any], device: torch.device | str, settings: Settings | None = None
     ) -> TranslateHandler:
-        cls.check_task(payload)
-        model = Seq2Seq(Seq2SeqConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
+        model = cls.load_model(payload, Seq2Seq, Seq2SeqConfig)
         rows = rows_per_pass(cls.task, torch.device(device), settings)
         src_vocab, tgt_vocab = Vocab.from_list(payload["src_vocab"]), Vocab.from_list(payload["tgt_vocab"])
         return cls(model, src_vocab, tgt_vocab, device, rows)
