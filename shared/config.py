@@ -14,7 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from seqserve.shared.tasks import JOB_KINDS, TaskName, default_batch_max_inputs, default_model_names
+from seqserve.shared.tasks import (
+    JOB_KINDS,
+    TaskName,
+    default_batch_max_inputs,
+    default_cpu_chunk_rows,
+    default_model_names,
+)
 
 # Where the data lives on a machine that carries the datasets beside the checkout.
 _DATA_DIR_CANDIDATES = (Path("../shared/datasets"), Path("data"))
@@ -78,6 +84,10 @@ class Settings(BaseSettings):
     batch_max_delay_ms: dict[str, float] = Field(default_factory=lambda: _every_kind(0.0))
     # Inputs per forward pass, per kind; a kind not named keeps its default from the task registry.
     batch_max_inputs: dict[str, int] = Field(default_factory=default_batch_max_inputs)
+    # On a CPU, rows per forward pass of classify, tag and translate: the handler runs a batch's
+    # length-sorted rows in chunks this big (each pads only to its own longest; measured faster
+    # per sentence: docs/benchmarks/cpu_chunks.md). Other devices take up to batch_max_inputs.
+    cpu_chunk_rows: dict[str, int] = Field(default_factory=default_cpu_chunk_rows)
 
     # One queued message per batch group instead of one per job (Redis brokers): jobs that
     # arrive while their group's message waits ride along with it. A lost message delays its
@@ -123,6 +133,17 @@ class Settings(BaseSettings):
         if any(limit < 1 for limit in value.values()):
             raise ValueError("batch limits must be >= 1 input")
         return {**default_batch_max_inputs(), **value}
+
+    @field_validator("cpu_chunk_rows")
+    @classmethod
+    def _chunks_of_kinds_that_chunk(cls, value: dict[str, int]) -> dict[str, int]:
+        defaults = default_cpu_chunk_rows()
+        unknown = sorted(set(value) - set(defaults))
+        if unknown:
+            raise ValueError(f"job kinds {unknown} have no CPU chunking; these do: {sorted(defaults)}")
+        if any(rows < 1 for rows in value.values()):
+            raise ValueError("CPU chunks must be >= 1 row")
+        return {**defaults, **value}
 
     @field_validator("batch_max_delay_ms")
     @classmethod

@@ -48,6 +48,12 @@ BATCH_INPUTS = Histogram(
     "seqserve_batch_inputs", "Inputs in one batch.", ["kind", "model"], buckets=SIZE_BUCKETS,
 )
 BATCH_JOBS = Histogram("seqserve_batch_jobs", "Jobs joined into one batch.", ["kind", "model"], buckets=SIZE_BUCKETS)
+# One handler stage (preprocess, infer, postprocess) of one batch. Finer buckets at the low
+# end than LATENCY_BUCKETS: the pre- and postprocessing of a small batch take well under 1 ms.
+HANDLER_STAGE_SECONDS = Histogram(
+    "seqserve_handler_stage_seconds", "Seconds one handler stage took for one batch.", ["kind", "stage"],
+    buckets=(0.0001, 0.00025, 0.0005, *LATENCY_BUCKETS),
+)
 
 # Worker: models
 MODEL_LOAD_SECONDS = Histogram(

@@ -31,6 +31,10 @@ class JobKind:
     params: type[JobParams]
     # Inputs per forward pass unless SEQSERVE_BATCH_MAX_INPUTS says otherwise.
     batch_max_inputs: int
+    # On a CPU, rows per forward pass: the handler runs the length-sorted batch in chunks this
+    # big unless SEQSERVE_CPU_CHUNK_ROWS says otherwise (measured: docs/benchmarks/cpu_chunks.md).
+    # None: the kind's handler does not chunk by rows.
+    cpu_chunk_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,13 @@ _HANDLERS = "seqserve.services.worker.handlers"
 _TRAINER = "seqserve.services.trainer"
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
-    TaskSpec("classify", (JobKind("classify", ClassifyParams, 256),), "sst2-classifier",
+    TaskSpec("classify", (JobKind("classify", ClassifyParams, 256, cpu_chunk_rows=64),), "sst2-classifier",
              f"{_HANDLERS}.classify:ClassifyHandler", f"{_TRAINER}.classify:train_classifier"),
-    TaskSpec("tag", (JobKind("tag", TagParams, 128),), "ewt-upos-tagger",
+    TaskSpec("tag", (JobKind("tag", TagParams, 128, cpu_chunk_rows=64),), "ewt-upos-tagger",
              f"{_HANDLERS}.tag:TagHandler", f"{_TRAINER}.tag:train_tagger"),
     TaskSpec("generate", (JobKind("generate", GenerateParams, 32), JobKind("score", ScoreParams, 64)), "ptb-lm",
              f"{_HANDLERS}.generate:LanguageModelHandler", f"{_TRAINER}.generate:train_language_model"),
-    TaskSpec("translate", (JobKind("translate", TranslateParams, 32),), "multi30k-en-de",
+    TaskSpec("translate", (JobKind("translate", TranslateParams, 32, cpu_chunk_rows=32),), "multi30k-en-de",
              f"{_HANDLERS}.translate:TranslateHandler", f"{_TRAINER}.translate:train_translator"),
 )}
 
@@ -80,6 +84,11 @@ def kinds_for_task(task: str) -> list[str]:
 
 def default_batch_max_inputs() -> dict[str, int]:
     return {name: kind.batch_max_inputs for name, (_, kind) in JOB_KINDS.items()}
+
+
+def default_cpu_chunk_rows() -> dict[str, int]:
+    """The kinds whose handlers chunk a batch by rows on a CPU, and their chunk sizes."""
+    return {name: kind.cpu_chunk_rows for name, (_, kind) in JOB_KINDS.items() if kind.cpu_chunk_rows is not None}
 
 
 def default_model_names() -> dict[str, str]:

@@ -8,10 +8,12 @@ import torch
 
 from seqserve.services.worker.handlers import HANDLERS, ClassifyHandler, build_handler
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.config import Settings
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.text.tokenize import tokenize
 from seqserve.shared.text.vocab import Vocab
+from tests.worker.stage_metrics import one_more, stage_counts
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["A great, moving film!", "", "It's dull.", "the plot is thin but the acting isn't bad at all", "?"]
@@ -41,7 +43,9 @@ def _direct_probabilities(payload: dict, text: str) -> torch.Tensor:
 
 def test_results_come_back_in_input_order_and_match_the_model(payload: dict) -> None:
     handler = ClassifyHandler.from_checkpoint(payload, torch.device("cpu"))
+    before = stage_counts("classify")
     results = handler.run(TEXTS, {})
+    assert stage_counts("classify") == one_more(before)
     assert len(results) == len(TEXTS)
     for text, result in zip(TEXTS, results, strict=True):
         probs = result["probabilities"]
@@ -63,8 +67,8 @@ def test_batching_does_not_change_results(payload: dict) -> None:
 
 
 def test_cpu_forward_passes_take_length_sorted_chunks(payload: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    handler = ClassifyHandler.from_checkpoint(payload, "cpu")  # a device named by a string works too
-    whole = handler.run(TEXTS, {})
+    whole = ClassifyHandler.from_checkpoint(payload, "cpu").run(TEXTS, {})  # a device named by a string works too
+    handler = ClassifyHandler.from_checkpoint(payload, "cpu", Settings(cpu_chunk_rows={"classify": 2}))
     shapes: list[tuple[int, ...]] = []
     forward = handler.model.forward
 
@@ -73,7 +77,6 @@ def test_cpu_forward_passes_take_length_sorted_chunks(payload: dict, monkeypatch
         return forward(tokens, lengths)
 
     monkeypatch.setattr(handler.model, "forward", recording)
-    monkeypatch.setattr(handler, "cpu_chunk_size", 2)
     chunked = handler.run(TEXTS, {})
     # 5 inputs in chunks of 2; each chunk pads only to its own longest (sorted longest first).
     lengths = sorted((max(len(tokenize(t)), 1) for t in TEXTS), reverse=True)
@@ -81,6 +84,27 @@ def test_cpu_forward_passes_take_length_sorted_chunks(payload: dict, monkeypatch
     for a, b in zip(chunked, whole, strict=True):
         assert a["label"] == b["label"]
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
+
+def test_the_chunk_knob_changes_passes_not_outputs(payload: dict) -> None:
+    texts = TEXTS * 13  # 65 inputs: several passes at 1 and 7 rows, two at 64
+    results = {}
+    for rows in (1, 7, 64):
+        handler = ClassifyHandler.from_checkpoint(payload, "cpu", Settings(cpu_chunk_rows={"classify": rows}))
+        assert handler.rows_per_pass == rows
+        results[rows] = handler.run(texts, {})
+    # Equal up to float rounding: a matmul's summation order depends on how many rows it takes.
+    for rows in (7, 64):
+        for a, b in zip(results[rows], results[1], strict=True):
+            assert a["label"] == b["label"]
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
+
+def test_the_defaults_chunk_on_cpu_and_take_the_batch_limit_elsewhere(payload: dict) -> None:
+    assert ClassifyHandler.from_checkpoint(payload, "cpu", Settings()).rows_per_pass == 64  # measured: docs/benchmarks
+    assert ClassifyHandler.from_checkpoint(payload, "meta", Settings()).rows_per_pass == 256  # batch_max_inputs
+    narrow = Settings(batch_max_inputs={"classify": 16})
+    assert ClassifyHandler.from_checkpoint(payload, "cpu", narrow).rows_per_pass == 16
 
 
 def test_unknown_params_are_rejected(payload: dict) -> None:

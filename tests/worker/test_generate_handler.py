@@ -12,6 +12,7 @@ from seqserve.services.worker.handlers.generate import LanguageModelHandler
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from seqserve.shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
 from seqserve.shared.text.vocab import Vocab
+from tests.worker.stage_metrics import one_more, stage_counts
 
 WORDS = "the a market stock price rose fell N % of in and to said shares company".split()
 PROMPTS = ["The stock price rose 5 %", "", "shares of the company fell", "zebra", "in"]
@@ -138,6 +139,14 @@ def test_next_words_are_the_distribution_after_the_prompt(handler: LanguageModel
     assert [w["probability"] for w in result["next_words"]] == pytest.approx(top.values.tolist(), abs=1e-6)
     assert result["tokens"][0] == result["next_words"][0]["word"]  # greedy takes the likeliest
     assert "next_words" not in handler.run(["the stock"], GREEDY)[0]
+
+
+def test_each_kind_observes_its_own_stages(handler: LanguageModelHandler) -> None:
+    generate, score = stage_counts("generate"), stage_counts("score")
+    handler.run(PROMPTS, GREEDY)
+    assert (stage_counts("generate"), stage_counts("score")) == (one_more(generate), score)
+    handler.run(PROMPTS, {}, kind="score")
+    assert (stage_counts("generate"), stage_counts("score")) == (one_more(generate), one_more(score))
 
 
 def test_bad_kind_and_params_are_rejected(handler: LanguageModelHandler) -> None:

@@ -5,12 +5,14 @@ import dataclasses
 import pytest
 import torch
 
-from seqserve.services.worker.handlers import tag as tag_module
 from seqserve.services.worker.handlers.tag import TagHandler, tag_tokens
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT
+from seqserve.shared.config import Settings
+from seqserve.shared.jobs.params import TagParams
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_characters
 from seqserve.shared.text.vocab import Vocab
+from tests.worker.stage_metrics import one_more, stage_counts
 
 TAGS = ["DET", "NOUN", "PUNCT", "VERB"]
 TEXTS = ["The cat sleeps.", "", 'Dogs can\'t read "War and Peace" today!', "?", "the CAT"]
@@ -62,7 +64,9 @@ def _direct(payload: dict, text: str) -> torch.Tensor:
 
 def test_results_come_back_in_input_order_and_match_the_model(payload: dict) -> None:
     handler = TagHandler.from_checkpoint(payload, torch.device("cpu"))
+    before = stage_counts("tag")
     results = handler.run(TEXTS, {})
+    assert stage_counts("tag") == one_more(before)
     assert len(results) == len(TEXTS)
     for text, result in zip(TEXTS, results, strict=True):
         assert result["tokens"] == tag_tokens(text)
@@ -76,14 +80,29 @@ def test_results_come_back_in_input_order_and_match_the_model(payload: dict) -> 
     assert set(handler.stage_seconds) == {"preprocess", "infer", "postprocess"}
 
 
-def test_batching_does_not_change_results(payload: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batching_does_not_change_results(payload: dict) -> None:
     handler = TagHandler.from_checkpoint(payload, torch.device("cpu"))
     one_by_one = [handler.run([text], {})[0] for text in TEXTS]
-    monkeypatch.setattr(tag_module, "MAX_BATCH_SENTENCES", 2)  # several forward passes per run
+    # Several forward passes per run.
+    handler = TagHandler.from_checkpoint(payload, torch.device("cpu"), Settings(cpu_chunk_rows={"tag": 2}))
     batched = handler.run(TEXTS * 3, {})
     for a, b in zip(batched, one_by_one * 3, strict=True):
         assert a["tags"] == b["tags"]
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+
+
+def test_the_chunk_knob_changes_passes_not_outputs(payload: dict) -> None:
+    texts = TEXTS * 14  # 70 inputs, 56 with tokens: several passes at 1 and 7 rows
+    results, passes = {}, {}
+    for rows in (1, 7, 64):
+        handler = TagHandler.from_checkpoint(payload, "cpu", Settings(cpu_chunk_rows={"tag": rows}))
+        passes[rows] = len(handler.preprocess(texts, TagParams()).batches)
+        results[rows] = handler.run(texts, {})
+    assert passes == {1: 56, 7: 8, 64: 1}
+    for rows in (7, 64):  # equal up to float rounding (summation order follows the rows per pass)
+        for a, b in zip(results[rows], results[1], strict=True):
+            assert a["tokens"] == b["tokens"] and a["tags"] == b["tags"]
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
 
 
 def test_tokens_keep_case_and_plain_quotes() -> None:

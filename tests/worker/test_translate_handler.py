@@ -3,16 +3,21 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from seqserve.services.worker.handlers import translate as translate_module
 from seqserve.services.worker.handlers.translate import TranslateHandler, to_corpus_tokens
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.config import Settings
+from seqserve.shared.jobs.params import TranslateParams
 from seqserve.shared.nn.decoding import Hypothesis, beam_search_scored
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seqserve.shared.text.vocab import Vocab
+from tests.worker.stage_metrics import one_more, stage_counts
 
 SOURCES = ["A man's dog runs.", "", "Two cats sleep on a red sofa while a dog barks", "zebra", "  ", "a dog"]
 TARGET_WORDS = ["ein", "hund", "zwei", "katzen", "&apos;s", "&quot;", "."]
@@ -49,9 +54,11 @@ def _direct(payload: dict, text: str, params: dict) -> Hypothesis:
 
 
 def test_results_come_back_in_input_order_and_match_the_model(payload: dict) -> None:
-    handler = TranslateHandler.from_checkpoint(payload, torch.device("cpu"))
-    handler.batch_size = 2  # several batches, so ordering across batches is exercised too
+    # Two sentences per beam search: several of them, so ordering across them is exercised too.
+    handler = TranslateHandler.from_checkpoint(payload, torch.device("cpu"), Settings(cpu_chunk_rows={"translate": 2}))
+    before = stage_counts("translate")
     results = handler.run(SOURCES, PARAMS)
+    assert stage_counts("translate") == one_more(before)
     assert len(results) == len(SOURCES)
     tgt_vocab = Vocab.from_list(payload["tgt_vocab"])
     for text, result in zip(SOURCES, results, strict=True):
@@ -77,6 +84,27 @@ def test_batching_does_not_change_results(payload: dict) -> None:
         assert a["score"] == pytest.approx(b["score"], abs=1e-5)
 
 
+def test_the_chunk_knob_changes_passes_not_outputs(payload: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    sources = SOURCES * 4  # 24 inputs, 16 with tokens
+    sizes: list[int] = []
+
+    def recording(model: Seq2Seq, src: torch.Tensor, *args: Any) -> list[Hypothesis]:
+        sizes.append(src.size(0))
+        return beam_search_scored(model, src, *args)
+
+    monkeypatch.setattr(translate_module, "beam_search_scored", recording)
+    results, passes = {}, {}
+    for rows in (1, 7, 64):
+        handler = TranslateHandler.from_checkpoint(payload, "cpu", Settings(cpu_chunk_rows={"translate": rows}))
+        results[rows], passes[rows] = handler.run(sources, PARAMS), sizes.copy()
+        sizes.clear()
+    assert passes == {1: [1] * 16, 7: [7, 7, 2], 64: [16]}
+    for rows in (7, 64):  # equal up to float rounding (summation order follows the rows per pass)
+        for a, b in zip(results[rows], results[1], strict=True):
+            assert a["tokens"] == b["tokens"]
+            assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
 def test_defaults_fill_missing_params_and_bad_ones_are_rejected(payload: dict) -> None:
     handler = TranslateHandler.from_checkpoint(payload, torch.device("cpu"))
     defaults = {"beam_size": 4, "max_tokens": 80, "length_penalty": 1.0}  # TranslateParams' defaults
@@ -99,9 +127,10 @@ def test_raw_text_is_spelled_like_the_training_corpus() -> None:
 
 def test_unknown_words_become_unk_and_output_entities_are_unescaped(payload: dict) -> None:
     handler = TranslateHandler.from_checkpoint(payload, torch.device("cpu"))
-    assert handler.preprocess(["zebra dog"]).encoded == [[Vocab.unk_id, handler.src_vocab.encode(["dog"])[0]]]
+    prepared = handler.preprocess(["zebra dog"], TranslateParams())
+    assert prepared.encoded == [[Vocab.unk_id, handler.src_vocab.encode(["dog"])[0]]]
     ids = handler.tgt_vocab.encode(["ein", "hund", "&apos;s", "&quot;"])
-    [result] = handler.postprocess({0: Hypothesis(ids, -0.5)}, 1)
+    [result] = handler.postprocess({0: Hypothesis(ids, -0.5)}, prepared, TranslateParams())
     assert result == {"translation": "ein hund 's \"", "tokens": ["ein", "hund", "'s", '"'], "score": -0.5}
 
 

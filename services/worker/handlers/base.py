@@ -1,27 +1,101 @@
-"""What every handler shares: per-stage timings of its last run, and the checkpoint task check."""
+"""The one way a handler runs a batch: the kind checked against the task registry, params
+validated once with the kind's pydantic model (the API's), then preprocess -> infer (under
+`torch.inference_mode()`) -> postprocess, each stage timed into
+`seqserve_handler_stage_seconds{kind,stage}`. A handler implements only its stages."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+import torch
+from torch import nn
+
+from seqserve.shared import tasks
+from seqserve.shared.config import Settings, get_settings
+from seqserve.shared.jobs.kinds import params_schema
+from seqserve.shared.jobs.params import JobParams
+from seqserve.shared.metrics import HANDLER_STAGE_SECONDS
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+ParamsT = TypeVar("ParamsT", bound=JobParams)
+PreparedT = TypeVar("PreparedT")
+RawT = TypeVar("RawT")
 
 
-class StagedHandler:
+def rows_per_pass(kind: str, device: torch.device, settings: Settings | None = None) -> int:
+    """Rows one forward pass of `kind` takes: the kind's batch limit, and on a CPU no more
+    than its chunk (smaller length-sorted chunks were measured faster per sentence there).
+    `settings` defaults to the process's."""
+    settings = settings if settings is not None else get_settings()
+    rows = settings.batch_max_inputs[kind]
+    if device.type == "cpu" and kind in settings.cpu_chunk_rows:
+        rows = min(rows, settings.cpu_chunk_rows[kind])
+    return rows
+
+
+class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
     task: ClassVar[str]
-    # Seconds spent in each stage (preprocess, infer, postprocess) by the last run().
-    stage_seconds: dict[str, float]
+
+    def __init__(self, device: torch.device | str) -> None:
+        self.device = torch.device(device)  # callers may name it: "cpu"
+        # Seconds each stage took in the last run() (the histogram keeps every run's).
+        self.stage_seconds: dict[str, float] = {}
 
     @classmethod
     def check_task(cls, payload: dict[str, Any]) -> None:
         if payload.get("task") != cls.task:
             raise ValueError(f"checkpoint task is {payload.get('task')!r}, not {cls.task!r}")
 
+    @classmethod
+    def load_model(
+        cls, payload: dict[str, Any], module: Callable[[Any], ModuleT], config: Callable[..., Any]
+    ) -> ModuleT:
+        """The checkpoint's module with its weights, once the payload's task is this handler's."""
+        cls.check_task(payload)
+        model = module(config(**payload["model_config"]))
+        model.load_state_dict(payload["state_dict"])
+        return model
+
+    def run(self, inputs: list[str], params: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
+        """One result per input, in input order. `kind` defaults to the task's first kind. A kind
+        the task does not serve, or bad params, raise ValueError before any stage runs."""
+        kind = kind if kind is not None else tasks.TASKS[self.task].kinds[0].name
+        validated = self.validate(kind, params)
+        if not inputs:
+            return []
+        self.stage_seconds = {}
+        with self._timed(kind, "preprocess"):
+            prepared = self.preprocess(inputs, validated)
+        with self._timed(kind, "infer"), torch.inference_mode():
+            raw = self.infer(prepared, validated)
+        with self._timed(kind, "postprocess"):
+            return self.postprocess(raw, prepared, validated)
+
+    def validate(self, kind: str, params: dict[str, Any]) -> ParamsT:
+        """The kind's params model, defaults filled in (pydantic.ValidationError is a ValueError)."""
+        served = tasks.TASKS[self.task].kind_names
+        if kind not in served:
+            raise ValueError(f"unknown kind {kind!r} for task {self.task!r}; it serves {list(served)}")
+        return cast(ParamsT, params_schema(kind).model_validate(params))
+
+    @abstractmethod
+    def preprocess(self, inputs: list[str], params: ParamsT) -> PreparedT: ...
+
+    @abstractmethod
+    def infer(self, prepared: PreparedT, params: ParamsT) -> RawT: ...
+
+    @abstractmethod
+    def postprocess(self, raw: RawT, prepared: PreparedT, params: ParamsT) -> list[dict[str, Any]]: ...
+
     @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
+    def _timed(self, kind: str, stage: str) -> Iterator[None]:
+        # No try/finally: a stage that raised is not observed (its time says nothing of the stage).
         start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stage_seconds[stage] = time.perf_counter() - start
+        yield
+        seconds = time.perf_counter() - start
+        self.stage_seconds[stage] = seconds
+        HANDLER_STAGE_SECONDS.labels(kind, stage).observe(seconds)

@@ -9,62 +9,102 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler
-from seqserve.shared.jobs.kinds import validate_params
+from seqserve.shared.config import Settings
+from seqserve.shared.jobs.params import GenerateParams, ScoreParams
 from seqserve.shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.sampling import sample_next
 from seqserve.shared.text.tokenize import tokenize
 from seqserve.shared.text.vocab import Vocab
 
-KINDS = ("generate", "score")
 # PTB writes every number as "N"; user prompts write digits.
 _NUMBER = re.compile(r"[+-]?(\d+([.,:/]\d+)*|[.,]\d+)(st|nd|rd|th|s)?")
 # Scoring materialises [rows, steps, vocab] logits; this caps one forward pass (fp32 ~64 MiB).
 _SCORE_LOGITS_PER_PASS = 1 << 24
 
 
-class LanguageModelHandler(StagedHandler):
+@dataclass(frozen=True)
+class _Prompts:
+    """A generate batch, rows longest first."""
+
+    words: list[list[str]]  # per input: the prompt as vocabulary tokens
+    tokens: Tensor  # [B, T] long: <eos> + prompt
+    lengths: Tensor  # [B] long, on CPU
+    order: list[int]  # order[row] = input index
+    generator: torch.Generator | None  # one per job: the same seed and inputs give the same samples
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """A score batch, rows longest first: <eos> w_1 .. w_n predicts w_1 .. w_n <eos>."""
+
+    targets: list[list[str]]  # per input: its words + <eos>
+    tokens: Tensor  # [B, T] long
+    target_ids: Tensor  # [B, T] long, aligned with tokens step by step
+    lengths: Tensor  # [B] long, on CPU
+    order: list[int]  # order[row] = input index
+
+
+@dataclass(frozen=True)
+class _Continuations:
+    first_logits: Tensor  # [B, V] after each prompt (CPU)
+    ids: Tensor  # [B, max_tokens] generated (CPU)
+
+
+_Params = GenerateParams | ScoreParams
+_Prepared = _Prompts | _Texts
+_Raw = _Continuations | list[list[float]]  # score: per row of the sorted batch, its real steps' logprobs
+
+
+class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
+    """Each stage does what the kind asks: params are GenerateParams or ScoreParams."""
+
     task = "generate"
 
-    def __init__(self, model: RNNLanguageModel, vocab: Vocab, device: torch.device) -> None:
+    def __init__(self, model: RNNLanguageModel, vocab: Vocab, device: torch.device | str) -> None:
         if model.config.vocab_size != len(vocab):
             raise ValueError(f"model has {model.config.vocab_size} outputs but the vocab {len(vocab)}")
         if EOS not in vocab:
             raise ValueError(f"the vocabulary has no {EOS!r} sentence boundary")
-        self.model = model.to(device).eval()
+        super().__init__(device)
+        self.model = model.to(self.device).eval()
         self.vocab = vocab
-        self.device = device
         self.eos_id = vocab.encode([EOS])[0]
         self._number_token = "N" if "N" in vocab else None
-        # Seconds spent in each stage by the last run(), for the worker to export as metrics.
-        self.stage_seconds: dict[str, float] = {}
 
     @classmethod
-    def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> LanguageModelHandler:
-        cls.check_task(payload)
-        model = RNNLanguageModel(LanguageModelConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
+    def from_checkpoint(
+        cls, payload: dict[str, Any], device: torch.device | str, settings: Settings | None = None
+    ) -> LanguageModelHandler:
+        """`settings` is accepted for the common interface: generate and score take a batch whole
+        (a seeded sample draws for the whole batch at once; scoring bounds its own passes)."""
+        model = cls.load_model(payload, RNNLanguageModel, LanguageModelConfig)
         return cls(model, Vocab.from_list(payload["vocab"]), device)
 
-    def run(
-        self, inputs: list[str], params: dict[str, Any], kind: str = "generate"
-    ) -> list[dict[str, Any]]:
-        """Generate from or score every input; results come back in input order."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r} for task {self.task!r}; expected one of {KINDS}")
-        params = validate_params(kind, params)  # refuses unknown keys, fills in defaults
-        if not inputs:
-            return []
-        self.stage_seconds = {}
-        if kind == "score":
-            return self._score(inputs)
-        return self._generate(inputs, params)
+    def preprocess(self, inputs: list[str], params: _Params) -> _Prepared:
+        if isinstance(params, ScoreParams):
+            return self._texts(inputs)
+        return self._prompts(inputs, params)
+
+    def infer(self, prepared: _Prepared, params: _Params) -> _Raw:
+        if isinstance(prepared, _Texts):
+            return self._logprob_rows(prepared)
+        assert isinstance(params, GenerateParams)
+        return self._decode(prepared, params)
+
+    def postprocess(self, raw: _Raw, prepared: _Prepared, params: _Params) -> list[dict[str, Any]]:
+        if isinstance(prepared, _Texts):
+            assert isinstance(raw, list)
+            return self._scores(raw, prepared)
+        assert isinstance(raw, _Continuations) and isinstance(params, GenerateParams)
+        return self._continuations(raw, prepared, params)
 
     # --- shared preprocessing -------------------------------------------------------------
 
@@ -92,49 +132,45 @@ class LanguageModelHandler(StagedHandler):
 
     # --- generate -------------------------------------------------------------------------
 
-    def _generate(self, inputs: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
-        with self._timed("preprocess"):
-            prompts = [self.words(text) for text in inputs]
-            # Each prompt opens a sentence, so an empty prompt is just the <eos> boundary.
-            tokens, lengths, order = self._sorted_batch([[self.eos_id, *self.vocab.encode(p)] for p in prompts])
-            # One generator per job: the same seed and inputs give the same samples.
-            generator = None
-            if params["seed"] is not None:
-                generator = torch.Generator(device=self.device).manual_seed(params["seed"])
-        with self._timed("infer"):
-            first_logits, generated = self._decode(tokens, lengths, params, generator)
-        with self._timed("postprocess"):
-            results: list[dict[str, Any]] = [{} for _ in inputs]
-            for row, index in enumerate(order):
-                words = self.vocab.decode(generated[row].tolist())
-                result = {"prompt_tokens": prompts[index], "continuation": _detokenize(words)}
-                result["tokens"] = words
-                if params["next_word_top_k"] > 0:
-                    result["next_words"] = self._top_words(first_logits[row], params["next_word_top_k"])
-                results[index] = result
-            return results
+    def _prompts(self, inputs: list[str], params: GenerateParams) -> _Prompts:
+        words = [self.words(text) for text in inputs]
+        # Each prompt opens a sentence, so an empty prompt is just the <eos> boundary.
+        tokens, lengths, order = self._sorted_batch([[self.eos_id, *self.vocab.encode(p)] for p in words])
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        return _Prompts(words, tokens, lengths, order, generator)
 
-    def _decode(
-        self, tokens: Tensor, lengths: Tensor, params: dict[str, Any], generator: torch.Generator | None
-    ) -> tuple[Tensor, Tensor]:
-        """Feed the prompts, then extend all rows together one step at a time.
+    def _decode(self, prompts: _Prompts, params: GenerateParams) -> _Continuations:
+        """Feed the prompts, then extend all rows together one step at a time."""
+        features, state = self.model.encode(prompts.tokens.to(self.device), None, prompts.lengths)  # [B, T, D]
+        last = (prompts.lengths - 1).to(self.device)
+        logits = self.model.decode(features[torch.arange(len(last), device=self.device), last])  # [B, V]
+        first_logits = logits.float().cpu()
+        steps = []
+        for step in range(params.max_tokens):
+            next_ids = sample_next(  # [B]
+                logits, params.temperature, params.top_k, params.top_p, generator=prompts.generator
+            )
+            steps.append(next_ids)
+            if step + 1 < params.max_tokens:
+                step_logits, state = self.model(next_ids.unsqueeze(1), state)  # [B, 1, V]
+                logits = step_logits[:, 0]
+        return _Continuations(first_logits, torch.stack(steps, dim=1).cpu())
 
-        Returns the logits after each prompt [B, V] and the generated ids [B, max_tokens] (CPU).
-        """
-        settings = {key: params[key] for key in ("temperature", "top_k", "top_p")}
-        with torch.inference_mode():
-            features, state = self.model.encode(tokens.to(self.device), None, lengths)  # [B, T, D]
-            last = (lengths - 1).to(self.device)
-            logits = self.model.decode(features[torch.arange(len(last), device=self.device), last])
-            first_logits = logits.float().cpu()
-            steps = []
-            for step in range(params["max_tokens"]):
-                next_ids = sample_next(logits, generator=generator, **settings)  # [B]
-                steps.append(next_ids)
-                if step + 1 < params["max_tokens"]:
-                    step_logits, state = self.model(next_ids.unsqueeze(1), state)  # [B, 1, V]
-                    logits = step_logits[:, 0]
-        return first_logits, torch.stack(steps, dim=1).cpu()
+    def _continuations(
+        self, generated: _Continuations, prompts: _Prompts, params: GenerateParams
+    ) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = [{} for _ in prompts.words]
+        for row, index in enumerate(prompts.order):
+            words = self.vocab.decode(generated.ids[row].tolist())
+            result: dict[str, Any] = {
+                "prompt_tokens": prompts.words[index], "continuation": _detokenize(words), "tokens": words,
+            }
+            if params.next_word_top_k > 0:
+                result["next_words"] = self._top_words(generated.first_logits[row], params.next_word_top_k)
+            results[index] = result
+        return results
 
     def _top_words(self, logits: Tensor, k: int) -> list[dict[str, Any]]:
         probabilities = torch.softmax(logits, dim=-1)
@@ -144,29 +180,31 @@ class LanguageModelHandler(StagedHandler):
 
     # --- score ----------------------------------------------------------------------------
 
-    def _score(self, inputs: list[str]) -> list[dict[str, Any]]:
-        with self._timed("preprocess"):
-            targets = [[*self.words(text), EOS] for text in inputs]
-            # <eos> w_1 .. w_n predicts w_1 .. w_n <eos>: inputs and targets align step by step.
-            sequences = [[self.eos_id, *self.vocab.encode(words[:-1])] for words in targets]
-            tokens, lengths, order = self._sorted_batch(sequences)
-            target_ids, _ = pad_sequences([self.vocab.encode(targets[i]) for i in order], self.vocab.pad_id)
-        with self._timed("infer"):
-            rows: list[list[float]] = []  # per row of the sorted batch, its real steps only
-            for span in self._passes(lengths):
-                logprobs = self._logprobs(tokens[span], lengths[span], target_ids[span])
-                rows += [values[:n] for values, n in zip(logprobs.tolist(), lengths[span].tolist(), strict=True)]
-        with self._timed("postprocess"):
-            results: list[dict[str, Any]] = [{} for _ in inputs]
-            for row, index in enumerate(order):
-                total = math.fsum(rows[row])
-                results[index] = {
-                    "tokens": targets[index],
-                    "token_logprobs": rows[row],
-                    "logprob": total,
-                    "perplexity": math.exp(-total / len(rows[row])),
-                }
-            return results
+    def _texts(self, inputs: list[str]) -> _Texts:
+        targets = [[*self.words(text), EOS] for text in inputs]
+        sequences = [[self.eos_id, *self.vocab.encode(words[:-1])] for words in targets]
+        tokens, lengths, order = self._sorted_batch(sequences)
+        target_ids, _ = pad_sequences([self.vocab.encode(targets[i]) for i in order], self.vocab.pad_id)
+        return _Texts(targets, tokens, target_ids, lengths, order)
+
+    def _logprob_rows(self, texts: _Texts) -> list[list[float]]:
+        rows: list[list[float]] = []
+        for span in self._passes(texts.lengths):
+            logprobs = self._logprobs(texts.tokens[span], texts.lengths[span], texts.target_ids[span])
+            rows += [values[:n] for values, n in zip(logprobs.tolist(), texts.lengths[span].tolist(), strict=True)]
+        return rows
+
+    def _scores(self, rows: list[list[float]], texts: _Texts) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = [{} for _ in texts.targets]
+        for row, index in enumerate(texts.order):
+            total = math.fsum(rows[row])
+            results[index] = {
+                "tokens": texts.targets[index],
+                "token_logprobs": rows[row],
+                "logprob": total,
+                "perplexity": math.exp(-total / len(rows[row])),
+            }
+        return results
 
     def _passes(self, lengths: Tensor) -> Iterator[slice]:
         """Consecutive row ranges (of the longest-first batch) that fit one scoring pass each."""
@@ -181,10 +219,9 @@ class LanguageModelHandler(StagedHandler):
         """Natural-log P(target) at every step: [B, T] on the CPU (padded steps are garbage)."""
         width = int(lengths.max())
         tokens, targets = tokens[:, :width].to(self.device), targets[:, :width].to(self.device)
-        with torch.inference_mode():
-            logits, _ = self.model(tokens, None, lengths)  # [B, T, V]
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
+        logits, _ = self.model(tokens, None, lengths)  # [B, T, V]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
 
 
 def _detokenize(words: list[str]) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from seqserve.services.worker.handlers.base import StagedHandler
+from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
+from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import TranslateParams
 from seqserve.shared.nn.decoding import Hypothesis, beam_search_scored
 from seqserve.shared.nn.padding import pad_sequences
@@ -42,68 +43,57 @@ class _Prepared:
     order: list[int]  # input indices with tokens, longest first
 
 
-class TranslateHandler(StagedHandler):
+class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypothesis]]):
     task = "translate"
-    batch_size = 32  # sentences per beam search; each holds batch_size * beam_size hypotheses
 
-    def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device) -> None:
+    def __init__(
+        self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device | str, rows_per_pass: int
+    ) -> None:
         config = model.config
         if (config.src_vocab_size, config.tgt_vocab_size) != (len(src_vocab), len(tgt_vocab)):
             raise ValueError(
                 f"model vocab sizes {config.src_vocab_size}/{config.tgt_vocab_size} differ from "
                 f"the checkpoint's vocabularies {len(src_vocab)}/{len(tgt_vocab)}"
             )
-        self.model = model.to(device).eval()
+        super().__init__(device)
+        self.model = model.to(self.device).eval()
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
-        self.device = device
-        # Seconds spent in each stage by the last run(), for the worker to export as metrics.
-        self.stage_seconds: dict[str, float] = {}
+        # Sentences per beam search; each holds rows_per_pass * beam_size hypotheses.
+        self.rows_per_pass = rows_per_pass
 
     @classmethod
-    def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> TranslateHandler:
-        cls.check_task(payload)
-        model = Seq2Seq(Seq2SeqConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
-        return cls(model, Vocab.from_list(payload["src_vocab"]), Vocab.from_list(payload["tgt_vocab"]), device)
+    def from_checkpoint(
+        cls, payload: dict[str, Any], device: torch.device | str, settings: Settings | None = None
+    ) -> TranslateHandler:
+        model = cls.load_model(payload, Seq2Seq, Seq2SeqConfig)
+        rows = rows_per_pass(cls.task, torch.device(device), settings)
+        src_vocab, tgt_vocab = Vocab.from_list(payload["src_vocab"]), Vocab.from_list(payload["tgt_vocab"])
+        return cls(model, src_vocab, tgt_vocab, device, rows)
 
-    def run(self, inputs: list[str], params: dict[str, Any], kind: str = "translate") -> list[dict[str, Any]]:
-        """Translate every input (batched beam search); results come back in input order."""
-        if kind != "translate":
-            raise ValueError(f"a translate model cannot serve job kind {kind!r}")
-        # The API already validated them; this fills defaults for direct callers and refuses typos.
-        settings = TranslateParams.model_validate(params)
-        if not inputs:
-            return []
-        self.stage_seconds = {}
-        with self._timed("preprocess"):
-            prepared = self.preprocess(inputs)
-        with self._timed("infer"):
-            hypotheses = self.infer(prepared, settings)
-        with self._timed("postprocess"):
-            return self.postprocess(hypotheses, len(inputs))
-
-    def preprocess(self, inputs: list[str]) -> _Prepared:
+    def preprocess(self, inputs: list[str], params: TranslateParams) -> _Prepared:
         encoded = [self.src_vocab.encode(to_corpus_tokens(text)) for text in inputs]
         # Longest first, so each batch pads as little as possible.
         order = sorted((i for i in range(len(encoded)) if encoded[i]), key=lambda i: -len(encoded[i]))
         return _Prepared(encoded, order)
 
-    def infer(self, prepared: _Prepared, settings: TranslateParams) -> dict[int, Hypothesis]:
+    def infer(self, prepared: _Prepared, params: TranslateParams) -> dict[int, Hypothesis]:
         """Best hypothesis per input index that has tokens."""
         best: dict[int, Hypothesis] = {}
-        for start in range(0, len(prepared.order), self.batch_size):
-            indices = prepared.order[start : start + self.batch_size]
+        for start in range(0, len(prepared.order), self.rows_per_pass):
+            indices = prepared.order[start : start + self.rows_per_pass]
             src, lengths = pad_sequences([prepared.encoded[i] for i in indices], self.model.config.pad_id)
             hypotheses = beam_search_scored(
                 self.model, src.to(self.device), lengths,
-                settings.beam_size, settings.max_tokens, settings.length_penalty,
+                params.beam_size, params.max_tokens, params.length_penalty,
             )
             best.update(zip(indices, hypotheses, strict=True))
         return best
 
-    def postprocess(self, hypotheses: dict[int, Hypothesis], count: int) -> list[dict[str, Any]]:
+    def postprocess(
+        self, hypotheses: dict[int, Hypothesis], prepared: _Prepared, params: TranslateParams
+    ) -> list[dict[str, Any]]:
         results = []
-        for index in range(count):
+        for index in range(len(prepared.encoded)):
             if index not in hypotheses:  # nothing to translate: empty or whitespace-only text
                 results.append({"translation": "", "tokens": [], "score": 0.0})
                 continue
