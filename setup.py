@@ -9,5 +9,5 @@ ROOTS = ("services", "shared")
 
 setup(
     package_dir={f"seqserve.{root}": root for root in ROOTS},
-    packages=[name for root in ROOTS for name in (f"seqserve.{root}", *(f"seqserve.{root}.{sub}" for sub in find_packages(root)))],
+    packages=[f"seqserve.{root}{sub}" for root in ROOTS for sub in ("", *(f".{p}" for p in find_packages(root)))],
 )

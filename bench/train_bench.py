@@ -15,14 +15,13 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.machine import cpu_machine
-
 from seqserve.services.cli import parse_overrides
 
 DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
@@ -68,7 +67,7 @@ def run(task: str, preset: str, out_dir: Path, overrides: dict[str, Any]) -> dic
     return {
         "task": task, "preset": preset, "metric": metric, "label": label, "value": value, "target": target,
         "mode": mode, "met": met, "seconds": round(seconds, 1), "epochs": len(outcome.history),
-        "machine": machine(), "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(), "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": outcome.metrics, "data_files": data_files(outcome.data_files), "overrides": overrides,
     }
 
@@ -92,7 +91,8 @@ def write_table(entries: list[dict[str, Any]]) -> None:
     for e in sorted(entries, key=_key):
         comparator = ">=" if e["mode"] == "max" else "<="
         lines.append(
-            f"| {e['task']} | {e['preset']} | {_overrides(e)} | {e['label']} | {e['value']:.4g} | {comparator} {e['target']:g} "
+            f"| {e['task']} | {e['preset']} | {_overrides(e)} | {e['label']} | {e['value']:.4g} "
+            f"| {comparator} {e['target']:g} "
             f"| {'yes' if e['met'] else 'no'} | {e['seconds'] / 60:.1f} min | {e['epochs']} | {e['machine']} "
             f"| {e['finished_at']} |"
         )

@@ -72,7 +72,9 @@ class Settings(BaseSettings):
         "broker's visibility timeout or the reconciler).",
     )
     worker_queues: str = "inference.high,inference.normal,inference.low,webhooks,maintenance"
-    default_model: str = Field(default_factory=lambda: default_model_names()["classify"], description="Model `seqserve up` trains if absent.")
+    default_model: str = Field(
+        default_factory=lambda: default_model_names()["classify"], description="Model `seqserve up` trains if absent."
+    )
     promotion_margin: float = Field(0.0, description="Dev metric gain a version needs to be promoted.")
 
     # Dynamic batching: queued jobs of one batch group (model version, kind, params) run as one
@@ -98,11 +100,15 @@ class Settings(BaseSettings):
     # longest job. The Redis visibility timeout is set above it.
     job_lease_seconds: float = Field(300.0, gt=0)
     alias_cache_seconds: float = Field(1.0, ge=0, description="How long the API reuses a resolved model reference.")
-    max_queue_depth: int = Field(10_000, ge=1, description="Past this many queued jobs of one priority, POST answers 503.")
+    max_queue_depth: int = Field(
+        10_000, ge=1, description="Past this many queued jobs of one priority, POST answers 503."
+    )
     max_wait_seconds: float = Field(60.0, ge=0, description="Upper bound of `Prefer: wait=N`.")
     reconcile_interval_seconds: float = Field(30.0, gt=0)
     requeue_after_seconds: float = Field(120.0, gt=0, description="Re-publish a job queued this long.")
-    readiness_window_seconds: float = Field(30.0, gt=0, description="A queue is consumed if a canary ran this recently.")
+    readiness_window_seconds: float = Field(
+        30.0, gt=0, description="A queue is consumed if a canary ran this recently."
+    )
     canary_interval_seconds: float = Field(5.0, gt=0)
     worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics port; 0 disables it.")
     trainer_metrics_port: int = Field(9102, ge=0, description="Trainer /metrics port; 0 disables it.")
@@ -153,7 +159,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _fill_embedded_defaults(self) -> "Settings":
+    def _fill_embedded_defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.var_dir / 'seqserve.db').as_posix()}"
         if not self.broker_url:

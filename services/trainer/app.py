@@ -35,7 +35,9 @@ def run_training_task(run_id: str) -> dict:
 
 
 @app.task(name=SCHEDULED_TRAINING_TASK, acks_late=False)
-def scheduled_training_task(task: str, preset: str, model_name: str | None = None, overrides: dict | None = None) -> dict:
+def scheduled_training_task(
+    task: str, preset: str, model_name: str | None = None, overrides: dict | None = None
+) -> dict:
     from seqserve.services.trainer.service import train_and_register
 
     report = train_and_register(task, preset, overrides, model_name, progress=False)

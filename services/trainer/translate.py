@@ -150,7 +150,7 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
     return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none", force=True).score
 
 
-def evaluate_dev(model: nn.Module, data: _EvalSet, cfg: dict[str, Any], device: torch.device) -> dict[str, float]:
+def evaluate_dev(model: Seq2Seq, data: _EvalSet, cfg: dict[str, Any], device: torch.device) -> dict[str, float]:
     """Dev "bleu" (greedy decoding) and teacher-forced per-token cross-entropy "loss"."""
     hypotheses, loss_sum, tokens = [], 0.0, 0
     with evaluating(model):

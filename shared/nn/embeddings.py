@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -79,13 +79,15 @@ def _floats(path: Path, number: int, fields: list[str], dim: int) -> list[float]
     return values
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> gzip.GzipFile | IO[bytes]:
     if not path.is_file():
         raise FileNotFoundError(f"pretrained embeddings not found: {path}")
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    if path.suffix == ".gz":
+        return gzip.GzipFile(path, "rb")
+    return path.open("rb")
 
 
-def _decoded(path: Path, f: IO[bytes]) -> Iterator[str]:
+def _decoded(path: Path, f: Iterable[bytes]) -> Iterator[str]:
     for number, raw in enumerate(f, start=1):
         try:
             yield raw.decode("utf-8")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -186,10 +186,10 @@ class TokenEncoder:
         }
 
     @classmethod
-    def from_payload(cls, payload: dict[str, object]) -> TokenEncoder:
+    def from_payload(cls, payload: dict[str, Any]) -> TokenEncoder:
         return cls(
             Vocab.from_list(payload["vocab"]),
-            Vocab.from_list(payload["char_vocab"]),  # type: ignore[arg-type]
+            Vocab.from_list(payload["char_vocab"]),
             bool(payload["lowercase_words"]),
             int(payload["max_word_chars"]),
-        )  # type: ignore[call-overload]
+        )

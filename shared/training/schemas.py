@@ -49,7 +49,7 @@ class TrainingRunRead(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def from_row(cls, run: TrainingRun, version: int | None) -> "TrainingRunRead":
+    def from_row(cls, run: TrainingRun, version: int | None) -> TrainingRunRead:
         return cls(
             id=run.id, model_name=run.model_name, task=run.task, preset=run.preset, status=run.status,
             config=run.config, metrics=run.metrics, history=run.history, error=run.error,

@@ -109,8 +109,9 @@ def metric_name(selector: str) -> str:
 def declared_series() -> set[str]:
     """Every series name shared/metrics.py can produce (counters' _total, histograms'
     _bucket/_sum/_count), plus the names it declares for the API's database collector."""
-    import seqserve.shared.metrics as metrics
     from prometheus_client.metrics import MetricWrapperBase
+
+    import seqserve.shared.metrics as metrics
 
     suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
     names = set()

@@ -25,7 +25,8 @@ def compose() -> dict:
 
 
 def test_compose_has_the_whole_stack(compose: dict) -> None:
-    assert {"api", "worker", "beat", "postgres", "redis", "prometheus", "migrate", "trainer"} <= set(compose["services"])
+    stack = {"api", "worker", "beat", "postgres", "redis", "prometheus", "migrate", "trainer"}
+    assert stack <= set(compose["services"])
     for name in ("api", "worker", "beat", "trainer"):
         assert "checkpoints" in " ".join(str(v) for v in compose["services"][name]["volumes"])
     assert compose["services"]["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -101,7 +102,8 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on(compose: dict) -> N
     config = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     api_command = compose["services"]["api"]["command"]
-    assert jobs["seqserve-api"]["static_configs"][0]["targets"] == [f"api:{api_command[api_command.index('--port') + 1]}"]
+    api_port = api_command[api_command.index("--port") + 1]
+    assert jobs["seqserve-api"]["static_configs"][0]["targets"] == [f"api:{api_port}"]
     for job, service in (("seqserve-worker", "worker"), ("seqserve-gpu-worker", "gpu-worker")):
         (sd,) = jobs[job]["dns_sd_configs"]
         assert sd["names"] == [service]

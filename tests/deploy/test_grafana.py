@@ -87,7 +87,8 @@ def test_panel_queries_use_declared_metrics_and_defined_variables(path) -> None:
 def test_dashboards_cover_what_operators_watch() -> None:
     text = {name: json.dumps(board) for name, board in dashboards().items()}
     for metric in ("seqserve_jobs_finished_total", "seqserve_job_end_to_end_seconds_bucket", "seqserve_queue_depth",
-                   "seqserve_batch_inputs_bucket", "seqserve_jobs_rejected_total", "seqserve_handler_stage_seconds_bucket"):
+                   "seqserve_batch_inputs_bucket", "seqserve_jobs_rejected_total",
+                   "seqserve_handler_stage_seconds_bucket"):
         assert metric in text["overview.json"], metric
     for metric in ("seqserve_model_alias_version", "seqserve_model_load_seconds", "seqserve_model_version_metric",
                    "seqserve_model_load_errors_total"):
@@ -95,6 +96,8 @@ def test_dashboards_cover_what_operators_watch() -> None:
     for metric in ("seqserve_registry_training_runs", "seqserve_model_version_metric"):
         assert metric in text["training.json"], metric
     for p in (0.5, 0.95, 0.99):
-        assert f"histogram_quantile({p}, sum by (kind, le) (rate(seqserve_job_end_to_end_seconds_bucket" in text["overview.json"]
+        end_to_end = f"histogram_quantile({p}, sum by (kind, le) (rate(seqserve_job_end_to_end_seconds_bucket"
+        assert end_to_end in text["overview.json"]
     for p in (0.5, 0.95):  # where a kind's compute time goes: each handler stage
-        assert f"histogram_quantile({p}, sum by (kind, stage, le) (rate(seqserve_handler_stage_seconds_bucket" in text["overview.json"]
+        stages = f"histogram_quantile({p}, sum by (kind, stage, le) (rate(seqserve_handler_stage_seconds_bucket"
+        assert stages in text["overview.json"]

@@ -5,7 +5,6 @@ the code correctly (commands, queues, ports, volumes, the broker address)."""
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit

@@ -129,7 +129,8 @@ def _record_training_runs() -> None:
 
 
 def _log_tails(folder: Path) -> str:
-    return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in sorted(folder.glob("*.log")))
+    logs = sorted(folder.glob("*.log"))
+    return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in logs)
 
 
 def _run_jobs(api: str, models: dict[str, str], logs: Path) -> None:
@@ -155,7 +156,7 @@ def _wait_targets_up(prometheus: Prometheus, timeout: float = 20) -> None:
     while time.monotonic() < deadline:
         targets = prometheus.get("/api/v1/targets")["activeTargets"]
         health = {target["labels"]["job"]: target["health"] for target in targets}
-        if SCRAPED_JOBS <= set(health) and all(state == "up" for state in health.values()):
+        if set(health) >= SCRAPED_JOBS and all(state == "up" for state in health.values()):
             return
         time.sleep(0.25)
     raise AssertionError(f"targets never all up: {[(t['scrapeUrl'], t['health'], t['lastError']) for t in targets]}")

@@ -53,7 +53,7 @@ def test_ptb_stream_starts_like_the_file(data_dir: Path) -> None:
 
 def test_every_line_gets_an_eos_including_empty_ones(tmp_path: Path) -> None:
     path = tmp_path / "tiny.tokens.gz"
-    path.write_bytes(gzip.compress(" = Title = \n \n a b \n".encode()))
+    path.write_bytes(gzip.compress(b" = Title = \n \n a b \n"))
     assert read_token_stream(path) == ["=", "Title", "=", EOS, EOS, "a", "b", EOS]
     plain = tmp_path / "tiny.txt"
     plain.write_text(" x  y\n\nz\n", encoding="utf-8")

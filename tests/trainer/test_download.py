@@ -73,7 +73,7 @@ class Upstream:
             self.put(url, buffer.getvalue())
 
     def mirrors(self, *names: str) -> dict[str, str]:
-        return {name: self.base_url for name in names}
+        return dict.fromkeys(names, self.base_url)
 
 
 @pytest.fixture

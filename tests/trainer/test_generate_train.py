@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-import math
 import functools
+import math
 from pathlib import Path
 
 import pytest
@@ -16,9 +16,9 @@ from seqserve.services.trainer.generate import (
 )
 from seqserve.services.worker.handlers.generate import LanguageModelHandler
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.nn.language_model import LanguageModelConfig, RNNLanguageModel
 from seqserve.shared.training.configs import GenerateConfig
 from seqserve.shared.training.presets import PRESETS, resolve_config
-from seqserve.shared.nn.language_model import LanguageModelConfig, RNNLanguageModel
 
 resolve = functools.partial(resolve_config, "generate")
 TINY = {
@@ -51,7 +51,8 @@ def test_tiny_run_writes_checkpoint_and_curve(data_dir: Path, tmp_path: Path) ->
     assert payload["model_config"] == outcome.model_config and payload["metrics"] == outcome.metrics
     assert payload["data_fingerprint"] == outcome.data_fingerprint
     assert payload["data_files"] == outcome.data_files
-    assert [Path(path).name for path in outcome.data_files] == ["ptb.train.txt.gz", "ptb.valid.txt.gz", "ptb.test.txt.gz"]
+    names = [Path(path).name for path in outcome.data_files]
+    assert names == ["ptb.train.txt.gz", "ptb.valid.txt.gz", "ptb.test.txt.gz"]
     assert all(sha256_file(path) == digest for path, digest in outcome.data_files.items())
     handler = LanguageModelHandler.from_checkpoint(payload, torch.device("cpu"))
     scored = handler.run(["the company said"], {}, kind="score")[0]

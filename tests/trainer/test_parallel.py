@@ -31,8 +31,8 @@ def test_reader_matches_source_counts(data_dir: Path, split: str, pairs: int, en
 def test_reader_keeps_alignment_and_tokens(data_dir: Path) -> None:
     first = read_parallel(_tok(data_dir, "val", "en"), _tok(data_dir, "val", "de"))[0]
     assert first == (
-        "a group of men are loading cotton onto a truck".split(),
-        "eine gruppe von männern lädt baumwolle auf einen lastwagen".split(),
+        ["a", "group", "of", "men", "are", "loading", "cotton", "onto", "a", "truck"],
+        ["eine", "gruppe", "von", "männern", "lädt", "baumwolle", "auf", "einen", "lastwagen"],
     )
 
 
@@ -44,7 +44,7 @@ def _write(path: Path, data: bytes) -> Path:
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_plain_and_gzipped_files_read_alike(tmp_path: Path, suffix: str) -> None:
     src = _write(tmp_path / f"a.en{suffix}", b"a dog .\r\ntwo  cats\n")
-    tgt = _write(tmp_path / f"a.de{suffix}", "ein hund .\nzwei katzen".encode())
+    tgt = _write(tmp_path / f"a.de{suffix}", b"ein hund .\nzwei katzen")
     assert read_parallel(src, tgt) == [(["a", "dog", "."], ["ein", "hund", "."]), (["two", "cats"], ["zwei", "katzen"])]
 
 

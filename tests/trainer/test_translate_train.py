@@ -17,9 +17,9 @@ from seqserve.services.trainer.translate import (
     train_translator,
 )
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seqserve.shared.training.configs import TranslateConfig
 from seqserve.shared.training.presets import PRESETS, resolve_config
-from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
 resolve = functools.partial(resolve_config, "translate")
 TINY = {

@@ -14,7 +14,8 @@ from seqserve.shared.nn.language_model import EOS, LanguageModelConfig, RNNLangu
 from seqserve.shared.text.vocab import Vocab
 from tests.worker.stage_metrics import one_more, stage_counts
 
-WORDS = "the a market stock price rose fell N % of in and to said shares company".split()
+WORDS = ["the", "a", "market", "stock", "price", "rose", "fell", "N", "%", "of", "in", "and", "to", "said", "shares",
+         "company"]
 PROMPTS = ["The stock price rose 5 %", "", "shares of the company fell", "zebra", "in"]
 GREEDY = {"temperature": 0.0, "max_tokens": 6}
 
