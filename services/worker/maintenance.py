@@ -1,4 +1,4 @@
-"""Periodic upkeep (scheduled by beat): re-publish stranded jobs; prove queues are consumed."""
+"""Periodic upkeep (scheduled by beat): wake the groups of stranded jobs; prove queues are consumed."""
 
 from __future__ import annotations
 
@@ -13,26 +13,30 @@ from seqserve.shared.db.models import JobStatus, QueueHeartbeat
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.metrics import JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
-from seqserve.shared.queueing import publish_job
+from seqserve.shared.queueing import Wakeup, publish_wakeup
 
 log = logging.getLogger(__name__)
 
 
 def reconcile(celery: Celery, settings: Settings) -> int:
-    """Publish again every job whose message may be lost (a broker restart, a worker that
-    died holding it). Duplicates are harmless: claims are conditional."""
+    """Wake the group of every job whose wake-up may be lost (a broker restart, a worker that
+    died holding it): one message per group and priority. Extra wake-ups are harmless: an
+    empty group costs one claim that finds nothing. Returns the number of such jobs."""
     with session_scope() as session:
-        jobs = [(job.id, job.priority, job.status) for job in jobs_repo.stranded(session, settings.requeue_after_seconds)]
-    for job_id, priority, status in jobs:
-        publish_job(celery, str(job_id), priority)
+        jobs = jobs_repo.stranded(session, settings.requeue_after_seconds)
+        found = [(job.id, job.status, Wakeup(version_id=job.model_version_id, kind=job.kind,
+                                             batch_key=job.batch_key, priority=job.priority)) for job in jobs]
+    for wakeup in {wakeup for _, _, wakeup in found}:
+        publish_wakeup(celery, wakeup)
+    for _, status, _ in found:
         reason = "lease_expired" if status == JobStatus.running.value else "stale_queued"
         JOBS_REQUEUED_TOTAL.labels(reason).inc()
     with session_scope() as session:
-        jobs_repo.mark_enqueued(session, [job_id for job_id, _, _ in jobs])
-    if jobs:
-        log.warning("re-published %d stranded jobs", len(jobs))
+        jobs_repo.mark_enqueued(session, [job_id for job_id, _, _ in found])
+    if found:
+        log.warning("woke the groups of %d stranded jobs", len(found))
     RECONCILE_LAST_RUN.set_to_current_time()
-    return len(jobs)
+    return len(found)
 
 
 def _heartbeat(session: Session, queue: str) -> QueueHeartbeat:
