@@ -79,7 +79,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
 class Wakeup(BaseModel):
     """The run message: wake a worker for one batch group (model version, kind, batch key);
     it claims batches of the group until none is left. `priority`: the queue it travels on and
-    the coalescing key it holds (see `Wakeups`)."""
+    the coalescing key it holds (see `Wakeups`). `recover`: first put the group's jobs whose
+    lease lapsed (their worker died) back in the queue."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -87,6 +88,7 @@ class Wakeup(BaseModel):
     kind: str
     batch_key: str
     priority: str
+    recover: bool = False
 
     @property
     def group(self) -> BatchGroup:

@@ -62,6 +62,9 @@ def first_batch(wakeup: Wakeup, context: WorkerContext) -> Batch | None:
     released before the look that must see every job that found the key set; with a
     batching delay, after the delay, so jobs arriving meanwhile join this batch."""
     group, release = wakeup.group, (context.wakeups.release if context.wakeups else lambda _: None)
+    if wakeup.recover:
+        with session_scope(autocommit=True) as session:
+            jobs_repo.requeue_lapsed(session, group)
     delay = context.settings.batch_max_delay_ms.get(group.kind, 0.0) / 1000
     if not delay:
         release(wakeup)

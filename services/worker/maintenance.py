@@ -24,8 +24,9 @@ def reconcile(celery: Celery, settings: Settings) -> int:
     empty group costs one claim that finds nothing. Returns the number of such jobs."""
     with session_scope() as session:
         jobs = jobs_repo.stranded(session, settings.requeue_after_seconds)
-        found = [(job.id, job.status, Wakeup(version_id=job.model_version_id, kind=job.kind,
-                                             batch_key=job.batch_key, priority=job.priority)) for job in jobs]
+        found = [(job.id, job.status, Wakeup(version_id=job.model_version_id, kind=job.kind, batch_key=job.batch_key,
+                                             priority=job.priority, recover=job.status == JobStatus.running.value))
+                 for job in jobs]
     for wakeup in {wakeup for _, _, wakeup in found}:
         publish_wakeup(celery, wakeup)
     for _, status, _ in found:

@@ -47,7 +47,7 @@ class RunReport:
     batches: int = 0
     jobs: int = 0
     # A redelivered wake-up (its worker died mid-batch): seconds until the dead attempt's
-    # lease lapses and its jobs may be claimed again.
+    # lease lapses and a recovering wake-up may put its jobs back in the queue.
     retry_in: float | None = None
 
     @property

@@ -37,8 +37,9 @@ def run_batches_task(self: Task, **message: Any) -> str:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     report = run_wakeup(Wakeup.model_validate(message), worker_context(app), redelivered)
     if report.retry_in is not None:
-        # This message's worker died mid-batch: look again when the dead attempt's lease lapses.
-        raise self.retry(countdown=report.retry_in + 0.5, max_retries=None)
+        # This message's worker died mid-batch: come back when the dead attempt's lease lapses,
+        # to put its jobs back in the queue and run them.
+        raise self.retry(kwargs=message | {"recover": True}, countdown=report.retry_in + 0.5, max_retries=None)
     return report.status
 
 

@@ -94,13 +94,8 @@ def _input_count_pg(element: _InputCount, compiler: Any, **kw: Any) -> str:
 _T = Job.__table__
 PRIORITY_ORDER = {"high": 0, "normal": 1, "low": 2}  # claims take higher priorities first, then the oldest
 _RANK = case(PRIORITY_ORDER, value=_T.c.priority)
-# Queued, or running under a lease that lapsed (its worker died): a new attempt may take it.
-_CLAIMABLE = or_(_T.c.status == JobStatus.queued.value,
-                 and_(_T.c.status == JobStatus.running.value, _T.c.lease_expires_at < bindparam("c_now")))
-
-
 def _claim_statement() -> Any:
-    """One statement, on Postgres and SQLite alike: lock the group's next claimable jobs
+    """One statement, on Postgres and SQLite alike: lock the group's next queued jobs
     (SKIP LOCKED, so concurrent workers take disjoint sets), keep those whose inputs fit the
     budget in priority-then-age order (the first one always when `first_always`: a job larger
     than the limit runs alone), and take them as a new attempt. A job that does not fit is not
@@ -109,7 +104,7 @@ def _claim_statement() -> Any:
     candidates = (
         select(_T.c.id, _T.c.created_at, _RANK.label("rank"), _InputCount(_T.c.inputs).label("size"))
         .where(_T.c.model_version_id == bindparam("g_version"), _T.c.batch_key == bindparam("g_batch_key"),
-               _T.c.kind == bindparam("g_kind"), _CLAIMABLE)
+               _T.c.kind == bindparam("g_kind"), _T.c.status == JobStatus.queued.value)
         .order_by(_RANK, _T.c.created_at, _T.c.id)
         .limit(bindparam("rows"))
         .with_for_update(skip_locked=True)
@@ -138,7 +133,7 @@ _CLAIM = _claim_statement()
 
 def claim_batch(session: Session, group: BatchGroup, max_inputs: int, lease_seconds: float, taken: int = 0
                 ) -> list[ClaimedJob]:
-    """Claim the group's next batch: claimable jobs holding at most `max_inputs - taken`
+    """Claim the group's next batch: queued jobs holding at most `max_inputs - taken`
     inputs in all, in priority-then-age order. `taken`: inputs the batch already holds (a
     second look after the batching delay); with none taken the first job is always claimed."""
     budget = max_inputs - taken
@@ -154,6 +149,20 @@ def claim_batch(session: Session, group: BatchGroup, max_inputs: int, lease_seco
                           row.webhook_url is not None, row.priority) for row in rows]
     # RETURNING comes in no particular order.
     return sorted(claimed, key=lambda job: (PRIORITY_ORDER[job.priority], job.created_at, job.claim.job_id))
+
+
+def requeue_lapsed(session: Session, group: BatchGroup) -> int:
+    """running -> queued for the group's jobs whose lease lapsed (their worker died), so the
+    next claim takes them as a new attempt; the dead attempt can no longer write. Only a
+    recovering wake-up does this: the claim itself reads queued rows only, through the batch
+    group index (a claim that also looked for lapsed leases read every finished row of the
+    group; docs/benchmarks/job-path.md)."""
+    return session.execute(
+        update(_T)
+        .where(_T.c.model_version_id == group.version_id, _T.c.batch_key == group.batch_key,
+               _T.c.kind == group.kind, _T.c.status == JobStatus.running.value, _T.c.lease_expires_at < utcnow())
+        .values(status=JobStatus.queued.value, lease_expires_at=None)
+    ).rowcount
 
 
 def next_lease_lapse(session: Session, group: BatchGroup) -> float | None:

@@ -126,7 +126,8 @@ def test_a_job_under_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(c
     assert lapse is not None and lease - 30 < lapse <= lease
     with session_scope() as session:  # the first attempt's worker died long ago
         session.execute(update(Job).where(Job.id == job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
-    batch = first_batch(wakeup_of(job), context)
+    assert first_batch(wakeup_of(job), context) is None  # a plain wake-up only claims queued jobs
+    batch = first_batch(wakeup_of(job).model_copy(update={"recover": True}), context)
     assert _ids(batch) == [job] and batch is not None and batch.members[0].claim.attempt == 2
 
 
