@@ -100,7 +100,11 @@ def _claim_statement() -> Any:
     budget in priority-then-age order (the first one always when `first_always`: a job larger
     than the limit runs alone), and take them as a new attempt. A job that does not fit is not
     overtaken: it leads the next batch. The statement is atomic, so it needs no transaction
-    around it (one round trip)."""
+    around it (one round trip).
+
+    SKIP LOCKED means a claim may miss a row another transaction holds: harmless when that is
+    another claim (every claimer claims again until its own claim is empty), so anything else
+    that locks queued rows (the reconciler marking them) must commit before waking the group."""
     candidates = (
         select(_T.c.id, _T.c.created_at, _RANK.label("rank"), _InputCount(_T.c.inputs).label("size"))
         .where(_T.c.model_version_id == bindparam("g_version"), _T.c.batch_key == bindparam("g_batch_key"),
