@@ -1,6 +1,7 @@
 """The Celery app as both sides see it: the API publishes by task name, the worker consumes.
 
-Only ids travel in messages; the job row is the source of truth, so no result backend.
+Only names travel in messages (a batch group, a job id); the job rows are the source of
+truth, so no result backend.
 """
 
 from __future__ import annotations
@@ -140,9 +141,9 @@ class Wakeups:
     """At most one queued wake-up per batch group and priority (Redis brokers).
 
     A job publishes a wake-up only if it sets its group's key (SET NX); otherwise a wake-up
-    is queued and its worker has not looked yet. The worker deletes the key *before* its
-    last first look at the group, so every job that found the key set was committed before
-    that look. A lost message holds its group back `ttl_seconds` at most (the key expires;
+    is queued and its worker has not looked yet. The worker deletes the key *before* the look
+    at the group that must see every job that found the key set (those were committed before
+    the delete). A lost message holds its group back `ttl_seconds` at most (the key expires;
     the reconciler re-publishes what is left). Coalescing pays: see docs/benchmarks/job-path.md.
     """
 

@@ -116,10 +116,6 @@ def database() -> Database:
     return _database
 
 
-def get_engine() -> Engine:
-    return database().engine
-
-
 class AfterCommit:
     """Messages a unit of work queues, sent once its transaction committed (a worker must
     never find a message before its rows). A send that fails runs its `undo` in a new

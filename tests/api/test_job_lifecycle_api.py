@@ -224,3 +224,23 @@ def test_resolved_references_are_cached_until_an_alias_moves_here(
     assert _submit(client, registered_model).json()["model_version"] == 1  # cached for up to 60 s here
     client.put(f"/v1/models/{registered_model}/aliases/production", json={"version": 2})
     assert _submit(client, registered_model).json()["model_version"] == 2  # a move through this API: at once
+
+
+def test_a_request_that_loses_the_idempotency_race_replays_the_winner(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seqserve.shared.jobs import repository as jobs_repo
+
+    first = _submit(client, registered_model, **{"Idempotency-Key": "race"}).json()
+    lookups = []
+    real_lookup = jobs_repo.get_by_idempotency_key
+
+    def lookup_too_early(session, key):  # type: ignore[no-untyped-def]
+        lookups.append(key)  # the first look ran before the winner's insert committed
+        return None if len(lookups) == 1 else real_lookup(session, key)
+
+    monkeypatch.setattr(jobs_repo, "get_by_idempotency_key", lookup_too_early)
+    again = _submit(client, registered_model, **{"Idempotency-Key": "race"})
+    assert again.status_code == 202 and again.json()["id"] == first["id"]
+    assert again.headers["Idempotent-Replayed"] == "true" and lookups == ["race", "race"]
+    assert len(client.get("/v1/jobs").json()["items"]) == 1

@@ -183,8 +183,7 @@ def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate
     try:
         jobs_repo.insert_row(session, row)
     except IntegrityError:
-        # A concurrent request with the same key won the insert.
-        session.rollback()
+        # A concurrent request with the same key won the insert (autocommit: nothing to undo).
         replay = find_replay(session, key, body_hash)
         if replay is None:
             raise
