@@ -79,11 +79,6 @@ class Settings(BaseSettings):
     # Inputs per forward pass, per kind; a kind not named keeps its default from the task registry.
     batch_max_inputs: dict[str, int] = Field(default_factory=default_batch_max_inputs)
 
-    # At most one queued wake-up per batch group and priority instead of one per job (Redis
-    # brokers): jobs that arrive while their group's wake-up waits ride along with it. A lost
-    # message delays its group by trigger_ttl_seconds at most.
-    coalesce_triggers: bool = True
-    trigger_ttl_seconds: float = Field(10.0, gt=0)
     # A claimed job whose worker vanished is taken over after this long; keep it above the
     # longest job. The Redis visibility timeout is set above it.
     job_lease_seconds: float = Field(300.0, gt=0)

@@ -79,9 +79,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 class Wakeup(BaseModel):
     """The run message: wake a worker for one batch group (model version, kind, batch key);
-    it claims batches of the group until none is left. `priority`: the queue it travels on and
-    the coalescing key it holds (see `Wakeups`). `recover`: first put the group's jobs whose
-    lease lapsed (their worker died) back in the queue."""
+    it claims batches of the group until none is left (a wake-up that finds its group empty
+    costs one claim). `priority`: the queue it travels on. `recover`: first put the group's
+    jobs whose lease lapsed (their worker died) back in the queue."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -137,55 +137,12 @@ def wakeup_message(wakeup: Wakeup, queue: str) -> str:
     })
 
 
-class Wakeups:
-    """At most one queued wake-up per batch group and priority (Redis brokers).
-
-    A job publishes a wake-up only if it sets its group's key (SET NX); otherwise a wake-up
-    is queued and its worker has not looked yet. The worker deletes the key *before* the look
-    at the group that must see every job that found the key set (those were committed before
-    the delete). A lost message holds its group back `ttl_seconds` at most (the key expires;
-    the reconciler re-publishes what is left). Coalescing pays: see docs/benchmarks/job-path.md.
-    """
-
-    PREFIX = "seqserve:wakeup:"
-
-    def __init__(self, redis: Redis, ttl_seconds: float) -> None:
-        self.redis = redis
-        self._ttl_ms = max(1, int(ttl_seconds * 1000))
-
-    @classmethod
-    def key(cls, wakeup: Wakeup) -> str:
-        return f"{cls.PREFIX}{wakeup.version_id}:{wakeup.kind}:{wakeup.batch_key}:{wakeup.priority}"
-
-    def publish_if_first(self, celery: Celery, wakeup: Wakeup) -> bool:
-        """Queue the wake-up unless one for its group is pending: True when published."""
-        key = self.key(wakeup)
-        if not self.redis.set(key, "1", nx=True, px=self._ttl_ms):
-            return False
-        try:
-            publish_wakeup(celery, wakeup, self.redis)
-        except Exception:
-            self.redis.delete(key)  # best effort: else the group waits for the key to expire
-            raise
-        return True
-
-    def release(self, wakeup: Wakeup) -> None:
-        self.redis.delete(self.key(wakeup))
-
-
 def broker_redis(settings: Settings) -> Redis | None:
     """A client (its own connection pool) for the broker's Redis; None for other brokers."""
     url = settings.broker_url
     if not url.startswith(("redis://", "rediss://")):
         return None
     return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-
-def wakeups(settings: Settings, redis: Redis | None) -> Wakeups | None:
-    """The coalescing gate when it is on and the broker is Redis; None: one wake-up per job."""
-    if redis is None or not settings.coalesce_triggers:
-        return None
-    return Wakeups(redis, settings.trigger_ttl_seconds)
 
 
 def publish_webhook(celery: Celery, job_id: str, countdown: float = 0) -> None:

@@ -23,7 +23,7 @@ from seqserve.services.api.training.routes import router as training_router
 from seqserve.shared import heap
 from seqserve.shared.config import get_settings
 from seqserve.shared.metrics import HTTP_REQUEST_SECONDS
-from seqserve.shared.queueing import broker_redis, make_celery, wakeups
+from seqserve.shared.queueing import broker_redis, make_celery
 
 
 class RequestTimer:
@@ -71,8 +71,7 @@ def create_app() -> FastAPI:
     )
     settings = get_settings()
     app.state.celery = make_celery(settings)
-    redis = broker_redis(settings)
-    app.state.job_queue = JobQueue(app.state.celery, wakeups(settings, redis), redis)
+    app.state.job_queue = JobQueue(app.state.celery, broker_redis(settings))
     app.state.caches = ApiCaches()
     app.state.waiter = JobWaiter(settings)
     errors.install(app)

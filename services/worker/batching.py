@@ -58,26 +58,21 @@ def _batch(context: WorkerContext, group: BatchGroup, members: list[ClaimedJob],
 
 
 def first_batch(wakeup: Wakeup, context: WorkerContext) -> Batch | None:
-    """The wake-up's first batch (None when its group is empty). Its coalescing key is
-    released before the look that must see every job that found the key set; with a
-    batching delay, after the delay, so jobs arriving meanwhile join this batch."""
-    group, release = wakeup.group, (context.wakeups.release if context.wakeups else lambda _: None)
+    """The wake-up's first batch (None when its group is empty). A batch of one job that
+    leaves room waits the kind's batching delay, then takes what arrived meanwhile."""
+    group = wakeup.group
     if wakeup.recover:
         with session_scope(autocommit=True) as session:
             jobs_repo.requeue_lapsed(session, group)
+    members = _claim(context, group)
     delay = context.settings.batch_max_delay_ms.get(group.kind, 0.0) / 1000
-    if not delay:
-        release(wakeup)
-        members = _claim(context, group)
+    if not (delay and len(members) == 1 and len(members[0].inputs) < context.settings.batch_max_inputs[group.kind]):
         return _batch(context, group, members) if members else None
-    members, waited = _claim(context, group), 0.0
-    if len(members) == 1 and len(members[0].inputs) < context.settings.batch_max_inputs[group.kind]:
-        started = time.perf_counter()
-        time.sleep(delay)
-        waited = time.perf_counter() - started
-    release(wakeup)
-    members += _claim(context, group, taken=sum(len(m.inputs) for m in members))
-    return _batch(context, group, members, waited) if members else None
+    started = time.perf_counter()
+    time.sleep(delay)
+    waited = time.perf_counter() - started
+    members += _claim(context, group, taken=len(members[0].inputs))
+    return _batch(context, group, members, waited)
 
 
 def next_batch(group: BatchGroup, context: WorkerContext) -> Batch | None:

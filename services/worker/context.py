@@ -15,7 +15,7 @@ from redis import Redis
 from seqserve.services.worker.model_cache import ModelCache, VersionInfo
 from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.db.session import session_scope
-from seqserve.shared.queueing import Wakeups, broker_redis, wakeups
+from seqserve.shared.queueing import broker_redis
 from seqserve.shared.registry import repository as registry_repo
 
 
@@ -24,7 +24,6 @@ class WorkerContext:
     settings: Settings
     celery: Celery
     redis: Redis | None  # the broker's Redis (None for other brokers)
-    wakeups: Wakeups | None  # None: every job has a wake-up of its own
     models: ModelCache = field(default_factory=ModelCache)
     # Version rows never change: one lookup per version per process.
     versions: dict[int, VersionInfo] = field(default_factory=dict)
@@ -33,8 +32,7 @@ class WorkerContext:
     @classmethod
     def build(cls, celery: Celery, settings: Settings | None = None) -> WorkerContext:
         settings = settings or get_settings()
-        redis = broker_redis(settings)
-        return cls(settings, celery, redis, wakeups(settings, redis))
+        return cls(settings, celery, broker_redis(settings))
 
     def version(self, version_id: int) -> VersionInfo:
         info = self.versions.get(version_id)

@@ -50,7 +50,7 @@ def test_submit_records_job_and_publishes_its_id(client: TestClient, registered_
         row = session.get(Job, uuid.UUID(job["id"]))
         assert row is not None
         group = {"version_id": row.model_version_id, "kind": "classify", "batch_key": row.batch_key}
-    assert args == [] and kwargs == group | {"priority": "normal"}
+    assert args == [] and kwargs == group | {"priority": "normal", "recover": False}
     polled = client.get(f"/v1/jobs/{job['id']}").json()
     assert polled["status"] == "queued" and polled["num_inputs"] == 2 and polled["result"] is None
 

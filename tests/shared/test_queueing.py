@@ -1,5 +1,5 @@
 """The wake-up on the wire, on the real Redis broker: the direct publish queues exactly what
-Celery would, and the coalescing gate lets one wake-up per group and priority through."""
+Celery would, on the queue of its priority."""
 
 from __future__ import annotations
 
@@ -15,11 +15,9 @@ from seqserve.shared.queueing import (
     PRIORITY_QUEUES,
     RUN_BATCHES_TASK,
     Wakeup,
-    Wakeups,
     broker_redis,
     make_celery,
     publish_wakeup,
-    wakeups,
 )
 from tests.conftest import REDIS_URL
 
@@ -53,40 +51,9 @@ def test_a_direct_wakeup_is_what_celery_would_queue(broker: redis.Redis) -> None
     assert Wakeup.model_validate(_envelope(direct)["body"][1]) == WAKEUP
 
 
-def test_one_wakeup_per_group_and_priority_until_it_is_released(broker: redis.Redis) -> None:
+def test_each_priority_wakes_on_its_own_queue(broker: redis.Redis) -> None:
     settings = get_settings()
-    gate = wakeups(settings, broker_redis(settings))
-    assert isinstance(gate, Wakeups)
-    celery = make_celery(settings)
-    assert gate.publish_if_first(celery, WAKEUP) is True
-    assert gate.publish_if_first(celery, WAKEUP) is False  # its jobs ride on the queued one
-    low = WAKEUP.model_copy(update={"priority": "low"})
-    assert gate.publish_if_first(celery, low) is True  # another queue: a wake-up of its own
-    assert broker.llen(PRIORITY_QUEUES["high"]) == 1 and broker.llen(PRIORITY_QUEUES["low"]) == 1
-    assert 0 < broker.pttl(Wakeups.key(WAKEUP)) <= settings.trigger_ttl_seconds * 1000
-    gate.release(WAKEUP)
-    assert gate.publish_if_first(celery, WAKEUP) is True
-    assert broker.llen(PRIORITY_QUEUES["high"]) == 2
-
-
-def test_a_refused_publish_frees_the_group(broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = get_settings()
-    gate = wakeups(settings, broker_redis(settings))
-    assert gate is not None
-
-    def refuse(*_: object) -> None:
-        raise redis.ConnectionError("refused")
-
-    monkeypatch.setattr(gate.redis, "lpush", refuse)
-    with pytest.raises(redis.ConnectionError):
-        gate.publish_if_first(make_celery(settings), WAKEUP)
-    assert broker.get(Wakeups.key(WAKEUP)) is None  # the next job of the group publishes again
-
-
-def test_without_coalescing_or_redis_there_is_no_gate(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from seqserve.shared.config import reset_settings
-
-    assert wakeups(get_settings(), None) is None
-    monkeypatch.setenv("SEQSERVE_COALESCE_TRIGGERS", "false")
-    reset_settings()
-    assert wakeups(get_settings(), broker_redis(get_settings())) is None
+    celery, client = make_celery(settings), broker_redis(settings)
+    for priority in ("low", "high", "high"):
+        publish_wakeup(celery, WAKEUP.model_copy(update={"priority": priority}), client)
+    assert {name: broker.llen(queue) for name, queue in PRIORITY_QUEUES.items()} == {"high": 2, "normal": 0, "low": 1}

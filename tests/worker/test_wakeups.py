@@ -1,6 +1,6 @@
-"""Wake-ups end to end in one process, on the real Postgres and Redis: the API queues one per
-batch group and priority, the worker releases it before it looks and drains the group in
-batches, and a redelivered wake-up comes back when a dead attempt's lease lapses."""
+"""Wake-ups end to end in one process, on the real Postgres and Redis: each job wakes its
+batch group, one wake-up drains the group in batches, and a redelivered wake-up comes back
+when a dead attempt's lease lapses."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from seqserve.services.worker.batching import first_batch
 from seqserve.services.worker.context import WorkerContext
 from seqserve.services.worker.runner import run_wakeup
 from seqserve.shared.config import get_settings, reset_settings
-from seqserve.shared.queueing import PRIORITY_QUEUES, Wakeups, make_celery
+from seqserve.shared.queueing import PRIORITY_QUEUES, make_celery
 from tests.conftest import REDIS_URL
 from tests.worker.test_batching import wakeup_of
 
@@ -39,21 +39,14 @@ def _context() -> WorkerContext:
     return WorkerContext.build(make_celery(settings), settings)
 
 
-def _keys() -> list[str]:
-    return sorted(key.decode() for key in redis.Redis.from_url(REDIS_URL).keys(f"{Wakeups.PREFIX}*"))
-
-
-def test_jobs_of_one_group_share_one_wakeup_until_a_worker_looks(client: TestClient) -> None:
+def test_each_job_wakes_its_group_and_one_wakeup_runs_them_all(client: TestClient) -> None:
     broker = redis.Redis.from_url(REDIS_URL)
     ids = [_submit(client, f"film {i}") for i in range(6)]
-    assert broker.llen(PRIORITY_QUEUES["normal"]) == 1  # one message for six jobs
-    _submit(client, "urgent film", priority="high")  # another priority: its own message
-    assert broker.llen(PRIORITY_QUEUES["high"]) == 1 and len(_keys()) == 2
-    batch = first_batch(wakeup_of(ids[0]), _context())
-    assert batch is not None and len(batch.members) == 7  # the whole group, high first
-    assert len(_keys()) == 1  # released before the look: the next normal job publishes again
-    _submit(client, "a later film")
-    assert broker.llen(PRIORITY_QUEUES["normal"]) == 2
+    _submit(client, "urgent film", priority="high")
+    assert broker.llen(PRIORITY_QUEUES["normal"]) == 6 and broker.llen(PRIORITY_QUEUES["high"]) == 1
+    report = run_wakeup(wakeup_of(ids[0]), _context())
+    assert (report.batches, report.jobs) == (1, 7)  # the whole group in one forward pass, high first
+    assert run_wakeup(wakeup_of(ids[1]), _context()).status == "empty"  # the other wake-ups find nothing
 
 
 def test_a_wakeup_drains_its_group_in_batches(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

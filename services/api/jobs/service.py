@@ -27,7 +27,7 @@ from seqserve.shared.jobs.kinds import JOB_KINDS, batch_key, kinds_for_task, val
 from seqserve.shared.jobs.schemas import JobCreate, JobRead
 from seqserve.shared.metrics import JOBS_REJECTED_TOTAL, JOBS_SUBMITTED_TOTAL
 from seqserve.shared.notify import JobsFinished, publish_finished
-from seqserve.shared.queueing import Wakeup, Wakeups, publish_wakeup, publish_webhook, queue_for
+from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook, queue_for
 from seqserve.shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
 from seqserve.shared.registry.service import RegistryError, resolve
 
@@ -80,7 +80,7 @@ def _check_webhook(body: JobCreate, settings: Settings) -> None:
 
 def _check_backpressure(session: Session, caches: ApiCaches, priority: str, settings: Settings) -> None:
     """503 past the configured number of queued jobs of this priority (counted in the job
-    table, the source of truth: with coalesced wake-ups the broker holds far fewer messages)."""
+    table, the source of truth: one wake-up can run a whole group)."""
     depth = caches.queue_depths.get(priority, 0.5, lambda: jobs_repo.count_queued(session, priority))
     if depth >= settings.max_queue_depth:
         message = f"queue {queue_for(priority)} holds {depth} jobs (limit {settings.max_queue_depth}); retry later"
@@ -145,23 +145,19 @@ def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, setting
 
 @dataclass(frozen=True)
 class JobQueue:
-    """Where submitted jobs are announced: the broker, and the coalescing gate when on."""
+    """Where submitted jobs are announced."""
 
     celery: Celery
-    wakeups: Wakeups | None
     redis: Redis | None  # the broker's Redis, for the direct publish and job-finished events
 
 
 def _publish(queue: JobQueue, row: dict[str, Any]) -> None:
-    """Wake the committed job's group (unless a wake-up for it is pending); a broker that
-    refuses answers 503 (the unit of work then withdraws the job)."""
+    """Wake the committed job's group; a broker that refuses answers 503 (the unit of work
+    then withdraws the job)."""
     wakeup = Wakeup(version_id=row["model_version_id"], kind=row["kind"], batch_key=row["batch_key"],
                     priority=row["priority"])
     try:
-        if queue.wakeups is not None:
-            queue.wakeups.publish_if_first(queue.celery, wakeup)
-        else:
-            publish_wakeup(queue.celery, wakeup, queue.redis)
+        publish_wakeup(queue.celery, wakeup, queue.redis)
     except Exception as exc:  # kombu and redis raise several connection error types
         log.exception("publishing job %s failed", row["id"])
         raise _reject(503, "broker_unavailable", f"the job queue is unreachable: {exc}", None,
