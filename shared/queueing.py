@@ -137,12 +137,16 @@ def wakeup_message(wakeup: Wakeup, queue: str) -> str:
     })
 
 
+def broker_redis_url(settings: Settings) -> str | None:
+    """The broker's URL when it is Redis (None for the filesystem broker)."""
+    url = settings.broker_url
+    return url if url.startswith(("redis://", "rediss://")) else None
+
+
 def broker_redis(settings: Settings) -> Redis | None:
     """A client (its own connection pool) for the broker's Redis; None for other brokers."""
-    url = settings.broker_url
-    if not url.startswith(("redis://", "rediss://")):
-        return None
-    return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    url = broker_redis_url(settings)
+    return None if url is None else Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def publish_webhook(celery: Celery, job_id: str, countdown: float = 0) -> None:

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from seqserve.shared.config import Settings
 from seqserve.shared.notify import CHANNEL, FinalState, JobsFinished, parse_finished
+from seqserve.shared.queueing import broker_redis_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,8 +28,7 @@ T = TypeVar("T")
 
 class JobWaiter:
     def __init__(self, settings: Settings) -> None:
-        url = settings.broker_url
-        self._url = url if url.startswith(("redis://", "rediss://")) else None
+        self._url = broker_redis_url(settings)
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
         # Final states carried by events, for jobs someone here waits on.
         self._pushed: dict[str, FinalState] = {}
