@@ -80,11 +80,18 @@ class Connection:
             if self.writer is None:
                 self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
             assert self.reader is not None
-            self.writer.write(request)
-            status_line = await self.reader.readline()
+            try:
+                self.writer.write(request)
+                status_line = await self.reader.readline()
+            except (ConnectionResetError, BrokenPipeError):
+                if fresh or attempt == 2:
+                    raise
+                status_line = b""  # reset before any answer: the same as a close, below
             if status_line or fresh or attempt == 2:
                 break
-            self.close()  # the server closed an idle keep-alive connection: send again on a new one
+            # The server closed an idle keep-alive connection (a close or a reset, before any
+            # byte of an answer: it never read this request): send again on a new one.
+            self.close()
         if not status_line:
             raise ConnectionResetError("the server closed the connection")
         status = int(status_line.split()[1])

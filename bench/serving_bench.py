@@ -281,7 +281,7 @@ def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: di
         "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000",
         "SEQSERVE_API_WORKERS": str(args.api_workers), "SEQSERVE_WORKER_POOL": args.pool,
     }
-    naive = base_env | {"SEQSERVE_BATCH_MAX_DELAY_MS": "0", "SEQSERVE_COALESCE_TRIGGERS": "false",
+    naive = base_env | {"SEQSERVE_BATCH_MAX_DELAY_MS": "0",
                         "SEQSERVE_BATCH_MAX_INPUTS": json.dumps({kind: 1 for kind in TASK_OF})}
     results: list[Result] = []
     for kind in args.kinds:

@@ -91,11 +91,6 @@ class Settings(BaseSettings):
     # per sentence: docs/benchmarks/cpu_chunks.md). Other devices take up to batch_max_inputs.
     cpu_chunk_rows: dict[str, int] = Field(default_factory=default_cpu_chunk_rows)
 
-    # One queued message per batch group instead of one per job (Redis brokers): jobs that
-    # arrive while their group's message waits ride along with it. A lost message delays its
-    # group by trigger_ttl_seconds at most.
-    coalesce_triggers: bool = True
-    trigger_ttl_seconds: float = Field(10.0, gt=0)
     # A claimed job whose worker vanished is taken over after this long; keep it above the
     # longest job. The Redis visibility timeout is set above it.
     job_lease_seconds: float = Field(300.0, gt=0)

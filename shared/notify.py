@@ -7,56 +7,45 @@ call: the job row stays the source of truth.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-import redis
-
-from seqserve.shared.config import Settings
+from pydantic import BaseModel
+from redis import Redis, RedisError
 
 CHANNEL = "seqserve:jobs:finished"
 log = logging.getLogger(__name__)
-_clients: dict[tuple[int, str], redis.Redis] = {}
 
 
-def redis_url(settings: Settings) -> str | None:
-    url = settings.broker_url
-    return url if url.startswith(("redis://", "rediss://")) else None
+class FinalState(BaseModel):
+    """A job's final state exactly as its worker just committed it."""
+
+    status: str
+    result: list[Any] | None = None
+    error: str | None = None
+    attempts: int
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
-def redis_client(url: str) -> redis.Redis:
-    """One client (one connection pool) per process and URL."""
-    key = (os.getpid(), url)
-    if key not in _clients:
-        _clients[key] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return _clients[key]
+class JobsFinished(BaseModel):
+    """The event on the channel: these jobs ended; `states` (when known) lets a waiter answer
+    without reading the row back (a cancel sends none)."""
+
+    ids: list[str]
+    states: dict[str, FinalState] = {}
 
 
-def publish_finished(settings: Settings, job_ids: Iterable[str], states: dict[str, dict[str, Any]] | None = None) -> None:
-    """Best effort: a lost event only means a waiter notices on its next poll.
-
-    The message is the comma-separated ids, then (optionally) a newline and a JSON object of
-    each job's final state as just committed ({id: {status, result, error, attempts,
-    started_at, finished_at}}), so a waiter can answer without reading the row back."""
-    url = redis_url(settings)
-    if url is None:
+def publish_finished(redis: Redis | None, event: JobsFinished) -> None:
+    """Best effort: a lost event only means a waiter notices on its next poll."""
+    if redis is None or not event.ids:
         return
-    ids = list(job_ids)
-    if not ids:
-        return
-    message = ",".join(ids)
-    if states:
-        message += "\n" + json.dumps(states, separators=(",", ":"))
     try:
-        redis_client(url).publish(CHANNEL, message)
-    except redis.RedisError as exc:
+        redis.publish(CHANNEL, event.model_dump_json())
+    except RedisError as exc:
         log.warning("could not publish job-finished events: %s", exc)
 
 
-def parse_finished(message: bytes) -> tuple[list[str], bytes | None]:
-    """(job ids, the undecoded states JSON or None): decode the states only when needed."""
-    head, _, states = message.partition(b"\n")
-    return head.decode().split(","), states or None
+def parse_finished(message: bytes) -> JobsFinished:
+    return JobsFinished.model_validate_json(message)

@@ -1,22 +1,25 @@
 """The Celery app as both sides see it: the API publishes by task name, the worker consumes.
 
-Only ids travel in messages; the job row is the source of truth, so no result backend.
+Only names travel in messages (a batch group, a job id); the job rows are the source of
+truth, so no result backend.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import uuid
 
 from celery import Celery
 from kombu import Queue
+from pydantic import BaseModel, ConfigDict
+from redis import Redis
 
 from seqserve.shared.config import Settings, get_settings
+from seqserve.shared.jobs.repository import BatchGroup
 
-RUN_JOB_TASK = "seqserve.jobs.run"
+RUN_BATCHES_TASK = "seqserve.jobs.run_batches"
 DELIVER_WEBHOOK_TASK = "seqserve.webhooks.deliver"
 RECONCILE_TASK = "seqserve.jobs.reconcile"
 CANARY_TASK = "seqserve.queues.canary"
@@ -74,19 +77,33 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-def publish_job(celery: Celery, job_id: str, priority: str, trigger: str | None = None) -> None:
-    """Publish a job's id to its priority queue; raises when the broker is unreachable.
-    `trigger`: the coalescing key this message holds (see `TriggerGate`). On a Redis broker the
-    message goes straight onto the queue's list (`job_message`); others go through kombu."""
-    url = str(celery.conf.broker_url or "")
-    if url.startswith(("redis://", "rediss://")):
-        from seqserve.shared.notify import redis_client
+class Wakeup(BaseModel):
+    """The run message: wake a worker for one batch group (model version, kind, batch key);
+    it claims batches of the group until none is left (a wake-up that finds its group empty
+    costs one claim). `priority`: the queue it travels on. `recover`: first put the group's
+    jobs whose lease lapsed (their worker died) back in the queue."""
 
-        queue = queue_for(priority)
-        redis_client(url).lpush(queue, job_message(job_id, queue, trigger))
+    model_config = ConfigDict(frozen=True)
+
+    version_id: int
+    kind: str
+    batch_key: str
+    priority: str
+    recover: bool = False
+
+    @property
+    def group(self) -> BatchGroup:
+        return BatchGroup(self.version_id, self.kind, self.batch_key)
+
+
+def publish_wakeup(celery: Celery, wakeup: Wakeup, redis: Redis | None = None) -> None:
+    """Queue a wake-up; raises when the broker is unreachable. With the broker's Redis client
+    the message goes straight onto the queue's list (`wakeup_message`), else through Celery."""
+    queue = queue_for(wakeup.priority)
+    if redis is not None:
+        redis.lpush(queue, wakeup_message(wakeup, queue))
         return
-    kwargs = {"trigger": trigger} if trigger else {}
-    celery.send_task(RUN_JOB_TASK, args=[job_id], kwargs=kwargs, queue=queue_for(priority), retry=True,
+    celery.send_task(RUN_BATCHES_TASK, kwargs=wakeup.model_dump(), queue=queue, retry=True,
                      retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2})
 
 
@@ -94,22 +111,22 @@ _ORIGIN = f"seqserve@{socket.gethostname()}"
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
-def job_message(job_id: str, queue: str, trigger: str | None = None) -> str:
-    """The run-job message exactly as kombu's Redis transport stores it (a JSON envelope around
-    a Celery protocol-2 task message), built without kombu's per-message machinery (producer
-    pool, publish retry wrapper, serializer registry): that machinery was ~10% of the API's CPU
-    per job. Priority 0, so the queue's own list (kombu's key for priority 0)."""
+def wakeup_message(wakeup: Wakeup, queue: str) -> str:
+    """The wake-up exactly as `celery.send_task` would queue it on kombu's Redis transport (a
+    JSON envelope around a Celery protocol-2 message, priority 0: the queue's own list),
+    without Celery's per-message machinery: 74 us of CPU per message against 345-401 us for
+    `send_task` (docs/benchmarks/job-path.md). A test compares it with what kombu queues."""
     task_id = str(uuid.uuid4())
-    kwargs = {"trigger": trigger} if trigger else {}
-    body = json.dumps([[job_id], kwargs, _EMBED]).encode()
+    kwargs = wakeup.model_dump()
+    body = json.dumps([[], kwargs, _EMBED]).encode()
     return json.dumps({
         "body": base64.b64encode(body).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {
-            "lang": "py", "task": RUN_JOB_TASK, "id": task_id, "shadow": None, "eta": None, "expires": None,
+            "lang": "py", "task": RUN_BATCHES_TASK, "id": task_id, "shadow": None, "eta": None, "expires": None,
             "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
-            "parent_id": None, "argsrepr": repr([job_id]), "kwargsrepr": repr(kwargs), "origin": _ORIGIN,
+            "parent_id": None, "argsrepr": "()", "kwargsrepr": repr(kwargs), "origin": _ORIGIN,
             "ignore_result": None, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
         },
         "properties": {
@@ -120,79 +137,16 @@ def job_message(job_id: str, queue: str, trigger: str | None = None) -> str:
     })
 
 
-# Compare-and-delete: only the message that set the key releases it.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-# Set the key and push the message, or neither: one round trip.
-_ACQUIRE_AND_PUSH = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    redis.call('lpush', KEYS[2], ARGV[3])
-    return 1
-end
-return 0
-"""
+def broker_redis_url(settings: Settings) -> str | None:
+    """The broker's URL when it is Redis (None for the filesystem broker)."""
+    url = settings.broker_url
+    return url if url.startswith(("redis://", "rediss://")) else None
 
 
-class TriggerGate:
-    """Coalesced wake-ups: one message in flight per batch group instead of one per job.
-
-    A batch group is (model version, batch key, priority). A submitted job publishes a
-    message only if it sets the group's key (SET NX); otherwise a message for its group is
-    already queued, and the worker that takes that message releases the key *before* its last
-    gather, so every job that found the key set is committed before that gather looks. A
-    worker whose batch filled up publishes a new trigger for what is left. The key expires
-    after `ttl_seconds`, so a lost message holds a group back for that long at most (the
-    reconciler re-publishes anything left queued).
-    """
-
-    PREFIX = "seqserve:trigger:"
-
-    def __init__(self, url: str, ttl_seconds: float) -> None:
-        from seqserve.shared.notify import redis_client
-
-        self._redis = redis_client(url)
-        self._ttl_ms = max(1, int(ttl_seconds * 1000))
-        self._release = self._redis.register_script(_RELEASE)
-        self._acquire_and_push = self._redis.register_script(_ACQUIRE_AND_PUSH)
-
-    @classmethod
-    def key(cls, version_id: int, kind: str, batch_key: str, priority: str) -> str:
-        return f"{cls.PREFIX}{version_id}:{kind}:{batch_key}:{priority}"
-
-    @classmethod
-    def group(cls, key: str) -> tuple[int, str, str]:
-        """(version id, kind, batch key) of a trigger key."""
-        version_id, kind, batch_key, _ = key.removeprefix(cls.PREFIX).split(":")
-        return int(version_id), kind, batch_key
-
-    def acquire(self, key: str, job_id: str) -> bool:
-        """True when this job's message must be published (no trigger pending)."""
-        return bool(self._redis.set(key, job_id, nx=True, px=self._ttl_ms))
-
-    def publish_if_first(self, key: str, job_id: str, priority: str) -> bool:
-        """`acquire` and, when this job's message is due, push it onto its queue (the gate's
-        Redis is the broker), atomically: True when the message was pushed."""
-        queue = queue_for(priority)
-        pushed = self._acquire_and_push(keys=[key, queue], args=[job_id, self._ttl_ms, job_message(job_id, queue, key)])
-        return bool(pushed)
-
-    def release(self, key: str, job_id: str) -> None:
-        self._release(keys=[key], args=[job_id])
-
-
-_gates: dict[tuple[int, str, float], TriggerGate] = {}
-
-
-def trigger_gate(settings: Settings) -> TriggerGate | None:
-    """The gate when coalescing is on and the broker is Redis; None means publish every job."""
-    from seqserve.shared.notify import redis_url
-
-    url = redis_url(settings)
-    if not settings.coalesce_triggers or url is None:
-        return None
-    key = (os.getpid(), url, settings.trigger_ttl_seconds)
-    if key not in _gates:
-        _gates[key] = TriggerGate(url, settings.trigger_ttl_seconds)
-    return _gates[key]
+def broker_redis(settings: Settings) -> Redis | None:
+    """A client (its own connection pool) for the broker's Redis; None for other brokers."""
+    url = broker_redis_url(settings)
+    return None if url is None else Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def publish_webhook(celery: Celery, job_id: str, countdown: float = 0) -> None:
@@ -202,10 +156,8 @@ def publish_webhook(celery: Celery, job_id: str, countdown: float = 0) -> None:
 def queue_depths(settings: Settings, queues: tuple[str, ...] = ALL_QUEUES) -> dict[str, int]:
     """Messages waiting per queue, read from the broker itself (Redis lists or the
     filesystem broker's folder)."""
-    if settings.broker_url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
+    client = broker_redis(settings)
+    if client is not None:
         try:
             with client.pipeline(transaction=False) as pipe:
                 for queue in queues:

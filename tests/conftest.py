@@ -16,6 +16,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
+from seqserve.services.worker.context import reset_worker_context
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.db.base import Base
 from seqserve.shared.db.migrate import upgrade
@@ -115,9 +116,11 @@ def db(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[s
         monkeypatch.setenv(key, value)
     reset_settings()
     dispose_engines()
+    reset_worker_context()
     redis.Redis.from_url(REDIS_URL).flushdb()
     yield stack_env["SEQSERVE_DATABASE_URL"]
     dispose_engines()
+    reset_worker_context()
     _truncate_all(stack_env["SEQSERVE_DATABASE_URL"])
     redis.Redis.from_url(REDIS_URL).flushdb()
     reset_settings()
@@ -140,9 +143,20 @@ def tiny_classifier(session_tmp: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def registered_model(db: str, tiny_classifier):  # type: ignore[no-untyped-def]
     """The tiny classifier registered as `tiny-sst2` v1 with its production alias."""
+    register_tiny(tiny_classifier)
+    return "tiny-sst2"
+
+
+_TINY: list = []  # the session's tiny classifier, for `register_tiny` without the fixture
+
+
+def register_tiny(outcome=None) -> None:  # type: ignore[no-untyped-def]
+    """Register the session's tiny classifier in the configured database."""
     from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 
-    outcome = tiny_classifier
+    if outcome is not None and not _TINY:
+        _TINY.append(outcome)
+    outcome = outcome or _TINY[0]
     with session_scope() as session:
         version = register_version(session, NewVersion(
             model_name="tiny-sst2", task="classify", checkpoint_uri=str(outcome.checkpoint_path),
@@ -151,4 +165,23 @@ def registered_model(db: str, tiny_classifier):  # type: ignore[no-untyped-def]
             architecture=outcome.model_config, train_config=outcome.config,
         ))
         promote_if_better(session, version, get_settings().promotion_margin)
-    return "tiny-sst2"
+
+
+def claim_group_of(job_id: uuid.UUID, max_inputs: int = 1000) -> list:
+    """As a worker would: claim the next batch of the job's group through the real claim."""
+    from seqserve.shared.jobs import repository as jobs_repo
+
+    with session_scope() as session:
+        job = jobs_repo.get(session, job_id)
+        assert job is not None
+        group = jobs_repo.BatchGroup(job.model_version_id, job.kind, job.batch_key)
+    with session_scope(autocommit=True) as session:
+        return jobs_repo.claim_batch(session, group, max_inputs, lease_seconds=60)
+
+
+def finish(claimed, status, result=None, error=None) -> bool:  # type: ignore[no-untyped-def]
+    """As a worker would: write one claimed job's outcome; False when the attempt moved on."""
+    from seqserve.shared.jobs import repository as jobs_repo
+
+    with session_scope(autocommit=True) as session:
+        return claimed.claim.job_id in jobs_repo.finish_many(session, [(claimed.claim, status, result, error)])

@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seqserve.services.api import errors
+from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
 from seqserve.services.api.health import scrape
 from seqserve.services.api.health.routes import router as health_router
 from seqserve.services.api.jobs.routes import router as jobs_router
+from seqserve.services.api.jobs.service import JobQueue
 from seqserve.services.api.jobs.waiter import JobWaiter
 from seqserve.services.api.models.routes import router as models_router
 from seqserve.services.api.stats.routes import router as stats_router
@@ -21,7 +23,7 @@ from seqserve.services.api.training.routes import router as training_router
 from seqserve.shared import heap
 from seqserve.shared.config import get_settings
 from seqserve.shared.metrics import HTTP_REQUEST_SECONDS
-from seqserve.shared.queueing import make_celery
+from seqserve.shared.queueing import broker_redis, make_celery
 
 
 class RequestTimer:
@@ -69,6 +71,8 @@ def create_app() -> FastAPI:
     )
     settings = get_settings()
     app.state.celery = make_celery(settings)
+    app.state.job_queue = JobQueue(app.state.celery, broker_redis(settings))
+    app.state.caches = ApiCaches()
     app.state.waiter = JobWaiter(settings)
     errors.install(app)
     scrape.install_collector()

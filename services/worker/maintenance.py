@@ -1,8 +1,9 @@
-"""Periodic upkeep (scheduled by beat): re-publish stranded jobs; prove queues are consumed."""
+"""Periodic upkeep (scheduled by beat): wake the groups of stranded jobs; prove queues are consumed."""
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from celery import Celery
 from sqlalchemy.orm import Session
@@ -10,27 +11,32 @@ from sqlalchemy.orm import Session
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import JobStatus, QueueHeartbeat
-from seqserve.shared.db.session import session_scope
+from seqserve.shared.db.session import after_commit, session_scope
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.metrics import JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
-from seqserve.shared.queueing import publish_job
+from seqserve.shared.queueing import Wakeup, publish_wakeup
 
 log = logging.getLogger(__name__)
 
 
 def reconcile(celery: Celery, settings: Settings) -> int:
-    """Publish again every job whose message may be lost (a broker restart, a worker that
-    died holding it). Duplicates are harmless: claims are conditional."""
+    """Wake the group of every job whose wake-up may be lost (a broker restart, a worker that
+    died holding it): one message per group and priority, sent once the jobs are marked (a
+    claim skips rows another transaction holds locked, so none may be held when the wake-up
+    looks). Extra wake-ups are harmless: an empty group costs one claim that finds nothing.
+    Returns the number of such jobs."""
     with session_scope() as session:
-        jobs = [(job.id, job.priority, job.status) for job in jobs_repo.stranded(session, settings.requeue_after_seconds)]
-    for job_id, priority, status in jobs:
-        publish_job(celery, str(job_id), priority)
-        reason = "lease_expired" if status == JobStatus.running.value else "stale_queued"
-        JOBS_REQUEUED_TOTAL.labels(reason).inc()
-    with session_scope() as session:
-        jobs_repo.mark_enqueued(session, [job_id for job_id, _, _ in jobs])
+        jobs = jobs_repo.stranded(session, settings.requeue_after_seconds)
+        wakeups = {Wakeup(version_id=job.model_version_id, kind=job.kind, batch_key=job.batch_key,
+                          priority=job.priority, recover=job.status == JobStatus.running.value) for job in jobs}
+        for job in jobs:
+            reason = "lease_expired" if job.status == JobStatus.running.value else "stale_queued"
+            JOBS_REQUEUED_TOTAL.labels(reason).inc()
+        jobs_repo.mark_enqueued(session, [job.id for job in jobs])
+        for wakeup in wakeups:
+            after_commit(session).add(partial(publish_wakeup, celery, wakeup))
     if jobs:
-        log.warning("re-published %d stranded jobs", len(jobs))
+        log.warning("woke the groups of %d stranded jobs", len(jobs))
     RECONCILE_LAST_RUN.set_to_current_time()
     return len(jobs)
 

@@ -1,6 +1,7 @@
-"""A message's life in the worker: gather a batch -> load -> infer -> write results.
+"""A wake-up's life in the worker: claim a batch of its group -> load -> infer -> write
+results, again until the group is empty.
 
-Each state change is its own short transaction, so the rows always tell the truth: jobs are
+Each state change is its own short statement, so the rows always tell the truth: jobs are
 `running` while they compute and end `succeeded` or `failed`, never stuck; a result is
 written only by the attempt that holds the job.
 """
@@ -10,15 +11,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any
 
-from seqserve.services.worker.batching import Batch, LeaseHeld, RecentIds, gather
-from seqserve.services.worker.model_cache import ModelCache
-from seqserve.shared.config import get_settings
+from seqserve.services.worker.batching import Batch, first_batch, next_batch
+from seqserve.services.worker.context import WorkerContext
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import JobStatus
-from seqserve.shared.db.session import connection_scope
+from seqserve.shared.db.session import after_commit, session_scope
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs.repository import ClaimedJob
 from seqserve.shared.metrics import (
@@ -30,23 +32,27 @@ from seqserve.shared.metrics import (
     JOB_QUEUE_WAIT_SECONDS,
     JOBS_FINISHED_TOTAL,
 )
-from seqserve.shared.notify import publish_finished
-from seqserve.shared.queueing import TriggerGate, trigger_gate
+from seqserve.shared.notify import FinalState, JobsFinished, publish_finished
+from seqserve.shared.queueing import Wakeup, publish_webhook
 
 log = logging.getLogger(__name__)
-_cache = ModelCache()
-_recent = RecentIds()
 
 Outcome = tuple[JobStatus, list[Any] | None, str | None]
 
 
 @dataclass
 class RunReport:
-    """What one message did: its status, and the jobs whose webhooks are now due."""
+    """What one wake-up did: batches and jobs run, and when to look at the group again."""
 
-    status: str
-    lease_seconds_left: float | None = None
-    webhooks_due: list[str] = field(default_factory=list)
+    batches: int = 0
+    jobs: int = 0
+    # A redelivered wake-up (its worker died mid-batch): seconds until the dead attempt's
+    # lease lapses and a recovering wake-up may put its jobs back in the queue.
+    retry_in: float | None = None
+
+    @property
+    def status(self) -> str:
+        return f"{self.jobs} jobs in {self.batches} batches" if self.batches else "empty"
 
 
 def _error_text(exc: BaseException) -> str:
@@ -83,8 +89,7 @@ def _compute(handler: Any, batch: Batch) -> dict[uuid.UUID, Outcome]:
         else:
             outcomes = {}
             for member in batch.members:
-                alone = Batch(batch.kind, batch.params, batch.version, batch.batch_key, batch.limit, [member])
-                outcomes |= _compute(handler, alone)
+                outcomes |= _compute(handler, Batch(batch.group, batch.version, batch.limit, [member]))
     labels = (batch.kind, batch.version.model_name)
     BATCH_COMPUTE_SECONDS.labels(*labels).observe(time.perf_counter() - started)
     return outcomes
@@ -97,28 +102,31 @@ def _observe(batch: Batch, member: ClaimedJob, status: JobStatus) -> None:
     JOB_END_TO_END_SECONDS.labels(*labels).observe((utcnow() - member.created_at).total_seconds())
 
 
-def _write(batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> RunReport:
+def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> None:
+    """Write the results the batch's attempts may still write; once committed, tell waiters
+    (with the states as committed, so they need no read) and queue the webhooks."""
     rows = [(m.claim, *outcomes[m.claim.job_id]) for m in batch.members]
     finished_at = utcnow()
-    with connection_scope(autocommit=True) as connection:  # each row's update stands alone
-        written_ids = jobs_repo.finish_many(connection, rows, finished_at)
-    written = [m for m in batch.members if m.claim.job_id in written_ids]
+    with session_scope(autocommit=True) as session:  # each row's update stands alone
+        written_ids = jobs_repo.finish_many(session, rows, finished_at)
+        written = [m for m in batch.members if m.claim.job_id in written_ids]
+        states = {str(m.claim.job_id): _final_state(m, outcomes[m.claim.job_id], finished_at) for m in written}
+        publisher = after_commit(session)
+        publisher.add(partial(publish_finished, context.redis, JobsFinished(ids=list(states), states=states)))
+        for member in written:
+            if member.has_webhook:
+                publisher.add(partial(publish_webhook, context.celery, str(member.claim.job_id)))
     for member in batch.members:
-        _recent.add(member.claim.job_id)
         if member.claim.job_id not in written_ids:
             log.info("job %s moved on (cancelled or taken over); result dropped", member.claim.job_id)
     for member in written:
         _observe(batch, member, outcomes[member.claim.job_id][0])
-    states = {}  # exactly what was committed: waiters answer from it without a read
-    for member in written:
-        status, result, error = outcomes[member.claim.job_id]
-        states[str(member.claim.job_id)] = {
-            "status": status.value, "result": result, "error": error, "attempts": member.claim.attempt,
-            "started_at": member.claim.started_at.isoformat(), "finished_at": finished_at.isoformat(),
-        }
-    publish_finished(get_settings(), list(states), states)
-    trigger_status = outcomes[batch.members[0].claim.job_id][0].value
-    return RunReport(trigger_status, webhooks_due=[str(m.claim.job_id) for m in written if m.has_webhook])
+
+
+def _final_state(member: ClaimedJob, outcome: Outcome, finished_at: datetime) -> FinalState:
+    status, result, error = outcome
+    return FinalState(status=status.value, result=result, error=error, attempts=member.claim.attempt,
+                      started_at=member.claim.started_at, finished_at=finished_at)
 
 
 def _fail_all(batch: Batch, exc: BaseException) -> dict[uuid.UUID, Outcome]:
@@ -126,44 +134,28 @@ def _fail_all(batch: Batch, exc: BaseException) -> dict[uuid.UUID, Outcome]:
     return {m.claim.job_id: (JobStatus.failed, None, _error_text(exc)) for m in batch.members}
 
 
-def _retrigger_left_over(batch: Batch, gate: TriggerGate | None) -> None:
-    """Queued jobs of the group did not fit: make sure a message will come for them."""
-    if batch.left_over is None or gate is None:
-        return  # without coalescing every job has its own message
-    key = TriggerGate.key(batch.version.version_id, batch.kind, batch.batch_key, batch.left_over)
-    lead = str(batch.members[0].claim.job_id)  # no longer claimable: its message gathers the group
-    try:
-        gate.publish_if_first(key, lead, batch.left_over)
-    except Exception as exc:  # the broker is down: this batch still runs; the reconciler finds the rest
-        log.warning("could not publish a trigger for the rest of %s: %s", key, exc)
-
-
-def run_job(job_id: str, trigger: str | None = None) -> RunReport:
-    """Run the job a message names, with whatever companions it can batch. `trigger`: the
-    coalescing key the message holds."""
-    trigger_id = uuid.UUID(job_id)
-    if trigger is None and trigger_id in _recent:
-        return RunReport("skipped")
-    settings = get_settings()
-    gate = trigger_gate(settings)
-    gathered = gather(trigger_id, trigger, settings, gate)
-    if gathered is None:
-        return RunReport("skipped")
-    if isinstance(gathered, LeaseHeld):
-        return RunReport("lease_held", lease_seconds_left=gathered.seconds_left)
-    batch = gathered
-    _retrigger_left_over(batch, gate)
+def run_batch(context: WorkerContext, batch: Batch) -> None:
     labels = (batch.kind, batch.version.model_name)
     BATCH_WAIT_SECONDS.labels(*labels).observe(batch.waited_seconds)
     BATCH_INPUTS.labels(*labels).observe(batch.num_inputs)
     BATCH_JOBS.labels(*labels).observe(len(batch.members))
     try:
-        handler = _cache.get(batch.version)
+        handler = context.models.get(batch.version)
     except Exception as exc:  # missing file, sha256 mismatch: deterministic, no retry
-        report = _write(batch, _fail_all(batch, exc))
+        _write(context, batch, _fail_all(batch, exc))
     else:
-        report = _write(batch, _compute(handler, batch))
-    if batch.trigger_lease_left is not None:
-        # The message's own job is held by another attempt: look at it again when that lapses.
-        report.status, report.lease_seconds_left = "lease_held", batch.trigger_lease_left
+        _write(context, batch, _compute(handler, batch))
+
+
+def run_wakeup(wakeup: Wakeup, context: WorkerContext, redelivered: bool = False) -> RunReport:
+    """Run batches of the wake-up's group until it is empty."""
+    report = RunReport()
+    batch = first_batch(wakeup, context)
+    while batch is not None:
+        run_batch(context, batch)
+        report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
+        batch = next_batch(wakeup.group, context)
+    if redelivered:
+        with session_scope() as session:
+            report.retry_in = jobs_repo.next_lease_lapse(session, wakeup.group)
     return report

@@ -1,42 +1,45 @@
-"""Celery tasks: thin wrappers that pass ids to the runner, webhooks and maintenance."""
+"""Celery tasks: thin wrappers that hand their message to the runner, webhooks and maintenance."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
 from seqserve.services.worker import maintenance, webhooks
 from seqserve.services.worker.app import app
-from seqserve.services.worker.runner import run_job
+from seqserve.services.worker.context import worker_context
+from seqserve.services.worker.runner import run_wakeup
 from seqserve.shared.config import get_settings
 from seqserve.shared.queueing import (
     CANARY_TASK,
     DELIVER_WEBHOOK_TASK,
     RECONCILE_TASK,
-    RUN_JOB_TASK,
+    RUN_BATCHES_TASK,
+    Wakeup,
     publish_webhook,
 )
 
 
 @app.task(
-    name=RUN_JOB_TASK,
+    name=RUN_BATCHES_TASK,
     bind=True,
     # Transient trouble (the database restarting) retries with backoff, capped; past the cap
-    # the reconciler still finds the job.
+    # the reconciler still finds the jobs.
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     retry_backoff_max=60,
     max_retries=5,
 )
-def run_job_task(self: Task, job_id: str, trigger: str | None = None) -> str:
-    report = run_job(job_id, trigger)
-    for finished in report.webhooks_due:
-        publish_webhook(app, finished)
-    if report.status == "lease_held":
-        # Another attempt holds the job (or held it and died): look again when its lease lapses.
-        raise self.retry(countdown=(report.lease_seconds_left or 0) + 0.5, max_retries=None)
+def run_batches_task(self: Task, **message: Any) -> str:
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    report = run_wakeup(Wakeup.model_validate(message), worker_context(app), redelivered)
+    if report.retry_in is not None:
+        # This message's worker died mid-batch: come back when the dead attempt's lease lapses,
+        # to put its jobs back in the queue and run them.
+        raise self.retry(kwargs=message | {"recover": True}, countdown=report.retry_in + 0.5, max_retries=None)
     return report.status
 
 

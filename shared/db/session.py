@@ -1,30 +1,29 @@
-"""Engines and sessions, created lazily per process (a forked child makes its own).
+"""The database of this process: one engine and its sessions, built lazily (a forked child
+builds its own).
 
-The caller owns the transaction: `session_scope()` (tasks, CLI), `connection_scope()` (the
-worker's hot path) or the API's request dependency commits or rolls back; repositories only
-flush.
+The caller owns the transaction: `session_scope()` is the one unit of work (the API's request
+dependency, a task wrapper, the CLI): it commits or rolls back, then sends the messages the
+work queued with `after_commit(session)`; repositories and services only flush.
 
-Autocommit scopes are for paths whose statements are each atomic on their own (a single
-INSERT, a conditional UPDATE): every statement commits by itself, which saves the BEGIN and
-COMMIT round trips (measured here: ~110 us of client CPU and ~200 us of wall time per
-transaction, on top of ~90 us for an ORM session over a Core connection).
+`session_scope(autocommit=True)` is the one fast path, for work whose statements are each
+atomic on their own (one INSERT, one conditional UPDATE): every statement commits by itself,
+which saves the BEGIN and COMMIT round trips (measured: ~110 us of client CPU and ~200 us of
+wall time per transaction; docs/benchmarks/job-path.md).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from seqserve.shared.config import get_settings
-
-_engines: dict[tuple[int, str], Engine] = {}
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -83,70 +82,89 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def get_engine() -> Engine:
-    """The engine of this process for the configured URL."""
+class Database:
+    """One process's engine (one pool) and its two session factories."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.pid = os.getpid()
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # The same pool, its connections in autocommit while checked out.
+        autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit_sessions = sessionmaker(bind=autocommit, expire_on_commit=False)
+
+    def session(self, autocommit: bool = False) -> Session:
+        return (self._autocommit_sessions if autocommit else self._sessions)()
+
+    def dispose(self) -> None:
+        # Inherited from a parent process: close the pool without touching its sockets.
+        self.engine.dispose(close=self.pid == os.getpid())
+
+
+_database: Database | None = None
+
+
+def database() -> Database:
+    """This process's database for the configured URL (rebuilt after a fork or a URL change)."""
+    global _database
     url = get_settings().database_url
-    key = (os.getpid(), url)
-    if key not in _engines:
-        _engines[key] = make_engine(url)
-    return _engines[key]
+    if _database is None or _database.pid != os.getpid() or _database.url != url:
+        if _database is not None:
+            _database.dispose()
+        _database = Database(url)
+    return _database
 
 
-_makers: dict[tuple[Engine, bool], sessionmaker[Session]] = {}
-_autocommit: dict[Engine, Engine] = {}
+class AfterCommit:
+    """Messages a unit of work queues, sent once its transaction committed (a worker must
+    never find a message before its rows). A send that fails runs its `undo` in a new
+    transaction (withdraw what the message was for) and the error propagates."""
+
+    def __init__(self) -> None:
+        self._sends: list[tuple[Callable[[], None], Callable[[Session], None] | None]] = []
+
+    def add(self, send: Callable[[], None], undo: Callable[[Session], None] | None = None) -> None:
+        self._sends.append((send, undo))
+
+    def run(self) -> None:
+        sends, self._sends = self._sends, []
+        for send, undo in sends:
+            try:
+                send()
+            except Exception:
+                if undo is not None:
+                    with session_scope() as session:
+                        undo(session)
+                raise
 
 
-def _autocommit_engine(engine: Engine) -> Engine:
-    """The same pool, its connections in autocommit while checked out."""
-    if engine not in _autocommit:
-        _autocommit[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return _autocommit[engine]
-
-
-def get_sessionmaker(autocommit: bool = False) -> sessionmaker[Session]:
-    """One factory per engine and mode: every request and task asks for one."""
-    engine = get_engine()
-    if (engine, autocommit) not in _makers:
-        bind = _autocommit_engine(engine) if autocommit else engine
-        _makers[(engine, autocommit)] = sessionmaker(bind=bind, expire_on_commit=False)
-    return _makers[(engine, autocommit)]
-
-
-@contextmanager
-def connection_scope(autocommit: bool = False) -> Iterator[Connection]:
-    """A Core connection (no ORM unit of work) for hot paths: one transaction, committed on
-    success and rolled back on error; or, with `autocommit`, each statement on its own."""
-    engine = get_engine()
-    if autocommit:
-        with _autocommit_engine(engine).connect() as connection:
-            yield connection
-    else:
-        with engine.begin() as connection:
-            yield connection
+def after_commit(session: Session) -> AfterCommit:
+    """The after-commit publisher of the unit of work `session` belongs to."""
+    return session.info.setdefault("after_commit", AfterCommit())
 
 
 @contextmanager
 def session_scope(autocommit: bool = False) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on error. With `autocommit` each
-    statement commits by itself (for a path that makes one write and needs no atomicity
-    across statements)."""
-    session = get_sessionmaker(autocommit)()
+    """The unit of work: commit on success, roll back on error, then send what it queued with
+    `after_commit`. With `autocommit` each statement commits by itself."""
+    session = database().session(autocommit)
     try:
         yield session
         session.commit()
+        publisher = session.info.pop("after_commit", None)
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+    if publisher is not None:
+        publisher.run()
 
 
 def dispose_engines() -> None:
-    """Drop this process's engines (after a fork, or when tests switch databases)."""
-    _makers.clear()
-    _autocommit.clear()
-    for key in [k for k in _engines if k[0] == os.getpid()]:
-        _engines.pop(key).dispose()
-    for key in [k for k in _engines if k[0] != os.getpid()]:
-        # Inherited from the parent: close the pool without touching its sockets.
-        _engines.pop(key).dispose(close=False)
+    """Drop this process's database (after a fork, or when tests switch databases)."""
+    global _database
+    if _database is not None:
+        _database.dispose()
+        _database = None

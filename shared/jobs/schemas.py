@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictStr
+from sqlalchemy import Row
 
 from seqserve.shared.db.models import Job
+from seqserve.shared.notify import FinalState
 
 Priority = Literal["high", "normal", "low"]
 
@@ -32,6 +35,10 @@ class JobTimings(BaseModel):
     total_seconds: float | None = None
 
 
+_COLUMNS = ("id", "kind", "model_ref", "model_name", "version_number", "status", "priority", "inputs", "params",
+            "result", "error", "attempts", "webhook_url", "webhook_status", "created_at", "started_at", "finished_at")
+
+
 class JobRead(BaseModel):
     id: uuid.UUID
     kind: str
@@ -53,36 +60,40 @@ class JobRead(BaseModel):
     timings: JobTimings
 
     @classmethod
-    def from_row(cls, job: Job) -> "JobRead":
+    def from_row(cls, job: Job | Row[Any]) -> "JobRead":
+        """From an ORM job or a row of the job table's columns."""
+        return cls.from_values({name: getattr(job, name) for name in _COLUMNS})
+
+    @classmethod
+    def from_values(cls, job: Mapping[str, Any]) -> "JobRead":
+        """From the job table's column values by name (e.g. the row just inserted)."""
         return cls(
-            id=job.id,
-            kind=job.kind,
-            model=job.model_ref,
-            model_name=job.model_name,
-            model_version=job.version_number,
-            status=job.status,
-            priority=job.priority,
-            num_inputs=len(job.inputs),
-            params=job.params,
-            result=job.result,
-            error=job.error,
-            attempts=job.attempts,
-            webhook_url=job.webhook_url,
-            webhook_status=job.webhook_status,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            timings=_timings(job.created_at, job.started_at, job.finished_at),
+            id=job["id"],
+            kind=job["kind"],
+            model=job["model_ref"],
+            model_name=job["model_name"],
+            model_version=job["version_number"],
+            status=job["status"],
+            priority=job["priority"],
+            num_inputs=len(job["inputs"]),
+            params=job["params"],
+            result=job["result"],
+            error=job["error"],
+            attempts=job["attempts"],
+            webhook_url=job["webhook_url"],
+            webhook_status=job["webhook_status"],
+            created_at=job["created_at"],
+            started_at=job["started_at"],
+            finished_at=job["finished_at"],
+            timings=_timings(job["created_at"], job["started_at"], job["finished_at"]),
         )
 
-    def with_final_state(self, state: dict[str, Any]) -> "JobRead":
+    def with_final_state(self, state: FinalState) -> "JobRead":
         """This job as a job-finished event describes it (see seqserve.shared.notify)."""
-        started = datetime.fromisoformat(state["started_at"]) if state.get("started_at") else None
-        finished = datetime.fromisoformat(state["finished_at"]) if state.get("finished_at") else None
         return self.model_copy(update={
-            "status": state["status"], "result": state.get("result"), "error": state.get("error"),
-            "attempts": state.get("attempts", self.attempts), "started_at": started, "finished_at": finished,
-            "timings": _timings(self.created_at, started, finished),
+            "status": state.status, "result": state.result, "error": state.error, "attempts": state.attempts,
+            "started_at": state.started_at, "finished_at": state.finished_at,
+            "timings": _timings(self.created_at, state.started_at, state.finished_at),
         })
 
 

@@ -21,6 +21,13 @@ def create(session: Session, task: str, preset: str, model_name: str, overrides:
     return run
 
 
+def delete(session: Session, run_id: uuid.UUID) -> None:
+    run = session.get(TrainingRun, run_id)
+    if run is not None:
+        session.delete(run)
+        session.flush()
+
+
 def get(session: Session, run_id: uuid.UUID) -> TrainingRun | None:
     return session.get(TrainingRun, run_id)
 

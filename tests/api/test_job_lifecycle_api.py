@@ -15,7 +15,7 @@ from seqserve.services.api.main import create_app
 from seqserve.shared.config import reset_settings
 from seqserve.shared.db.models import JobStatus
 from seqserve.shared.db.session import session_scope
-from seqserve.shared.jobs import repository as jobs_repo
+from tests.conftest import claim_group_of, finish
 
 
 @pytest.fixture()
@@ -75,12 +75,10 @@ def test_cancel_queued_and_finished(client: TestClient, registered_model: str) -
 
 def test_cancel_running_discards_the_result(client: TestClient, registered_model: str) -> None:
     job_id = uuid.UUID(_submit(client, registered_model).json()["id"])
-    with session_scope() as session:  # a worker takes the job ...
-        claim = jobs_repo.claim(session, job_id, lease_seconds=60)
-    assert claim is not None
+    (claimed,) = claim_group_of(job_id)  # a worker takes the job ...
+    assert claimed.claim.job_id == job_id
     assert client.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"
-    with session_scope() as session:  # ... and its late result is refused
-        assert not jobs_repo.finish(session, claim, JobStatus.succeeded, result=[{"label": "x"}])
+    assert not finish(claimed, JobStatus.succeeded, result=[{"label": "x"}])  # ... and its late result is refused
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "cancelled" and job["result"] is None
 
@@ -90,14 +88,13 @@ def test_backpressure_answers_503_past_the_queue_depth(
 ) -> None:
     monkeypatch.setenv("SEQSERVE_MAX_QUEUE_DEPTH", "2")
     reset_settings()
-    from seqserve.services.api.jobs import service
-
+    caches = client.app.state.caches  # type: ignore[attr-defined]
     statuses = []
     for i in range(3):
-        service._depth_cache.clear()  # the depth is cached for 0.5 s per process
+        caches.queue_depths.clear()  # the depth is cached for 0.5 s per process
         statuses.append(_submit(client, registered_model, f"t{i}").status_code)
     assert statuses == [202, 202, 503]
-    service._depth_cache.clear()
+    caches.queue_depths.clear()
     response = _submit(client, registered_model, "t3")
     assert response.json()["error"]["code"] == "queue_full" and response.headers["Retry-After"] == "5"
     assert len(client.get("/v1/jobs").json()["items"]) == 2  # nothing stored for refused ones
@@ -212,12 +209,10 @@ def test_each_kind_is_accepted_by_a_model_of_its_task(
 def test_resolved_references_are_cached_until_an_alias_moves_here(
     client: TestClient, registered_model: str, tiny_classifier, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
-    from seqserve.services.api.jobs.service import forget_resolutions
     from seqserve.shared.registry.service import NewVersion, move_alias, register_version
 
     monkeypatch.setenv("SEQSERVE_ALIAS_CACHE_SECONDS", "60")
     reset_settings()
-    forget_resolutions()
     assert _submit(client, registered_model).json()["model_version"] == 1
     with session_scope() as session:  # another process moves the alias behind this API's back
         register_version(session, NewVersion(
@@ -229,4 +224,23 @@ def test_resolved_references_are_cached_until_an_alias_moves_here(
     assert _submit(client, registered_model).json()["model_version"] == 1  # cached for up to 60 s here
     client.put(f"/v1/models/{registered_model}/aliases/production", json={"version": 2})
     assert _submit(client, registered_model).json()["model_version"] == 2  # a move through this API: at once
-    forget_resolutions()
+
+
+def test_a_request_that_loses_the_idempotency_race_replays_the_winner(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seqserve.shared.jobs import repository as jobs_repo
+
+    first = _submit(client, registered_model, **{"Idempotency-Key": "race"}).json()
+    lookups = []
+    real_lookup = jobs_repo.get_by_idempotency_key
+
+    def lookup_too_early(session, key):  # type: ignore[no-untyped-def]
+        lookups.append(key)  # the first look ran before the winner's insert committed
+        return None if len(lookups) == 1 else real_lookup(session, key)
+
+    monkeypatch.setattr(jobs_repo, "get_by_idempotency_key", lookup_too_early)
+    again = _submit(client, registered_model, **{"Idempotency-Key": "race"})
+    assert again.status_code == 202 and again.json()["id"] == first["id"]
+    assert again.headers["Idempotent-Replayed"] == "true" and lookups == ["race", "race"]
+    assert len(client.get("/v1/jobs").json()["items"]) == 1

@@ -44,9 +44,13 @@ def test_submit_records_job_and_publishes_its_id(client: TestClient, registered_
     assert job["model_version"] == 1
     assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
     messages = _queued_messages("inference.normal")
-    assert [m["headers"]["task"] for m in messages] == ["seqserve.jobs.run"]
-    args, _kwargs, _embed = json.loads(base64.b64decode(messages[0]["body"]))
-    assert args == [job["id"]]
+    assert [m["headers"]["task"] for m in messages] == ["seqserve.jobs.run_batches"]
+    args, kwargs, _embed = json.loads(base64.b64decode(messages[0]["body"]))
+    with session_scope() as session:  # the message wakes the job's batch group
+        row = session.get(Job, uuid.UUID(job["id"]))
+        assert row is not None
+        group = {"version_id": row.model_version_id, "kind": "classify", "batch_key": row.batch_key}
+    assert args == [] and kwargs == group | {"priority": "normal", "recover": False}
     polled = client.get(f"/v1/jobs/{job['id']}").json()
     assert polled["status"] == "queued" and polled["num_inputs"] == 2 and polled["result"] is None
 

@@ -23,6 +23,7 @@ from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.queueing import ALL_QUEUES
 from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from tests import processes
+from tests.conftest import claim_group_of, finish
 
 
 class Clock:
@@ -54,10 +55,10 @@ def _register(name: str, task: str) -> int:
 
 def _queued(version_id: int, model: str, kind: str, created_at: datetime) -> uuid.UUID:
     with session_scope() as session:
-        job = jobs_repo.add(session, Job(
-            kind=kind, model_name=model, model_ref=model, model_version_id=version_id, inputs=["x"],
-            params={}, priority="normal", status=JobStatus.queued.value, created_at=created_at,
-        ))
+        job = Job(kind=kind, model_name=model, model_ref=model, model_version_id=version_id, inputs=["x"],
+                  params={}, priority="normal", status=JobStatus.queued.value, created_at=created_at)
+        session.add(job)
+        session.flush()
         return job.id
 
 
@@ -66,12 +67,12 @@ def _ended(clock: Clock, version_id: int, model: str, kind: str, latency: float,
     """A job created `latency` seconds before `finished_at`, claimed and finished then."""
     job_id = _queued(version_id, model, kind, finished_at - timedelta(seconds=latency))
     clock.now = finished_at
-    with session_scope() as session:
-        if status is JobStatus.cancelled:
+    if status is JobStatus.cancelled:
+        with session_scope() as session:
             assert jobs_repo.cancel(session, job_id)
-        else:
-            claim = jobs_repo.claim(session, job_id, lease_seconds=60)
-            assert claim is not None and jobs_repo.finish(session, claim, status, error=error)
+    else:
+        (claimed,) = claim_group_of(job_id)  # the group holds no other queued job
+        assert claimed.claim.job_id == job_id and finish(claimed, status, error=error)
     return job_id
 
 
@@ -104,11 +105,10 @@ def test_stats_count_every_status_and_time_the_window(client: TestClient, models
     _ended(clock, tagger, "stats-tagger", "tag", 1.5, ended)
     _ended(clock, tagger, "stats-tagger", "tag", 99, ended, JobStatus.cancelled)  # ends, never ran
     _ended(clock, clf, "stats-clf", "classify", 500, utcnow() - timedelta(seconds=1000))  # before the window
+    running = _queued(clf, "stats-clf", "classify", utcnow())
+    assert [c.claim.job_id for c in claim_group_of(running)] == [running]
     for _ in range(2):
         _queued(clf, "stats-clf", "classify", utcnow())
-    running = _queued(clf, "stats-clf", "classify", utcnow())
-    with session_scope() as session:
-        assert jobs_repo.claim(session, running, lease_seconds=60) is not None
 
     stats = client.get("/v1/stats", params={"window_seconds": 300}).json()
 

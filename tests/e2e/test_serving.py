@@ -102,11 +102,11 @@ def test_the_solo_pool_runs_batches_in_the_consuming_process(
     assert processes.metric_total(samples, "seqserve_batch_jobs_count", kind="classify") < 12 / 2
 
 
-def test_a_full_batch_hands_the_rest_of_its_group_a_new_message(
+def test_one_wakeup_drains_its_group_past_full_batches(
     api: str, registered_model: str, start_worker: StartWorker
 ) -> None:
-    # Ten jobs of one group share one queued message (coalesced triggers); a batch holds
-    # four, so each full batch must publish a trigger for the rest or they would wait.
+    # Ten jobs of one group queued before any worker runs; a batch holds four, so the first
+    # wake-up must claim again until the group is empty (the others then find nothing).
     ids = [_submit(api, registered_model, [f"scene {i} ran long"])["id"] for i in range(10)]
     _, metrics_url = start_worker(SEQSERVE_BATCH_MAX_INPUTS=json.dumps({"classify": 4}))
     jobs = [processes.wait_job(api, job_id, timeout=60) for job_id in ids]

@@ -6,12 +6,13 @@ import asyncio
 import base64
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from seqserve.services.api.deps import CeleryDep, SessionDep, SettingsDep
+from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
 from seqserve.services.api.errors import ApiError
 from seqserve.services.api.jobs import service
 from seqserve.shared.config import Settings, get_settings
@@ -54,8 +55,12 @@ def _answer(job: JobRead, headers: dict[str, str]) -> Response:
     return Response(job.model_dump_json(), status, headers, media_type="application/json")
 
 
+def _read_now(job_id: uuid.UUID) -> JobRead | None:
+    return in_unit_of_work(lambda session: service.read(session, job_id))
+
+
 async def _read(job_id: uuid.UUID) -> JobRead:
-    job = await run_in_threadpool(service.read, job_id)
+    job = await run_in_threadpool(_read_now, job_id)
     if job is None:
         raise ApiError(404, "job_not_found", f"no job with id {job_id}", "id")
     return job
@@ -65,7 +70,7 @@ async def _await_end(request: Request, job: JobRead, wait: float, event: asyncio
     """Hold the request until the job ends or `wait` seconds pass. No database connection is
     held meanwhile: each look is its own short read."""
     waiter = request.app.state.waiter
-    ended = await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(service.read, job.id), _done, event,
+    ended = await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(_read_now, job.id), _done, event,
                               job.with_final_state)
     return ended or job
 
@@ -79,14 +84,17 @@ async def submit_job(
 ) -> Response:
     """Queue a job; poll the Location it answers with, or hold the request with Prefer: wait."""
     # The hottest route: no dependency injection beyond what the signature must document.
-    settings, celery = get_settings(), request.app.state.celery
+    settings, state = get_settings(), request.app.state
     wait = _wait_seconds(prefer, settings)
     job_id = uuid.uuid4()
     waiter = request.app.state.waiter
     # Listening starts before the job is published, so its finished event can not slip by.
     event = waiter.register(str(job_id)) if wait else None
     try:
-        job, replayed = await run_in_threadpool(service.submit, celery, body, settings, idempotency_key, job_id)
+        # Autocommit: the INSERT is the only write (docs/benchmarks/job-path.md).
+        job, replayed = await run_in_threadpool(in_unit_of_work, partial(
+            service.submit, queue=state.job_queue, caches=state.caches, body=body, settings=settings,
+            key=idempotency_key, job_id=job_id), True)
         headers = {"Location": f"/v1/jobs/{job.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -151,6 +159,6 @@ async def read_job(
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead, responses={409: {"description": "Already ended"}})
-def cancel_job(job_id: uuid.UUID, session: SessionDep, celery: CeleryDep, settings: SettingsDep) -> JobRead:
+def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep) -> JobRead:
     """Cancel: a queued job never runs; a running job's result is discarded."""
-    return JobRead.from_row(service.cancel_job(session, celery, settings, job_id))
+    return JobRead.from_row(service.cancel_job(session, request.app.state.job_queue, job_id))

@@ -5,29 +5,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass
-from types import SimpleNamespace
+from functools import partial
 from typing import Any
 
 from celery import Celery
 from pydantic import ValidationError
-from sqlalchemy import insert
+from redis import Redis
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from seqserve.services.api.caches import ApiCaches, Resolved
 from seqserve.services.api.errors import ApiError, field_path
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import Job, JobStatus
+from seqserve.shared.db.session import after_commit
 from seqserve.shared.jobs import repository as jobs_repo
-from seqserve.shared.db.session import session_scope
 from seqserve.shared.jobs.kinds import JOB_KINDS, batch_key, kinds_for_task, validate_params
 from seqserve.shared.jobs.schemas import JobCreate, JobRead
 from seqserve.shared.metrics import JOBS_REJECTED_TOTAL, JOBS_SUBMITTED_TOTAL
-from seqserve.shared.notify import publish_finished
-from seqserve.shared.queueing import TriggerGate, publish_job, publish_webhook, queue_for, trigger_gate
+from seqserve.shared.notify import JobsFinished, publish_finished
+from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook, queue_for
 from seqserve.shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
 from seqserve.shared.registry.service import RegistryError, resolve
 
@@ -78,20 +78,12 @@ def _check_webhook(body: JobCreate, settings: Settings) -> None:
         raise _reject(422, "webhooks_disabled", message, "webhook_url")
 
 
-_depth_cache: dict[str, tuple[float, int]] = {}
-
-
-def _check_backpressure(session: Session, priority: str, settings: Settings) -> None:
+def _check_backpressure(session: Session, caches: ApiCaches, priority: str, settings: Settings) -> None:
     """503 past the configured number of queued jobs of this priority (counted in the job
-    table, the source of truth: with coalesced triggers the broker holds far fewer messages;
-    cached for 0.5 s per process)."""
-    cached = _depth_cache.get(priority)
-    if cached is None or time.monotonic() - cached[0] > 0.5:
-        cached = (time.monotonic(), jobs_repo.count_queued(session, priority))
-        _depth_cache[priority] = cached
-    if cached[1] >= settings.max_queue_depth:
-        queue = queue_for(priority)
-        message = f"queue {queue} holds {cached[1]} jobs (limit {settings.max_queue_depth}); retry later"
+    table, the source of truth: one wake-up can run a whole group)."""
+    depth = caches.queue_depths.get(priority, 0.5, lambda: jobs_repo.count_queued(session, priority))
+    if depth >= settings.max_queue_depth:
+        message = f"queue {queue_for(priority)} holds {depth} jobs (limit {settings.max_queue_depth}); retry later"
         raise _reject(503, "queue_full", message, None, headers={"Retry-After": "5"})
 
 
@@ -111,38 +103,19 @@ def find_replay(session: Session, key: str | None, body_hash: str) -> Job | None
     return job
 
 
-@dataclass(frozen=True)
-class _Resolved:
-    version_id: int
-    number: int
-    task: str
+def _resolve(session: Session, caches: ApiCaches, ref: ModelRef, settings: Settings) -> Resolved:
+    def lookup() -> Resolved:
+        try:
+            version = resolve(session, ref)
+        except RegistryError as exc:
+            raise _reject(404, "model_not_found", str(exc), "model") from exc
+        return Resolved(version.id, version.version, version.model.task)
+
+    return caches.resolutions.get(str(ref), settings.alias_cache_seconds, lookup)
 
 
-# ref -> (resolved at, version). Resolving costs three queries per submission; an alias move
-# reaches new jobs within `alias_cache_seconds` (1 s by default).
-_resolved: dict[str, tuple[float, _Resolved]] = {}
-
-
-def _resolve(session: Session, ref: ModelRef, settings: Settings) -> _Resolved:
-    key, now = str(ref), time.monotonic()
-    cached = _resolved.get(key)
-    if cached is not None and now - cached[0] < settings.alias_cache_seconds:
-        return cached[1]
-    try:
-        version = resolve(session, ref)
-    except RegistryError as exc:
-        raise _reject(404, "model_not_found", str(exc), "model") from exc
-    found = _Resolved(version.id, version.version, version.model.task)
-    _resolved[key] = (now, found)
-    return found
-
-
-def forget_resolutions() -> None:
-    """Drop cached references (this process moved an alias: make it effective at once)."""
-    _resolved.clear()
-
-
-def _validated_job(session: Session, body: JobCreate, settings: Settings, job_id: uuid.UUID) -> dict[str, Any]:
+def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, settings: Settings, job_id: uuid.UUID
+                   ) -> dict[str, Any]:
     """Every column of the new job row, after every check."""
     _check_kind(body.kind)
     try:
@@ -152,12 +125,12 @@ def _validated_job(session: Session, body: JobCreate, settings: Settings, job_id
     _check_inputs(body.inputs, settings)
     params = _check_params(body.kind, body.params)
     _check_webhook(body, settings)
-    version = _resolve(session, ref, settings)
+    version = _resolve(session, caches, ref, settings)
     task = version.task
     if body.kind not in kinds_for_task(task):
         served = ", ".join(kinds_for_task(task)) or "none"
         raise _reject(422, "kind_not_supported", f"model '{ref.name}' is a {task} model; it serves: {served}", "kind")
-    _check_backpressure(session, body.priority, settings)
+    _check_backpressure(session, caches, body.priority, settings)
     now = utcnow()
     return {
         "id": job_id, "kind": body.kind, "model_name": ref.name, "model_ref": body.model,
@@ -170,57 +143,54 @@ def _validated_job(session: Session, body: JobCreate, settings: Settings, job_id
     }
 
 
-def _publish(session: Session, celery: Celery, settings: Settings, row: dict[str, Any]) -> None:
-    """Publish the committed job (or let it ride on its group's pending trigger); if the
-    broker refuses, withdraw the job and answer 503."""
-    job_id, priority = str(row["id"]), row["priority"]
-    gate = trigger_gate(settings)
-    key = TriggerGate.key(row["model_version_id"], row["kind"], row["batch_key"], priority) if gate else None
+@dataclass(frozen=True)
+class JobQueue:
+    """Where submitted jobs are announced."""
+
+    celery: Celery
+    redis: Redis | None  # the broker's Redis, for the direct publish and job-finished events
+
+
+def _publish(queue: JobQueue, row: dict[str, Any]) -> None:
+    """Wake the committed job's group; a broker that refuses answers 503 (the unit of work
+    then withdraws the job)."""
+    wakeup = Wakeup(version_id=row["model_version_id"], kind=row["kind"], batch_key=row["batch_key"],
+                    priority=row["priority"])
     try:
-        if gate is None:
-            publish_job(celery, job_id, priority)
-        else:
-            gate.publish_if_first(key, job_id, priority)  # type: ignore[arg-type]
+        publish_wakeup(queue.celery, wakeup, queue.redis)
     except Exception as exc:  # kombu and redis raise several connection error types
-        log.exception("publishing job %s failed", job_id)
-        jobs_repo.delete(session, row["id"])
-        session.commit()
+        log.exception("publishing job %s failed", row["id"])
         raise _reject(503, "broker_unavailable", f"the job queue is unreachable: {exc}", None,
                       headers={"Retry-After": "5"}) from exc
     JOBS_SUBMITTED_TOTAL.labels(row["kind"], row["model_name"]).inc()
 
 
-def submit(celery: Celery, body: JobCreate, settings: Settings, key: str | None, job_id: uuid.UUID
-           ) -> tuple[JobRead, bool]:
-    """Validate, insert (committed by itself) and queue a job, no ORM unit of work. Returns
-    (job, replayed): a replay is the job an earlier request with the same
-    Idempotency-Key and body created, returned as it is now."""
+def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate, settings: Settings,
+           key: str | None, job_id: uuid.UUID) -> tuple[JobRead, bool]:
+    """Validate and insert a job, its wake-up queued for after the commit. Returns (job,
+    replayed): a replay is the job an earlier request with the same Idempotency-Key and
+    body created, returned as it is now. The idempotency key's unique index decides a race."""
     body_hash = request_hash(body) if key is not None else None
-    # Autocommit: the INSERT is the only write and commits by itself (no BEGIN/COMMIT round
-    # trips); the idempotency key's unique index decides a race, not a transaction.
-    with session_scope(autocommit=True) as session:
+    replay = find_replay(session, key, body_hash)
+    if replay is not None:
+        return JobRead.from_row(replay), True
+    row = _validated_job(session, caches, body, settings, job_id)
+    row["idempotency_key"], row["request_hash"] = key, body_hash
+    try:
+        jobs_repo.insert_row(session, row)
+    except IntegrityError:
+        # A concurrent request with the same key won the insert (autocommit: nothing to undo).
         replay = find_replay(session, key, body_hash)
-        if replay is not None:
-            return JobRead.from_row(replay), True
-        row = _validated_job(session, body, settings, job_id)
-        row["idempotency_key"], row["request_hash"] = key, body_hash
-        try:
-            session.execute(insert(Job.__table__), [row])  # committed before its message is published
-        except IntegrityError:
-            # A concurrent request with the same key won the insert.
-            session.rollback()
-            replay = find_replay(session, key, body_hash)
-            if replay is None:
-                raise
-            return JobRead.from_row(replay), True
-        _publish(session, celery, settings, row)
-    return JobRead.from_row(SimpleNamespace(**row)), False
+        if replay is None:
+            raise
+        return JobRead.from_row(replay), True
+    after_commit(session).add(partial(_publish, queue, row), undo=partial(jobs_repo.delete, job_id=job_id))
+    return JobRead.from_values(row), False
 
 
-def read(job_id: uuid.UUID) -> JobRead | None:
+def read(session: Session, job_id: uuid.UUID) -> JobRead | None:
     """The job as it is now, in one query."""
-    with session_scope() as session:
-        row = jobs_repo.get_row(session, job_id)
+    row = jobs_repo.get_row(session, job_id)
     return None if row is None else JobRead.from_row(row)
 
 
@@ -231,14 +201,15 @@ def get_job(session: Session, job_id: uuid.UUID) -> Job:
     return job
 
 
-def cancel_job(session: Session, celery: Celery, settings: Settings, job_id: uuid.UUID) -> Job:
-    """A queued job never runs; a running job's result is discarded. Both end `cancelled`."""
+def cancel_job(session: Session, queue: JobQueue, job_id: uuid.UUID) -> Job:
+    """A queued job never runs; a running job's result is discarded. Both end `cancelled`;
+    waiters and the webhook hear of it once that is committed."""
     job = get_job(session, job_id)
     if not jobs_repo.cancel(session, job_id):
         raise ApiError(409, "job_finished", f"job {job_id} already ended {job.status}", "id")
-    session.commit()
     session.refresh(job)
-    publish_finished(settings, [str(job_id)])
+    publisher = after_commit(session)
+    publisher.add(partial(publish_finished, queue.redis, JobsFinished(ids=[str(job_id)])))
     if job.webhook_url:
-        publish_webhook(celery, str(job_id))
+        publisher.add(partial(publish_webhook, queue.celery, str(job_id)))
     return job

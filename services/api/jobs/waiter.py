@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 
 from seqserve.shared.config import Settings
-from seqserve.shared.notify import CHANNEL, parse_finished, redis_url
+from seqserve.shared.notify import CHANNEL, FinalState, JobsFinished, parse_finished
+from seqserve.shared.queueing import broker_redis_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,10 +28,10 @@ T = TypeVar("T")
 
 class JobWaiter:
     def __init__(self, settings: Settings) -> None:
-        self._url = redis_url(settings)
+        self._url = broker_redis_url(settings)
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
         # Final states carried by events, for jobs someone here waits on.
-        self._pushed: dict[str, dict[str, Any]] = {}
+        self._pushed: dict[str, FinalState] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -54,7 +54,7 @@ class JobWaiter:
                     self._subscribed.set()
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            self._wake(*parse_finished(message["data"]))
+                            self._wake(parse_finished(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarted: waiters poll meanwhile
@@ -62,18 +62,16 @@ class JobWaiter:
                 log.warning("job event subscription lost (%s); retrying", exc)
                 await asyncio.sleep(1)
 
-    def _wake(self, job_ids: list[str], states: bytes | None = None) -> None:
-        decoded: dict[str, Any] | None = None
-        for job_id in job_ids:
+    def _wake(self, event: JobsFinished) -> None:
+        for job_id in event.ids:
             events = self._events.get(job_id)
             if not events:
                 continue
-            if states is not None:
-                decoded = decoded if decoded is not None else json.loads(states)
-                if job_id in decoded:
-                    self._pushed[job_id] = decoded[job_id]
-            for event in events:
-                event.set()
+            state = event.states.get(job_id)
+            if state is not None:
+                self._pushed[job_id] = state
+            for waiting in events:
+                waiting.set()
 
     def register(self, job_id: str) -> asyncio.Event:
         """Listen for `job_id` from now on: register before publishing the job, and an event
@@ -91,7 +89,7 @@ class JobWaiter:
                 self._pushed.pop(job_id, None)
 
     async def wait(self, job_id: str, timeout: float, fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool],
-                   event: asyncio.Event | None = None, apply: Callable[[dict[str, Any]], T] | None = None) -> T | None:
+                   event: asyncio.Event | None = None, apply: Callable[[FinalState], T] | None = None) -> T | None:
         """Fetch the job each time an event names it (and every poll interval) until
         `done(job)` or `timeout` seconds pass; returns the last fetch (None when nothing was
         fetched: an event registered before publishing saw none in time). Without an `event`

@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from seqserve.services.api.deps import SessionDep
+from seqserve.services.api.deps import CachesDep, SessionDep
 from seqserve.services.api.errors import ApiError
-from seqserve.services.api.jobs.service import forget_resolutions
 from seqserve.shared.registry import repository as registry_repo
 from seqserve.shared.registry.refs import ALIAS_PATTERN
 from seqserve.shared.registry.schemas import ModelRead
@@ -49,6 +48,7 @@ def set_alias(
     alias: Annotated[str, Path(pattern=f"^{ALIAS_PATTERN}$")],
     body: AliasUpdate,
     session: SessionDep,
+    caches: CachesDep,
 ) -> AliasRead:
     """Point an alias at a version (promote or roll back); new jobs resolve to it at once."""
     try:
@@ -56,6 +56,7 @@ def set_alias(
     except RegistryError as exc:
         field = "version" if "version" in str(exc) else "name"
         raise ApiError(404, "model_not_found", str(exc), field) from exc
-    session.commit()
-    forget_resolutions()
+    # New jobs here resolve again at once (other API processes within alias_cache_seconds);
+    # a request racing this one resolves to either version, as it would without a cache.
+    caches.resolutions.clear()
     return AliasRead(model=name, alias=alias, version=version.version)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated
 
+from celery import Celery
 from fastapi import APIRouter, Query, Response
 
 from seqserve.services.api.deps import CeleryDep, SessionDep
 from seqserve.services.api.errors import ApiError
+from seqserve.shared.db.session import after_commit
 from seqserve.shared.db.models import RunStatus, TrainingRun
 from seqserve.shared.training import DEFAULT_MODEL_NAMES, RUN_TRAINING_TASK, TRAINING_QUEUE
 from seqserve.shared.training import repository as runs_repo
@@ -22,19 +25,20 @@ def _read(session: SessionDep, run: TrainingRun) -> TrainingRunRead:
     return TrainingRunRead.from_row(run, version.version if version else None)
 
 
+def _queue_run(celery: Celery, run_id: uuid.UUID) -> None:
+    try:
+        celery.send_task(RUN_TRAINING_TASK, args=[str(run_id)], queue=TRAINING_QUEUE)
+    except Exception as exc:  # the unit of work withdraws the run
+        raise ApiError(503, "broker_unavailable", f"the training queue is unreachable: {exc}", None,
+                       headers={"Retry-After": "5"}) from exc
+
+
 @router.post("", status_code=202, response_model=TrainingRunRead)
 def start_training_run(body: TrainingRunCreate, response: Response, session: SessionDep, celery: CeleryDep) -> TrainingRunRead:
     """Queue a training run (a `seqserve trainer` process runs it); follow its Location."""
     model_name = body.model_name or DEFAULT_MODEL_NAMES[body.task]
     run = runs_repo.create(session, body.task, body.preset, model_name, body.overrides)
-    session.commit()
-    try:
-        celery.send_task(RUN_TRAINING_TASK, args=[str(run.id)], queue=TRAINING_QUEUE)
-    except Exception as exc:
-        session.delete(run)
-        session.commit()
-        raise ApiError(503, "broker_unavailable", f"the training queue is unreachable: {exc}", None,
-                       headers={"Retry-After": "5"}) from exc
+    after_commit(session).add(partial(_queue_run, celery, run.id), undo=partial(runs_repo.delete, run_id=run.id))
     response.headers["Location"] = f"/v1/training-runs/{run.id}"
     return _read(session, run)
 

@@ -1,0 +1,168 @@
+"""The worker's batches, claimed from the job table on the real Postgres (and SQLite, the
+embedded default): one statement takes a group's next batch in priority-then-age order up
+to the kind's input limit, a job that does not fit leads the next batch, a job larger than
+the limit runs alone, a live lease is respected and a lapsed one taken over."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from seqserve.services.api.main import create_app
+from seqserve.services.worker import batching
+from seqserve.services.worker.batching import Batch, first_batch, next_batch
+from seqserve.services.worker.context import WorkerContext
+from seqserve.shared.config import get_settings, reset_settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.migrate import upgrade
+from seqserve.shared.db.models import Job, JobStatus
+from seqserve.shared.db.session import dispose_engines, session_scope
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.queueing import Wakeup, make_celery
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request: pytest.FixtureRequest, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+        upgrade(url)
+        monkeypatch.setenv("SEQSERVE_DATABASE_URL", url)
+        dispose_engines()
+    return str(request.param)
+
+
+@pytest.fixture()
+def client(database: str, registered_model: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 4}')
+    reset_settings()
+    if database == "sqlite":
+        from tests.conftest import register_tiny
+
+        register_tiny()
+    with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+def _context() -> WorkerContext:
+    settings = get_settings()
+    return WorkerContext.build(make_celery(settings), settings)
+
+
+def _submit(client: TestClient, inputs: int = 1, priority: str = "normal") -> uuid.UUID:
+    body = {"kind": "classify", "model": "tiny-sst2", "inputs": [f"film {i}" for i in range(inputs)],
+            "priority": priority}
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+def wakeup_of(job_id: uuid.UUID) -> Wakeup:
+    with session_scope() as session:
+        job = jobs_repo.get(session, job_id)
+        assert job is not None
+        return Wakeup(version_id=job.model_version_id, kind=job.kind, batch_key=job.batch_key, priority=job.priority)
+
+
+def _ids(batch: Batch | None) -> list[uuid.UUID]:
+    assert batch is not None
+    return [m.claim.job_id for m in batch.members]
+
+
+def _status(job_id: uuid.UUID) -> str:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job.status
+
+
+def test_a_batch_fills_the_limit_in_priority_then_age_order(client: TestClient) -> None:
+    old, new = _submit(client), _submit(client)
+    urgent = _submit(client, priority="high")
+    last = _submit(client)
+    left = _submit(client, priority="low")
+    context = _context()
+    batch = first_batch(wakeup_of(last), context)
+    assert _ids(batch) == [urgent, old, new, last]  # four inputs: the classify limit here
+    assert batch is not None and batch.full and all(m.claim.attempt == 1 for m in batch.members)
+    assert _status(left) == "queued" and {_status(i) for i in (urgent, old, new, last)} == {"running"}
+    assert _ids(next_batch(batch.group, context)) == [left]
+    assert next_batch(batch.group, context) is None  # the group is empty: the wake-up is done
+
+
+def test_a_job_that_does_not_fit_is_not_overtaken(client: TestClient) -> None:
+    lead = _submit(client, inputs=2)
+    big = _submit(client, inputs=3)  # 2 + 3 > 4
+    small = _submit(client)
+    context = _context()
+    batch = first_batch(wakeup_of(lead), context)
+    assert _ids(batch) == [lead]  # first in, first out: the small job waits behind the big one
+    assert batch is not None
+    assert _ids(next_batch(batch.group, context)) == [big, small]
+
+
+def test_a_job_larger_than_the_limit_runs_alone(client: TestClient) -> None:
+    huge = _submit(client, inputs=6)
+    other = _submit(client)
+    context = _context()
+    batch = first_batch(wakeup_of(other), context)
+    assert _ids(batch) == [huge] and batch is not None
+    assert _ids(next_batch(batch.group, context)) == [other]
+
+
+def test_a_job_under_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(client: TestClient) -> None:
+    job = _submit(client)
+    context = _context()
+    assert _ids(first_batch(wakeup_of(job), context)) == [job]
+    assert first_batch(wakeup_of(job), context) is None  # the first attempt still holds it
+    with session_scope() as session:
+        lapse = jobs_repo.next_lease_lapse(session, wakeup_of(job).group)
+    lease = get_settings().job_lease_seconds
+    assert lapse is not None and lease - 30 < lapse <= lease
+    with session_scope() as session:  # the first attempt's worker died long ago
+        session.execute(update(Job).where(Job.id == job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert first_batch(wakeup_of(job), context) is None  # a plain wake-up only claims queued jobs
+    batch = first_batch(wakeup_of(job).model_copy(update={"recover": True}), context)
+    assert _ids(batch) == [job] and batch is not None and batch.members[0].claim.attempt == 2
+
+
+def test_the_look_after_the_delay_counts_what_the_batch_holds(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_MAX_DELAY_MS", "300")
+    reset_settings()
+    lead = _submit(client, inputs=3)
+    late = [_submit(client) for _ in range(2)]
+    with session_scope() as session:  # the companions arrive during the delay: hide them first
+        session.execute(update(Job).where(Job.id.in_(late)).values(status="cancelled"))
+    slept = []
+
+    def sleep(seconds: float) -> None:  # the batching delay: the companions arrive meanwhile
+        slept.append(seconds)
+        with session_scope() as session:
+            session.execute(update(Job).where(Job.id.in_(late)).values(status="queued"))
+
+    monkeypatch.setattr(batching.time, "sleep", sleep)
+    batch = first_batch(wakeup_of(lead), _context())
+    assert slept == [0.3]
+    assert _ids(batch) == [lead, late[0]]  # 3 + 1 inputs: the second companion does not fit
+    assert _status(late[1]) == "queued"
+
+
+def test_results_are_written_only_by_the_attempts_that_still_hold_their_jobs(client: TestClient) -> None:
+    kept, cancelled = _submit(client), _submit(client)
+    batch = first_batch(wakeup_of(kept), _context())
+    assert _ids(batch) == [kept, cancelled] and batch is not None
+    assert client.post(f"/v1/jobs/{cancelled}/cancel").status_code == 200
+    with session_scope(autocommit=True) as session:
+        outcomes = [(m.claim, JobStatus.succeeded, [{"label": "x"}], None) for m in batch.members]
+        written = jobs_repo.finish_many(session, outcomes)
+    assert written == {kept}
+    assert client.get(f"/v1/jobs/{kept}").json()["status"] == "succeeded"
+    cancelled_job = client.get(f"/v1/jobs/{cancelled}").json()
+    assert cancelled_job["status"] == "cancelled" and cancelled_job["result"] is None
