@@ -232,7 +232,8 @@ def targets(results: list[Result]) -> list[tuple[str, str, str, bool | None]]:
             ratio = ours / naive
             rows.append((f"single-input {kind} jobs/s >= {goal:g}x naive", f"{ratio:.2f}x ({ours:.1f} vs {naive:.1f} jobs/s)",
                          "best over concurrencies", ratio >= goal))
-    ours, limit = _best(results, "classify", "seqserve", 64, "sentences_per_second"), _best(results, "classify", "limit", 64, "sentences_per_second")
+    ours = _best(results, "classify", "seqserve", 64, "sentences_per_second")
+    limit = _best(results, "classify", "limit", 64, "sentences_per_second")
     if ours and limit:
         rows.append(("64-input classify >= 70% of in-process sentences/s", f"{ours / limit:.0%} ({ours:.0f} vs {limit:.0f})",
                      "best over concurrencies", ours / limit >= 0.7))
@@ -256,12 +257,13 @@ def report(results: list[Result]) -> str:
         kinds = runs.setdefault((r.machine, r.measured_on), [])
         if r.kind not in kinds:
             kinds.append(r.kind)
-    lines = ["# Serving benchmark", "", "Measured by `bench/serving_bench.py`; each kind's rows come from one run on one machine:", ""]
+    lines = ["# Serving benchmark", "",
+             "Measured by `bench/serving_bench.py`; each kind's rows come from one run on one machine:", ""]
     lines += [f"- {', '.join(kinds)}: {machine} ({day})" for (machine, day), kinds in runs.items()]
     lines += ["", "| target | measured | how | met |", "|---|---|---|---|"]
     lines += [f"| {t} | {m} | {h} | {'yes' if ok else 'no'} |" for t, m, h, ok in targets(results)]
     lines += ["", "| kind | mode | worker pool | API procs | inputs/job | clients | jobs/s | sentences/s | p50 ms | p95 ms "
-              "| p99 ms | failed | worker CPU ms/job | API CPU ms/job |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| p99 ms | failed | worker CPU ms/job | API CPU ms/job |", "|---" * 14 + "|"]
     for r in results:
         pool = "-" if r.mode == "limit" else r.pool
         api = "-" if r.mode == "limit" else r.api_workers or "?"
@@ -282,7 +284,7 @@ def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: di
         "SEQSERVE_API_WORKERS": str(args.api_workers), "SEQSERVE_WORKER_POOL": args.pool,
     }
     naive = base_env | {"SEQSERVE_BATCH_MAX_DELAY_MS": "0",
-                        "SEQSERVE_BATCH_MAX_INPUTS": json.dumps({kind: 1 for kind in TASK_OF})}
+                        "SEQSERVE_BATCH_MAX_INPUTS": json.dumps(dict.fromkeys(TASK_OF, 1))}
     results: list[Result] = []
     for kind in args.kinds:
         checkpoint = Path(checkpoints[kind]) if kind in checkpoints else train_quick(TASK_OF[kind], workdir)

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
 
     # A claimed job whose worker vanished is taken over after this long; keep it above the
     # longest job. The Redis visibility timeout is set above it.
+    wakeup_drain_seconds: float = Field(
+        1.0, ge=0, description="How long one wake-up drains its batch group before queueing a new wake-up for "
+        "the rest, so that other groups and higher priorities get the worker in between.")
     job_lease_seconds: float = Field(300.0, gt=0)
     alias_cache_seconds: float = Field(1.0, ge=0, description="How long the API reuses a resolved model reference.")
     max_queue_depth: int = Field(

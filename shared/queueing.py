@@ -162,7 +162,7 @@ def queue_depths(settings: Settings, queues: tuple[str, ...] = ALL_QUEUES) -> di
             with client.pipeline(transaction=False) as pipe:
                 for queue in queues:
                     pipe.llen(queue)
-                return dict(zip(queues, (int(n) for n in pipe.execute())))
+                return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
         finally:
             client.close()
     if settings.broker_url.startswith("filesystem://"):

@@ -33,7 +33,7 @@ from seqserve.shared.metrics import (
     JOBS_FINISHED_TOTAL,
 )
 from seqserve.shared.notify import FinalState, JobsFinished, publish_finished
-from seqserve.shared.queueing import Wakeup, publish_webhook
+from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class RunReport:
     # A redelivered wake-up (its worker died mid-batch): seconds until the dead attempt's
     # lease lapses and a recovering wake-up may put its jobs back in the queue.
     retry_in: float | None = None
+    handed_on: bool = False  # the drain time ran out: a new wake-up has the rest of the group
 
     @property
     def status(self) -> str:
@@ -79,9 +80,11 @@ def _compute(handler: Any, batch: Batch) -> dict[uuid.UUID, Outcome]:
     """One forward pass for the whole batch; if it fails, each job alone, so one bad job
     fails by itself and its companions still succeed."""
     started = time.perf_counter()
+    outcomes: dict[uuid.UUID, Outcome]
     try:
         parts = _run_handler(handler, batch, batch.members)
-        outcomes = {m.claim.job_id: (JobStatus.succeeded, part, None) for m, part in zip(batch.members, parts)}
+        outcomes = {m.claim.job_id: (JobStatus.succeeded, part, None)
+                    for m, part in zip(batch.members, parts, strict=True)}
     except Exception as exc:
         if len(batch.members) == 1:
             log.exception("job %s failed", batch.members[0].claim.job_id)
@@ -147,13 +150,27 @@ def run_batch(context: WorkerContext, batch: Batch) -> None:
         _write(context, batch, _compute(handler, batch))
 
 
+def _hand_on(wakeup: Wakeup, context: WorkerContext) -> bool:
+    try:
+        publish_wakeup(context.celery, wakeup.model_copy(update={"recover": False}), context.redis)
+    except Exception as exc:  # broker down: keep draining here rather than strand the group
+        log.warning("could not hand on the rest of group %s: %s", wakeup.group, exc)
+        return False
+    return True
+
+
 def run_wakeup(wakeup: Wakeup, context: WorkerContext, redelivered: bool = False) -> RunReport:
-    """Run batches of the wake-up's group until it is empty."""
-    report = RunReport()
+    """Run batches of the wake-up's group until it is empty, or hand the rest on to a new
+    wake-up after `wakeup_drain_seconds` (a busy group must not hold a worker process while
+    other groups, or higher-priority queues, wait behind it)."""
+    report, started = RunReport(), time.monotonic()
     batch = first_batch(wakeup, context)
     while batch is not None:
         run_batch(context, batch)
         report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
+        if time.monotonic() - started > context.settings.wakeup_drain_seconds and _hand_on(wakeup, context):
+            report.handed_on = True
+            break
         batch = next_batch(wakeup.group, context)
     if redelivered:
         with session_scope() as session:

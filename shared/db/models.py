@@ -22,7 +22,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from seqserve.shared.db.base import Base, new_uuid, utcnow
 from seqserve.shared.tasks import TASKS
 
-
 # What a model does; decides which job kinds it serves (the registry: seqserve.shared.tasks).
 Task = enum.Enum("Task", {name: name for name in TASKS}, type=str)  # type: ignore[misc]
 

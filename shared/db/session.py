@@ -30,7 +30,7 @@ def _configure_sqlite(engine: Engine) -> None:
     # WAL lets the API read while the worker writes; busy_timeout waits out a writer
     # instead of failing with "database is locked".
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _pragmas(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -54,11 +54,11 @@ def _ping_when_idle(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "checkin")
-    def _returned(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    def _returned(_dbapi_connection, record) -> None:
         record.info["returned_at"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _check(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+    def _check(dbapi_connection, record, _proxy) -> None:
         returned = record.info.get("returned_at")  # None: connected just now
         if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
             return

@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Boolean, Integer, and_, bindparam, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import Boolean, CursorResult, Integer, Table, and_, bindparam, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.functions import FunctionElement
@@ -48,9 +48,14 @@ def get_by_idempotency_key(session: Session, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.idempotency_key == key))
 
 
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (its result is a CursorResult; Session.execute is typed wider)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
 def insert_row(session: Session, row: dict[str, Any]) -> None:
     """Insert a job from its complete column values (no ORM object: the API's hottest write)."""
-    session.execute(insert(Job.__table__), [row])
+    session.execute(insert(_T), [row])
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def _input_count_pg(element: _InputCount, compiler: Any, **kw: Any) -> str:
     return f"jsonb_array_length({compiler.process(element.clauses, **kw)})"
 
 
-_T = Job.__table__
+_T: Table = Job.__table__  # type: ignore[assignment]  # declarative: a FromClause to the type checker
 PRIORITY_ORDER = {"high": 0, "normal": 1, "low": 2}  # claims take higher priorities first, then the oldest
 _RANK = case(PRIORITY_ORDER, value=_T.c.priority)
 def _claim_statement() -> Any:
@@ -161,12 +166,12 @@ def requeue_lapsed(session: Session, group: BatchGroup) -> int:
     recovering wake-up does this: the claim itself reads queued rows only, through the batch
     group index (a claim that also looked for lapsed leases read every finished row of the
     group; docs/benchmarks/job-path.md)."""
-    return session.execute(
+    return _rowcount(session.execute(
         update(_T)
         .where(_T.c.model_version_id == group.version_id, _T.c.batch_key == group.batch_key,
                _T.c.kind == group.kind, _T.c.status == JobStatus.running.value, _T.c.lease_expires_at < utcnow())
         .values(status=JobStatus.queued.value, lease_expires_at=None)
-    ).rowcount
+    ))
 
 
 def next_lease_lapse(session: Session, group: BatchGroup) -> float | None:
@@ -200,7 +205,7 @@ def finish_many(session: Session, outcomes: Sequence[Outcome], finished_at: date
     now = finished_at or utcnow()
     params = [{"b_id": claim_.job_id, "b_attempt": claim_.attempt, "b_status": status.value, "b_result": result,
                "b_error": error, "b_finished": now} for claim_, status, result, error in outcomes]
-    written = session.execute(_FINISH, params).rowcount
+    written = _rowcount(session.execute(_FINISH, params))
     ids = {claim_.job_id for claim_, *_ in outcomes}
     if written == len(outcomes):
         return ids
@@ -217,7 +222,7 @@ def cancel(session: Session, job_id: uuid.UUID) -> bool:
         .where(Job.id == job_id, Job.status.in_(_OPEN))
         .values(status=JobStatus.cancelled.value, finished_at=utcnow(), lease_expires_at=None)
     )
-    return outcome.rowcount == 1
+    return _rowcount(outcome) == 1
 
 
 def mark_enqueued(session: Session, job_ids: Sequence[uuid.UUID]) -> None:

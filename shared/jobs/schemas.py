@@ -60,12 +60,12 @@ class JobRead(BaseModel):
     timings: JobTimings
 
     @classmethod
-    def from_row(cls, job: Job | Row[Any]) -> "JobRead":
+    def from_row(cls, job: Job | Row[Any]) -> JobRead:
         """From an ORM job or a row of the job table's columns."""
         return cls.from_values({name: getattr(job, name) for name in _COLUMNS})
 
     @classmethod
-    def from_values(cls, job: Mapping[str, Any]) -> "JobRead":
+    def from_values(cls, job: Mapping[str, Any]) -> JobRead:
         """From the job table's column values by name (e.g. the row just inserted)."""
         return cls(
             id=job["id"],
@@ -88,7 +88,7 @@ class JobRead(BaseModel):
             timings=_timings(job["created_at"], job["started_at"], job["finished_at"]),
         )
 
-    def with_final_state(self, state: FinalState) -> "JobRead":
+    def with_final_state(self, state: FinalState) -> JobRead:
         """This job as a job-finished event describes it (see seqserve.shared.notify)."""
         return self.model_copy(update={
             "status": state.status, "result": state.result, "error": state.error, "attempts": state.attempts,

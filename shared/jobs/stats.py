@@ -65,7 +65,8 @@ def finished_since(session: Session, since: datetime, limit: int) -> Sequence[Fi
         .order_by(Job.finished_at.desc())
         .limit(limit)
     )
-    return [FinishedJob(kind, created, finished) for kind, created, finished in session.execute(query).all()]
+    rows = session.execute(query).all()
+    return [FinishedJob(kind, created, finished) for kind, created, finished in rows if finished is not None]
 
 
 def recent_failures(session: Session, limit: int) -> Sequence[Failure]:

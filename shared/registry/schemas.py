@@ -38,7 +38,7 @@ class ModelRead(BaseModel):
     created_at: datetime
 
     @classmethod
-    def from_row(cls, model: Model) -> "ModelRead":
+    def from_row(cls, model: Model) -> ModelRead:
         return cls(
             name=model.name,
             task=model.task,

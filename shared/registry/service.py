@@ -12,7 +12,6 @@ from seqserve.shared.db.models import ModelVersion
 from seqserve.shared.registry import repository as repo
 from seqserve.shared.registry.refs import DEFAULT_ALIAS, ModelRef
 
-
 # Metrics where a smaller value is the better model.
 LOWER_IS_BETTER = frozenset({"perplexity", "loss"})
 

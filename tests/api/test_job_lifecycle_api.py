@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -58,7 +58,7 @@ def test_list_filters_and_paginates(client: TestClient, registered_model: str) -
     assert [job["id"] for job in cancelled] == [ids[0]]
     assert client.get("/v1/jobs", params={"kind": "tag"}).json()["items"] == []
     assert len(client.get("/v1/jobs", params={"model": registered_model}).json()["items"]) == 5
-    future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert client.get("/v1/jobs", params={"created_after": future}).json()["items"] == []
     assert client.get("/v1/jobs", params={"status": "bogus"}).status_code == 422
     assert client.get("/v1/jobs", params={"cursor": "%%%"}).json()["error"]["code"] == "invalid_cursor"

@@ -127,7 +127,7 @@ def test_stats_count_every_status_and_time_the_window(client: TestClient, models
     (failure,) = stats["recent_failures"]
     assert failure["id"] == str(failed_id) and failure["error"] == "boom: out of cheese"
     assert (failure["kind"], failure["model"], failure["model_version"]) == ("classify", "stats-clf", 1)
-    assert stats["queue_depth"] == {queue: 0 for queue in ALL_QUEUES} and stats["queue_depth_error"] is None
+    assert stats["queue_depth"] == dict.fromkeys(ALL_QUEUES, 0) and stats["queue_depth_error"] is None
 
     narrow = client.get("/v1/stats", params={"window_seconds": 5}).json()
     assert narrow["by_kind"] == {} and narrow["finished_in_window"] == 0 and narrow["throughput_per_second"] == 0
@@ -137,7 +137,8 @@ def test_stats_count_every_status_and_time_the_window(client: TestClient, models
 def test_recent_failures_are_the_last_ten_newest_first(client: TestClient, models: dict[str, int], clock: Clock) -> None:
     start = utcnow() - timedelta(minutes=30)
     ids = [
-        _ended(clock, models["stats-clf"], "stats-clf", "classify", 1, start + timedelta(seconds=i), JobStatus.failed, f"error {i}")
+        _ended(clock, models["stats-clf"], "stats-clf", "classify", 1, start + timedelta(seconds=i), JobStatus.failed,
+               f"error {i}")
         for i in range(12)
     ]
     failures = client.get("/v1/stats").json()["recent_failures"]
@@ -188,7 +189,7 @@ def test_stats_on_the_embedded_sqlite_and_filesystem_broker(
     assert classify["finished"] == 4 and classify["p50_seconds"] == pytest.approx(5.0)
     assert classify["p99_seconds"] == pytest.approx(2 + 0.99 * 3 * 2)
     assert stats["recent_failures"][0]["error"] == "lite failure"
-    assert stats["queue_depth"] == {queue: 0 for queue in ALL_QUEUES}
+    assert stats["queue_depth"] == dict.fromkeys(ALL_QUEUES, 0)
 
 
 def test_console_page_and_assets_are_served(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 from alembic import command
@@ -45,6 +46,6 @@ def test_timestamps_read_back_aware_utc_on_sqlite_too(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(insert(table).values(id=1, at=plus_two))
         stored = conn.execute(select(table.c.at)).scalar_one()
-        later = conn.execute(select(table.c.id).where(table.c.at > datetime(2026, 11, 26, 19, 29, tzinfo=timezone.utc)))
+        later = conn.execute(select(table.c.id).where(table.c.at > datetime(2026, 11, 26, 19, 29, tzinfo=UTC)))
         assert later.scalars().all() == [1]  # compared as the same instant, not as 21:30 text
-    assert stored == plus_two and stored.tzinfo is timezone.utc
+    assert stored == plus_two and stored.tzinfo is UTC

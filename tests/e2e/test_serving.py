@@ -221,9 +221,9 @@ def test_worker_killed_mid_job_and_the_job_completes_once(
 def test_reconciler_republishes_a_job_whose_message_was_lost(
     api: str, registered_model: str, start_worker: StartWorker, serving_env: dict[str, str]
 ) -> None:
+    from seqserve.services.worker.maintenance import reconcile
     from seqserve.shared.config import get_settings
     from seqserve.shared.queueing import make_celery
-    from seqserve.services.worker.maintenance import reconcile
 
     start_worker()
     reference = _submit(api, registered_model, ["a reference job"])

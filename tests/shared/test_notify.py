@@ -3,7 +3,7 @@ waiter parses, final states included."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 
@@ -16,7 +16,7 @@ def test_a_finished_event_round_trips_through_redis(db: str) -> None:
     pubsub = client.pubsub()
     pubsub.subscribe(CHANNEL)
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
-    ended = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    ended = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     event = JobsFinished(ids=["a", "b"], states={"a": FinalState(
         status="succeeded", result=[{"label": "positive"}], attempts=1, started_at=ended, finished_at=ended)})
     publish_finished(client, event)

@@ -51,6 +51,7 @@ def test_each_job_wakes_its_group_and_one_wakeup_runs_them_all(client: TestClien
 
 def test_a_wakeup_drains_its_group_in_batches(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 2}')
+    monkeypatch.setenv("SEQSERVE_WAKEUP_DRAIN_SECONDS", "600")  # however slow this machine is
     reset_settings()
     ids = [_submit(client, f"a fine film {i}") for i in range(5)]
     report = run_wakeup(wakeup_of(ids[0]), _context())
@@ -68,3 +69,20 @@ def test_a_redelivered_wakeup_looks_again_when_the_dead_attempts_lease_lapses(cl
     report = run_wakeup(wakeup_of(job), _context(), redelivered=True)
     lease = get_settings().job_lease_seconds
     assert report.jobs == 0 and report.retry_in is not None and lease - 30 < report.retry_in <= lease
+
+
+def test_a_wakeup_hands_the_rest_of_its_group_on_when_its_drain_time_runs_out(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 2}')
+    monkeypatch.setenv("SEQSERVE_WAKEUP_DRAIN_SECONDS", "0")
+    reset_settings()
+    broker = redis.Redis.from_url(REDIS_URL)
+    ids = [_submit(client, f"a long film {i}") for i in range(5)]
+    queue = PRIORITY_QUEUES["normal"]
+    broker.delete(queue)  # the submissions' own wake-ups: only the handed-on one should appear
+    report = run_wakeup(wakeup_of(ids[0]), _context())
+    assert (report.batches, report.jobs, report.handed_on) == (1, 2, True)
+    assert broker.llen(queue) == 1  # the rest wait for their turn behind whatever else is queued
+    statuses = [client.get(f"/v1/jobs/{job_id}").json()["status"] for job_id in ids]
+    assert statuses.count("succeeded") == 2 and statuses.count("queued") == 3

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from datetime import timezone
+from datetime import UTC
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -79,7 +79,7 @@ def _registry(session: Session) -> list[GaugeMetricFamily]:
                                 labels=["model", "version", "alias", "metric"])
     for model in registry_repo.list_models(session):
         versions.add_metric([model.name], len(model.versions))
-        alias_of = {}
+        alias_of: dict[int, list[str]] = {}
         for alias in model.aliases:
             aliases.add_metric([model.name, alias.alias], alias.version.version)
             alias_of.setdefault(alias.version_id, []).append(alias.alias)
@@ -96,7 +96,7 @@ def _queues(session: Session) -> GaugeMetricFamily:
                                labels=["queue"])
     for row in session.scalars(select(QueueHeartbeat)):
         if row.consumed_at is not None:
-            consumed = row.consumed_at if row.consumed_at.tzinfo else row.consumed_at.replace(tzinfo=timezone.utc)
+            consumed = row.consumed_at if row.consumed_at.tzinfo else row.consumed_at.replace(tzinfo=UTC)
             family.add_metric([row.queue], consumed.timestamp())
     return family
 

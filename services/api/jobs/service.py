@@ -92,7 +92,7 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def find_replay(session: Session, key: str | None, body_hash: str) -> Job | None:
+def find_replay(session: Session, key: str | None, body_hash: str | None) -> Job | None:
     """The job an Idempotency-Key already created; 409 if it was created by another body."""
     if key is None:
         return None

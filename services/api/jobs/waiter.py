@@ -95,7 +95,7 @@ class JobWaiter:
         fetched: an event registered before publishing saw none in time). Without an `event`
         the job is fetched once first."""
         own = event is None
-        if own:
+        if event is None:
             event = self.register(job_id)
             event.set()
         deadline = time.monotonic() + timeout

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Response
 
 from seqserve.services.api.deps import CeleryDep, SessionDep
 from seqserve.services.api.errors import ApiError
-from seqserve.shared.db.session import after_commit
 from seqserve.shared.db.models import RunStatus, TrainingRun
+from seqserve.shared.db.session import after_commit
 from seqserve.shared.training import DEFAULT_MODEL_NAMES, RUN_TRAINING_TASK, TRAINING_QUEUE
 from seqserve.shared.training import repository as runs_repo
 from seqserve.shared.training.schemas import TrainingRunCreate, TrainingRunRead
