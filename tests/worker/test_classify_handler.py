@@ -100,11 +100,16 @@ def test_the_chunk_knob_changes_passes_not_outputs(payload: dict) -> None:
             assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
 
 
-def test_the_defaults_chunk_on_cpu_and_take_the_batch_limit_elsewhere(payload: dict) -> None:
+def test_the_defaults_chunk_on_cpu_and_take_the_whole_batch_elsewhere(payload: dict) -> None:
     assert ClassifyHandler.from_checkpoint(payload, "cpu", Settings()).rows_per_pass == 64  # measured: docs/benchmarks
     assert ClassifyHandler.from_checkpoint(payload, "meta", Settings()).rows_per_pass == 256  # batch_max_inputs
-    narrow = Settings(batch_max_inputs={"classify": 16})
-    assert ClassifyHandler.from_checkpoint(payload, "cpu", narrow).rows_per_pass == 16
+    wide = Settings(batch_max_inputs={"classify": 1000})
+    assert ClassifyHandler.from_checkpoint(payload, "meta", wide).rows_per_pass == 1000
+    # The batch limit says how many inputs are gathered across jobs, not how one job runs: a
+    # limit of 1 (no cross-job batching) still runs a 64-input job in chunks of 64.
+    one = Settings(batch_max_inputs={"classify": 1})
+    assert ClassifyHandler.from_checkpoint(payload, "cpu", one).rows_per_pass == 64
+    assert ClassifyHandler.from_checkpoint(payload, "meta", one).rows_per_pass == 256  # the largest job
 
 
 def test_unknown_params_are_rejected(payload: dict) -> None:

@@ -27,14 +27,18 @@ RawT = TypeVar("RawT")
 
 
 def rows_per_pass(kind: str, device: torch.device, settings: Settings | None = None) -> int:
-    """Rows one forward pass of `kind` takes: the kind's batch limit, and on a CPU no more
-    than its chunk (smaller length-sorted chunks were measured faster per sentence there).
+    """Rows one forward pass of `kind` takes: on a CPU the kind's chunk (length-sorted chunks
+    were measured faster per sentence there: docs/benchmarks/cpu_chunks.md), elsewhere the
+    whole batch (the most one can hold: the batch limit, or one job larger than it).
+
+    Independent of the batch limit on purpose: `batch_max_inputs` says how many inputs the
+    worker gathers across jobs, not how a job's own inputs run (a batch limit of 1, the
+    serving benchmark's naive baseline, must not make a 64-input job run one row at a time).
     `settings` defaults to the process's."""
     settings = settings if settings is not None else get_settings()
-    rows = settings.batch_max_inputs[kind]
     if device.type == "cpu" and kind in settings.cpu_chunk_rows:
-        rows = min(rows, settings.cpu_chunk_rows[kind])
-    return rows
+        return settings.cpu_chunk_rows[kind]
+    return max(settings.batch_max_inputs[kind], settings.max_inputs_per_job)
 
 
 class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
