@@ -108,10 +108,17 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(10.0, gt=0)
     requeue_after_seconds: float = Field(120.0, gt=0, description="Re-publish a job queued this long.")
     readiness_window_seconds: float = Field(
-        30.0, gt=0, description="A queue is consumed if a canary ran this recently."
+        30.0, gt=0, description="A queue's canary counts if it ran this recently (GET /v1/queues); canaries expire "
+        "after this long."
     )
     canary_interval_seconds: float = Field(5.0, gt=0)
-    worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics port; 0 disables it.")
+    worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics and /livez port; 0 disables them.")
+    worker_liveness_seconds: float = Field(
+        120.0, gt=0, description="A worker whose queues held messages this long while no task started or ended "
+        "in it fails /livez (keep it above the longest batch).")
+    consumer_window_seconds: float = Field(
+        30.0, gt=0, description="A worker counts as a queue's consumer (GET /v1/queues, seqserve_queue_consumers) "
+        "if it vouched for itself this recently; live workers do every 5 s at most.")
     trainer_metrics_port: int = Field(9102, ge=0, description="Trainer /metrics port; 0 disables it.")
 
     retrain_schedule: list[RetrainEntry] = Field(
