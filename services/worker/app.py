@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict]:
-    """Reconcile stranded jobs; send each inference queue a canary that only a live consumer
-    can answer (readiness must see a worker that silently stopped consuming)."""
+    """Reconcile stranded jobs (and lapsed leases); send each inference queue a canary that
+    only a live consumer can answer (GET /v1/queues reports it beside the consumer registry)."""
     schedule: dict[str, dict] = {
         "reconcile-jobs": {
             "task": RECONCILE_TASK, "schedule": settings.reconcile_interval_seconds,
