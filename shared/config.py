@@ -91,24 +91,34 @@ class Settings(BaseSettings):
     # per sentence: docs/benchmarks/cpu_chunks.md). Other devices take up to batch_max_inputs.
     cpu_chunk_rows: dict[str, int] = Field(default_factory=default_cpu_chunk_rows)
 
-    # A claimed job whose worker vanished is taken over after this long; keep it above the
-    # longest job. The Redis visibility timeout is set above it.
     wakeup_drain_seconds: float = Field(
         1.0, ge=0, description="How long one wake-up drains its batch group before queueing a new wake-up for "
         "the rest, so that other groups and higher priorities get the worker in between.")
-    job_lease_seconds: float = Field(300.0, gt=0)
+    job_lease_seconds: float = Field(
+        10.0, gt=0, description="A claim's lease: the worker renews it while the job runs (several times per "
+        "lease), so a job whose worker died (a SIGKILLed child or a whole worker) is taken over this long after "
+        "its last renewal, however long jobs take.")
     alias_cache_seconds: float = Field(1.0, ge=0, description="How long the API reuses a resolved model reference.")
     max_queue_depth: int = Field(
         10_000, ge=1, description="Past this many queued jobs of one priority, POST answers 503."
     )
     max_wait_seconds: float = Field(60.0, ge=0, description="Upper bound of `Prefer: wait=N`.")
-    reconcile_interval_seconds: float = Field(30.0, gt=0)
+    # The reconciler also takes over the running jobs of a whole worker that died (their
+    # leases lapsed), so a worker's loss costs at most a lease plus this.
+    reconcile_interval_seconds: float = Field(10.0, gt=0)
     requeue_after_seconds: float = Field(120.0, gt=0, description="Re-publish a job queued this long.")
     readiness_window_seconds: float = Field(
-        30.0, gt=0, description="A queue is consumed if a canary ran this recently."
+        30.0, gt=0, description="A queue's canary counts if it ran this recently (GET /v1/queues); canaries expire "
+        "after this long."
     )
     canary_interval_seconds: float = Field(5.0, gt=0)
-    worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics port; 0 disables it.")
+    worker_metrics_port: int = Field(9101, ge=0, description="Worker /metrics and /livez port; 0 disables them.")
+    worker_liveness_seconds: float = Field(
+        120.0, gt=0, description="A worker whose queues held messages this long while no task started or ended "
+        "in it fails /livez (keep it above the longest batch).")
+    consumer_window_seconds: float = Field(
+        30.0, gt=0, description="A worker counts as a queue's consumer (GET /v1/queues, seqserve_queue_consumers) "
+        "if it vouched for itself this recently; live workers do every 5 s at most.")
     trainer_metrics_port: int = Field(9102, ge=0, description="Trainer /metrics port; 0 disables it.")
 
     retrain_schedule: list[RetrainEntry] = Field(

@@ -94,5 +94,8 @@ QUEUE_LAST_CONSUMED = "seqserve_queue_last_consumed_timestamp_seconds"
 # Messages in each broker queue. With coalesced triggers one message can stand for many jobs:
 # the backlog is JOBS_QUEUED (job rows waiting, per priority queue).
 QUEUE_DEPTH = "seqserve_queue_depth"
+# Workers that vouched within SEQSERVE_CONSUMER_WINDOW_SECONDS for consuming each inference
+# queue (seqserve.shared.consumers): 0 means nobody consumes it.
+QUEUE_CONSUMERS = "seqserve_queue_consumers"
 JOBS_QUEUED = "seqserve_jobs_queued"
 

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery.schedules import crontab
-from celery.signals import worker_init, worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from seqserve.services.worker.device import configure_torch
+from seqserve.services.worker.liveness import WorkerHealth
 from seqserve.shared import heap
 from seqserve.shared.celery_metrics import serve_from_parent
 from seqserve.shared.config import RetrainEntry, Settings, get_settings
@@ -26,8 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict]:
-    """Reconcile stranded jobs; send each inference queue a canary that only a live consumer
-    can answer (readiness must see a worker that silently stopped consuming)."""
+    """Reconcile stranded jobs (and lapsed leases); send each inference queue a canary that
+    only a live consumer can answer (GET /v1/queues reports it beside the consumer registry)."""
     schedule: dict[str, dict] = {
         "reconcile-jobs": {
             "task": RECONCILE_TASK, "schedule": settings.reconcile_interval_seconds,
@@ -59,7 +61,26 @@ app = make_celery()
 app.conf.beat_schedule = beat_schedule(get_settings())
 
 
-serve_from_parent(lambda: get_settings().worker_metrics_port, "worker")
+health = WorkerHealth()  # made before the pool forks: every child ticks the parent's clock
+serve_from_parent(lambda: get_settings().worker_metrics_port, "worker", livez=health.report)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _task_progress(**_: object) -> None:
+    health.clock.tick()
+
+
+@worker_ready.connect
+def _watch_consumption(sender: Any = None, **_: object) -> None:
+    # The consumer knows its name and its queues (-Q) only once it is ready.
+    queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    health.start(get_settings(), getattr(sender, "hostname", None) or "unknown", queues)
+
+
+@worker_shutdown.connect
+def _leave_registry(**_: object) -> None:
+    health.stop()
 
 
 @worker_init.connect

@@ -49,8 +49,10 @@ class Batch:
 def _claim(context: WorkerContext, group: BatchGroup, taken: int = 0) -> list[ClaimedJob]:
     settings = context.settings
     with session_scope(autocommit=True) as session:  # one atomic statement: no transaction around it
-        return jobs_repo.claim_batch(session, group, settings.batch_max_inputs[group.kind],
-                                     settings.job_lease_seconds, taken)
+        claimed = jobs_repo.claim_batch(session, group, settings.batch_max_inputs[group.kind],
+                                        settings.job_lease_seconds, taken)
+    context.leases.hold(job.claim for job in claimed)  # renewed until written or the wake-up ends
+    return claimed
 
 
 def _batch(context: WorkerContext, group: BatchGroup, members: list[ClaimedJob], waited: float = 0.0) -> Batch:

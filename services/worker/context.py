@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from celery import Celery
 from redis import Redis
 
+from seqserve.services.worker.leases import LeaseKeeper
 from seqserve.services.worker.model_cache import ModelCache, VersionInfo
 from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.db.session import session_scope
@@ -28,11 +29,12 @@ class WorkerContext:
     # Version rows never change: one lookup per version per process.
     versions: dict[int, VersionInfo] = field(default_factory=dict)
     pid: int = field(default_factory=os.getpid)
+    leases: LeaseKeeper = field(default_factory=lambda: LeaseKeeper(get_settings().job_lease_seconds))
 
     @classmethod
     def build(cls, celery: Celery, settings: Settings | None = None) -> WorkerContext:
         settings = settings or get_settings()
-        return cls(settings, celery, broker_redis(settings))
+        return cls(settings, celery, broker_redis(settings), leases=LeaseKeeper(settings.job_lease_seconds))
 
     def version(self, version_id: int) -> VersionInfo:
         info = self.versions.get(version_id)
@@ -59,4 +61,6 @@ def worker_context(celery: Celery) -> WorkerContext:
 
 def reset_worker_context() -> None:
     global _context
+    if _context is not None:
+        _context.leases.stop()
     _context = None

@@ -159,19 +159,28 @@ def _hand_on(wakeup: Wakeup, context: WorkerContext) -> bool:
     return True
 
 
+def _drain(wakeup: Wakeup, context: WorkerContext, report: RunReport) -> None:
+    started = time.monotonic()
+    batch = first_batch(wakeup, context)
+    while batch is not None:
+        run_batch(context, batch)
+        context.leases.release(m.claim.job_id for m in batch.members)
+        report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
+        if time.monotonic() - started > context.settings.wakeup_drain_seconds and _hand_on(wakeup, context):
+            report.handed_on = True
+            return
+        batch = next_batch(wakeup.group, context)
+
+
 def run_wakeup(wakeup: Wakeup, context: WorkerContext, redelivered: bool = False) -> RunReport:
     """Run batches of the wake-up's group until it is empty, or hand the rest on to a new
     wake-up after `wakeup_drain_seconds` (a busy group must not hold a worker process while
     other groups, or higher-priority queues, wait behind it)."""
-    report, started = RunReport(), time.monotonic()
-    batch = first_batch(wakeup, context)
-    while batch is not None:
-        run_batch(context, batch)
-        report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
-        if time.monotonic() - started > context.settings.wakeup_drain_seconds and _hand_on(wakeup, context):
-            report.handed_on = True
-            break
-        batch = next_batch(wakeup.group, context)
+    report = RunReport()
+    try:
+        _drain(wakeup, context, report)
+    finally:  # whatever went wrong, this attempt keeps no jobs alive that it no longer runs
+        context.leases.release()
     if redelivered:
         with session_scope() as session:
             report.retry_in = jobs_repo.next_lease_lapse(session, wakeup.group)

@@ -144,12 +144,38 @@ def test_model_detail_and_alias_moves(client: TestClient, registered_model: str,
     assert client.get("/v1/models/nope").json()["error"]["code"] == "model_not_found"
 
 
-def test_readyz_is_503_without_a_consumer(client: TestClient) -> None:
-    response = client.get("/readyz")
-    assert response.status_code == 503
+def test_readyz_is_200_without_a_consumer_and_the_queue_report_says_none(client: TestClient) -> None:
+    response = client.get("/readyz")  # no worker, no beat: jobs are still stored and queued
+    assert response.status_code == 200
     checks = response.json()["checks"]
-    assert checks["database"]["ok"] and checks["broker"]["ok"]
-    assert checks["consumers"]["queues"]["inference.normal"]["ok"] is False
+    assert checks["database"]["ok"] and checks["broker"]["ok"] and "consumers" not in checks
+    report = client.get("/v1/queues").json()
+    assert report["ok"] is False
+    normal = report["queues"]["inference.normal"]
+    assert normal["ok"] is False and normal["consumers"] == [] and normal["canary"]["ok"] is False
+
+
+def test_the_queue_report_lists_the_workers_that_vouched_recently(client: TestClient) -> None:
+    import time
+
+    import redis
+
+    from seqserve.shared import consumers
+    from tests.conftest import REDIS_URL
+
+    broker = redis.Redis.from_url(REDIS_URL)
+    now = time.time()
+    consumers.record(broker, "old@host", ["inference.normal"], now - 3600, window=30)
+    consumers.record(broker, "w1@host", ["inference.high", "inference.normal", "inference.low"], now, window=30)
+    report = client.get("/v1/queues").json()
+    assert report["ok"] is True
+    assert [c["worker"] for c in report["queues"]["inference.normal"]["consumers"]] == ["w1@host"]
+    consumers.withdraw(broker, "w1@host", ["inference.low"])
+    low = client.get("/v1/queues").json()["queues"]["inference.low"]
+    assert low["ok"] is False and low["consumers"] == []
+    metrics = client.get("/metrics").text
+    assert 'seqserve_queue_consumers{queue="inference.normal"} 1.0' in metrics
+    assert 'seqserve_queue_consumers{queue="inference.low"} 0.0' in metrics
 
 
 @pytest.fixture()

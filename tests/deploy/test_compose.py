@@ -67,6 +67,15 @@ def test_long_running_services_wait_for_the_schema_and_the_broker(compose: dict)
         assert compose["services"][name]["healthcheck"]["test"], name
 
 
+def test_health_checks_ask_whether_jobs_are_accepted_and_consumed(compose: dict) -> None:
+    assert "/readyz" in " ".join(compose["services"]["api"]["healthcheck"]["test"])
+    workers = {name: service for name, service in _all_profiles()["services"].items()
+               if service.get("command", [None, None])[:2] == ["seqserve", "worker"]}
+    assert {"worker", "gpu-worker"} <= workers.keys()
+    for name, service in workers.items():
+        assert "9101/livez" in " ".join(service["healthcheck"]["test"]), name
+
+
 def test_trainer_consumes_the_training_queue(compose: dict) -> None:
     assert compose["services"]["trainer"]["command"] == ["seqserve", "trainer"]
     assert "profiles" not in compose["services"]["trainer"]

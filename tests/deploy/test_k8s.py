@@ -116,6 +116,15 @@ def test_api_probes_and_service() -> None:
     assert service["spec"]["ports"][0]["targetPort"] in ports
 
 
+def test_workers_are_restarted_when_they_stop_consuming() -> None:
+    for name in ("seqserve-worker", "seqserve-gpu-worker"):
+        (container,) = _pod_spec(_one("Deployment", name))["containers"]
+        probe = container["livenessProbe"]["httpGet"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert probe["path"] == "/livez", name  # not /metrics: that answers while consumption is stuck
+        assert ports[probe["port"]] == Settings.model_fields["worker_metrics_port"].default, name
+
+
 def test_beat_is_a_singleton_that_never_overlaps() -> None:
     beat = _one("Deployment", "seqserve-beat")
     assert beat["spec"]["replicas"] == 1
@@ -184,7 +193,7 @@ def test_keda_scales_the_worker_on_the_inference_queues() -> None:
     assert target.get("kind", "Deployment") == "Deployment" and target.get("apiVersion", "apps/v1") == "apps/v1"
     worker = _one("Deployment", target["name"])
     assert "replicas" not in worker["spec"], "KEDA owns the worker's replica count"
-    assert scaled["spec"]["minReplicaCount"] >= 1  # readiness needs a consumer (see the manifest)
+    assert scaled["spec"]["minReplicaCount"] >= 1  # the first job does not wait for a cold start
     assert scaled["spec"]["maxReplicaCount"] > scaled["spec"]["minReplicaCount"]
     triggers = scaled["spec"]["triggers"]
     assert {trigger["type"] for trigger in triggers} == {"postgresql"}

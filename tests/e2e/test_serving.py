@@ -1,5 +1,5 @@
 """The job life cycle through real processes: batching, Prefer: wait, cancellation, webhooks,
-readiness, a worker killed mid-job, and the reconciler, on Postgres and Redis."""
+a worker killed mid-job, and the reconciler, on Postgres and Redis."""
 
 from __future__ import annotations
 
@@ -179,25 +179,6 @@ def test_webhook_is_signed_and_retried_after_a_500(api: str, registered_model: s
         attempts = [(d.attempt, d.status_code) for d in jobs_repo.deliveries(session, uuid.UUID(job_id))]
     assert attempts == [(1, 500), (2, 200)]
     assert httpx.get(f"{api}/v1/jobs/{job_id}").json()["webhook_status"] == "delivered"
-
-
-def _wait_ready(api: str, want: int, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{api}/readyz", timeout=10)
-        if response.status_code == want:
-            return response.json()
-        time.sleep(0.3)
-    raise AssertionError(f"/readyz never answered {want}: {response.json()}")
-
-
-def test_readyz_follows_the_consumers(api: str, start_worker: StartWorker) -> None:
-    worker, _ = start_worker()
-    ready = _wait_ready(api, 200)
-    assert ready["checks"]["consumers"]["queues"]["inference.high"]["worker"]
-    processes.stop(worker)
-    not_ready = _wait_ready(api, 503)
-    assert not_ready["checks"]["consumers"]["ok"] is False
 
 
 def test_worker_killed_mid_job_and_the_job_completes_once(

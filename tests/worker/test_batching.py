@@ -124,7 +124,8 @@ def test_a_job_under_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(c
         lapse = jobs_repo.next_lease_lapse(session, wakeup_of(job).group)
     lease = get_settings().job_lease_seconds
     assert lapse is not None and lease - 30 < lapse <= lease
-    with session_scope() as session:  # the first attempt's worker died long ago
+    context.leases.stop()  # the first attempt's worker died long ago: no more renewals
+    with session_scope() as session:
         session.execute(update(Job).where(Job.id == job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     assert first_batch(wakeup_of(job), context) is None  # a plain wake-up only claims queued jobs
     batch = first_batch(wakeup_of(job).model_copy(update={"recover": True}), context)
@@ -166,3 +167,28 @@ def test_results_are_written_only_by_the_attempts_that_still_hold_their_jobs(cli
     assert client.get(f"/v1/jobs/{kept}").json()["status"] == "succeeded"
     cancelled_job = client.get(f"/v1/jobs/{cancelled}").json()
     assert cancelled_job["status"] == "cancelled" and cancelled_job["result"] is None
+
+
+def _lease_left(job_id: uuid.UUID) -> float:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.lease_expires_at is not None
+        expires = job.lease_expires_at
+    return (expires.replace(tzinfo=None) - utcnow().replace(tzinfo=None)).total_seconds()
+
+
+def test_a_renewal_extends_only_the_attempts_that_still_hold_their_jobs(client: TestClient) -> None:
+    kept, moved = _submit(client), _submit(client)
+    context = _context()
+    context.leases.stop()  # renew by hand below, not on the keeper's clock
+    batch = first_batch(wakeup_of(kept), context)
+    assert batch is not None and sorted(_ids(batch)) == sorted([kept, moved])
+    with session_scope() as session:  # a short lease, and `moved` taken over by a second attempt
+        session.execute(update(Job).where(Job.id.in_([kept, moved])).values(lease_expires_at=utcnow()))
+        session.execute(update(Job).where(Job.id == moved).values(attempts=Job.attempts + 1))
+    assert context.leases.renew() == 1
+    lease = get_settings().job_lease_seconds
+    assert lease - 30 < _lease_left(kept) <= lease
+    assert _lease_left(moved) <= 0  # the dead attempt cannot revive another attempt's lease
+    context.leases.release()
+    assert context.leases.renew() == 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from seqserve.services.api.deps import CeleryDep, SessionDep, SettingsDep
+from seqserve.services.api.deps import SessionDep, SettingsDep
 from seqserve.services.api.health import scrape, service
+from seqserve.services.api.health.schemas import QueuesRead
 
 router = APIRouter(tags=["health"])
 
@@ -18,16 +21,21 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency or a queue consumer is missing"}})
-def readyz(session: SessionDep, celery: CeleryDep, settings: SettingsDep) -> JSONResponse:
-    """200 when the database and broker answer and every inference queue is being consumed."""
+@router.get("/readyz", responses={503: {"description": "The database or the broker does not answer"}})
+def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """200 when this process can accept and store jobs: the database and the broker answer."""
     checks = {
         "database": service.check_database(session),
         "broker": service.check_broker(settings),
     }
-    checks["consumers"] = service.check_consumers(session, celery, settings) if checks["database"]["ok"] else {"ok": False}
     ready = all(check["ok"] for check in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+
+
+@router.get("/v1/queues", response_model=QueuesRead)
+def queues(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """Who consumes each inference queue: live workers, messages waiting, the last canary."""
+    return service.queue_report(session, settings)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC
 
@@ -18,19 +19,21 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from seqserve.shared import consumers
 from seqserve.shared.config import get_settings
 from seqserve.shared.db.models import Job, JobStatus, QueueHeartbeat, RunStatus, Task, TrainingRun
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.metrics import (
     ALIAS_VERSION,
     JOBS_QUEUED,
+    QUEUE_CONSUMERS,
     QUEUE_DEPTH,
     QUEUE_LAST_CONSUMED,
     TRAINING_RUN_STATES,
     VERSION_COUNT,
     VERSION_METRIC,
 )
-from seqserve.shared.queueing import PRIORITY_QUEUES, queue_depths
+from seqserve.shared.queueing import INFERENCE_QUEUES, PRIORITY_QUEUES, broker_redis, queue_depths
 from seqserve.shared.registry import repository as registry_repo
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,25 @@ def _queue_depths() -> list[GaugeMetricFamily]:
     family = GaugeMetricFamily(QUEUE_DEPTH, "Messages waiting in a broker queue.", labels=["queue"])
     for queue, depth in depths.items():
         family.add_metric([queue], depth)
+    return [family]
+
+
+def _queue_consumers() -> list[GaugeMetricFamily]:
+    settings = get_settings()
+    redis = broker_redis(settings)
+    if redis is None:  # only the Redis broker keeps the registry
+        return []
+    try:
+        live = consumers.live(redis, INFERENCE_QUEUES, time.time(), settings.consumer_window_seconds)
+    except Exception as exc:  # the broker is down: export nothing stale
+        log.warning("consumer registry unavailable: %s", exc)
+        return []
+    finally:
+        redis.close()
+    family = GaugeMetricFamily(QUEUE_CONSUMERS, "Workers consuming a queue (they vouched recently).",
+                               labels=["queue"])
+    for queue, workers in live.items():
+        family.add_metric([queue], len(workers))
     return [family]
 
 
@@ -105,7 +127,7 @@ class DatabaseCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Names only: lets the registry check for clashes without querying the database.
         for name in (TRAINING_RUN_STATES, ALIAS_VERSION, VERSION_COUNT, VERSION_METRIC, QUEUE_LAST_CONSUMED,
-                     QUEUE_DEPTH, JOBS_QUEUED):
+                     QUEUE_DEPTH, JOBS_QUEUED, QUEUE_CONSUMERS):
             yield GaugeMetricFamily(name, name)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -117,6 +139,7 @@ class DatabaseCollector(Collector):
             families = []
         yield from families
         yield from _queue_depths()
+        yield from _queue_consumers()
 
 
 _installed: list[DatabaseCollector] = []

@@ -1,22 +1,22 @@
-"""Readiness: the database answers, the broker answers, and every inference queue has a
-consumer that actually consumes (a canary task it ran recently), not merely a connection."""
+"""Readiness means this process can accept and store jobs: the database and the broker
+answer. Whether anyone consumes them is another question, answered by `queue_report`
+(GET /v1/queues, the seqserve_queue_consumers metric and its alert): a missing worker or
+beat must not take the API out of service, where it could still queue jobs durably."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from seqserve.shared import consumers
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import QueueHeartbeat
-from seqserve.shared.db.session import after_commit
-from seqserve.shared.queueing import CANARY_TASK, INFERENCE_QUEUES, queue_depths
+from seqserve.shared.queueing import INFERENCE_QUEUES, broker_redis, queue_depths
 
 log = logging.getLogger(__name__)
 
@@ -36,38 +36,47 @@ def check_broker(settings: Settings) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def _send_canary(celery: Celery, queue: str, expires: float) -> None:
-    try:
-        celery.send_task(CANARY_TASK, args=[queue], queue=queue, expires=expires)
-    except Exception as exc:  # readiness then reports the queue unconsumed
-        log.warning("could not send the canary of %s: %s", queue, exc)
-
-
-def _send_canaries(session: Session, celery: Celery, settings: Settings, now: datetime) -> None:
-    """Ask each queue for proof of a consumer, at most once per canary interval (sent once
-    the request's unit of work committed the time it was sent)."""
-    interval = timedelta(seconds=settings.canary_interval_seconds)
-    for queue in INFERENCE_QUEUES:
-        row = session.get(QueueHeartbeat, queue, with_for_update=True) or QueueHeartbeat(queue=queue)
-        sent = row.canary_sent_at
-        if sent is None or now - sent >= interval:
-            after_commit(session).add(partial(_send_canary, celery, queue, settings.readiness_window_seconds))
-            row.canary_sent_at = now
-            session.add(row)
-    session.flush()
-
-
-def check_consumers(session: Session, celery: Celery, settings: Settings) -> dict[str, Any]:
+def queue_report(session: Session, settings: Settings) -> dict[str, Any]:
+    """Per inference queue: messages waiting, the workers that consume it (each live worker
+    vouches for itself in the registry), and the last canary a worker ran (sent by beat)."""
     now = utcnow()
-    _send_canaries(session, celery, settings, now)
+    consumed = _consumers(settings, now.timestamp())
+    depths = _depths(settings)
     window = timedelta(seconds=settings.readiness_window_seconds)
     queues: dict[str, Any] = {}
     for queue in INFERENCE_QUEUES:
-        row = session.get(QueueHeartbeat, queue, populate_existing=True)
-        consumed = row.consumed_at if row else None
+        row = session.get(QueueHeartbeat, queue)
+        canary = row.consumed_at if row else None
+        workers = consumed.get(queue, {}) if consumed is not None else None
         queues[queue] = {
-            "ok": consumed is not None and now - consumed <= window,
-            "last_consumed_at": consumed.isoformat() if consumed else None,
-            "worker": row.worker if row else None,
+            "consumers": None if workers is None else [
+                {"worker": name, "seen_at": datetime.fromtimestamp(at, UTC).isoformat()}
+                for name, at in sorted(workers.items())],
+            "depth": depths.get(queue),
+            "canary": {"ok": canary is not None and now - canary <= window,
+                       "last_consumed_at": canary.isoformat() if canary else None,
+                       "worker": row.worker if row else None},
         }
+        queues[queue]["ok"] = bool(workers) if workers is not None else queues[queue]["canary"]["ok"]
     return {"ok": all(q["ok"] for q in queues.values()), "queues": queues}
+
+
+def _consumers(settings: Settings, now: float) -> dict[str, dict[str, float]] | None:
+    """The registry's live consumers; None when the broker keeps none (not Redis) or is away."""
+    redis = broker_redis(settings)
+    if redis is None:
+        return None
+    try:
+        return consumers.live(redis, INFERENCE_QUEUES, now, settings.consumer_window_seconds)
+    except Exception as exc:
+        log.warning("consumer registry unavailable: %s", exc)
+        return None
+    finally:
+        redis.close()
+
+
+def _depths(settings: Settings) -> dict[str, int]:
+    try:
+        return queue_depths(settings, INFERENCE_QUEUES)
+    except Exception:  # the broker is away: /readyz says so
+        return {}
