@@ -3,28 +3,13 @@ nothing is stored (the ASGI app in-process, on the real Postgres and Redis)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
-from seqserve.services.api.main import create_app
 from seqserve.shared.config import reset_settings
-from seqserve.shared.db.models import Job
-from seqserve.shared.db.session import session_scope
-
-
-@pytest.fixture()
-def client(db: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
-        yield test_client
-
-
-def _job_count() -> int:
-    with session_scope() as session:
-        return int(session.scalar(select(func.count()).select_from(Job)) or 0)
+from tests.api.conftest import job_count
 
 
 def _assert_error(response: Any, status: int, field: str | None) -> dict[str, Any]:
@@ -63,14 +48,14 @@ def test_unstorable_or_empty_text_is_422_naming_the_field(client: TestClient, re
     reported = response.json()["error"]["field"]
     error = _assert_error(response, 422, reported if field.endswith("*") and reported.startswith(field[:-1]) else field)
     assert error["code"] == "invalid_request"
-    assert _job_count() == 0
+    assert job_count() == 0
 
 
 def test_empty_idempotency_key_is_422(client: TestClient, registered_model: str) -> None:
     body = '{"kind":"classify","model":"tiny-sst2","inputs":["x"]}'
     _assert_error(_post_raw(client, body, {"Idempotency-Key": ""}), 422, "idempotency-key")
     # h11 refuses a raw NUL in a header line, so it can not arrive; a surrogate can not be sent as latin-1 either.
-    assert _job_count() == 0
+    assert job_count() == 0
 
 
 @pytest.mark.parametrize("path", ["/v1/models/%00", "/v1/models/a%00b/aliases/production", "/v1/jobs?model=%00",
@@ -89,7 +74,7 @@ def test_bad_prefer_is_refused_before_anything_is_stored(client: TestClient, reg
     body = '{"kind":"classify","model":"tiny-sst2","inputs":["x"]}'
     error = _assert_error(_post_raw(client, body, {"Prefer": prefer}), 422, "Prefer")
     assert error["code"] == "invalid_prefer"
-    assert _job_count() == 0
+    assert job_count() == 0
 
 
 def test_well_formed_unknown_preferences_are_ignored(client: TestClient, registered_model: str) -> None:
@@ -137,7 +122,7 @@ def test_internal_webhook_urls_are_refused_at_submission(client: TestClient, reg
     reset_settings()
     body = {"kind": "classify", "model": registered_model, "inputs": ["x"], "webhook_url": url}
     _assert_error(client.post("/v1/jobs", json=body), 422, "webhook_url")
-    assert _job_count() == 0
+    assert job_count() == 0
 
 
 def test_openapi_lists_the_error_statuses(client: TestClient) -> None:
