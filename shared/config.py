@@ -7,6 +7,7 @@ SEQSERVE_BROKER_URL at Postgres and Redis to run the same code on them.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -130,6 +131,16 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(6, ge=1)
     webhook_backoff_seconds: float = Field(2.0, ge=0, description="First retry delay; doubles per attempt.")
     webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_allow_networks: str = Field(
+        "", description="Comma-separated CIDRs webhooks may reach although internal, e.g. 10.20.0.0/16."
+    )
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        for part in filter(None, (piece.strip() for piece in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # ValueError names the bad CIDR
+        return value
 
     @field_validator("batch_max_delay_ms", mode="before")
     @classmethod

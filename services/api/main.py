@@ -68,6 +68,8 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Serving LSTM/GRU sequence models: submit jobs, poll results, browse the registry.",
         lifespan=_lifespan,
+        # Any route may meet a bad body, bad input or an unreachable database; routes add their own.
+        responses=errors.responses(400, 422, 500, 503),
     )
     settings = get_settings()
     app.state.celery = make_celery(settings)

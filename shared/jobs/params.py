@@ -7,8 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobParams(BaseModel):
-    # Unknown keys are refused, not ignored: a typo must not silently change nothing.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown keys are refused, not ignored: a typo must not silently change nothing. Strict:
+    # "5" or true for an integer is a client bug to report, not to coerce.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ClassifyParams(JobParams):

@@ -5,15 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import Row
 
 from seqserve.shared.db.models import Job
 from seqserve.shared.notify import FinalState
+from seqserve.shared.validation import StrictText, storable
 
 Priority = Literal["high", "normal", "low"]
+# The URL parser would drop a NUL silently: refuse it as written.
+WebhookUrl = Annotated[AnyHttpUrl, BeforeValidator(lambda value: storable(value) if isinstance(value, str) else value)]
+# Whitespace-only texts are refused too: the pattern is a search for one non-space.
+InputText = Annotated[StrictText, Field(min_length=1, pattern=r"\S")]
 
 
 class JobCreate(BaseModel):
@@ -21,12 +26,14 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: StrictStr = Field(description="Job kind, for example 'classify'.")
-    model: StrictStr = Field(description="'name' (its production alias), 'name@alias' or 'name:version'.")
-    inputs: list[StrictStr] = Field(description="Texts; one result entry per input, in order.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Options for the kind.")
+    kind: StrictText = Field(min_length=1, max_length=64, description="Job kind, for example 'classify'.")
+    model: StrictText = Field(min_length=1, max_length=256,
+                              description="'name' (its production alias), 'name@alias' or 'name:version'.")
+    inputs: list[InputText] = Field(min_length=1, description="Texts; one result entry per input, in order.")
+    params: dict[StrictText, Any] = Field(default_factory=dict, description="Options for the kind.")
     priority: Priority = Field("normal", description="high, normal or low: separate queues.")
-    webhook_url: AnyHttpUrl | None = Field(None, description="POSTed the final job state, signed.")
+    webhook_url: WebhookUrl | None = Field(
+        None, description="POSTed the final job state, signed; internal addresses are refused.")
 
 
 class JobTimings(BaseModel):

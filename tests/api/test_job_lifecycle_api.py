@@ -116,6 +116,10 @@ def test_webhooks_need_a_secret_and_a_url(client: TestClient, registered_model: 
     assert response.status_code == 422 and response.json()["error"]["code"] == "webhooks_disabled"
     monkeypatch.setenv("SEQSERVE_WEBHOOK_SECRET", "s3cret")
     reset_settings()
+    refused = client.post("/v1/jobs", json=body)  # loopback, and nobody allowlisted it
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "webhook_url_refused"
+    monkeypatch.setenv("SEQSERVE_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
+    reset_settings()
     assert client.post("/v1/jobs", json=body).status_code == 202
     bad = client.post("/v1/jobs", json=body | {"webhook_url": "ftp://example/x"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "webhook_url"

@@ -35,6 +35,7 @@ SECRET = "test-webhook-secret"
 def serving_env(stack_env: dict[str, str]) -> dict[str, str]:
     return stack_env | {
         "SEQSERVE_WEBHOOK_SECRET": SECRET,
+        "SEQSERVE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",  # the test's receiver listens on loopback
         "SEQSERVE_WEBHOOK_BACKOFF_SECONDS": "0.3",
         "SEQSERVE_JOB_LEASE_SECONDS": "4",
         "SEQSERVE_CANARY_INTERVAL_SECONDS": "0.5",

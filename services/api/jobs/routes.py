@@ -13,36 +13,21 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
-from seqserve.services.api.errors import ApiError
+from seqserve.services.api.errors import ApiError, responses
 from seqserve.services.api.jobs import service
-from seqserve.shared.config import Settings, get_settings
+from seqserve.services.api.jobs.prefer import wait_seconds
+from seqserve.shared.config import get_settings
 from seqserve.shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs.kinds import JOB_KINDS
 from seqserve.shared.jobs.schemas import JobCreate, JobPage, JobRead
+from seqserve.shared.validation import IsoDatetime, Text
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-PREFER_DOC = "`wait=N`: hold the request up to N seconds (at most 60) for the job to end."
+PREFER_DOC = "`wait=N` (plain decimal seconds): hold the request up to N seconds (at most 60) for the job to end."
+DATETIME_DOC = "ISO 8601 with a timezone, e.g. 2026-01-31T12:00:00Z."
 IDEMPOTENCY_DOC = "Same key and body return the job the first request created; another body answers 409."
-
-
-def _wait_seconds(prefer: str | None, settings: Settings) -> float | None:
-    """Parse RFC 7240 `Prefer: wait=N`; None when absent."""
-    if not prefer:
-        return None
-    for token in prefer.split(","):
-        name, _, value = token.strip().partition("=")
-        if name.strip().lower() != "wait":
-            continue
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = -1.0
-        if seconds < 0:
-            raise ApiError(422, "invalid_prefer", f"Prefer wait must be a number of seconds, got '{value}'", "Prefer")
-        return min(seconds, settings.max_wait_seconds)
-    return None
 
 
 def _done(job: JobRead | None) -> bool:
@@ -75,17 +60,18 @@ async def _await_end(request: Request, job: JobRead, wait: float, event: asyncio
     return ended or job
 
 
-@router.post("", status_code=202, response_model=JobRead, responses={200: {"description": "Finished within Prefer: wait"}})
+@router.post("", status_code=202, response_model=JobRead,
+             responses={200: {"model": JobRead, "description": "Finished within Prefer: wait"}, **responses(404, 409)})
 async def submit_job(
     body: JobCreate,
     request: Request,
     prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255, description=IDEMPOTENCY_DOC)] = None,
+    idempotency_key: Annotated[Text | None, Header(min_length=1, max_length=255, description=IDEMPOTENCY_DOC)] = None,
 ) -> Response:
     """Queue a job; poll the Location it answers with, or hold the request with Prefer: wait."""
     # The hottest route: no dependency injection beyond what the signature must document.
     settings, state = get_settings(), request.app.state
-    wait = _wait_seconds(prefer, settings)
+    wait = wait_seconds(prefer, settings.max_wait_seconds)
     job_id = uuid.uuid4()
     waiter = request.app.state.waiter
     # Listening starts before the job is published, so its finished event can not slip by.
@@ -123,12 +109,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def list_jobs(
     session: SessionDep,
     status: Annotated[JobStatus | None, Query()] = None,
-    kind: Annotated[str | None, Query()] = None,
-    model: Annotated[str | None, Query(description="Model name.")] = None,
-    created_after: Annotated[datetime | None, Query()] = None,
-    created_before: Annotated[datetime | None, Query()] = None,
+    kind: Annotated[Text | None, Query(max_length=64)] = None,
+    model: Annotated[Text | None, Query(max_length=128, description="Model name.")] = None,
+    created_after: Annotated[IsoDatetime | None, Query(description=DATETIME_DOC)] = None,
+    created_before: Annotated[IsoDatetime | None, Query(description=DATETIME_DOC)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query()] = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> JobPage:
     """Jobs, newest first, filtered; follow `next_cursor` for the next page."""
     if kind is not None and kind not in JOB_KINDS:
@@ -141,7 +127,8 @@ def list_jobs(
     return JobPage(items=[JobRead.from_row(job) for job in page], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobRead, responses={404: {"description": "Unknown job"}})
+@router.get("/{job_id}", response_model=JobRead, responses={202: {"model": JobRead, "description": "Not ended yet"},
+                                                             **responses(404)})
 async def read_job(
     job_id: uuid.UUID,
     request: Request,
@@ -149,7 +136,7 @@ async def read_job(
     prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
 ) -> Response:
     """A job with its status, result (one entry per input) and timings."""
-    wait = _wait_seconds(prefer, settings)
+    wait = wait_seconds(prefer, settings.max_wait_seconds)
     job = await _read(job_id)
     headers: dict[str, str] = {}
     if wait and not _done(job):
@@ -158,7 +145,7 @@ async def read_job(
     return _answer(job, headers)
 
 
-@router.post("/{job_id}/cancel", response_model=JobRead, responses={409: {"description": "Already ended"}})
+@router.post("/{job_id}/cancel", response_model=JobRead, responses=responses(404, 409))
 def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep) -> JobRead:
     """Cancel: a queued job never runs; a running job's result is discarded."""
     return JobRead.from_row(service.cancel_job(session, request.app.state.job_queue, job_id))

@@ -30,6 +30,7 @@ from seqserve.shared.notify import JobsFinished, publish_finished
 from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook, queue_for
 from seqserve.shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
 from seqserve.shared.registry.service import RegistryError, resolve
+from seqserve.shared.webhook_targets import RefusedTarget, check_url, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,15 @@ def _check_params(kind: str, params: dict) -> dict:
 
 
 def _check_webhook(body: JobCreate, settings: Settings) -> None:
-    if body.webhook_url is not None and not settings.webhook_secret:
+    if body.webhook_url is None:
+        return
+    if not settings.webhook_secret:
         message = "webhooks are disabled on this server (no SEQSERVE_WEBHOOK_SECRET)"
         raise _reject(422, "webhooks_disabled", message, "webhook_url")
+    try:
+        check_url(str(body.webhook_url), parse_networks(settings.webhook_allow_networks))
+    except RefusedTarget as exc:
+        raise _reject(422, "webhook_url_refused", f"webhook_url refused: {exc}", "webhook_url") from exc
 
 
 def _check_backpressure(session: Session, caches: ApiCaches, priority: str, settings: Settings) -> None:

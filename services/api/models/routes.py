@@ -5,20 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from seqserve.services.api.deps import CachesDep, SessionDep
-from seqserve.services.api.errors import ApiError
+from seqserve.services.api.errors import ApiError, responses
 from seqserve.shared.registry import repository as registry_repo
 from seqserve.shared.registry.refs import ALIAS_PATTERN
 from seqserve.shared.registry.schemas import ModelRead
 from seqserve.shared.registry.service import RegistryError, move_alias
+from seqserve.shared.validation import Text
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 class AliasUpdate(BaseModel):
-    version: int = Field(ge=1, description="The version the alias should point at.")
+    version: StrictInt = Field(ge=1, le=2**31 - 1, description="The version the alias should point at.")
 
 
 class AliasRead(BaseModel):
@@ -33,8 +34,8 @@ def list_models(session: SessionDep) -> list[ModelRead]:
     return [ModelRead.from_row(model) for model in registry_repo.list_models(session)]
 
 
-@router.get("/{name}", response_model=ModelRead, responses={404: {"description": "Unknown model"}})
-def read_model(name: str, session: SessionDep) -> ModelRead:
+@router.get("/{name}", response_model=ModelRead, responses=responses(404))
+def read_model(name: Annotated[Text, Path(max_length=128)], session: SessionDep) -> ModelRead:
     """One model: versions with metrics and checksums, aliases."""
     model = registry_repo.get_model(session, name)
     if model is None:
@@ -42,9 +43,9 @@ def read_model(name: str, session: SessionDep) -> ModelRead:
     return ModelRead.from_row(model)
 
 
-@router.put("/{name}/aliases/{alias}", response_model=AliasRead, responses={404: {"description": "Unknown model or version"}})
+@router.put("/{name}/aliases/{alias}", response_model=AliasRead, responses=responses(404))
 def set_alias(
-    name: str,
+    name: Annotated[Text, Path(max_length=128)],
     alias: Annotated[str, Path(pattern=f"^{ALIAS_PATTERN}$")],
     body: AliasUpdate,
     session: SessionDep,

@@ -10,7 +10,7 @@ from celery import Celery
 from fastapi import APIRouter, Query, Response
 
 from seqserve.services.api.deps import CeleryDep, SessionDep
-from seqserve.services.api.errors import ApiError
+from seqserve.services.api.errors import ApiError, responses
 from seqserve.shared.db.models import RunStatus, TrainingRun
 from seqserve.shared.db.session import after_commit
 from seqserve.shared.training import DEFAULT_MODEL_NAMES, RUN_TRAINING_TASK, TRAINING_QUEUE
@@ -54,7 +54,7 @@ def list_training_runs(
     return [_read(session, run) for run in runs]
 
 
-@router.get("/{run_id}", response_model=TrainingRunRead, responses={404: {"description": "Unknown run"}})
+@router.get("/{run_id}", response_model=TrainingRunRead, responses=responses(404))
 def read_training_run(run_id: uuid.UUID, session: SessionDep) -> TrainingRunRead:
     """One run: status, per-epoch history (loss, dev metrics), final metrics, error, version."""
     run = runs_repo.get(session, run_id)
