@@ -185,3 +185,19 @@ def finish(claimed, status, result=None, error=None) -> bool:  # type: ignore[no
 
     with session_scope(autocommit=True) as session:
         return claimed.claim.job_id in jobs_repo.finish_many(session, [(claimed.claim, status, result, error)])
+
+
+def create_key(team: str = "admin", scopes: tuple[str, ...] = ("admin",), name: str | None = None,
+               expires_days: int | None = None) -> str:
+    """A key in the configured database; returns its secret."""
+    from seqserve.shared.auth.service import create
+
+    with session_scope() as session:
+        _, secret = create(session, name or f"k-{uuid.uuid4().hex[:12]}", team, list(scopes), expires_days)
+    return secret
+
+
+@pytest.fixture()
+def admin_headers(db: str) -> dict[str, str]:
+    """An admin key of team `admin` in this test's database, as request headers."""
+    return {"Authorization": f"Bearer {create_key()}"}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from seqserve.services.api.auth import metrics_access
 from seqserve.services.api.deps import CeleryDep, SessionDep, SettingsDep
 from seqserve.services.api.health import scrape, service
 
@@ -30,6 +31,7 @@ def readyz(session: SessionDep, celery: CeleryDep, settings: SettingsDep) -> JSO
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_access)])
 def metrics() -> Response:
+    """Prometheus exposition; open unless SEQSERVE_METRICS_AUTH=bearer."""
     return Response(scrape.exposition(), media_type=CONTENT_TYPE_LATEST)
