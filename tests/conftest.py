@@ -18,9 +18,10 @@ from sqlalchemy import create_engine, text
 
 from seqserve.services.worker.context import reset_worker_context
 from seqserve.shared.config import get_settings, reset_settings
-from seqserve.shared.db.base import Base
+from seqserve.shared.db.base import Base, utcnow
 from seqserve.shared.db.migrate import upgrade
 from seqserve.shared.db.session import dispose_engines, session_scope
+from tests import processes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
@@ -73,6 +74,7 @@ def pg_url() -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
+    _seed_stack_key(url)
     yield url
     dispose_engines()
     with admin.connect() as conn:
@@ -101,12 +103,26 @@ def stack_env(pg_url: str, session_tmp: Path) -> dict[str, str]:
     }
 
 
+def _seed_stack_key(url: str) -> None:
+    """The stack's admin key (tests/processes.py), so that real processes accept the tests' calls."""
+    from seqserve.shared.auth.service import PREFIX_CHARS, digest
+    from seqserve.shared.db.models import ApiKey
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(ApiKey.__table__.insert().values(  # type: ignore[attr-defined]
+            name="test-stack", team="admin", scopes=["admin"], prefix=processes.STACK_KEY[:PREFIX_CHARS],
+            secret_sha256=digest(processes.STACK_KEY), created_at=utcnow()))
+    engine.dispose()
+
+
 def _truncate_all(url: str) -> None:
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
+    _seed_stack_key(url)
 
 
 @pytest.fixture()

@@ -114,7 +114,8 @@ def _submit(client: TestClient, model: str, headers: dict[str, str], text: str =
 
 
 def test_another_teams_job_is_not_found_and_not_listed(anonymous: TestClient, registered_model: str) -> None:
-    mine, theirs = _bearer(create_key("red", ("jobs:read", "jobs:write"))), _bearer(create_key("blue", ("jobs:read", "jobs:write")))
+    both = ("jobs:read", "jobs:write")
+    mine, theirs = _bearer(create_key("red", both)), _bearer(create_key("blue", both))
     job = _submit(anonymous, registered_model, mine, **{"Idempotency-Key": "k1"}).json()
     url = f"/v1/jobs/{job['id']}"
     assert anonymous.get(url, headers=mine).status_code in (200, 202)
