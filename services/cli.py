@@ -8,6 +8,7 @@
     seqserve train --task T --preset P  train, evaluate, register, gate
     seqserve up                         everything on one machine (the embedded default)
     seqserve data download [NAMES]      fetch datasets from their public sources
+    seqserve keys create|list|revoke    API keys (create prints the secret once, last)
 
 Each service is imported only by its own subcommand, so `seqserve api` never loads torch.
 """
@@ -23,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, get_args
 
 from seqserve.shared.config import get_settings
@@ -157,6 +159,84 @@ def _data_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_create(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from seqserve.shared.auth.schemas import ApiKeyCreate
+    from seqserve.shared.auth.scopes import parse_scopes
+    from seqserve.shared.auth.service import ApiKeyError, create
+    from seqserve.shared.db.session import session_scope
+
+    try:
+        scopes = parse_scopes(args.scopes)
+        ApiKeyCreate(name=args.name, team=args.team, scopes=scopes, expires_days=args.expires)  # the API's bounds
+        with session_scope() as session:
+            key, secret = create(session, args.name, args.team, scopes, args.expires)
+            expires = key.expires_at.isoformat() if key.expires_at else "never"
+    except ValidationError as exc:
+        print(f"seqserve keys create: error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    except (ValueError, ApiKeyError) as exc:
+        print(f"seqserve keys create: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"key '{args.name}' for team '{args.team}', scopes {','.join(scopes)}, expires {expires}")
+    print("the secret is shown once, on the next line:")
+    print(secret)
+    return 0
+
+
+def _keys_list(_: argparse.Namespace) -> int:
+    from seqserve.shared.auth import repository as keys_repo
+    from seqserve.shared.db.session import session_scope
+
+    def when(moment: Any) -> str:
+        return moment.isoformat(timespec="seconds") if moment else "-"
+
+    print("NAME\tTEAM\tSCOPES\tPREFIX\tCREATED\tEXPIRES\tLAST_USED\tREVOKED")
+    with session_scope() as session:
+        for key in keys_repo.list_all(session):
+            print("\t".join([key.name, key.team, ",".join(key.scopes), key.prefix, when(key.created_at),
+                             when(key.expires_at), when(key.last_used_at), when(key.revoked_at)]))
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from seqserve.shared.auth.service import ApiKeyError, revoke
+    from seqserve.shared.db.session import session_scope
+
+    try:
+        with session_scope() as session:
+            revoke(session, args.name)
+    except ApiKeyError as exc:
+        print(f"seqserve keys revoke: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"key '{args.name}' revoked (API processes stop accepting it within SEQSERVE_AUTH_CACHE_SECONDS)")
+    return 0
+
+
+def _ensure_admin_key() -> Path | None:
+    """The embedded default is secure by default: an admin key on first start, in
+    var_dir/admin.key readable by its owner only. None when auth is off."""
+    from seqserve.shared.auth import repository as keys_repo
+    from seqserve.shared.auth.scopes import Scope
+    from seqserve.shared.auth.service import create
+    from seqserve.shared.db.session import session_scope
+
+    settings = get_settings()
+    path = settings.var_dir / "admin.key"
+    if settings.auth == "off" or path.exists():
+        return None if settings.auth == "off" else path
+    with session_scope() as session:
+        name = "admin" if keys_repo.by_name(session, "admin") is None else f"admin-{os.urandom(3).hex()}"
+        _, secret = create(session, name, "admin", [Scope.admin.value])
+    # O_EXCL and the mode at creation: the secret is never readable by others, not even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    print(f"created admin key '{name}' in {path} (owner-only)")
+    return path
+
+
 def _has_production(model_name: str) -> bool:
     from seqserve.shared.db.session import session_scope
     from seqserve.shared.registry.refs import parse_model_ref
@@ -176,6 +256,7 @@ def _up(args: argparse.Namespace) -> int:
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade()
+    key_file = _ensure_admin_key()
     if not _has_production(settings.default_model):
         print(f"no '{settings.default_model}' in the registry: training the quick classifier first")
         from seqserve.services.trainer.service import train_and_register
@@ -189,18 +270,20 @@ def _up(args: argparse.Namespace) -> int:
         subprocess.Popen([*me, "api", "--host", args.host or settings.api_host, "--port", str(port),
                           *(["--workers", str(args.workers)] if args.workers else [])]),
     ]
-    _print_howto(args.host or settings.api_host, port, settings.default_model)
+    _print_howto(args.host or settings.api_host, port, settings.default_model, key_file)
     return _supervise(children)
 
 
-def _print_howto(host: str, port: int, model: str) -> None:
+def _print_howto(host: str, port: int, model: str, key_file: Path | None) -> None:
     base = f"http://{host}:{port}"
+    auth = f' -H "Authorization: Bearer $(cat {key_file})"' if key_file else ""
+    warning = "" if key_file else "WARNING: SEQSERVE_AUTH=off: anyone who reaches the port is an admin\n"
     print(f"""
 seqserve is up: API {base} (docs {base}/docs), a worker and beat, database {get_settings().database_url}
-Submit a job and poll it:
-  curl -s -X POST {base}/v1/jobs -H 'Content-Type: application/json' \\
+{warning}Submit a job and poll it:
+  curl -s -X POST {base}/v1/jobs{auth} -H 'Content-Type: application/json' \\
        -d '{{"kind": "classify", "model": "{model}", "inputs": ["a gorgeous, witty film", "dull and lifeless"]}}'
-  curl -s {base}/v1/jobs/<id from the answer>
+  curl -s{auth} {base}/v1/jobs/<id from the answer>
 Ctrl-C stops everything.
 """, flush=True)
 
@@ -266,7 +349,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a preset field, e.g. --set cell=gru --set epochs=3")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=_train)
+    _add_keys_parser(sub)
     return parser
+
+
+def _add_keys_parser(sub: Any) -> None:
+    from seqserve.shared.auth.scopes import SCOPES
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key; prints its secret once, as the last line")
+    create.add_argument("--name", required=True)
+    create.add_argument("--team", required=True)
+    create.add_argument("--scopes", required=True, help=f"comma-separated: {','.join(SCOPES)}")
+    create.add_argument("--expires", type=int, metavar="DAYS", help="days until it expires (default: never)")
+    create.set_defaults(func=_keys_create)
+    keys.add_parser("list", help="keys with team, scopes and times; never a secret").set_defaults(func=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=_keys_revoke)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -127,6 +127,16 @@ class Settings(BaseSettings):
         description='Beat retraining entries, e.g. [{"task": "classify", "preset": "quick", "cron": "0 3 * * *"}].',
     )
 
+    auth: Literal["on", "off"] = Field(
+        "on", description="off: every request is served as an admin of the default team (logged as a WARNING "
+        "at every API start); for a closed network only.")
+    auth_cache_seconds: float = Field(
+        10.0, ge=0, description="How long an API process reuses a verified key: a key revoked through another "
+        "process (or the CLI) still works there this long; through this process it stops at once.")
+    metrics_auth: Literal["open", "bearer"] = Field(
+        "open", description="bearer: /metrics needs a key with metrics:read (Prometheus: authorization.credentials_file).")
+    docs: bool = Field(True, description="Serve /docs and /openapi.json (they describe the API, hold no data).")
+
     webhook_secret: str = Field("", description="HMAC-SHA256 key for webhook signatures; empty disables webhooks.")
     webhook_max_attempts: int = Field(6, ge=1)
     webhook_backoff_seconds: float = Field(2.0, ge=0, description="First retry delay; doubles per attempt.")

@@ -18,9 +18,10 @@ from sqlalchemy import create_engine, text
 
 from seqserve.services.worker.context import reset_worker_context
 from seqserve.shared.config import get_settings, reset_settings
-from seqserve.shared.db.base import Base
+from seqserve.shared.db.base import Base, utcnow
 from seqserve.shared.db.migrate import upgrade
 from seqserve.shared.db.session import dispose_engines, session_scope
+from tests import processes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
@@ -73,6 +74,7 @@ def pg_url() -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
+    _seed_stack_key(url)
     yield url
     dispose_engines()
     with admin.connect() as conn:
@@ -101,12 +103,26 @@ def stack_env(pg_url: str, session_tmp: Path) -> dict[str, str]:
     }
 
 
+def _seed_stack_key(url: str) -> None:
+    """The stack's admin key (tests/processes.py), so that real processes accept the tests' calls."""
+    from seqserve.shared.auth.service import PREFIX_CHARS, digest
+    from seqserve.shared.db.models import ApiKey
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(ApiKey.__table__.insert().values(  # type: ignore[attr-defined]
+            name="test-stack", team="admin", scopes=["admin"], prefix=processes.STACK_KEY[:PREFIX_CHARS],
+            secret_sha256=digest(processes.STACK_KEY), created_at=utcnow()))
+    engine.dispose()
+
+
 def _truncate_all(url: str) -> None:
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
+    _seed_stack_key(url)
 
 
 @pytest.fixture()
@@ -185,3 +201,19 @@ def finish(claimed, status, result=None, error=None) -> bool:  # type: ignore[no
 
     with session_scope(autocommit=True) as session:
         return claimed.claim.job_id in jobs_repo.finish_many(session, [(claimed.claim, status, result, error)])
+
+
+def create_key(team: str = "admin", scopes: tuple[str, ...] = ("admin",), name: str | None = None,
+               expires_days: int | None = None) -> str:
+    """A key in the configured database; returns its secret."""
+    from seqserve.shared.auth.service import create
+
+    with session_scope() as session:
+        _, secret = create(session, name or f"k-{uuid.uuid4().hex[:12]}", team, list(scopes), expires_days)
+    return secret
+
+
+@pytest.fixture()
+def admin_headers(db: str) -> dict[str, str]:
+    """An admin key of team `admin` in this test's database, as request headers."""
+    return {"Authorization": f"Bearer {create_key()}"}

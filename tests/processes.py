@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -11,10 +12,25 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The admin key of this test run's stack: tests/conftest.py stores its digest in the test
+# database (again after each test empties it), so real processes accept it.
+STACK_KEY = "sk_" + secrets.token_urlsafe(32)
+STACK_AUTH = {"Authorization": f"Bearer {STACK_KEY}"}
+
+
+def get(url: str, **kwargs: Any) -> httpx.Response:
+    """httpx.get with the stack's admin key."""
+    return httpx.get(url, headers=STACK_AUTH | kwargs.pop("headers", {}), **kwargs)
+
+
+def post(url: str, **kwargs: Any) -> httpx.Response:
+    """httpx.post with the stack's admin key."""
+    return httpx.post(url, headers=STACK_AUTH | kwargs.pop("headers", {}), **kwargs)
 
 
 def free_port() -> int:
@@ -60,11 +76,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: 
     raise TimeoutError(f"{url} did not answer in {timeout}s:\n{log_path.read_text()[-4000:]}")
 
 
-def wait_job(base_url: str, job_id: str, timeout: float = 90) -> dict:
-    """Poll a job until it reaches a final status."""
+def wait_job(base_url: str, job_id: str, timeout: float = 90, headers: dict[str, str] | None = None) -> dict:
+    """Poll a job until it reaches a final status (with the stack's key unless `headers`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = httpx.get(f"{base_url}/v1/jobs/{job_id}", timeout=5).json()
+        job = httpx.get(f"{base_url}/v1/jobs/{job_id}", timeout=5, headers=headers or STACK_AUTH).json()
         if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(0.2)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from seqserve.services.cli import build_parser, main, parse_overrides
@@ -64,3 +68,32 @@ def test_train_refuses_a_bad_override_in_one_line_before_any_run(
     assert main(["train", "--task", "classify", "--set", pair]) == 2  # argparse's usage-error code
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("seqserve train: error: ") and f"'{key}'" in err
+
+
+def _seqserve(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "seqserve.services.cli", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_keys_create_list_revoke_as_commands(db: str, stack_env: dict[str, str]) -> None:
+    from seqserve.shared.auth.service import verify
+    from seqserve.shared.db.session import session_scope
+
+    created = _seqserve(["keys", "create", "--name", "ci", "--team", "red", "--scopes", "jobs:read,jobs:write",
+                         "--expires", "30"], stack_env)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.splitlines()[-1]
+    assert secret.startswith("sk_") and len(secret) > 40
+    with session_scope() as session:
+        principal = verify(session, secret)
+    assert principal is not None and principal.team == "red" and principal.scopes == {"jobs:read", "jobs:write"}
+    assert _seqserve(["keys", "create", "--name", "ci", "--team", "red", "--scopes", "admin"], stack_env).returncode == 2
+    bad = _seqserve(["keys", "create", "--name", "x", "--team", "red", "--scopes", "root"], stack_env)
+    assert bad.returncode == 2 and "root" in bad.stderr
+    listed = _seqserve(["keys", "list"], stack_env)
+    assert listed.returncode == 0 and "ci\tred\tjobs:read,jobs:write" in listed.stdout
+    assert secret not in listed.stdout and secret[:11] in listed.stdout
+    assert _seqserve(["keys", "revoke", "ci"], stack_env).returncode == 0
+    with session_scope() as session:
+        assert verify(session, secret) is None
+    assert _seqserve(["keys", "revoke", "nobody"], stack_env).returncode == 1

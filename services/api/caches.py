@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from seqserve.shared.auth.service import Principal
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -26,6 +28,17 @@ class TtlCache(Generic[K, V]):
         value = compute()
         self._entries[key] = (now, value)
         return value
+
+    def cached(self, key: K, ttl: float) -> V | None:
+        """The value if it is younger than `ttl`, without computing one (for async callers,
+        whose compute must leave the event loop)."""
+        cached = self._entries.get(key)
+        if cached is not None and time.monotonic() - cached[0] < ttl:
+            return cached[1]
+        return None
+
+    def put(self, key: K, value: V) -> None:
+        self._entries[key] = (time.monotonic(), value)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -47,3 +60,6 @@ class ApiCaches:
     resolutions: TtlCache[str, Resolved] = field(default_factory=TtlCache)
     # priority -> queued jobs, for backpressure: counted at most every 0.5 s.
     queue_depths: TtlCache[str, int] = field(default_factory=TtlCache)
+    # secret digest -> principal, for auth_cache_seconds: a key costs a query once per
+    # window, not per request; a revoke through this process clears it at once.
+    principals: TtlCache[str, Principal] = field(default_factory=TtlCache)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seqserve.services.api import errors
+from seqserve.services.api.auth import warn_if_off
 from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
 from seqserve.services.api.health import scrape
@@ -17,6 +18,7 @@ from seqserve.services.api.health.routes import router as health_router
 from seqserve.services.api.jobs.routes import router as jobs_router
 from seqserve.services.api.jobs.service import JobQueue
 from seqserve.services.api.jobs.waiter import JobWaiter
+from seqserve.services.api.keys.routes import router as keys_router
 from seqserve.services.api.models.routes import router as models_router
 from seqserve.services.api.stats.routes import router as stats_router
 from seqserve.services.api.training.routes import router as training_router
@@ -63,6 +65,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    settings = get_settings()
+    docs = settings.docs  # SEQSERVE_DOCS=false serves neither the document nor its pages
     app = FastAPI(
         title="seqserve",
         version="0.1.0",
@@ -70,8 +74,11 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
         # Any route may meet a bad body, bad input or an unreachable database; routes add their own.
         responses=errors.responses(400, 422, 500, 503),
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
-    settings = get_settings()
+    warn_if_off(settings)
     app.state.celery = make_celery(settings)
     app.state.job_queue = JobQueue(app.state.celery, broker_redis(settings))
     app.state.caches = ApiCaches()
@@ -84,5 +91,6 @@ def create_app() -> FastAPI:
     app.include_router(models_router)
     app.include_router(training_router)
     app.include_router(stats_router)
+    app.include_router(keys_router)
     app.include_router(console_router)
     return app

@@ -26,6 +26,10 @@ from seqserve.shared.tasks import TASKS
 Task = enum.Enum("Task", {name: name for name in TASKS}, type=str)  # type: ignore[misc]
 
 
+# Jobs from before keys existed, and every job while auth is off, belong to this team.
+DEFAULT_TEAM = "default"
+
+
 class JobStatus(str, enum.Enum):
     queued = "queued"
     running = "running"
@@ -131,6 +135,8 @@ class Job(Base):
         Index("ix_jobs_version_status", "model_version_id", "status"),
         Index("ix_jobs_batch_group", "model_version_id", "batch_key", "status"),
         Index("ix_jobs_finished_at", "finished_at"),
+        Index("ix_jobs_team_created_at", "team", "created_at"),
+        UniqueConstraint("team", "idempotency_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -154,7 +160,9 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None]
     # Last time a message for this job was published; the reconciler re-publishes from it.
     enqueued_at: Mapped[datetime | None]
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # The submitting key's team: reads, lists and idempotency keys are per team.
+    team: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_TEAM)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_status: Mapped[str | None] = mapped_column(String(16))
@@ -163,6 +171,23 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
 
     model_version: Mapped[ModelVersion] = relationship()
+
+
+class ApiKey(Base):
+    """A client's key: only the secret's sha256 is stored, with a short clear prefix to find it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    team: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[Any]] = mapped_column()
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class WebhookDelivery(Base):

@@ -33,9 +33,9 @@ def get(session: Session, job_id: uuid.UUID) -> Job | None:
     return session.get(Job, job_id, options=[selectinload(Job.model_version)])
 
 
-def get_row(session: Session, job_id: uuid.UUID) -> Any:
-    """The job's columns as a plain row (no ORM identity map, no relationship loads)."""
-    return session.execute(select(Job.__table__).where(Job.id == job_id)).first()
+def get_row(session: Session, job_id: uuid.UUID, team: str) -> Any:
+    """The team's job's columns as a plain row (no ORM identity map, no relationship loads)."""
+    return session.execute(select(Job.__table__).where(Job.id == job_id, Job.team == team)).first()
 
 
 def count_queued(session: Session, priority: str) -> int:
@@ -44,8 +44,8 @@ def count_queued(session: Session, priority: str) -> int:
     ) or 0)
 
 
-def get_by_idempotency_key(session: Session, key: str) -> Job | None:
-    return session.scalar(select(Job).where(Job.idempotency_key == key))
+def get_by_idempotency_key(session: Session, team: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.team == team, Job.idempotency_key == key))
 
 
 def _rowcount(result: Any) -> int:
@@ -269,6 +269,7 @@ def stranded(session: Session, requeue_after_seconds: float, limit: int = 500) -
 
 @dataclass(frozen=True)
 class JobFilter:
+    team: str
     status: str | None = None
     kind: str | None = None
     model: str | None = None
@@ -280,7 +281,7 @@ def list_page(
     session: Session, filters: JobFilter, limit: int, after: tuple[datetime, uuid.UUID] | None
 ) -> Sequence[Job]:
     """Newest first; `after` is the (created_at, id) of the last row of the previous page."""
-    query = select(Job).options(selectinload(Job.model_version))
+    query = select(Job).options(selectinload(Job.model_version)).where(Job.team == filters.team)
     for column, value in ((Job.status, filters.status), (Job.kind, filters.kind), (Job.model_name, filters.model)):
         if value is not None:
             query = query.where(column == value)

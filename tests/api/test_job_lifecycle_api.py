@@ -15,12 +15,12 @@ from seqserve.services.api.main import create_app
 from seqserve.shared.config import reset_settings
 from seqserve.shared.db.models import JobStatus
 from seqserve.shared.db.session import session_scope
-from tests.conftest import claim_group_of, finish
+from tests.conftest import claim_group_of, create_key, finish
 
 
 @pytest.fixture()
 def client(db: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
 
 
@@ -265,9 +265,9 @@ def test_a_request_that_loses_the_idempotency_race_replays_the_winner(
     lookups = []
     real_lookup = jobs_repo.get_by_idempotency_key
 
-    def lookup_too_early(session, key):  # type: ignore[no-untyped-def]
+    def lookup_too_early(session, team, key):  # type: ignore[no-untyped-def]
         lookups.append(key)  # the first look ran before the winner's insert committed
-        return None if len(lookups) == 1 else real_lookup(session, key)
+        return None if len(lookups) == 1 else real_lookup(session, team, key)
 
     monkeypatch.setattr(jobs_repo, "get_by_idempotency_key", lookup_too_early)
     again = _submit(client, registered_model, **{"Idempotency-Key": "race"})

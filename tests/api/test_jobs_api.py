@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from seqserve.services.api.main import create_app
 from seqserve.shared.db.models import Job
 from seqserve.shared.db.session import session_scope
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, create_key
 
 
 @pytest.fixture()
 def client(db: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
 
 
@@ -164,7 +164,7 @@ def test_unreachable_broker_answers_503_and_keeps_nothing(
 
     monkeypatch.setenv("SEQSERVE_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
     reset_settings()
-    with TestClient(create_app()) as dead_broker_client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as dead_broker_client:
         response = dead_broker_client.post(
             "/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": ["x"]}
         )

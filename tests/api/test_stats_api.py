@@ -23,7 +23,7 @@ from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.queueing import ALL_QUEUES
 from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from tests import processes
-from tests.conftest import claim_group_of, finish
+from tests.conftest import claim_group_of, create_key, finish
 
 
 class Clock:
@@ -78,7 +78,7 @@ def _ended(clock: Clock, version_id: int, model: str, kind: str, latency: float,
 
 @pytest.fixture()
 def client(db: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
 
 
@@ -151,7 +151,7 @@ def test_queue_depth_is_null_with_an_error_when_the_broker_is_down(
 ) -> None:
     monkeypatch.setenv("SEQSERVE_BROKER_URL", f"redis://127.0.0.1:{processes.free_port()}/0")
     reset_settings()
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as client:
         response = client.get("/v1/stats")
     assert response.status_code == 200
     stats = response.json()
@@ -179,7 +179,7 @@ def test_stats_on_the_embedded_sqlite_and_filesystem_broker(
         for seconds in (2, 4, 6):
             _ended(clock, version, "lite-clf", "classify", seconds, ended)
         _ended(clock, version, "lite-clf", "classify", 8, ended, JobStatus.failed, "lite failure")
-        with TestClient(create_app()) as client:
+        with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as client:
             stats = client.get("/v1/stats", params={"window_seconds": 60}).json()
     finally:
         dispose_engines()

@@ -14,12 +14,12 @@ from seqserve.services.api.main import create_app
 from seqserve.shared.db.models import TrainingRun
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.training import TRAINING_QUEUE
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, create_key
 
 
 @pytest.fixture()
 def client(db: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
 
 

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -62,7 +61,7 @@ class Prometheus:
         self.base = base
 
     def get(self, path: str, **params: str) -> Any:
-        body = httpx.get(f"{self.base}{path}", params=params, timeout=10).json()
+        body = processes.get(f"{self.base}{path}", params=params, timeout=10).json()
         assert body["status"] == "success", body
         return body["data"]
 
@@ -138,10 +137,10 @@ def _run_jobs(api: str, models: dict[str, str], logs: Path) -> None:
     ids = []
     for model, want in models.items():
         for text in ("a gorgeous , witty film", "dull and lifeless", "fine"):
-            response = httpx.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [text]})
+            response = processes.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [text]})
             assert response.status_code == 202, response.text
             ids.append((response.json()["id"], want))
-    rejected = httpx.post(f"{api}/v1/jobs", json={"kind": "no-such-kind", "model": "x", "inputs": ["x"]})
+    rejected = processes.post(f"{api}/v1/jobs", json={"kind": "no-such-kind", "model": "x", "inputs": ["x"]})
     assert rejected.status_code == 422
     for job_id, want in ids:
         try:

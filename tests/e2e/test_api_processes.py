@@ -20,9 +20,9 @@ def test_two_api_processes_share_the_port_and_the_metrics(
 ) -> None:
     env = stack_env | {"SEQSERVE_API_WORKERS": "2"}
     with processes.running(env, tmp_path, ["worker", "--concurrency", "1"]) as base, \
-            httpx.Client(base_url=base, timeout=30) as http:
+            httpx.Client(base_url=base, timeout=30, headers=processes.STACK_AUTH) as http:
         for _ in range(30):  # new connections: the kernel spreads them over both processes
-            assert httpx.get(f"{base}/healthz").status_code == 200
+            assert processes.get(f"{base}/healthz").status_code == 200
         # One keep-alive connection: without TCP_NODELAY each answer (headers, then body)
         # stalls ~40 ms on Nagle's algorithm and the client's delayed ACK.
         took = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from seqserve.services.worker.handlers import build_handler
@@ -26,7 +25,7 @@ def stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
 
 def test_classify_job_from_submission_to_result(stack: str, registered_model: str, tiny_classifier) -> None:  # type: ignore[no-untyped-def]
     texts = ["a gorgeous , witty , seductive movie .", "the plot is dull and the acting is worse .", "ok"]
-    response = httpx.post(f"{stack}/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": texts})
+    response = processes.post(f"{stack}/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": texts})
     assert response.status_code == 202
     job = processes.wait_job(stack, response.json()["id"])
     assert job["status"] == "succeeded", job["error"]
@@ -56,7 +55,7 @@ def test_tampered_checkpoint_fails_the_job_with_a_readable_error(
             primary_metric="accuracy", dataset_fingerprint=tiny_classifier.data_fingerprint,
         ))
         move_alias(session, registered_model, "production", 2)
-    response = httpx.post(f"{stack}/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": ["x"]})
+    response = processes.post(f"{stack}/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": ["x"]})
     job = processes.wait_job(stack, response.json()["id"])
     assert job["status"] == "failed"
     assert job["model_version"] == 2

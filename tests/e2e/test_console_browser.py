@@ -166,8 +166,8 @@ def stack(db: str, stack_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
 
 def _run_jobs(api: str, model: str, broken: str) -> None:
     texts = ["a gorgeous , witty film", "a dull mess", "fine", "moving and funny"]
-    submitted = [httpx.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [t]}) for t in texts]
-    submitted.append(httpx.post(f"{api}/v1/jobs", json={"kind": "classify", "model": broken, "inputs": ["lost"]}))
+    submitted = [processes.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [t]}) for t in texts]
+    submitted.append(processes.post(f"{api}/v1/jobs", json={"kind": "classify", "model": broken, "inputs": ["lost"]}))
     assert all(r.status_code == 202 for r in submitted), [r.text for r in submitted]
     statuses = [processes.wait_job(api, r.json()["id"], timeout=60)["status"] for r in submitted]
     assert statuses == ["succeeded"] * 4 + ["failed"]
@@ -219,12 +219,12 @@ def test_console_shows_live_stats_models_and_curves(
         for domain in ("Runtime", "Log", "Page"):
             devtools.call(f"{domain}.enable")
         devtools.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        devtools.call("Page.navigate", url=f"{stack}/console")
+        devtools.call("Page.navigate", url=f"{stack}/console#key={processes.STACK_KEY}")
         devtools.wait_until(f"document.querySelector('[data-run=\"{run_id}\"] svg.chart polyline') !== null")
         devtools.wait_until("document.querySelector('#failures tr[data-job]') !== null")
 
         assert devtools.evaluate("document.title") == "seqserve console"
-        stats = httpx.get(f"{stack}/v1/stats").json()
+        stats = processes.get(f"{stack}/v1/stats").json()
         expected = stats["jobs_by_status"] | {"total": sum(stats["jobs_by_status"].values())}
         assert expected["succeeded"] == 4 and expected["failed"] == 1
         assert _shown_statuses(devtools) == expected
@@ -249,7 +249,7 @@ def test_console_shows_live_stats_models_and_curves(
         devtools.wait_until(f"document.getElementById('updated-at').textContent !== {json.dumps(first_text)}", timeout=8)
         later_text, later_iso = devtools.evaluate(stamp)
         assert later_text != first_text and later_iso > first_iso
-        late = httpx.post(f"{stack}/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": ["late"]})
+        late = processes.post(f"{stack}/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": ["late"]})
         assert processes.wait_job(stack, late.json()["id"])["status"] == "succeeded"
         devtools.wait_until("document.querySelector('#jobs-by-status [data-status=\"succeeded\"] .tile-count')"
                             ".textContent === '5'", timeout=8)

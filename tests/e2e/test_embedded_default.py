@@ -3,7 +3,10 @@ trained on first start, and a job served. This is the README's run command minus
 
 from __future__ import annotations
 
+import json
 import os
+import stat
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -12,6 +15,13 @@ import pytest
 from tests import processes
 
 pytestmark = pytest.mark.e2e
+
+
+def _printed_submit_curl(log: str) -> str:
+    """The POST curl `seqserve up` printed (two lines joined by a backslash)."""
+    lines = log.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("curl -s -X POST"))
+    return lines[start].rstrip("\\ ") + " " + lines[start + 1].strip()
 
 
 def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
@@ -28,16 +38,26 @@ def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         processes.wait_http(f"{base}/healthz", proc, log, timeout=420)
-        models = httpx.get(f"{base}/v1/models").json()
+        key_file = var_dir / "admin.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # secure by default: owner-only
+        auth = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+        anonymous = httpx.get(f"{base}/v1/models")
+        assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
+        models = httpx.get(f"{base}/v1/models", headers=auth).json()
         assert [m["name"] for m in models] == ["sst2-classifier"]
         assert models[0]["aliases"] == {"production": 1}
         assert models[0]["versions"][0]["metrics"]["accuracy"] > 0.7  # SST-2 dev, quick preset
         texts = ["a gorgeous , witty , seductive movie .", "a dull , lifeless and tedious mess ."]
-        response = httpx.post(f"{base}/v1/jobs", json={"kind": "classify", "model": "sst2-classifier", "inputs": texts})
+        response = httpx.post(f"{base}/v1/jobs", json={"kind": "classify", "model": "sst2-classifier", "inputs": texts},
+                              headers=auth)
         assert response.status_code == 202, response.text
-        job = processes.wait_job(base, response.json()["id"])
+        job = processes.wait_job(base, response.json()["id"], headers=auth)
         assert job["status"] == "succeeded", job["error"]
         assert [r["label"] for r in job["result"]] == ["positive", "negative"]
+        printed = _printed_submit_curl(log.read_text())
+        assert f'-H "Authorization: Bearer $(cat {key_file})"' in printed
+        answer = subprocess.run(["bash", "-c", printed], capture_output=True, text=True, timeout=30, check=True)
+        assert json.loads(answer.stdout)["status"] in ("queued", "running", "succeeded"), answer.stdout
     finally:
         processes.stop(proc, timeout=30)
     assert (var_dir / "seqserve.db").is_file()

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from seqserve.services.trainer.service import trainers
@@ -64,7 +63,7 @@ def stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
 
 def _run(stack: str, kind: str, model: str, inputs: list[str], params: dict[str, Any] | None = None) -> dict:
     body = {"kind": kind, "model": model, "inputs": inputs, "params": params or {}}
-    response = httpx.post(f"{stack}/v1/jobs", json=body, headers={"Prefer": "wait=60"}, timeout=70)
+    response = processes.post(f"{stack}/v1/jobs", json=body, headers={"Prefer": "wait=60"}, timeout=70)
     assert response.status_code == 200, response.text
     job = response.json()
     assert job["status"] == "succeeded", job["error"]

@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from subprocess import Popen
 
-import httpx
 import pytest
 
 from seqserve.shared.db.base import utcnow
@@ -71,7 +70,7 @@ def start_worker(serving_env: dict[str, str], tmp_path: Path) -> Iterator[StartW
 
 
 def _submit(api: str, model: str, texts: list[str], **extra: object) -> dict:
-    response = httpx.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": texts, **extra})
+    response = processes.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": texts, **extra})
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -119,7 +118,7 @@ def test_one_wakeup_drains_its_group_past_full_batches(
 
 def test_prefer_wait_answers_200_with_the_finished_job(api: str, registered_model: str, start_worker: StartWorker) -> None:
     start_worker()
-    response = httpx.post(
+    response = processes.post(
         f"{api}/v1/jobs", headers={"Prefer": "wait=30"}, timeout=40,
         json={"kind": "classify", "model": registered_model, "inputs": ["a fine , moving film"]},
     )
@@ -127,17 +126,17 @@ def test_prefer_wait_answers_200_with_the_finished_job(api: str, registered_mode
     waited = response.json()
     assert waited["status"] == "succeeded" and len(waited["result"]) == 1
     # The answer came from the job-finished event; it must be exactly what was committed.
-    stored = httpx.get(f"{api}/v1/jobs/{waited['id']}").json()
+    stored = processes.get(f"{api}/v1/jobs/{waited['id']}").json()
     assert stored == waited
 
 
 def test_a_cancelled_queued_job_never_runs(api: str, registered_model: str, start_worker: StartWorker) -> None:
     cancelled = _submit(api, registered_model, ["never run me"])["id"]
-    assert httpx.post(f"{api}/v1/jobs/{cancelled}/cancel").json()["status"] == "cancelled"
+    assert processes.post(f"{api}/v1/jobs/{cancelled}/cancel").json()["status"] == "cancelled"
     start_worker()
     later = _submit(api, registered_model, ["run me"])["id"]
     assert processes.wait_job(api, later)["status"] == "succeeded"
-    job = httpx.get(f"{api}/v1/jobs/{cancelled}").json()
+    job = processes.get(f"{api}/v1/jobs/{cancelled}").json()
     assert job["status"] == "cancelled" and job["attempts"] == 0 and job["result"] is None
 
 
@@ -179,7 +178,7 @@ def test_webhook_is_signed_and_retried_after_a_500(api: str, registered_model: s
     with session_scope() as session:
         attempts = [(d.attempt, d.status_code) for d in jobs_repo.deliveries(session, uuid.UUID(job_id))]
     assert attempts == [(1, 500), (2, 200)]
-    assert httpx.get(f"{api}/v1/jobs/{job_id}").json()["webhook_status"] == "delivered"
+    assert processes.get(f"{api}/v1/jobs/{job_id}").json()["webhook_status"] == "delivered"
 
 
 def test_worker_killed_mid_job_and_the_job_completes_once(
@@ -189,7 +188,7 @@ def test_worker_killed_mid_job_and_the_job_completes_once(
     worker, _ = start_worker(SEQSERVE_BATCH_MAX_DELAY_MS="2500")
     job_id = _submit(api, registered_model, ["killed once , served once"])["id"]
     deadline = time.monotonic() + 30
-    while httpx.get(f"{api}/v1/jobs/{job_id}").json()["status"] != "running":
+    while processes.get(f"{api}/v1/jobs/{job_id}").json()["status"] != "running":
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.05)
     (child,) = processes.children(worker.pid)

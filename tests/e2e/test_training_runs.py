@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -29,7 +28,7 @@ def trainer_stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFa
 def _wait_run(base: str, run_id: str, timeout: float = 240) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = httpx.get(f"{base}/v1/training-runs/{run_id}").json()
+        run = processes.get(f"{base}/v1/training-runs/{run_id}").json()
         if run["status"] in ("succeeded", "failed"):
             return run
         time.sleep(0.5)
@@ -38,7 +37,7 @@ def _wait_run(base: str, run_id: str, timeout: float = 240) -> dict:
 
 def test_training_run_over_http_registers_and_promotes(db: str, trainer_stack: str) -> None:
     body = {"task": "classify", "preset": "quick", "model_name": "http-sst2", "overrides": TINY}
-    response = httpx.post(f"{trainer_stack}/v1/training-runs", json=body)
+    response = processes.post(f"{trainer_stack}/v1/training-runs", json=body)
     assert response.status_code == 202, response.text
     assert response.headers["Location"] == f"/v1/training-runs/{response.json()['id']}"
     run = _wait_run(trainer_stack, response.json()["id"])
@@ -46,12 +45,12 @@ def test_training_run_over_http_registers_and_promotes(db: str, trainer_stack: s
     assert run["model_version"] == 1
     assert [entry["epoch"] for entry in run["history"]] == [1]
     assert 0.0 <= run["metrics"]["accuracy"] <= 1.0
-    model = httpx.get(f"{trainer_stack}/v1/models/http-sst2").json()
+    model = processes.get(f"{trainer_stack}/v1/models/http-sst2").json()
     assert model["aliases"] == {"production": 1}
     version = model["versions"][0]
     assert version["training_run_id"] == run["id"] and len(version["sha256"]) == 64
     assert Path(version["artifacts"]["training_curve"]).is_file()
-    listed = httpx.get(f"{trainer_stack}/v1/training-runs", params={"status": "succeeded"}).json()
+    listed = processes.get(f"{trainer_stack}/v1/training-runs", params={"status": "succeeded"}).json()
     assert [r["id"] for r in listed] == [run["id"]]
 
 
@@ -61,7 +60,7 @@ def test_a_run_on_bad_data_fails_with_the_file_named_and_registers_nothing(
     bad = tmp_path / "train.tsv"
     bad.write_text("sentence\tlabel\na fine film\t1\nbroken row without label\n")
     body = {"task": "classify", "model_name": "bad-data", "overrides": TINY | {"train_file": str(bad)}}
-    run = _wait_run(trainer_stack, httpx.post(f"{trainer_stack}/v1/training-runs", json=body).json()["id"])
+    run = _wait_run(trainer_stack, processes.post(f"{trainer_stack}/v1/training-runs", json=body).json()["id"])
     assert run["status"] == "failed"
     assert "DataFormatError" in run["error"] and f"{bad}:3" in run["error"]
     assert run["model_version"] is None
@@ -75,9 +74,9 @@ def test_a_run_on_bad_data_fails_with_the_file_named_and_registers_nothing(
      ({"task": "classify", "model_name": "bad name"}, "model_name"), ({"task": "classify", "x": 1}, "x")],
 )
 def test_bad_training_requests_are_422(db: str, trainer_stack: str, body: dict, field: str) -> None:
-    response = httpx.post(f"{trainer_stack}/v1/training-runs", json=body)
+    response = processes.post(f"{trainer_stack}/v1/training-runs", json=body)
     assert response.status_code == 422 and response.json()["error"]["field"] == field
-    assert httpx.get(f"{trainer_stack}/v1/training-runs/{uuid.uuid4()}").status_code == 404
+    assert processes.get(f"{trainer_stack}/v1/training-runs/{uuid.uuid4()}").status_code == 404
 
 
 def test_beat_sends_canaries_that_a_worker_answers(db: str, stack_env: dict[str, str], tmp_path: Path) -> None:

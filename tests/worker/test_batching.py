@@ -25,6 +25,7 @@ from seqserve.shared.db.models import Job, JobStatus
 from seqserve.shared.db.session import dispose_engines, session_scope
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.queueing import Wakeup, make_celery
+from tests.conftest import create_key
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -45,7 +46,7 @@ def client(database: str, registered_model: str, monkeypatch: pytest.MonkeyPatch
         from tests.conftest import register_tiny
 
         register_tiny()
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
 
 

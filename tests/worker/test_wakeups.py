@@ -17,13 +17,13 @@ from seqserve.services.worker.context import WorkerContext
 from seqserve.services.worker.runner import run_wakeup
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.queueing import PRIORITY_QUEUES, make_celery
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, create_key
 from tests.worker.test_batching import wakeup_of
 
 
 @pytest.fixture()
 def client(db: str, registered_model: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
 
 

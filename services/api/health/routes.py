@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from seqserve.services.api.auth import Admin, metrics_access
 from seqserve.services.api.deps import SessionDep, SettingsDep
 from seqserve.services.api.health import scrape, service
 from seqserve.services.api.health.schemas import QueuesRead
@@ -33,11 +34,12 @@ def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
 
 
 @router.get("/v1/queues", response_model=QueuesRead)
-def queues(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+def queues(session: SessionDep, settings: SettingsDep, _: Admin) -> dict[str, Any]:
     """Who consumes each inference queue: live workers, messages waiting, the last canary."""
     return service.queue_report(session, settings)
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_access)])
 def metrics() -> Response:
+    """Prometheus exposition; open unless SEQSERVE_METRICS_AUTH=bearer."""
     return Response(scrape.exposition(), media_type=CONTENT_TYPE_LATEST)

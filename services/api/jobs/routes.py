@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from seqserve.services.api.auth import JobsRead, JobsWrite
 from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
 from seqserve.services.api.errors import ApiError, responses
 from seqserve.services.api.jobs import service
@@ -40,22 +41,23 @@ def _answer(job: JobRead, headers: dict[str, str]) -> Response:
     return Response(job.model_dump_json(), status, headers, media_type="application/json")
 
 
-def _read_now(job_id: uuid.UUID) -> JobRead | None:
-    return in_unit_of_work(lambda session: service.read(session, job_id))
+def _read_now(job_id: uuid.UUID, team: str) -> JobRead | None:
+    return in_unit_of_work(lambda session: service.read(session, job_id, team))
 
 
-async def _read(job_id: uuid.UUID) -> JobRead:
-    job = await run_in_threadpool(_read_now, job_id)
+async def _read(job_id: uuid.UUID, team: str) -> JobRead:
+    job = await run_in_threadpool(_read_now, job_id, team)
     if job is None:
         raise ApiError(404, "job_not_found", f"no job with id {job_id}", "id")
     return job
 
 
-async def _await_end(request: Request, job: JobRead, wait: float, event: asyncio.Event | None) -> JobRead:
+async def _await_end(request: Request, job: JobRead, team: str, wait: float, event: asyncio.Event | None
+                     ) -> JobRead:
     """Hold the request until the job ends or `wait` seconds pass. No database connection is
     held meanwhile: each look is its own short read."""
     waiter = request.app.state.waiter
-    ended = await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(_read_now, job.id), _done, event,
+    ended = await waiter.wait(str(job.id), wait, lambda: run_in_threadpool(_read_now, job.id, team), _done, event,
                               job.with_final_state)
     return ended or job
 
@@ -65,6 +67,7 @@ async def _await_end(request: Request, job: JobRead, wait: float, event: asyncio
 async def submit_job(
     body: JobCreate,
     request: Request,
+    principal: JobsWrite,
     prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
     idempotency_key: Annotated[Text | None, Header(min_length=1, max_length=255, description=IDEMPOTENCY_DOC)] = None,
 ) -> Response:
@@ -80,12 +83,12 @@ async def submit_job(
         # Autocommit: the INSERT is the only write (docs/benchmarks/job-path.md).
         job, replayed = await run_in_threadpool(in_unit_of_work, partial(
             service.submit, queue=state.job_queue, caches=state.caches, body=body, settings=settings,
-            key=idempotency_key, job_id=job_id), True)
+            key=idempotency_key, job_id=job_id, team=principal.team), True)
         headers = {"Location": f"/v1/jobs/{job.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         if wait:
-            job = await _await_end(request, job, wait, None if replayed else event)
+            job = await _await_end(request, job, principal.team, wait, None if replayed else event)
             headers["Preference-Applied"] = f"wait={wait:g}"
     finally:
         if event is not None:
@@ -108,6 +111,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 @router.get("", response_model=JobPage)
 def list_jobs(
     session: SessionDep,
+    principal: JobsRead,
     status: Annotated[JobStatus | None, Query()] = None,
     kind: Annotated[Text | None, Query(max_length=64)] = None,
     model: Annotated[Text | None, Query(max_length=128, description="Model name.")] = None,
@@ -116,10 +120,11 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> JobPage:
-    """Jobs, newest first, filtered; follow `next_cursor` for the next page."""
+    """Your team's jobs, newest first, filtered; follow `next_cursor` for the next page."""
     if kind is not None and kind not in JOB_KINDS:
         raise ApiError(422, "unknown_kind", f"unknown job kind '{kind}'", "kind")
-    filters = jobs_repo.JobFilter(status.value if status else None, kind, model, created_after, created_before)
+    filters = jobs_repo.JobFilter(principal.team, status.value if status else None, kind, model, created_after,
+                                 created_before)
     after = _decode_cursor(cursor) if cursor else None
     rows = jobs_repo.list_page(session, filters, limit + 1, after)
     page = list(rows[:limit])
@@ -133,19 +138,20 @@ async def read_job(
     job_id: uuid.UUID,
     request: Request,
     settings: SettingsDep,
+    principal: JobsRead,
     prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
 ) -> Response:
-    """A job with its status, result (one entry per input) and timings."""
+    """A job of your team with its status, result (one entry per input) and timings."""
     wait = wait_seconds(prefer, settings.max_wait_seconds)
-    job = await _read(job_id)
+    job = await _read(job_id, principal.team)
     headers: dict[str, str] = {}
     if wait and not _done(job):
-        job = await _await_end(request, job, wait, None)
+        job = await _await_end(request, job, principal.team, wait, None)
         headers["Preference-Applied"] = f"wait={wait:g}"
     return _answer(job, headers)
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead, responses=responses(404, 409))
-def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep) -> JobRead:
-    """Cancel: a queued job never runs; a running job's result is discarded."""
-    return JobRead.from_row(service.cancel_job(session, request.app.state.job_queue, job_id))
+def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep, principal: JobsWrite) -> JobRead:
+    """Cancel your team's job: a queued job never runs; a running job's result is discarded."""
+    return JobRead.from_row(service.cancel_job(session, request.app.state.job_queue, job_id, principal.team))

@@ -99,11 +99,11 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def find_replay(session: Session, key: str | None, body_hash: str | None) -> Job | None:
-    """The job an Idempotency-Key already created; 409 if it was created by another body."""
+def find_replay(session: Session, team: str, key: str | None, body_hash: str | None) -> Job | None:
+    """The job this team's Idempotency-Key already created; 409 if it was created by another body."""
     if key is None:
         return None
-    job = jobs_repo.get_by_idempotency_key(session, key)
+    job = jobs_repo.get_by_idempotency_key(session, team, key)
     if job is not None and job.request_hash != body_hash:
         message = "this Idempotency-Key was used with a different request body"
         raise _reject(409, "idempotency_conflict", message, "Idempotency-Key")
@@ -173,21 +173,21 @@ def _publish(queue: JobQueue, row: dict[str, Any]) -> None:
 
 
 def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate, settings: Settings,
-           key: str | None, job_id: uuid.UUID) -> tuple[JobRead, bool]:
+           key: str | None, job_id: uuid.UUID, team: str) -> tuple[JobRead, bool]:
     """Validate and insert a job, its wake-up queued for after the commit. Returns (job,
     replayed): a replay is the job an earlier request with the same Idempotency-Key and
     body created, returned as it is now. The idempotency key's unique index decides a race."""
     body_hash = request_hash(body) if key is not None else None
-    replay = find_replay(session, key, body_hash)
+    replay = find_replay(session, team, key, body_hash)
     if replay is not None:
         return JobRead.from_row(replay), True
     row = _validated_job(session, caches, body, settings, job_id)
-    row["idempotency_key"], row["request_hash"] = key, body_hash
+    row["idempotency_key"], row["request_hash"], row["team"] = key, body_hash, team
     try:
         jobs_repo.insert_row(session, row)
     except IntegrityError:
         # A concurrent request with the same key won the insert (autocommit: nothing to undo).
-        replay = find_replay(session, key, body_hash)
+        replay = find_replay(session, team, key, body_hash)
         if replay is None:
             raise
         return JobRead.from_row(replay), True
@@ -195,23 +195,23 @@ def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate
     return JobRead.from_values(row), False
 
 
-def read(session: Session, job_id: uuid.UUID) -> JobRead | None:
-    """The job as it is now, in one query."""
-    row = jobs_repo.get_row(session, job_id)
+def read(session: Session, job_id: uuid.UUID, team: str) -> JobRead | None:
+    """The team's job as it is now, in one query (another team's job reads as none)."""
+    row = jobs_repo.get_row(session, job_id, team)
     return None if row is None else JobRead.from_row(row)
 
 
-def get_job(session: Session, job_id: uuid.UUID) -> Job:
+def get_job(session: Session, job_id: uuid.UUID, team: str) -> Job:
     job = jobs_repo.get(session, job_id)
-    if job is None:
+    if job is None or job.team != team:  # another team's job is as good as absent
         raise ApiError(404, "job_not_found", f"no job with id {job_id}", "id")
     return job
 
 
-def cancel_job(session: Session, queue: JobQueue, job_id: uuid.UUID) -> Job:
+def cancel_job(session: Session, queue: JobQueue, job_id: uuid.UUID, team: str) -> Job:
     """A queued job never runs; a running job's result is discarded. Both end `cancelled`;
     waiters and the webhook hear of it once that is committed."""
-    job = get_job(session, job_id)
+    job = get_job(session, job_id, team)
     if not jobs_repo.cancel(session, job_id):
         raise ApiError(409, "job_finished", f"job {job_id} already ended {job.status}", "id")
     session.refresh(job)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, StrictInt
 
+from seqserve.services.api.auth import ModelsRead, ModelsWrite
 from seqserve.services.api.deps import CachesDep, SessionDep
 from seqserve.services.api.errors import ApiError, responses
 from seqserve.shared.registry import repository as registry_repo
@@ -29,13 +30,13 @@ class AliasRead(BaseModel):
 
 
 @router.get("", response_model=list[ModelRead])
-def list_models(session: SessionDep) -> list[ModelRead]:
+def list_models(session: SessionDep, _: ModelsRead) -> list[ModelRead]:
     """Registered models with the job kinds they serve, their versions and aliases."""
     return [ModelRead.from_row(model) for model in registry_repo.list_models(session)]
 
 
 @router.get("/{name}", response_model=ModelRead, responses=responses(404))
-def read_model(name: Annotated[Text, Path(max_length=128)], session: SessionDep) -> ModelRead:
+def read_model(name: Annotated[Text, Path(max_length=128)], session: SessionDep, _: ModelsRead) -> ModelRead:
     """One model: versions with metrics and checksums, aliases."""
     model = registry_repo.get_model(session, name)
     if model is None:
@@ -50,6 +51,7 @@ def set_alias(
     body: AliasUpdate,
     session: SessionDep,
     caches: CachesDep,
+    _: ModelsWrite,
 ) -> AliasRead:
     """Point an alias at a version (promote or roll back); new jobs resolve to it at once."""
     try:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from seqserve.services.api.auth import Admin
 from seqserve.services.api.deps import SessionDep, SettingsDep
 from seqserve.services.api.stats import service
 from seqserve.shared.jobs.stats_schemas import StatsRead
@@ -19,7 +20,8 @@ WINDOW_DOC = "Latency percentiles, finished counts and throughput cover jobs tha
 def read_stats(
     session: SessionDep,
     settings: SettingsDep,
+    _: Admin,
     window_seconds: Annotated[int, Query(ge=1, le=7 * 24 * 3600, description=WINDOW_DOC)] = 300,
 ) -> StatsRead:
-    """Jobs by status, per-kind p50/p95/p99 latency and throughput, recent failures, queue depths."""
+    """Every team's jobs (so admin only) by status, per-kind p50/p95/p99 latency and throughput, recent failures, queue depths."""
     return service.job_stats(session, settings, window_seconds)

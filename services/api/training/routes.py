@@ -9,6 +9,7 @@ from typing import Annotated
 from celery import Celery
 from fastapi import APIRouter, Query, Response
 
+from seqserve.services.api.auth import ModelsRead, TrainingWrite
 from seqserve.services.api.deps import CeleryDep, SessionDep
 from seqserve.services.api.errors import ApiError, responses
 from seqserve.shared.db.models import RunStatus, TrainingRun
@@ -34,7 +35,8 @@ def _queue_run(celery: Celery, run_id: uuid.UUID) -> None:
 
 
 @router.post("", status_code=202, response_model=TrainingRunRead)
-def start_training_run(body: TrainingRunCreate, response: Response, session: SessionDep, celery: CeleryDep) -> TrainingRunRead:
+def start_training_run(body: TrainingRunCreate, response: Response, session: SessionDep, celery: CeleryDep,
+                       _: TrainingWrite) -> TrainingRunRead:
     """Queue a training run (a `seqserve trainer` process runs it); follow its Location."""
     model_name = body.model_name or DEFAULT_MODEL_NAMES[body.task]
     run = runs_repo.create(session, body.task, body.preset, model_name, body.overrides)
@@ -46,6 +48,7 @@ def start_training_run(body: TrainingRunCreate, response: Response, session: Ses
 @router.get("", response_model=list[TrainingRunRead])
 def list_training_runs(
     session: SessionDep,
+    _: ModelsRead,
     status: Annotated[RunStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[TrainingRunRead]:
@@ -55,7 +58,7 @@ def list_training_runs(
 
 
 @router.get("/{run_id}", response_model=TrainingRunRead, responses=responses(404))
-def read_training_run(run_id: uuid.UUID, session: SessionDep) -> TrainingRunRead:
+def read_training_run(run_id: uuid.UUID, session: SessionDep, _: ModelsRead) -> TrainingRunRead:
     """One run: status, per-epoch history (loss, dev metrics), final metrics, error, version."""
     run = runs_repo.get(session, run_id)
     if run is None:

@@ -291,8 +291,20 @@
   }
 
   // ---- polling -------------------------------------------------------------
+  // The key arrives once in the URL fragment (/console#key=sk_..., never sent to a server), is
+  // kept for this tab only, and the fragment is cleared so it does not stay in the address bar.
+  const fragmentKey = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (fragmentKey) {
+    sessionStorage.setItem("seqserve-key", fragmentKey);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
   async function getJson(path) {
-    const response = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
+    const headers = { Accept: "application/json" };
+    const key = sessionStorage.getItem("seqserve-key");
+    if (key) headers.Authorization = `Bearer ${key}`;
+    const response = await fetch(path, { headers, cache: "no-store" });
+    if (response.status === 401) throw new Error(`${path} needs an admin key: open /console#key=<key>`);
     if (!response.ok) throw new Error(`${path} answered HTTP ${response.status}`);
     return response.json();
   }

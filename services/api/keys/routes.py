@@ -1,0 +1,44 @@
+"""API key routes (admin): create, list, revoke. The same as `seqserve keys ...`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from seqserve.services.api.auth import Admin
+from seqserve.services.api.deps import CachesDep, SessionDep
+from seqserve.services.api.errors import ApiError
+from seqserve.shared.auth import repository as keys_repo
+from seqserve.shared.auth import service as keys
+from seqserve.shared.auth.schemas import NAME_PATTERN, ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated, responses={409: {"description": "Name taken"}})
+def create_key(body: ApiKeyCreate, session: SessionDep, _: Admin) -> ApiKeyCreated:
+    """Create a key; its secret is in this answer only."""
+    try:
+        key, secret = keys.create(session, body.name, body.team, [s.value for s in body.scopes], body.expires_days)
+    except keys.ApiKeyError as exc:
+        raise ApiError(409, "key_exists", str(exc), "name") from exc
+    return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), secret=secret)
+
+
+@router.get("", response_model=list[ApiKeyRead])
+def list_keys(session: SessionDep, _: Admin) -> list[ApiKeyRead]:
+    """Every key with its team, scopes and times; never a secret."""
+    return [ApiKeyRead.model_validate(key) for key in keys_repo.list_all(session)]
+
+
+@router.post("/{name}/revoke", response_model=ApiKeyRead, responses={404: {"description": "Unknown key"}})
+def revoke_key(name: Annotated[str, Path(pattern=NAME_PATTERN)], session: SessionDep, caches: CachesDep,
+               _: Admin) -> ApiKeyRead:
+    """Revoke a key: refused here at once, by other API processes within SEQSERVE_AUTH_CACHE_SECONDS."""
+    try:
+        key = keys.revoke(session, name)
+    except keys.ApiKeyError as exc:
+        raise ApiError(404, "key_not_found", str(exc), "name") from exc
+    caches.principals.clear()
+    return ApiKeyRead.model_validate(key)
