@@ -74,7 +74,7 @@ def pg_url() -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
-    _seed_stack_key(url)
+    seed_stack_key(url)
     yield url
     dispose_engines()
     with admin.connect() as conn:
@@ -103,7 +103,7 @@ def stack_env(pg_url: str, session_tmp: Path) -> dict[str, str]:
     }
 
 
-def _seed_stack_key(url: str) -> None:
+def seed_stack_key(url: str) -> None:
     """The stack's admin key (tests/processes.py), so that real processes accept the tests' calls."""
     from seqserve.shared.auth.service import PREFIX_CHARS, digest
     from seqserve.shared.db.models import ApiKey
@@ -122,7 +122,7 @@ def _truncate_all(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    _seed_stack_key(url)
+    seed_stack_key(url)
 
 
 @pytest.fixture()

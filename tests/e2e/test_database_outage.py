@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests import processes
+from tests.conftest import seed_stack_key
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +74,9 @@ def test_outage_answers_503_json_then_recovers_on_one_connection(
         own_postgres: OwnPostgres, stack_env: dict[str, str], tmp_path: Path) -> None:
     env = stack_env | {"SEQSERVE_DATABASE_URL": own_postgres.url}
     processes.start(["db", "upgrade"], env, tmp_path / "upgrade.log").wait(timeout=120)
-    with processes.running(env, tmp_path) as base, httpx.Client(base_url=base, timeout=30) as http:
+    seed_stack_key(own_postgres.url)
+    with processes.running(env, tmp_path) as base, \
+            httpx.Client(base_url=base, timeout=30, headers=processes.STACK_AUTH) as http:
         first = http.get("/v1/models")
         assert first.status_code == 200 and first.json() == []
         own_postgres.stop()
