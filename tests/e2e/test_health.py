@@ -110,7 +110,7 @@ def test_a_worker_that_stops_consuming_fails_its_liveness_until_it_consumes_agai
     api: str, registered_model: str, start: Start
 ) -> None:
     worker, base = start("worker", "--concurrency", "1")
-    assert httpx.get(f"{base}/livez").status_code == 200
+    _until(lambda: httpx.get(f"{base}/livez").json()["status"] == "live", "watching its queues")  # pool up
     (child,) = processes.children(worker.pid)
     os.kill(child, signal.SIGSTOP)  # alive, connected, consuming nothing
     ids = [_submit(api, registered_model, f"waiting film {i}") for i in range(3)]

@@ -52,7 +52,9 @@ def client(database: str, registered_model: str, monkeypatch: pytest.MonkeyPatch
 
 def _context() -> WorkerContext:
     settings = get_settings()
-    return WorkerContext.build(make_celery(settings), settings)
+    context = WorkerContext.build(make_celery(settings), settings)
+    context.leases.stop()  # no renewal thread outliving the test; the lease tests renew by hand
+    return context
 
 
 def _submit(client: TestClient, inputs: int = 1, priority: str = "normal") -> uuid.UUID:
@@ -125,7 +127,7 @@ def test_a_job_under_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(c
         lapse = jobs_repo.next_lease_lapse(session, wakeup_of(job).group)
     lease = get_settings().job_lease_seconds
     assert lapse is not None and lease - 30 < lapse <= lease
-    context.leases.stop()  # the first attempt's worker died long ago: no more renewals
+    # The first attempt's worker died long ago (its context renews nothing).
     with session_scope() as session:
         session.execute(update(Job).where(Job.id == job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     assert first_batch(wakeup_of(job), context) is None  # a plain wake-up only claims queued jobs
@@ -181,7 +183,6 @@ def _lease_left(job_id: uuid.UUID) -> float:
 def test_a_renewal_extends_only_the_attempts_that_still_hold_their_jobs(client: TestClient) -> None:
     kept, moved = _submit(client), _submit(client)
     context = _context()
-    context.leases.stop()  # renew by hand below, not on the keeper's clock
     batch = first_batch(wakeup_of(kept), context)
     assert batch is not None and sorted(_ids(batch)) == sorted([kept, moved])
     with session_scope() as session:  # a short lease, and `moved` taken over by a second attempt
