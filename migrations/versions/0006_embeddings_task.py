@@ -1,0 +1,34 @@
+"""models.task may be 'embeddings' (word vectors, shared/tasks.py)
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02 00:20:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_BEFORE = ("classify", "tag", "generate", "translate")
+_AFTER = (*_BEFORE, "embeddings")
+
+
+def _check(tasks: tuple[str, ...]) -> None:
+    op.drop_constraint(op.f("ck_models_task"), "models", type_="check")
+    values = ", ".join(f"'{task}'" for task in tasks)
+    op.create_check_constraint(op.f("ck_models_task"), "models", f"task IN ({values})")
+
+
+def upgrade() -> None:
+    _check(_AFTER)
+
+
+def downgrade() -> None:
+    _check(_BEFORE)
