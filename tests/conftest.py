@@ -152,3 +152,16 @@ def registered_model(db: str, tiny_classifier):  # type: ignore[no-untyped-def]
         ))
         promote_if_better(session, version, get_settings().promotion_margin)
     return "tiny-sst2"
+
+
+# Seconds on 2 cores; vectors of this size are noise, which the tests do not mind.
+TINY_EMBEDDINGS = {"max_sentences": 1500, "epochs": 1, "dim": 16, "bucket": 2000, "min_count": 2, "workers": 1}
+
+
+@pytest.fixture(scope="session")
+def tiny_embeddings(session_tmp: Path):  # type: ignore[no-untyped-def]
+    """Tiny fastText vectors trained once per session on a slice of WikiText-2 and PTB."""
+    from seqserve.services.trainer.embeddings import train_embeddings
+
+    return train_embeddings(data_dir=DATA_DIR, out_path=session_tmp / "tiny-vectors" / "model.pt",
+                            preset="quick", overrides=TINY_EMBEDDINGS, progress=False)
