@@ -21,9 +21,12 @@ _AFTER = (*_BEFORE, "embeddings")
 
 
 def _check(tasks: tuple[str, ...]) -> None:
-    op.drop_constraint(op.f("ck_models_task"), "models", type_="check")
+    # Batch mode: SQLite (the embedded default) cannot ALTER a constraint, so the table is
+    # copied there; Postgres alters in place.
     values = ", ".join(f"'{task}'" for task in tasks)
-    op.create_check_constraint(op.f("ck_models_task"), "models", f"task IN ({values})")
+    with op.batch_alter_table("models", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_models_task"), type_="check")
+        batch_op.create_check_constraint(op.f("ck_models_task"), f"task IN ({values})")
 
 
 def upgrade() -> None:
