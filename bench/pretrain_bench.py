@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--vectors-preset", default="full", choices=("quick", "full"))
     parser.add_argument("--out-dir", type=Path, default=Path("var/bench-models"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=None, help="a seed other than the presets' (both arms)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     vectors = vectors_version(args.vectors_preset)
@@ -71,6 +72,7 @@ def main() -> None:
         for size in args.slices:
             for pretrained in (None, vectors):
                 overrides = COMMON[task] | {"max_train_examples": size}
+                overrides |= {"seed": args.seed} if args.seed is not None else {}
                 overrides |= {"pretrained": pretrained} if pretrained else {}
                 result = run(task, "quick", args.out_dir, overrides)
                 arm = f"initialised from {vectors} (fine-tuned)" if pretrained else "random initialisation"
