@@ -87,3 +87,15 @@ def test_overrides_are_validated_by_the_tasks_config(task: str, overrides: dict[
 def test_pretrained_refs_resolve_to_valid_forms() -> None:
     for ref in ("wiki-ptb-fasttext", "wiki-ptb-fasttext:3", "wiki-ptb-fasttext@staging"):
         assert resolve_config("tag", "quick", {"pretrained": ref})["pretrained"] == ref
+
+
+def test_the_tagger_starts_from_the_vectors_too(vectors: Any) -> None:
+    overrides = {"max_train_examples": 200, "epochs": 1, "embedding_dim": 16, "char_embedding_dim": 8,
+                 "char_hidden_size": 8, "hidden_size": 16, "pretrained": "tiny-vectors@production"}
+    report = train_and_register("tag", "quick", overrides, model_name="tiny-tag-init", progress=False)
+    trained = load_checkpoint(report.checkpoint_path, None)
+    assert trained["train_config"]["pretrained_version"] == "tiny-vectors:1"
+    # Every word has a vector: from the vocabulary, else from its subwords.
+    assert report.metrics["pretrained_coverage"] == 1.0 and report.metrics["pretrained_subword"] > 0
+    [version] = _model("tiny-tag-init").versions
+    assert version.pretrained_from == "tiny-vectors:1"
