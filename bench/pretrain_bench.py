@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("var/bench-models"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=None, help="a seed other than the presets' (both arms)")
+    parser.add_argument("--freeze", action="store_true", help="keep the pretrained vectors fixed (freeze_pretrained)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     vectors = vectors_version(args.vectors_preset)
@@ -74,8 +75,10 @@ def main() -> None:
                 overrides = COMMON[task] | {"max_train_examples": size}
                 overrides |= {"seed": args.seed} if args.seed is not None else {}
                 overrides |= {"pretrained": pretrained} if pretrained else {}
+                overrides |= {"freeze_pretrained": True} if pretrained and args.freeze else {}
                 result = run(task, "quick", args.out_dir, overrides)
-                arm = f"initialised from {vectors} (fine-tuned)" if pretrained else "random initialisation"
+                tuned = "frozen" if args.freeze else "fine-tuned"
+                arm = f"initialised from {vectors} ({tuned})" if pretrained else "random initialisation"
                 record(result, f"pretraining comparison, {size} training examples, {arm}")
                 print(json.dumps({k: result[k] for k in ("task", "value", "seconds")}), flush=True)
 

@@ -110,7 +110,8 @@ def write_table(entries: list[dict[str, Any]]) -> None:
 def pretraining_table(entries: list[dict[str, Any]]) -> list[str]:
     """Rows of bench/pretrain_bench.py: each run beside the same run without `pretrained`."""
     def settings(e: dict[str, Any]) -> str:
-        return json.dumps({k: v for k, v in (e.get("overrides") or {}).items() if k != "pretrained"}, sort_keys=True)
+        arm = ("pretrained", "freeze_pretrained")
+        return json.dumps({k: v for k, v in (e.get("overrides") or {}).items() if k not in arm}, sort_keys=True)
 
     baselines = {(e["task"], e["preset"], settings(e)): e for e in entries
                  if "pretrained" not in (e.get("overrides") or {})}
@@ -122,7 +123,7 @@ def pretraining_table(entries: list[dict[str, Any]]) -> list[str]:
         o = e["overrides"]
         lines.append(f"| {e['task']} | {o.get('max_train_examples', 'all')} | {o.get('seed', 'preset')} | {e['label']} "
                      f"| {base['value']:.4f} | {e['value']:.4f} | {100 * (e['value'] - base['value']):+.2f} "
-                     f"| {o['pretrained']} | {base['seconds']:.0f} s / {e['seconds']:.0f} s | {e['machine']} |")
+                     f"| {o['pretrained']}{' (frozen)' if o.get('freeze_pretrained') else ''} | {base['seconds']:.0f} s / {e['seconds']:.0f} s | {e['machine']} |")
     if not lines:
         return []
     return ["", "## Pretrained word vectors (bench/pretrain_bench.py)", "",
