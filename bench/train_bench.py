@@ -121,9 +121,10 @@ def pretraining_table(entries: list[dict[str, Any]]) -> list[str]:
         if "pretrained" not in (e.get("overrides") or {}) or base is None:
             continue
         o = e["overrides"]
+        vectors = o["pretrained"] + (" (frozen)" if o.get("freeze_pretrained") else "")
         lines.append(f"| {e['task']} | {o.get('max_train_examples', 'all')} | {o.get('seed', 'preset')} | {e['label']} "
                      f"| {base['value']:.4f} | {e['value']:.4f} | {100 * (e['value'] - base['value']):+.2f} "
-                     f"| {o['pretrained']}{' (frozen)' if o.get('freeze_pretrained') else ''} | {base['seconds']:.0f} s / {e['seconds']:.0f} s | {e['machine']} |")
+                     f"| {vectors} | {base['seconds']:.0f} s / {e['seconds']:.0f} s | {e['machine']} |")
     if not lines:
         return []
     return ["", "## Pretrained word vectors (bench/pretrain_bench.py)", "",
