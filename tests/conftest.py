@@ -140,18 +140,22 @@ def tiny_classifier(session_tmp: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def registered_model(db: str, tiny_classifier):  # type: ignore[no-untyped-def]
     """The tiny classifier registered as `tiny-sst2` v1 with its production alias."""
+    return register_outcome("tiny-sst2", "classify", tiny_classifier)
+
+
+def register_outcome(name: str, task: str, outcome) -> str:  # type: ignore[no-untyped-def]
+    """A trainer's TrainOutcome registered as the next version of `name`, through the gate."""
     from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 
-    outcome = tiny_classifier
     with session_scope() as session:
         version = register_version(session, NewVersion(
-            model_name="tiny-sst2", task="classify", checkpoint_uri=str(outcome.checkpoint_path),
+            model_name=name, task=task, checkpoint_uri=str(outcome.checkpoint_path),
             sha256=outcome.sha256, size_bytes=outcome.size_bytes, metrics=outcome.metrics,
             primary_metric=outcome.primary_metric, dataset_fingerprint=outcome.data_fingerprint,
             architecture=outcome.model_config, train_config=outcome.config,
         ))
         promote_if_better(session, version, get_settings().promotion_margin)
-    return "tiny-sst2"
+    return name
 
 
 # Seconds on 2 cores; vectors of this size are noise, which the tests do not mind.

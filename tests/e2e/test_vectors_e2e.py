@@ -9,25 +9,15 @@ from typing import Any
 import httpx
 import pytest
 
-from seqserve.shared.db.session import session_scope
-from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from tests import processes
+from tests.conftest import register_outcome
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture()
 def vectors_model(db: str, tiny_embeddings: Any) -> str:
-    outcome = tiny_embeddings
-    with session_scope() as session:
-        version = register_version(session, NewVersion(
-            model_name="tiny-vectors", task="embeddings", checkpoint_uri=str(outcome.checkpoint_path),
-            sha256=outcome.sha256, size_bytes=outcome.size_bytes, metrics=outcome.metrics,
-            primary_metric=outcome.primary_metric, dataset_fingerprint=outcome.data_fingerprint,
-            architecture=outcome.model_config,
-        ))
-        promote_if_better(session, version, 0.0)
-    return "tiny-vectors"
+    return register_outcome("tiny-vectors", "embeddings", tiny_embeddings)
 
 
 @pytest.fixture(scope="module")
