@@ -99,11 +99,39 @@ def write_table(entries: list[dict[str, Any]]) -> None:
     notes = [f"- {e['task']}/{e['preset']} ({_overrides(e)}): {e['note']}" for e in entries if e.get("note")]
     if notes:
         lines += ["", "Notes:", "", *notes]
+    lines += pretraining_table(entries)
     lines += ["", "## Data files (sha256)", ""]
     for e in entries:
         for name, digest in e["data_files"].items():
             lines.append(f"- {e['task']}/{e['preset']}: `{name}` {digest}")
     TABLE.write_text("\n".join(lines) + "\n")
+
+
+def pretraining_table(entries: list[dict[str, Any]]) -> list[str]:
+    """Rows of bench/pretrain_bench.py: each run beside the same run without `pretrained`."""
+    def settings(e: dict[str, Any]) -> str:
+        arm = ("pretrained", "freeze_pretrained")
+        return json.dumps({k: v for k, v in (e.get("overrides") or {}).items() if k not in arm}, sort_keys=True)
+
+    baselines = {(e["task"], e["preset"], settings(e)): e for e in entries
+                 if "pretrained" not in (e.get("overrides") or {})}
+    lines = []
+    for e in sorted(entries, key=_key):
+        base = baselines.get((e["task"], e["preset"], settings(e)))
+        if "pretrained" not in (e.get("overrides") or {}) or base is None:
+            continue
+        o = e["overrides"]
+        vectors = o["pretrained"] + (" (frozen)" if o.get("freeze_pretrained") else "")
+        lines.append(f"| {e['task']} | {o.get('max_train_examples', 'all')} | {o.get('seed', 'preset')} | {e['label']} "
+                     f"| {base['value']:.4f} | {e['value']:.4f} | {100 * (e['value'] - base['value']):+.2f} "
+                     f"| {vectors} | {base['seconds']:.0f} s / {e['seconds']:.0f} s | {e['machine']} |")
+    if not lines:
+        return []
+    return ["", "## Pretrained word vectors (bench/pretrain_bench.py)", "",
+            "Each run beside the same run (same seed, settings and slice) with a randomly initialised embedding; "
+            "the rows above list both. Gain in percentage points.", "",
+            "| task | train examples | seed | metric | random init | pretrained | gain | vectors | time | machine |",
+            "|---|---|---|---|---|---|---|---|---|---|", *lines]
 
 
 def main() -> None:

@@ -14,15 +14,17 @@ from typing import Any, Literal, get_args
 
 from seqserve.shared.jobs.params import (
     ClassifyParams,
+    EmbedParams,
     GenerateParams,
     JobParams,
     ScoreParams,
+    SimilarParams,
     TagParams,
     TranslateParams,
 )
 
-TaskName = Literal["classify", "tag", "generate", "translate"]
-JobKindName = Literal["classify", "tag", "generate", "score", "translate"]
+TaskName = Literal["classify", "tag", "generate", "translate", "embeddings"]
+JobKindName = Literal["classify", "tag", "generate", "score", "translate", "embed", "similar"]
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,28 @@ class TaskSpec:
 _HANDLERS = "seqserve.services.worker.handlers"
 _TRAINER = "seqserve.services.trainer"
 
+# Served by every task whose model has a word embedding table (all of them; the translator's
+# is its source side), implemented once in services/worker/handlers/vectors.py. A lookup or
+# a cosine top-k over the table is cheap next to an RNN pass, hence the bigger batches.
+VECTOR_KINDS = (JobKind("embed", EmbedParams, 512), JobKind("similar", SimilarParams, 256))
+VECTOR_KIND_NAMES = frozenset(kind.name for kind in VECTOR_KINDS)
+
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
-    TaskSpec("classify", (JobKind("classify", ClassifyParams, 256, cpu_chunk_rows=64),), "sst2-classifier",
-             f"{_HANDLERS}.classify:ClassifyHandler", f"{_TRAINER}.classify:train_classifier"),
-    TaskSpec("tag", (JobKind("tag", TagParams, 128, cpu_chunk_rows=64),), "ewt-upos-tagger",
+    TaskSpec("classify", (JobKind("classify", ClassifyParams, 256, cpu_chunk_rows=64), *VECTOR_KINDS),
+             "sst2-classifier", f"{_HANDLERS}.classify:ClassifyHandler", f"{_TRAINER}.classify:train_classifier"),
+    TaskSpec("tag", (JobKind("tag", TagParams, 128, cpu_chunk_rows=64), *VECTOR_KINDS), "ewt-upos-tagger",
              f"{_HANDLERS}.tag:TagHandler", f"{_TRAINER}.tag:train_tagger"),
-    TaskSpec("generate", (JobKind("generate", GenerateParams, 32), JobKind("score", ScoreParams, 64)), "ptb-lm",
-             f"{_HANDLERS}.generate:LanguageModelHandler", f"{_TRAINER}.generate:train_language_model"),
-    TaskSpec("translate", (JobKind("translate", TranslateParams, 32, cpu_chunk_rows=32),), "multi30k-en-de",
-             f"{_HANDLERS}.translate:TranslateHandler", f"{_TRAINER}.translate:train_translator"),
+    TaskSpec("generate", (JobKind("generate", GenerateParams, 32), JobKind("score", ScoreParams, 64), *VECTOR_KINDS),
+             "ptb-lm", f"{_HANDLERS}.generate:LanguageModelHandler", f"{_TRAINER}.generate:train_language_model"),
+    TaskSpec("translate", (JobKind("translate", TranslateParams, 32, cpu_chunk_rows=32), *VECTOR_KINDS),
+             "multi30k-en-de", f"{_HANDLERS}.translate:TranslateHandler", f"{_TRAINER}.translate:train_translator"),
+    # Word vectors (gensim fastText) trained on unlabelled text; its first kind is `similar`.
+    TaskSpec("embeddings", (VECTOR_KINDS[1], VECTOR_KINDS[0]), "wiki-ptb-fasttext",
+             f"{_HANDLERS}.embeddings:EmbeddingsHandler", f"{_TRAINER}.embeddings:train_embeddings"),
 )}
 
-# kind name -> (the task whose models serve it, the kind)
+# kind name -> (the first task whose models serve it, the kind); a kind several tasks serve
+# (embed, similar) is one JobKind, so its params and limits are the same everywhere.
 JOB_KINDS: dict[str, tuple[str, JobKind]] = {kind.name: (spec.name, kind) for spec in TASKS.values()
                                              for kind in spec.kinds}
 

@@ -168,19 +168,24 @@ _TINY: list = []  # the session's tiny classifier, for `register_tiny` without t
 
 def register_tiny(outcome=None) -> None:  # type: ignore[no-untyped-def]
     """Register the session's tiny classifier in the configured database."""
-    from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
-
     if outcome is not None and not _TINY:
         _TINY.append(outcome)
-    outcome = outcome or _TINY[0]
+    register_outcome("tiny-sst2", "classify", outcome or _TINY[0])
+
+
+def register_outcome(name: str, task: str, outcome) -> str:  # type: ignore[no-untyped-def]
+    """A trainer's TrainOutcome registered as the next version of `name`, through the gate."""
+    from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
+
     with session_scope() as session:
         version = register_version(session, NewVersion(
-            model_name="tiny-sst2", task="classify", checkpoint_uri=str(outcome.checkpoint_path),
+            model_name=name, task=task, checkpoint_uri=str(outcome.checkpoint_path),
             sha256=outcome.sha256, size_bytes=outcome.size_bytes, metrics=outcome.metrics,
             primary_metric=outcome.primary_metric, dataset_fingerprint=outcome.data_fingerprint,
             architecture=outcome.model_config, train_config=outcome.config,
         ))
         promote_if_better(session, version, get_settings().promotion_margin)
+    return name
 
 
 def claim_group_of(job_id: uuid.UUID, max_inputs: int = 1000) -> list:
@@ -217,3 +222,16 @@ def create_key(team: str = "admin", scopes: tuple[str, ...] = ("admin",), name: 
 def admin_headers(db: str) -> dict[str, str]:
     """An admin key of team `admin` in this test's database, as request headers."""
     return {"Authorization": f"Bearer {create_key()}"}
+
+
+# Seconds on 2 cores; vectors of this size are noise, which the tests do not mind.
+TINY_EMBEDDINGS = {"max_sentences": 1500, "epochs": 1, "dim": 16, "bucket": 2000, "min_count": 2, "workers": 1}
+
+
+@pytest.fixture(scope="session")
+def tiny_embeddings(session_tmp: Path):  # type: ignore[no-untyped-def]
+    """Tiny fastText vectors trained once per session on a slice of WikiText-2 and PTB."""
+    from seqserve.services.trainer.embeddings import train_embeddings
+
+    return train_embeddings(data_dir=DATA_DIR, out_path=session_tmp / "tiny-vectors" / "model.pt",
+                            preset="quick", overrides=TINY_EMBEDDINGS, progress=False)

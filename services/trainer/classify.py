@@ -17,6 +17,7 @@ from seqserve.services.trainer.batching import drop_words, length_grouped_epoch,
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating
 from seqserve.services.trainer.datasets import Example, fingerprint, read_sst2
 from seqserve.services.trainer.outcome import TrainOutcome
+from seqserve.services.trainer.pretrained import initialise_embedding
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
 from seqserve.shared.nn.evaluation import accuracy, macro_f1
 from seqserve.shared.nn.padding import pad_sequences
@@ -51,10 +52,16 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     evaluate = functools.partial(evaluate_batches, batches=dev_batches, device=device)
     torch.manual_seed(cfg["seed"])  # weight initialisation; fit() reseeds for dropout
     model = SentenceClassifier(_model_config(cfg, len(vocab)))
+    lineage = initialise_embedding(model.embedding, vocab, cfg)  # records cfg["pretrained_version"]
     batches = _train_batches(_encode(train, vocab), cfg, vocab)
     result = run.fit(model, batches, evaluate, _loss)
     extras = {"vocab": vocab.to_list(), "labels": list(LABELS)}
-    return run.save(model, extras, result, evaluate(model), data_fingerprint, out_path)
+    metrics = evaluate(model) | _coverage(lineage)
+    return run.save(model, extras, result, metrics, data_fingerprint, out_path, run_info=lineage)
+
+
+def _coverage(lineage: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in lineage.items() if k != "pretrained_version"}
 
 
 train_classifier = TaskTrainer("classify", OBJECTIVE, _train)

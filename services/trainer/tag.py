@@ -18,6 +18,7 @@ from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSet
 from seqserve.services.trainer.conllu import Sentence, read_conllu
 from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
+from seqserve.services.trainer.pretrained import initialise_embedding
 from seqserve.shared.nn.embeddings import load_pretrained_embeddings
 from seqserve.shared.nn.evaluation import accuracy
 from seqserve.shared.nn.padding import pad_sequences
@@ -69,12 +70,15 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     torch.manual_seed(cfg["seed"])  # weight initialisation; fit() reseeds for dropout
     model = SequenceTagger(_model_config(cfg, encoder, len(tags)))
     found = _init_embeddings(model, embeddings_path, encoder.words, cfg)
+    lineage = initialise_embedding(model.embedding, encoder.words, cfg)  # records cfg["pretrained_version"]
     batches = _train_batches(_encode(train, encoder, tags), cfg, encoder.words.unk_id)
     result = run.fit(model, batches, evaluate_dev, _loss)
     test_metrics = evaluate_batches(model, _eval_batches(test, encoder, tags, cfg), device)
     metrics = dict(result.best_metrics) | {f"test_{k}": v for k, v in test_metrics.items()}
+    metrics |= {k: float(v) for k, v in lineage.items() if k != "pretrained_version"}
     extras = {**encoder.to_payload(), "tags": list(tags)}  # vocab, char_vocab, lowercase_words, max_word_chars
-    return run.save(model, extras, result, metrics, data_fingerprint, out_path, run_info={"pretrained_found": found})
+    run_info = {"pretrained_found": found, **lineage}
+    return run.save(model, extras, result, metrics, data_fingerprint, out_path, run_info=run_info)
 
 
 train_tagger = TaskTrainer("tag", OBJECTIVE, _train)

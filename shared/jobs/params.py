@@ -3,6 +3,8 @@ again (the same models) by the worker's handler template, which runs on defaults
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -37,3 +39,25 @@ class TranslateParams(JobParams):
     beam_size: int = Field(4, ge=1, le=16, description="1 means greedy decoding.")
     max_tokens: int = Field(80, ge=1, le=256, description="Longest output, in tokens.")
     length_penalty: float = Field(1.0, ge=0.0, le=2.0, description="Beam scores divide by length**alpha.")
+
+
+class EmbedParams(JobParams):
+    """`embed`: one vector per input. At `level="word"` each input is one word; at "sentence"
+    each input is a text, pooled as the mean of its word vectors or, for models with a
+    sentence encoder (the classifier's and tagger's BiLSTM), that encoder's features."""
+
+    level: Literal["word", "sentence"] = Field("word", description="Each input is one word, or a sentence.")
+    pooling: Literal["mean", "encoder"] = Field(
+        "mean", description="Sentence vectors: mean of word vectors, or the model's BiLSTM encoding.")
+    normalize: bool = Field(False, description="Scale every vector to unit L2 norm.")
+
+
+class SimilarParams(JobParams):
+    """`similar`: cosine similarity over the model's embedding table. Per `mode`, each input is
+    a word (its top-k neighbours), a pair "w1 w2" (their cosine) or a triple "a b c" (the top-k
+    neighbours of a - b + c, the three excluded)."""
+
+    mode: Literal["neighbours", "similarity", "analogy"] = Field(
+        "neighbours", description="What each input is: a word, a word pair, or an analogy triple a b c.")
+    k: int = Field(10, ge=1, le=100, description="Neighbours per input.")
+    include_self: bool = Field(False, description="Neighbours: list the query word itself (first, at cosine 1).")

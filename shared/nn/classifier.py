@@ -54,6 +54,10 @@ class SentenceClassifier(nn.Module):
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """tokens [B, T] long (right-padded), lengths [B] long on CPU, all >= 1 -> logits [B, C]."""
+        return self.output(self.dropout(self.encode(tokens, lengths)))  # [B, C]
+
+    def encode(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """The sentence encoding the output layer reads: tokens [B, T], lengths [B] -> [B, 2*D*H]."""
         embedded = self.dropout(self.embedding(tokens))  # [B, T, E]
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_out, h_n = self.rnn(packed)
@@ -63,5 +67,4 @@ class SentenceClassifier(nn.Module):
         steps = torch.arange(outputs.size(1)).unsqueeze(0)  # [1, T']
         padding = (steps >= lengths.cpu().unsqueeze(1)).to(outputs.device)  # [B, T']
         pooled = outputs.masked_fill(padding.unsqueeze(-1), float("-inf")).amax(dim=1)  # [B, D*H]
-        features = self.dropout(torch.cat([final, pooled], dim=-1))  # [B, 2*D*H]
-        return self.output(features)  # [B, C]
+        return torch.cat([final, pooled], dim=-1)  # [B, 2*D*H]

@@ -104,6 +104,10 @@ class SequenceTagger(nn.Module):
         Padded positions get logits too (the output layer applied to zeros); losses and
         predictions must ignore them (see `tagging_loss`).
         """
+        return self.output(self.dropout(self.encode(words, chars, lengths)))  # [B, T, K]
+
+    def encode(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+        """The BiRNN's per-token outputs the output layer reads: [B, T, D*H] (zeros at padding)."""
         features = self.embedding(words)  # [B, T, E]
         if self.chars is not None:
             real = token_mask(lengths, words.size(1)).to(words.device)  # [B, T]
@@ -118,7 +122,7 @@ class SequenceTagger(nn.Module):
         outputs, _ = pad_packed_sequence(
             packed_out, batch_first=True, total_length=words.size(1)
         )  # [B, T, D*H]
-        return self.output(self.dropout(outputs))  # [B, T, K]
+        return outputs
 
 
 def token_mask(lengths: Tensor, max_len: int) -> Tensor:

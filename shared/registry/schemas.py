@@ -12,6 +12,22 @@ from seqserve.shared.db.models import Model
 from seqserve.shared.jobs.kinds import kinds_for_task
 
 
+class EmbeddingsSummary(BaseModel):
+    """What an embeddings version is, read from what its row already stores."""
+
+    vocab_size: int
+    dim: int
+    subwords: bool  # fastText n-grams: unseen words get vectors too
+    probe_neighbours: dict[str, list[Any]]
+
+
+def embeddings_summary(version: Any) -> EmbeddingsSummary:
+    architecture, metrics = version.architecture, version.metrics
+    return EmbeddingsSummary(vocab_size=architecture["vocab_size"], dim=architecture["dim"],
+                             subwords=bool(architecture.get("bucket")),
+                             probe_neighbours=metrics.get("probe_neighbours", {}))
+
+
 class VersionRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -27,6 +43,16 @@ class VersionRead(BaseModel):
     promotion_note: str
     training_run_id: uuid.UUID | None
     created_at: datetime
+    # The embeddings version a classifier or tagger was initialised from (name:version).
+    pretrained_from: str | None = None
+    embeddings: EmbeddingsSummary | None = None  # embeddings models only
+
+    @classmethod
+    def from_row(cls, version: Any, task: str) -> VersionRead:
+        read = cls.model_validate(version)
+        pretrained = (version.train_config or {}).get("pretrained_version")
+        summary = embeddings_summary(version) if task == "embeddings" else None
+        return read.model_copy(update={"pretrained_from": pretrained, "embeddings": summary})
 
 
 class ModelRead(BaseModel):
@@ -44,6 +70,6 @@ class ModelRead(BaseModel):
             task=model.task,
             kinds=kinds_for_task(model.task),
             aliases={alias.alias: alias.version.version for alias in model.aliases},
-            versions=[VersionRead.model_validate(v) for v in model.versions],
+            versions=[VersionRead.from_row(v, model.task) for v in model.versions],
             created_at=model.created_at,
         )

@@ -73,7 +73,21 @@ class TrainConfig(BaseModel):
     dropout: Probability
 
 
-class ClassifyConfig(TrainConfig):
+# A registered embeddings model, as `seqserve train --set pretrained=...` names it:
+# name, name@alias or name:version (shared/registry/refs.py).
+PretrainedRef = Annotated[str, Field(min_length=1, max_length=200,
+                                     pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[A-Za-z][A-Za-z0-9_-]{0,63}|:[1-9][0-9]{0,8})?$")]
+
+
+class PretrainedInit(BaseModel):
+    """Initialising a task's word embedding from a registered embeddings model: the vectors
+    of the words both vocabularies share are copied; `freeze_pretrained` keeps them fixed."""
+
+    pretrained: PretrainedRef | None = None
+    freeze_pretrained: bool = False
+
+
+class ClassifyConfig(PretrainedInit, TrainConfig):
     """SST-2 sentence classification."""
 
     train_file: DataPath = "sst2/glue/train.tsv"
@@ -97,7 +111,7 @@ def _column(value: Any) -> str | int:
                               {"names": list(get_args(ConllColumn))})
 
 
-class TagConfig(TrainConfig):
+class TagConfig(PretrainedInit, TrainConfig):
     """Sequence tagging on CoNLL-U (UD English EWT UPOS by default)."""
 
     train_file: DataPath = "ud_english_ewt/en_ewt-ud-train.conllu.gz"
@@ -165,3 +179,28 @@ class TranslateConfig(TrainConfig):
     attention: Attention
     src_embedding_dim: Width
     tgt_embedding_dim: Width
+
+
+class EmbeddingsConfig(BaseModel):
+    """Word vectors trained with gensim (fastText by default) on unlabelled text: the
+    language-modelling corpora's training splits (see services/trainer/embeddings.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    corpus: Literal["wikitext2", "ptb", "both"] = "both"
+    max_sentences: ExampleLimit = None  # the first N lines of each corpus, for quick runs
+    algorithm: Literal["fasttext", "word2vec"] = "fasttext"
+    sg: bool = True  # skip-gram (better vectors for rare words) rather than CBOW
+    dim: Width = 100
+    window: int = Field(default=5, ge=1, le=50)
+    min_count: MinFreq = 3
+    negative: int = Field(default=5, ge=1, le=50)
+    epochs: Epochs = 5
+    lr: float = Field(default=0.025, gt=0.0, le=1.0)
+    # fastText subwords: character n-grams of min_n..max_n hashed into `bucket` rows
+    # (the checkpoint carries the bucket matrix, so OOV vectors need no gensim).
+    min_n: int = Field(default=3, ge=1, le=10)
+    max_n: int = Field(default=6, ge=1, le=10)
+    bucket: int = Field(default=200_000, ge=1, le=2_000_000)
+    workers: int = Field(default=2, ge=1, le=64)
+    seed: Seed = 13

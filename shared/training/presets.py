@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from seqserve.shared.tasks import TASKS
 from seqserve.shared.training.configs import (
     ClassifyConfig,
+    EmbeddingsConfig,
     GenerateConfig,
     TagConfig,
     TrainConfig,
@@ -27,7 +28,7 @@ PresetName = Literal["quick", "full"]
 # within it, so a slow machine gets a shorter run rather than an endless one.
 _BUDGET = 90.0
 
-PRESETS: dict[str, dict[str, TrainConfig]] = {
+PRESETS: dict[str, dict[str, TrainConfig | EmbeddingsConfig]] = {
     "classify": {
         # About 80 s on 2 idle CPU cores, ~83% dev accuracy. GLUE's 67k phrase-level examples
         # beat the 6,920 sentence-level ones for the same time: on stsa.binary.train the same
@@ -79,6 +80,12 @@ PRESETS: dict[str, dict[str, TrainConfig]] = {
                                 hidden_size=512, dropout=0.4, epochs=15, lr=1e-3, patience=4,
                                 time_budget_minutes=_BUDGET),
     },
+    "embeddings": {
+        # Timings and scores: docs/embeddings.md. Quick: the first 20k lines of each corpus (~1.8M words).
+        "quick": EmbeddingsConfig(max_sentences=20_000, epochs=5, bucket=50_000),
+        # All of WikiText-2 and PTB train (~3M words).
+        "full": EmbeddingsConfig(epochs=10),
+    },
 }
 
 # Written once here and in tasks.py; these say the two agree.
@@ -102,7 +109,7 @@ class OverrideError(ValueError):
         return cls(key, f"override {key!r}: {error['msg']} (got {reprlib.repr(error['input'])})")
 
 
-def preset_config(task: str, preset: str) -> TrainConfig:
+def preset_config(task: str, preset: str) -> TrainConfig | EmbeddingsConfig:
     """The named preset of `task`, as its config instance."""
     if task not in PRESETS:
         raise ValueError(f"task {task!r} cannot be trained; trainable: {sorted(PRESETS)}")
@@ -111,7 +118,7 @@ def preset_config(task: str, preset: str) -> TrainConfig:
     return PRESETS[task][preset]
 
 
-def validate_overrides(task: str, preset: str, overrides: dict[str, Any]) -> TrainConfig:
+def validate_overrides(task: str, preset: str, overrides: dict[str, Any]) -> TrainConfig | EmbeddingsConfig:
     """The preset with `overrides` applied; pydantic's ValidationError locates a bad key."""
     base = preset_config(task, preset)
     return type(base).model_validate(base.model_dump() | overrides)

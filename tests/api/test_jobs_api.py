@@ -144,7 +144,7 @@ def test_models_list_shows_kinds_versions_and_aliases(client: TestClient, regist
     models = client.get("/v1/models").json()
     assert [m["name"] for m in models] == ["tiny-sst2"]
     model = models[0]
-    assert model["task"] == "classify" and model["kinds"] == ["classify"]
+    assert model["task"] == "classify" and model["kinds"] == ["classify", "embed", "similar"]
     assert model["aliases"] == {"production": 1}
     assert model["versions"][0]["version"] == 1
     assert 0.0 <= model["versions"][0]["metrics"]["accuracy"] <= 1.0

@@ -14,7 +14,11 @@ _LOOP = {"weight_decay": 0.0, "schedule": "plateau", "time_budget_minutes": 0.0,
 _CLASSIFY = _LOOP | {
     "dev_file": "sst2/glue/dev.tsv", "max_train_examples": None, "min_freq": 1, "max_vocab_size": None,
     "word_dropout": 0.0, "cell": "lstm", "num_layers": 1, "bidirectional": True, "clip": 5.0, "lr_factor": 0.5,
-    "lr_patience": 0, "eval_batch_size": 256, "seed": 13,
+    "lr_patience": 0, "eval_batch_size": 256, "seed": 13, "pretrained": None, "freeze_pretrained": False,
+}
+_EMBEDDINGS = {
+    "corpus": "both", "algorithm": "fasttext", "sg": True, "dim": 100, "window": 5, "min_count": 3, "negative": 5,
+    "lr": 0.025, "min_n": 3, "max_n": 6, "workers": 2, "seed": 13,
 }
 _TAG = _LOOP | {
     "train_file": "ud_english_ewt/en_ewt-ud-train.conllu.gz", "dev_file": "ud_english_ewt/en_ewt-ud-dev.conllu.gz",
@@ -22,6 +26,7 @@ _TAG = _LOOP | {
     "min_freq": 1, "max_vocab_size": None, "lowercase_words": True, "max_word_chars": 30, "word_dropout": 0.05,
     "pretrained_embeddings": None, "cell": "lstm", "bidirectional": True, "clip": 5.0, "lr_factor": 0.5,
     "lr_patience": 1, "eval_batch_size": 256, "seed": 13,
+    "pretrained": None, "freeze_pretrained": False,
 }
 _GENERATE = _LOOP | {
     "corpus": "ptb", "max_train_tokens": None, "cell": "lstm", "num_layers": 2, "tie_weights": True, "bptt": 35,
@@ -65,6 +70,11 @@ OLD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": _TRANSLATE | {"attention": "bahdanau", "src_embedding_dim": 256, "tgt_embedding_dim": 256,
                               "hidden_size": 512, "dropout": 0.4, "epochs": 15, "batch_size": 64, "lr": 1e-3,
                               "patience": 4, "time_budget_minutes": 90.0},
+    },
+    # Added with the task (not in deceaf7): pinned so a change to them is a visible decision.
+    "embeddings": {
+        "quick": _EMBEDDINGS | {"max_sentences": 20_000, "epochs": 5, "bucket": 50_000},
+        "full": _EMBEDDINGS | {"max_sentences": None, "epochs": 10, "bucket": 200_000},
     },
 }
 

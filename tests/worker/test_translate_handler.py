@@ -144,3 +144,13 @@ def test_loads_from_a_saved_checkpoint_and_checks_the_task(payload: dict, tmp_pa
         TranslateHandler.from_checkpoint({**payload, "task": "classify"}, torch.device("cpu"))
     with pytest.raises(ValueError, match="vocab"):
         TranslateHandler.from_checkpoint({**payload, "tgt_vocab": payload["tgt_vocab"][:-1]}, torch.device("cpu"))
+
+
+def test_embed_and_similar_read_the_source_side(payload: dict) -> None:
+    handler = TranslateHandler.from_checkpoint(payload, "cpu")
+    src_vocab, matrix = payload["src_vocab"], payload["state_dict"]["src_embedding.weight"]
+    word = src_vocab[2]
+    [vector] = handler.run([word], {}, kind="embed")
+    assert torch.equal(torch.tensor(vector["vector"]), matrix[2])
+    [similar] = handler.run([word], {"k": 2}, kind="similar")
+    assert len(similar["neighbours"]) == 2 and all(n["word"] in src_vocab for n in similar["neighbours"])

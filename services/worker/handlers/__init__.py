@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import torch
 
 from seqserve.services.worker.handlers.classify import ClassifyHandler
+from seqserve.services.worker.handlers.embeddings import EmbeddingsHandler
 from seqserve.services.worker.handlers.generate import LanguageModelHandler
 from seqserve.services.worker.handlers.tag import TagHandler
 from seqserve.services.worker.handlers.translate import TranslateHandler
@@ -33,5 +34,5 @@ def build_handler(payload: dict[str, Any], device: torch.device | str, settings:
     return HANDLERS[task].from_checkpoint(payload, device, settings)
 
 
-__all__ = ["HANDLERS", "ClassifyHandler", "Handler", "LanguageModelHandler", "TagHandler", "TranslateHandler",
-           "build_handler"]
+__all__ = ["HANDLERS", "ClassifyHandler", "EmbeddingsHandler", "Handler", "LanguageModelHandler", "TagHandler",
+           "TranslateHandler", "build_handler"]

@@ -1,7 +1,9 @@
 """The one way a handler runs a batch: the kind checked against the task registry, params
 validated once with the kind's pydantic model (the API's), then preprocess -> infer (under
 `torch.inference_mode()`) -> postprocess, each stage timed into
-`seqserve_handler_stage_seconds{kind,stage}`. A handler implements only its stages."""
+`seqserve_handler_stage_seconds{kind,stage}`. A handler implements only its stages, and
+`word_table` for the `embed` / `similar` kinds every task with an embedding table serves
+(their stages: services/worker/handlers/vectors.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 import torch
 from torch import nn
 
+from seqserve.services.worker.handlers.vectors import VectorStages, WordTable
 from seqserve.shared import tasks
 from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.jobs.kinds import params_schema
@@ -48,6 +51,7 @@ class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
         self.device = torch.device(device)  # callers may name it: "cpu"
         # Seconds each stage took in the last run() (the histogram keeps every run's).
         self.stage_seconds: dict[str, float] = {}
+        self._vector_stages: VectorStages | None = None
 
     @classmethod
     def check_task(cls, payload: dict[str, Any]) -> None:
@@ -72,12 +76,25 @@ class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
         if not inputs:
             return []
         self.stage_seconds = {}
+        stages: Any = self.vector_stages() if kind in tasks.VECTOR_KIND_NAMES else self
         with self._timed(kind, "preprocess"):
-            prepared = self.preprocess(inputs, validated)
+            prepared = stages.preprocess(inputs, validated)
         with self._timed(kind, "infer"), torch.inference_mode():
-            raw = self.infer(prepared, validated)
+            raw = stages.infer(prepared, validated)
         with self._timed(kind, "postprocess"):
-            return self.postprocess(raw, prepared, validated)
+            return cast(list[dict[str, Any]], stages.postprocess(raw, prepared, validated))
+
+    def word_table(self) -> WordTable | None:
+        """The model's word embedding table, for `embed` and `similar`; None: it has none."""
+        return None
+
+    def vector_stages(self) -> VectorStages:
+        if self._vector_stages is None:
+            table = self.word_table()
+            if table is None:
+                raise ValueError(f"model: a {self.task} model has no word embedding table")
+            self._vector_stages = VectorStages(table)
+        return self._vector_stages
 
     def validate(self, kind: str, params: dict[str, Any]) -> ParamsT:
         """The kind's params model, defaults filled in (pydantic.ValidationError is a ValueError)."""

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
+from seqserve.services.worker.handlers.vectors import WordTable
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import ClassifyParams
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
@@ -73,3 +74,17 @@ class ClassifyHandler(StagedHandler[ClassifyParams, _Prepared, Tensor]):
                 "probabilities": dict(zip(self.labels, probs, strict=True)),
             }
         return results
+
+    def word_table(self) -> WordTable:
+        return WordTable(self.vocab, self.model.embedding.weight.detach(), encoder=self._encode_sentences)
+
+    def _encode_sentences(self, texts: list[str]) -> Tensor:
+        """[N, 2*D*H]: the BiLSTM features the output layer reads (final states + max pool)."""
+        prepared = self.preprocess(texts, ClassifyParams())
+        features = torch.empty(len(texts), self.model.config.feature_size)
+        for start in range(0, prepared.tokens.size(0), self.rows_per_pass):
+            lengths = prepared.lengths[start : start + self.rows_per_pass]
+            tokens = prepared.tokens[start : start + self.rows_per_pass, : int(lengths[0])]
+            rows = prepared.order[start : start + self.rows_per_pass]
+            features[rows] = self.model.encode(tokens.to(self.device), lengths).float().cpu()
+        return features

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler
+from seqserve.services.worker.handlers.vectors import WordTable
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import GenerateParams, ScoreParams
 from seqserve.shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
@@ -107,6 +108,10 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
         return self._continuations(raw, prepared, params)
 
     # --- shared preprocessing -------------------------------------------------------------
+
+    def word_table(self) -> WordTable:
+        # The input embedding (the output layer's too when the weights are tied).
+        return WordTable(self.vocab, self.model.embedding.weight.detach(), tokenize=self.words)
 
     def words(self, text: str) -> list[str]:
         """The vocabulary tokens `text` is read as.
@@ -233,3 +238,4 @@ def _detokenize(words: list[str]) -> str:
         else:
             sentences[-1].append(word)
     return "\n".join(" ".join(sentence) for sentence in sentences)
+

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
+from seqserve.services.worker.handlers.vectors import WordTable
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import TagParams
 from seqserve.shared.nn.padding import pad_sequences
@@ -98,3 +99,18 @@ class TagHandler(StagedHandler[TagParams, _Prepared, list[Tensor]]):
                     "probabilities": best[row, :n].tolist(),
                 }
         return results
+
+    def word_table(self) -> WordTable:
+        return WordTable(self.encoder.words, self.model.embedding.weight.detach(), encoder=self._encode_sentences,
+                         tokenize=tag_tokens)
+
+    def _encode_sentences(self, texts: list[str]) -> Tensor:
+        """[N, D*H]: the BiRNN's outputs averaged over each sentence's tokens."""
+        prepared = self.preprocess(texts, TagParams())
+        width = self.model.config.hidden_size * (2 if self.model.config.bidirectional else 1)
+        features = torch.zeros(len(texts), width)
+        for batch in prepared.batches:
+            outputs = self.model.encode(batch.words.to(self.device), batch.chars.to(self.device), batch.lengths)
+            sums = outputs.float().cpu().sum(dim=1)  # [B, D*H]; padding rows are zeros
+            features[batch.indices] = sums / batch.lengths.unsqueeze(1).float()
+        return features

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
+from seqserve.services.worker.handlers.vectors import WordTable
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import TranslateParams
 from seqserve.shared.nn.decoding import Hypothesis, beam_search_scored
@@ -69,6 +70,10 @@ class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypot
         rows = rows_per_pass(cls.task, torch.device(device), settings)
         src_vocab, tgt_vocab = Vocab.from_list(payload["src_vocab"]), Vocab.from_list(payload["tgt_vocab"])
         return cls(model, src_vocab, tgt_vocab, device, rows)
+
+    def word_table(self) -> WordTable:
+        """The source side's embedding (the one the `embed` / `similar` kinds of a translator read)."""
+        return WordTable(self.src_vocab, self.model.src_embedding.weight.detach(), tokenize=to_corpus_tokens)
 
     def preprocess(self, inputs: list[str], params: TranslateParams) -> _Prepared:
         encoded = [self.src_vocab.encode(to_corpus_tokens(text)) for text in inputs]
