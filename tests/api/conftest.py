@@ -11,12 +11,13 @@ from sqlalchemy import func, select
 from seqserve.services.api.main import create_app
 from seqserve.shared.db.models import Job
 from seqserve.shared.db.session import session_scope
+from tests.conftest import create_key
 
 
 @pytest.fixture()
 def client(db: str) -> Iterator[TestClient]:
-    """The app in-process (lifespan run), on the test database and broker."""
-    with TestClient(create_app()) as test_client:
+    """The app in-process (lifespan run), on the test database and broker, with an admin key."""
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
 
 
