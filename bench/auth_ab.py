@@ -66,6 +66,19 @@ def main() -> None:
                                         args.requests))
     for mode in ("off", "on"):
         _report(f"POST /v1/jobs auth={mode}", samples[mode])
+    for client in clients.values():
+        client.__exit__(None, None, None)
+    _drop(os.environ["SEQSERVE_DATABASE_URL"])
+
+
+def _drop(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from seqserve.shared.db.session import dispose_engines
+
+    dispose_engines()
+    with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

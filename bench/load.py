@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -111,7 +112,7 @@ class Connection:
 async def _post_job(conn: Connection, body: dict[str, Any]) -> bool:
     """Submit with Prefer: wait; True when the job came back succeeded."""
     try:
-        status, job = await conn.post("/v1/jobs", body, {"Prefer": "wait=60"})
+        status, job = await conn.post("/v1/jobs", body, {"Prefer": "wait=60", **_auth()})
     except (OSError, asyncio.IncompleteReadError, ValueError):
         conn.close()
         return False
@@ -190,6 +191,12 @@ def _measure_when_told(run: Any) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     print(json.dumps(asdict(run())), flush=True)
+
+
+def _auth() -> dict[str, str]:
+    """The API key to send: SEQSERVE_API_KEY (e.g. `$(cat var/admin.key)`), none when unset."""
+    key = os.environ.get("SEQSERVE_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seqserve.services.api import errors
+from seqserve.services.api.audit.routes import router as audit_router
 from seqserve.services.api.auth import warn_if_off
 from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
@@ -92,5 +93,6 @@ def create_app() -> FastAPI:
     app.include_router(training_router)
     app.include_router(stats_router)
     app.include_router(keys_router)
+    app.include_router(audit_router)
     app.include_router(console_router)
     return app

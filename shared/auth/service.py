@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from seqserve.shared.audit import repository as audit
 from seqserve.shared.auth import repository as keys_repo
 from seqserve.shared.auth.scopes import Scope, grants
 from seqserve.shared.db.base import utcnow
@@ -44,9 +45,9 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create(session: Session, name: str, team: str, scopes: list[str], expires_days: int | None = None
-           ) -> tuple[ApiKey, str]:
-    """A new key and its secret (returned once, never stored)."""
+def create(session: Session, name: str, team: str, scopes: list[str], expires_days: int | None = None,
+           actor: str = "cli") -> tuple[ApiKey, str]:
+    """A new key and its secret (returned once, never stored), audited."""
     if keys_repo.by_name(session, name) is not None:
         raise ApiKeyError(f"a key named '{name}' exists")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -54,16 +55,19 @@ def create(session: Session, name: str, team: str, scopes: list[str], expires_da
     key = ApiKey(name=name, team=team, scopes=sorted(set(scopes)), prefix=secret[:PREFIX_CHARS],
                  secret_sha256=digest(secret), expires_at=expires_at)
     keys_repo.add(session, key)
+    audit.record(session, actor, audit.Action.key_created, name,
+                 {"team": team, "scopes": key.scopes, "expires_at": expires_at.isoformat() if expires_at else None})
     return key, secret
 
 
-def revoke(session: Session, name: str) -> ApiKey:
+def revoke(session: Session, name: str, actor: str = "cli") -> ApiKey:
     key = keys_repo.by_name(session, name)
     if key is None:
         raise ApiKeyError(f"no key named '{name}'")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.flush()
+        audit.record(session, actor, audit.Action.key_revoked, name, {"team": key.team})
     return key
 
 

@@ -190,6 +190,20 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class AuditEvent(Base):
+    """One change worth knowing who made: an alias move, a key change, a training run started."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_action_id", "action", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))  # a key name, "cli" or "gate"
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class WebhookDelivery(Base):
     """One attempt to POST a job's final state to its webhook URL."""
 

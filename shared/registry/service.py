@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from seqserve.shared.audit import repository as audit
 from seqserve.shared.db.models import ModelVersion
 from seqserve.shared.registry import repository as repo
 from seqserve.shared.registry.refs import DEFAULT_ALIAS, ModelRef
@@ -106,18 +107,30 @@ def promote_if_better(session: Session, version: ModelVersion, margin: float, al
     decision = gate(version, current_alias.version if current_alias else None, margin)
     if decision.promoted:
         repo.set_alias(session, version.model_id, alias, version.id)
+        previous = current_alias.version.version if current_alias else None
+        _audit_move(session, "gate", version, alias, previous, decision.reason)
     version.promotion_note = decision.reason
     session.flush()
     return decision
 
 
-def move_alias(session: Session, model_name: str, alias: str, number: int) -> ModelVersion:
-    """Point an alias at a version unconditionally (operator promote / roll back)."""
+def _audit_move(session: Session, actor: str, version: ModelVersion, alias: str, previous: int | None,
+                reason: str) -> None:
+    audit.record(session, actor, audit.Action.alias_moved, f"{version.model.name}@{alias}",
+                 {"from": previous, "to": version.version, "reason": reason})
+
+
+def move_alias(session: Session, model_name: str, alias: str, number: int, actor: str = "operator",
+               reason: str = "") -> ModelVersion:
+    """Point an alias at a version unconditionally (operator promote / roll back), audited."""
     model = repo.get_model(session, model_name)
     if model is None:
         raise RegistryError(f"model '{model_name}' is not registered")
     version = repo.get_version(session, model.id, number)
     if version is None:
         raise RegistryError(f"model '{model_name}' has no version {number}")
+    current = repo.get_alias(session, model.id, alias)
+    previous = current.version.version if current else None
     repo.set_alias(session, model.id, alias, version.id)
+    _audit_move(session, actor, version, alias, previous, reason)
     return version

@@ -40,6 +40,7 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/keys"): "admin",
     ("GET", "/v1/keys"): "admin",
     ("POST", "/v1/keys/{name}/revoke"): "admin",
+    ("GET", "/v1/audit"): "admin",
     ("GET", "/healthz"): OPEN,
     ("GET", "/readyz"): OPEN,
     ("GET", "/metrics"): OPEN,  # SEQSERVE_METRICS_AUTH=bearer: metrics:read (tested below)

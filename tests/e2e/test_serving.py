@@ -213,7 +213,7 @@ def test_reconciler_republishes_a_job_whose_message_was_lost(
         original = session.get(Job, uuid.UUID(reference["id"]))
         lost = Job(kind="classify", model_name=original.model_name, model_ref=original.model_ref,
                    model_version_id=original.model_version_id, inputs=["lost and found"], params={},
-                   priority="normal", status="queued", created_at=utcnow(), enqueued_at=None)
+                   priority="normal", status="queued", created_at=utcnow(), enqueued_at=None, team=original.team)
         session.add(lost)
         session.flush()
         lost_id = str(lost.id)
@@ -228,7 +228,8 @@ def test_the_benchmark_load_generator_measures_each_run_when_told(
     start_worker()
     command = [sys.executable, "-m", "bench.load", "--base", api, "--kind", "classify", "--model", registered_model,
                "--data-dir", str(data_dir), "--seconds", "1", "open", "--rate", "20", "--warmup", "0.5", "--runs", "2"]
-    load = subprocess.Popen(command, cwd=processes.REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    load = subprocess.Popen(command, cwd=processes.REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "SEQSERVE_API_KEY": processes.STACK_KEY})
     assert load.stdin is not None and load.stdout is not None
     runs = []
     for _ in range(2):

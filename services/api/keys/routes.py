@@ -17,10 +17,11 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated, responses={409: {"description": "Name taken"}})
-def create_key(body: ApiKeyCreate, session: SessionDep, _: Admin) -> ApiKeyCreated:
+def create_key(body: ApiKeyCreate, session: SessionDep, principal: Admin) -> ApiKeyCreated:
     """Create a key; its secret is in this answer only."""
     try:
-        key, secret = keys.create(session, body.name, body.team, [s.value for s in body.scopes], body.expires_days)
+        key, secret = keys.create(session, body.name, body.team, [s.value for s in body.scopes], body.expires_days,
+                                  actor=principal.key_name)
     except keys.ApiKeyError as exc:
         raise ApiError(409, "key_exists", str(exc), "name") from exc
     return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), secret=secret)
@@ -34,10 +35,10 @@ def list_keys(session: SessionDep, _: Admin) -> list[ApiKeyRead]:
 
 @router.post("/{name}/revoke", response_model=ApiKeyRead, responses={404: {"description": "Unknown key"}})
 def revoke_key(name: Annotated[str, Path(pattern=NAME_PATTERN)], session: SessionDep, caches: CachesDep,
-               _: Admin) -> ApiKeyRead:
+               principal: Admin) -> ApiKeyRead:
     """Revoke a key: refused here at once, by other API processes within SEQSERVE_AUTH_CACHE_SECONDS."""
     try:
-        key = keys.revoke(session, name)
+        key = keys.revoke(session, name, actor=principal.key_name)
     except keys.ApiKeyError as exc:
         raise ApiError(404, "key_not_found", str(exc), "name") from exc
     caches.principals.clear()

@@ -14,13 +14,14 @@ from seqserve.shared.registry import repository as registry_repo
 from seqserve.shared.registry.refs import ALIAS_PATTERN
 from seqserve.shared.registry.schemas import ModelRead
 from seqserve.shared.registry.service import RegistryError, move_alias
-from seqserve.shared.validation import Text
+from seqserve.shared.validation import StrictText, Text
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 class AliasUpdate(BaseModel):
     version: StrictInt = Field(ge=1, le=2**31 - 1, description="The version the alias should point at.")
+    reason: StrictText = Field("", max_length=500, description="Why: kept in the audit trail.")
 
 
 class AliasRead(BaseModel):
@@ -51,11 +52,11 @@ def set_alias(
     body: AliasUpdate,
     session: SessionDep,
     caches: CachesDep,
-    _: ModelsWrite,
+    principal: ModelsWrite,
 ) -> AliasRead:
     """Point an alias at a version (promote or roll back); new jobs resolve to it at once."""
     try:
-        version = move_alias(session, name, alias, body.version)
+        version = move_alias(session, name, alias, body.version, principal.key_name, body.reason)
     except RegistryError as exc:
         field = "version" if "version" in str(exc) else "name"
         raise ApiError(404, "model_not_found", str(exc), field) from exc

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 from seqserve.services.api.auth import ModelsRead, TrainingWrite
 from seqserve.services.api.deps import CeleryDep, SessionDep
 from seqserve.services.api.errors import ApiError, responses
+from seqserve.shared.audit import repository as audit
 from seqserve.shared.db.models import RunStatus, TrainingRun
 from seqserve.shared.db.session import after_commit
 from seqserve.shared.training import DEFAULT_MODEL_NAMES, RUN_TRAINING_TASK, TRAINING_QUEUE
@@ -36,10 +37,12 @@ def _queue_run(celery: Celery, run_id: uuid.UUID) -> None:
 
 @router.post("", status_code=202, response_model=TrainingRunRead)
 def start_training_run(body: TrainingRunCreate, response: Response, session: SessionDep, celery: CeleryDep,
-                       _: TrainingWrite) -> TrainingRunRead:
+                       principal: TrainingWrite) -> TrainingRunRead:
     """Queue a training run (a `seqserve trainer` process runs it); follow its Location."""
     model_name = body.model_name or DEFAULT_MODEL_NAMES[body.task]
     run = runs_repo.create(session, body.task, body.preset, model_name, body.overrides)
+    audit.record(session, principal.key_name, audit.Action.training_started, str(run.id),
+                 {"task": body.task, "preset": body.preset, "model_name": model_name})
     after_commit(session).add(partial(_queue_run, celery, run.id), undo=partial(runs_repo.delete, run_id=run.id))
     response.headers["Location"] = f"/v1/training-runs/{run.id}"
     return _read(session, run)

@@ -152,6 +152,21 @@
     replace("failures", el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
   }
 
+  function drawAudit(page) {
+    if (!page.items.length) {
+      replace("audit", empty("No alias moves, key changes or training runs yet."));
+      return;
+    }
+    const head = el("tr", {}, ["when", "who", "what", "target", "detail"].map((h) => el("th", { text: h })));
+    const rows = page.items.map((e) => el("tr", { "data-audit": e.action },
+      el("td", { class: "nowrap", text: fmtTime(e.at) }),
+      el("td", { text: e.actor }),
+      el("td", { class: "nowrap", text: e.action }),
+      el("td", { class: "mono", text: e.target }),
+      el("td", { class: "error-cell", text: JSON.stringify(e.detail) })));
+    replace("audit", el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
+  }
+
   // ---- models --------------------------------------------------------------
   function metricList(metrics, primary) {
     const entries = Object.entries(metrics).filter(([, v]) => typeof v === "number");
@@ -334,6 +349,7 @@
       [`v1/stats?window_seconds=${WINDOW_S}`, drawStats],
       ["v1/models", (models) => renderIfChanged("models", models, drawModels)],
       ["v1/training-runs?limit=6", (runs) => renderIfChanged("runs", runs, drawRuns)],
+      ["v1/audit?limit=10", (page) => renderIfChanged("audit", page, drawAudit)],
     ];
     const results = await Promise.allSettled(sources.map(([path]) => getJson(path)));
     const errors = [];
