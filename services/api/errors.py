@@ -57,7 +57,9 @@ class ErrorBody(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request", 404: "Not found", 409: "Conflict with the current state",
+    400: "Malformed request", 401: "No valid API key (missing, unknown, expired or revoked)",
+    403: "The key lacks the scope this route needs (`insufficient_scope`)", 404: "Not found",
+    409: "Conflict with the current state",
     422: "Invalid input; `field` names it", 500: "Internal error",
     503: "A dependency (database, broker) is unavailable, or the queue is full; see Retry-After",
 }
@@ -66,6 +68,10 @@ _DESCRIPTIONS = {
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route: each status answering the error shape."""
     return {status: {"model": ErrorBody, "description": _DESCRIPTIONS.get(status, "Error")} for status in statuses}
+
+
+# What a route behind an API key may also answer (services/api/auth.py).
+AUTH_ERRORS = responses(401, 403)
 
 
 def _printable(value: Any) -> Any:

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query
 
 from seqserve.services.api.auth import Admin
 from seqserve.services.api.deps import SessionDep
+from seqserve.services.api.errors import AUTH_ERRORS
 from seqserve.shared.audit import repository as audit_repo
 from seqserve.shared.audit.repository import Action
 from seqserve.shared.audit.schemas import AuditEventRead, AuditPage
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=AUTH_ERRORS)  # every route here needs a key
 
 
 @router.get("", response_model=AuditPage)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from seqserve.services.api.auth import Admin, metrics_access
 from seqserve.services.api.deps import SessionDep, SettingsDep
+from seqserve.services.api.errors import AUTH_ERRORS
 from seqserve.services.api.health import scrape, service
 from seqserve.services.api.health.schemas import QueuesRead
 
@@ -33,7 +34,7 @@ def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
 
 
-@router.get("/v1/queues", response_model=QueuesRead)
+@router.get("/v1/queues", response_model=QueuesRead, responses=AUTH_ERRORS)
 def queues(session: SessionDep, settings: SettingsDep, _: Admin) -> dict[str, Any]:
     """Who consumes each inference queue: live workers, messages waiting, the last canary."""
     return service.queue_report(session, settings)

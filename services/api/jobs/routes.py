@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from seqserve.services.api.auth import JobsRead, JobsWrite
 from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
-from seqserve.services.api.errors import ApiError, responses
+from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.services.api.jobs import service
 from seqserve.services.api.jobs.prefer import wait_seconds
 from seqserve.shared.config import get_settings
@@ -24,7 +24,7 @@ from seqserve.shared.jobs.kinds import JOB_KINDS
 from seqserve.shared.jobs.schemas import JobCreate, JobPage, JobRead
 from seqserve.shared.validation import IsoDatetime, Text
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=AUTH_ERRORS)  # every route here needs a key
 
 PREFER_DOC = "`wait=N` (plain decimal seconds): hold the request up to N seconds (at most 60) for the job to end."
 DATETIME_DOC = "ISO 8601 with a timezone, e.g. 2026-01-31T12:00:00Z."

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Path
 
 from seqserve.services.api.auth import Admin
 from seqserve.services.api.deps import CachesDep, SessionDep
-from seqserve.services.api.errors import ApiError
+from seqserve.services.api.errors import AUTH_ERRORS, ApiError
 from seqserve.shared.auth import repository as keys_repo
 from seqserve.shared.auth import service as keys
 from seqserve.shared.auth.schemas import NAME_PATTERN, ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=AUTH_ERRORS)  # every route here needs a key
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated, responses={409: {"description": "Name taken"}})

@@ -9,14 +9,14 @@ from pydantic import BaseModel, Field, StrictInt
 
 from seqserve.services.api.auth import ModelsRead, ModelsWrite
 from seqserve.services.api.deps import CachesDep, SessionDep
-from seqserve.services.api.errors import ApiError, responses
+from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.shared.registry import repository as registry_repo
 from seqserve.shared.registry.refs import ALIAS_PATTERN
 from seqserve.shared.registry.schemas import ModelRead
 from seqserve.shared.registry.service import RegistryError, move_alias
 from seqserve.shared.validation import StrictText, Text
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=AUTH_ERRORS)  # every route here needs a key
 
 
 class AliasUpdate(BaseModel):

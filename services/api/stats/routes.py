@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 
 from seqserve.services.api.auth import Admin
 from seqserve.services.api.deps import SessionDep, SettingsDep
+from seqserve.services.api.errors import AUTH_ERRORS
 from seqserve.services.api.stats import service
 from seqserve.shared.jobs.stats_schemas import StatsRead
 
-router = APIRouter(prefix="/v1/stats", tags=["stats"])
+router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=AUTH_ERRORS)  # every route here needs a key
 
 WINDOW_DOC = "Latency percentiles, finished counts and throughput cover jobs that ended this many seconds back."
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 
 from seqserve.services.api.auth import ModelsRead, TrainingWrite
 from seqserve.services.api.deps import CeleryDep, SessionDep
-from seqserve.services.api.errors import ApiError, responses
+from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.shared.audit import repository as audit
 from seqserve.shared.db.models import RunStatus, TrainingRun
 from seqserve.shared.db.session import after_commit
@@ -19,7 +19,7 @@ from seqserve.shared.training import DEFAULT_MODEL_NAMES, RUN_TRAINING_TASK, TRA
 from seqserve.shared.training import repository as runs_repo
 from seqserve.shared.training.schemas import TrainingRunCreate, TrainingRunRead
 
-router = APIRouter(prefix="/v1/training-runs", tags=["training"])
+router = APIRouter(prefix="/v1/training-runs", tags=["training"], responses=AUTH_ERRORS)  # every route here needs a key
 
 
 def _read(session: SessionDep, run: TrainingRun) -> TrainingRunRead:
