@@ -92,6 +92,12 @@ def register(env: dict[str, str], name: str, task: str, checkpoint: Path) -> Non
             dataset_fingerprint=payload.get("data_fingerprint", ""),
         ))
         promote_if_better(session, version, 0.0)
+        if not os.environ.get("SEQSERVE_API_KEY"):
+            # The load generator (bench.load, a child of this process) sends it: the stack runs
+            # with auth on, as it ships, so its cost is in the numbers.
+            from seqserve.shared.auth.service import create
+
+            os.environ["SEQSERVE_API_KEY"] = create(session, "bench", "bench", ["jobs:read", "jobs:write"])[1]
 
 
 def in_process_limit(kind: str, checkpoint: Path, texts: list[str], batch: int, seconds: float) -> Result:

@@ -107,7 +107,8 @@ def test_bad_inputs_keep_the_connection_alive(stack_env: dict[str, str], registe
         ("GET", "/v1/jobs?model=%00", None, {}),
         ("PUT", "/v1/models/tiny-sst2/aliases/production", b'{"version": 2147483648}', raw),
     ]
-    with processes.running(stack_env, tmp_path) as base, httpx.Client(base_url=base, timeout=30) as http:
+    with processes.running(stack_env, tmp_path) as base, \
+            httpx.Client(base_url=base, timeout=30, headers=processes.STACK_AUTH) as http:
         ports = set()
         for method, path, content, headers in bad:
             response = http.request(method, path, content=content, headers=headers)

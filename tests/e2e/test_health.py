@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from subprocess import Popen
 
-import httpx
 import pytest
 
 from tests import processes
@@ -70,11 +69,11 @@ def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
 
 
 def _queues(api: str) -> dict:
-    return httpx.get(f"{api}/v1/queues", timeout=10).json()
+    return processes.get(f"{api}/v1/queues", timeout=10).json()
 
 
 def _submit(api: str, model: str, text: str) -> str:
-    response = httpx.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [text]})
+    response = processes.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [text]})
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -88,7 +87,7 @@ def test_with_beat_stopped_the_api_stays_ready_and_keeps_accepting(
     processes.stop(beat)
     time.sleep(4)  # past the canary window: no queue has run a canary lately
     assert not _queues(api)["queues"]["inference.high"]["canary"]["ok"]
-    ready = httpx.get(f"{api}/readyz", timeout=10)
+    ready = processes.get(f"{api}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text
     job = processes.wait_job(api, _submit(api, registered_model, "no beat , still served"))
     assert job["status"] == "succeeded"
@@ -103,23 +102,23 @@ def test_the_queue_report_drops_a_stopped_worker_and_readiness_stays(api: str, s
     processes.stop(worker)
     _until(lambda: not _queues(api)["ok"], "unconsumed")
     assert _queues(api)["queues"]["inference.low"]["consumers"] == []
-    assert httpx.get(f"{api}/readyz", timeout=10).status_code == 200
+    assert processes.get(f"{api}/readyz", timeout=10).status_code == 200
 
 
 def test_a_worker_that_stops_consuming_fails_its_liveness_until_it_consumes_again(
     api: str, registered_model: str, start: Start
 ) -> None:
     worker, base = start("worker", "--concurrency", "1")
-    _until(lambda: httpx.get(f"{base}/livez").json()["status"] == "live", "watching its queues")  # pool up
+    _until(lambda: processes.get(f"{base}/livez").json()["status"] == "live", "watching its queues")  # pool up
     (child,) = processes.children(worker.pid)
     os.kill(child, signal.SIGSTOP)  # alive, connected, consuming nothing
     ids = [_submit(api, registered_model, f"waiting film {i}") for i in range(3)]
     stopped = time.monotonic()
-    _until(lambda: httpx.get(f"{base}/livez").status_code == 503, "stuck", timeout=LIVENESS_SECONDS + 30)
+    _until(lambda: processes.get(f"{base}/livez").status_code == 503, "stuck", timeout=LIVENESS_SECONDS + 30)
     assert time.monotonic() - stopped >= LIVENESS_SECONDS  # not before the limit
-    body = httpx.get(f"{base}/livez").json()
+    body = processes.get(f"{base}/livez").json()
     assert body["status"] == "stuck" and body["waiting"] > 0
     _until(lambda: not _queues(api)["ok"], "withdrawn from the consumer registry")
     os.kill(child, signal.SIGCONT)
     assert all(processes.wait_job(api, job_id)["status"] == "succeeded" for job_id in ids)
-    _until(lambda: httpx.get(f"{base}/livez").status_code == 200, "live again")
+    _until(lambda: processes.get(f"{base}/livez").status_code == 200, "live again")

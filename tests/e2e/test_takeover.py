@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from subprocess import Popen
 
-import httpx
 import pytest
 
 from tests import processes
@@ -60,11 +59,11 @@ def start(takeover_env: dict[str, str], tmp_path: Path) -> Iterator[Start]:
 
 
 def _submit_and_wait_running(api: str, model: str, text: str) -> str:
-    response = httpx.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [text]})
+    response = processes.post(f"{api}/v1/jobs", json={"kind": "classify", "model": model, "inputs": [text]})
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     deadline = time.monotonic() + 30
-    while httpx.get(f"{api}/v1/jobs/{job_id}").json()["status"] != "running":
+    while processes.get(f"{api}/v1/jobs/{job_id}").json()["status"] != "running":
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.05)
     return job_id

@@ -28,7 +28,7 @@ def stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
 
 def _post(stack: str, kind: str, model: str, inputs: list[str], params: dict[str, Any]) -> httpx.Response:
     body = {"kind": kind, "model": model, "inputs": inputs, "params": params}
-    return httpx.post(f"{stack}/v1/jobs", json=body, headers={"Prefer": "wait=60"}, timeout=70)
+    return processes.post(f"{stack}/v1/jobs", json=body, headers={"Prefer": "wait=60"}, timeout=70)
 
 
 def test_similar_and_embed_jobs(stack: str, vectors_model: str, registered_model: str) -> None:
@@ -52,7 +52,7 @@ def test_out_of_range_k_is_a_422_naming_the_field(stack: str, vectors_model: str
 
 
 def test_models_route_shows_the_vectors_summary(stack: str, vectors_model: str) -> None:
-    response = httpx.get(f"{stack}/v1/models/{vectors_model}", timeout=10)
+    response = processes.get(f"{stack}/v1/models/{vectors_model}", timeout=10)
     assert response.status_code == 200, response.text
     [version] = response.json()["versions"]
     assert version["embeddings"]["dim"] == 16 and version["embeddings"]["vocab_size"] > 100

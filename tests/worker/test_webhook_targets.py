@@ -19,7 +19,7 @@ from seqserve.shared.config import Settings, get_settings, reset_settings
 from seqserve.shared.db.models import JobStatus
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.jobs import repository as jobs_repo
-from tests.conftest import claim_group_of, finish
+from tests.conftest import claim_group_of, create_key, finish
 
 HOSTS = Path("/etc/hosts")
 
@@ -57,7 +57,7 @@ def _settings(monkeypatch: pytest.MonkeyPatch, allow: str = "") -> Settings:
 
 def _finished_job(model: str, url: str) -> uuid.UUID:
     """A job with a webhook, submitted through the API (a name passes there) and finished."""
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as client:
         response = client.post("/v1/jobs", json={"kind": "classify", "model": model, "inputs": ["x"], "webhook_url": url})
     assert response.status_code == 202, response.text
     job_id = uuid.UUID(response.json()["id"])

@@ -42,8 +42,9 @@ class JobWaiter:
     async def stop(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            # Bounded: redis-py's pub/sub close can hang on a cancelled read (seen in the test
+            # suite as a TestClient whose shutdown never returned); the process is ending anyway.
+            await asyncio.wait({self._listener}, timeout=2)
 
     async def _listen(self, url: str) -> None:
         while True:
