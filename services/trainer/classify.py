@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.datasets import Example, fingerprint, read_sst2
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.pretrained import initialise_embedding
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
-from seqserve.shared.nn.evaluation import accuracy, macro_f1
+from seqserve.shared.nn.evaluation import accuracy, evaluating, macro_f1
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.text.tokenize import tokenize
 from seqserve.shared.text.vocab import Vocab

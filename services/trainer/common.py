@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -93,18 +92,6 @@ class TaskTrainer:
         cfg = resolve_config(self.task, preset, overrides)  # OverrideError names a bad key
         setup = TrainingSetup(self.task, cfg, training_device(device), self.objective, progress, on_epoch)
         return self.body(setup, Path(data_dir), Path(out_path))
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode (no dropout) and no autograd inside the block; the caller's mode after it."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def default_device() -> torch.device:

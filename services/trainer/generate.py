@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating, resolve_autocast
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, resolve_autocast
 from seqserve.services.trainer.corpora import (
     SPLITS,
     build_vocab,
@@ -27,6 +27,7 @@ from seqserve.services.trainer.corpora import (
 )
 from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
+from seqserve.shared.nn.evaluation import evaluating
 from seqserve.shared.nn.language_model import (
     LanguageModelConfig,
     RecurrentState,

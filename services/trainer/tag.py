@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.conllu import Sentence, read_conllu
 from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.pretrained import initialise_embedding
 from seqserve.shared.nn.embeddings import load_pretrained_embeddings
-from seqserve.shared.nn.evaluation import accuracy
+from seqserve.shared.nn.evaluation import accuracy, evaluating
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.tagger import (
     SequenceTagger,

@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import length_grouped_epoch, seeded_subset
-from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup, evaluating
+from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.parallel import Pair, read_parallel
 from seqserve.shared.nn.decoding import beam_search, greedy_decode
+from seqserve.shared.nn.evaluation import evaluating
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seqserve.shared.text.vocab import PAD, UNK, Vocab

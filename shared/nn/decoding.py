@@ -7,13 +7,12 @@ eos. Hypotheses stop at eos; `max_len` caps the tokens generated (eos included).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from seqserve.shared.nn.evaluation import evaluating
 from seqserve.shared.nn.seq2seq import Seq2Seq, select_state
 
 
@@ -21,17 +20,6 @@ from seqserve.shared.nn.seq2seq import Seq2Seq, select_state
 class Hypothesis:
     tokens: list[int]  # without bos/eos
     score: float  # sum of token log-probabilities (eos included) / generated length ** alpha
-
-
-@contextmanager
-def _eval_mode(model: Seq2Seq) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def _next_log_probs(logits: Tensor, model: Seq2Seq) -> Tensor:
@@ -53,7 +41,7 @@ def greedy_decode(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     eos = model.config.eos_id
     outputs: list[list[int]] = [[] for _ in range(src.size(0))]
-    with _eval_mode(model):
+    with evaluating(model):
         memory, state = model.encode(src, src_lengths)
         prev = torch.full((src.size(0),), model.config.bos_id, dtype=torch.long, device=src.device)
         active = list(range(src.size(0)))  # input index of each row still decoding
@@ -93,7 +81,7 @@ def beam_search_scored(
     """
     if beam_size < 1 or max_len < 1:
         raise ValueError(f"beam_size and max_len must be >= 1, got {beam_size}, {max_len}")
-    with _eval_mode(model):
+    with evaluating(model):
         search = _BeamSearch(model, src, src_lengths, beam_size, length_penalty)
         for step in range(1, max_len + 1):
             if search.advance(step):
