@@ -3,6 +3,10 @@ accuracy) on small training slices, with and without initialising the word embed
 registered embeddings model, same seeds and settings otherwise.
 
     SEQSERVE_VAR_DIR=var/pretrain-bench .venv/bin/python -m bench.pretrain_bench --slices 1000 5000
+    SEQSERVE_VAR_DIR=var/pretrain-bench .venv/bin/python -m bench.pretrain_bench --preset full --slices 0 --epochs 4
+
+`--slices 0` is the whole training set. `--arm` runs one arm only, so that the two arms of a
+long run can go in two processes (one thread each) side by side.
 
 The embeddings model is trained and registered first (preset --vectors-preset) unless the
 registry at SEQSERVE_DATABASE_URL (default: SQLite under the var dir) already has one.
@@ -33,6 +37,9 @@ COMMON: dict[str, dict[str, Any]] = {
     "classify": {"embedding_dim": 100, "epochs": 8, "patience": 3},
     "tag": {"embedding_dim": 100, "epochs": 8, "patience": 3},
 }
+# The full presets as they are, but at the vectors' width (classify's full preset has 300; the
+# tagger's already has 100); `--epochs` may cap them so that both arms fit a session.
+COMMON_FULL: dict[str, dict[str, Any]] = {"classify": {"embedding_dim": 100}, "tag": {"embedding_dim": 100}}
 
 
 def vectors_version(preset: str) -> str:
@@ -66,20 +73,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=None, help="a seed other than the presets' (both arms)")
     parser.add_argument("--freeze", action="store_true", help="keep the pretrained vectors fixed (freeze_pretrained)")
+    parser.add_argument("--preset", default="quick", choices=("quick", "full"), help="the task preset both arms start from")
+    parser.add_argument("--epochs", type=int, default=None, help="cap the epochs (both arms)")
+    parser.add_argument("--arm", choices=("both", "random", "pretrained"), default="both")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     vectors = vectors_version(args.vectors_preset)
     for task in args.tasks:
         for size in args.slices:
-            for pretrained in (None, vectors):
-                overrides = COMMON[task] | {"max_train_examples": size}
+            arms = {"both": (None, vectors), "random": (None,), "pretrained": (vectors,)}[args.arm]
+            for pretrained in arms:
+                overrides = dict((COMMON if args.preset == "quick" else COMMON_FULL)[task])
+                overrides |= {"max_train_examples": size} if size else {}
+                overrides |= {"epochs": args.epochs} if args.epochs else {}
                 overrides |= {"seed": args.seed} if args.seed is not None else {}
                 overrides |= {"pretrained": pretrained} if pretrained else {}
                 overrides |= {"freeze_pretrained": True} if pretrained and args.freeze else {}
-                result = run(task, "quick", args.out_dir, overrides)
+                result = run(task, args.preset, args.out_dir / (args.arm if args.arm != "both" else ""), overrides)
                 tuned = "frozen" if args.freeze else "fine-tuned"
                 arm = f"initialised from {vectors} ({tuned})" if pretrained else "random initialisation"
-                record(result, f"pretraining comparison, {size} training examples, {arm}")
+                examples = f"{size} training examples" if size else "the whole training set"
+                record(result, f"pretraining comparison, {examples}, {arm}")
                 print(json.dumps({k: result[k] for k in ("task", "value", "seconds")}), flush=True)
 
 

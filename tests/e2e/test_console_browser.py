@@ -183,6 +183,25 @@ def _register_broken() -> str:
     return "broken-sst2:1"
 
 
+PROBES = {"film": [["movie", 0.83], ["films", 0.79]], "good": [["bad", 0.71], ["great", 0.69]]}
+
+
+def _register_vectors() -> None:
+    """An embeddings version and a classifier initialised from it: the console reads only the rows."""
+    with session_scope() as session:
+        register_version(session, NewVersion(
+            model_name="console-vectors", task="embeddings", checkpoint_uri="/absent/vectors.pt", sha256="1" * 64,
+            size_bytes=1, metrics={"ws353_spearman": 0.43, "probe_neighbours": PROBES},
+            primary_metric="ws353_spearman", dataset_fingerprint="f",
+            architecture={"vocab_size": 31_337, "dim": 100, "bucket": 50_000},
+        ))
+        register_version(session, NewVersion(
+            model_name="console-pretrained", task="classify", checkpoint_uri="/absent/model.pt", sha256="2" * 64,
+            size_bytes=1, metrics={"accuracy": 0.7}, primary_metric="accuracy", dataset_fingerprint="f",
+            train_config={"pretrained_version": "console-vectors:1"},
+        ))
+
+
 def _training_run(model: str) -> str:
     with session_scope() as session:
         run = runs_repo.create(session, "classify", "quick", model, {"epochs": len(HISTORY)})
@@ -213,6 +232,7 @@ def test_console_shows_live_stats_models_and_curves(
     registered_model: str, stack: str, tmp_path: Path
 ) -> None:
     _run_jobs(stack, registered_model, _register_broken())
+    _register_vectors()
     run_id = _training_run(registered_model)
 
     with headless_chromium(tmp_path / "profile", tmp_path / "chromium.log") as devtools:
@@ -233,6 +253,15 @@ def test_console_shows_live_stats_models_and_curves(
             f"document.querySelector('[data-model=\"{registered_model}\"] [data-alias=\"production\"]').textContent")
         assert production == "production → v1"
         assert devtools.evaluate("document.querySelector('[data-model=\"broken-sst2\"] tr[data-version=\"1\"]') !== null")
+        vectors = devtools.evaluate(
+            "document.querySelector('[data-model=\"console-vectors\"] tr[data-embeddings=\"1\"]').textContent")
+        assert "31,337 words" in vectors and "100 dimensions" in vectors and "character n-grams" in vectors, vectors
+        probes = devtools.evaluate(
+            "[...document.querySelectorAll('[data-model=\"console-vectors\"] [data-probe]')].map(li => li.textContent)")
+        assert probes == ["film → movie 0.83, films 0.79", "good → bad 0.71, great 0.69"], probes
+        lineage = devtools.evaluate(
+            "document.querySelector('[data-model=\"console-pretrained\"] tr[data-pretrained=\"1\"]').textContent")
+        assert lineage == "word embeddings initialised from console-vectors:1"
         failure = devtools.evaluate("document.querySelector('#failures tr[data-job]').textContent")
         assert "broken-sst2:1" in failure and "absent" in failure
         assert devtools.evaluate("document.querySelector('#latency tr[data-kind=\"classify\"]') !== null")

@@ -175,19 +175,40 @@
         el("span", { class: "metric-name", text: name }), " ", fmtNumber(value))));
   }
 
+  // An embeddings version's vocabulary, width and probe neighbours; a classifier's or tagger's
+  // initialisation (the embeddings version it started from).
+  function versionDetails(v) {
+    if (v.embeddings) {
+      const e = v.embeddings;
+      const probes = Object.entries(e.probe_neighbours).map(([word, near]) =>
+        el("li", { "data-probe": word }, el("strong", { text: word }), " → ",
+          near.map(([w, score]) => `${w} ${Number(score).toFixed(2)}`).join(", ")));
+      return el("tr", { class: "version-details", "data-embeddings": v.version },
+        el("td", { colspan: 5 },
+          el("span", { class: "muted", text: `${fmtNumber(e.vocab_size)} words · ${e.dim} dimensions · ` +
+            (e.subwords ? "vectors for unseen words from character n-grams" : "known words only") }),
+          probes.length ? el("ul", { class: "probes" }, probes) : el("span", { class: "muted", text: " · no probes" })));
+    }
+    if (v.pretrained_from) {
+      return el("tr", { class: "version-details", "data-pretrained": v.version },
+        el("td", { colspan: 5, class: "muted", text: `word embeddings initialised from ${v.pretrained_from}` }));
+    }
+    return null;
+  }
+
   function drawModel(model) {
     const aliasOf = {};
     for (const [alias, version] of Object.entries(model.aliases)) (aliasOf[version] ||= []).push(alias);
     const aliases = Object.entries(model.aliases).map(([alias, version]) =>
       el("span", { class: `pill pill-alias${alias === "production" ? " pill-prod" : ""}`,
                    "data-alias": alias, "data-version": version, text: `${alias} → v${version}` }));
-    const versions = [...model.versions].reverse().slice(0, 8).map((v) => el("tr", { "data-version": v.version },
+    const versions = [...model.versions].reverse().slice(0, 8).flatMap((v) => [el("tr", { "data-version": v.version },
       el("td", {}, el("strong", { text: `v${v.version}` }), " ",
         (aliasOf[v.version] || []).map((a) => el("span", { class: "pill pill-small", text: a }))),
       el("td", {}, metricList(v.metrics, v.primary_metric)),
       el("td", { class: "num", text: fmtBytes(v.size_bytes) }),
       el("td", { class: "nowrap", text: fmtTime(v.created_at) }),
-      el("td", { class: "note", title: v.promotion_note, text: v.promotion_note })));
+      el("td", { class: "note", title: v.promotion_note, text: v.promotion_note })), versionDetails(v)].filter(Boolean));
     const head = el("tr", {}, ["version", "metrics", "size", "created", "promotion"].map((h) => el("th", { text: h })));
     return el("article", { class: "model", "data-model": model.name },
       el("header", { class: "model-head" },
