@@ -63,6 +63,9 @@ class KeyLimits:
     max_priority: str | None = None
 
 
+NO_LIMITS = KeyLimits()  # no limits of its own: the defaults apply
+
+
 @dataclass(frozen=True)
 class EffectiveLimits:
     """What is enforced for one key: its own limits over the defaults (None: unlimited)."""

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from seqserve.shared.audit import repository as audit
 from seqserve.shared.auth import repository as keys_repo
-from seqserve.shared.auth.limits import KeyLimits
+from seqserve.shared.auth.limits import NO_LIMITS, KeyLimits
 from seqserve.shared.auth.scopes import Scope, grants
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import ApiKey
@@ -37,7 +37,7 @@ class Principal:
     team: str
     scopes: frozenset[str]
     expires_at: datetime | None
-    limits: KeyLimits = KeyLimits()
+    limits: KeyLimits = NO_LIMITS
 
     def allows(self, scope: Scope) -> bool:
         return grants(self.scopes, scope)
@@ -48,7 +48,7 @@ def digest(secret: str) -> str:
 
 
 def create(session: Session, name: str, team: str, scopes: list[str], expires_days: int | None = None,
-           actor: str = "cli", limits: KeyLimits = KeyLimits()) -> tuple[ApiKey, str]:
+           actor: str = "cli", limits: KeyLimits = NO_LIMITS) -> tuple[ApiKey, str]:
     """A new key and its secret (returned once, never stored), audited."""
     if keys_repo.by_name(session, name) is not None:
         raise ApiKeyError(f"a key named '{name}' exists")
