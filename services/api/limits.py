@@ -25,6 +25,7 @@ from seqserve.services.api.errors import RETRY_AFTER_SECONDS, ApiError, ErrorBod
 from seqserve.shared.auth.limits import INPUTS_WINDOW_SECONDS, EffectiveLimits, effective, priority_allowed
 from seqserve.shared.auth.service import Principal
 from seqserve.shared.config import Settings
+from seqserve.shared.metrics import JOBS_REJECTED_TOTAL
 from seqserve.shared.queueing import broker_redis_url
 
 # KEYS[i]: limit i's counter. ARGV: per limit its quota, window (ms) and cost. Returns
@@ -173,13 +174,13 @@ class RateLimiter:
             taken = await self._windows.take(enforced)
         except RedisError as exc:  # the same answer as a broker outage: the job is not stored
             raise ApiError(503, "broker_unavailable", f"the rate limits' Redis is unreachable: {exc}", None,
-                           headers={"Retry-After": RETRY_AFTER_SECONDS}) from exc
+                           {"Retry-After": RETRY_AFTER_SECONDS}) from exc
         headers = rate_limit_headers(enforced, taken)
         if taken.refused is not None:
             limit = taken.refused
             retry = _seconds(taken.reset[enforced.index(limit)])
             message = f"rate limit '{limit.name}' ({limit.quota} per {limit.window} s) reached; retry in {retry} s"
-            raise ApiError(429, "rate_limited", message, limit.name, headers={**headers, "Retry-After": str(retry)})
+            raise ApiError(429, "rate_limited", message, limit.name, {**headers, "Retry-After": str(retry)})
         return headers
 
     async def close(self) -> None:
@@ -201,4 +202,8 @@ def _seconds(reset: float) -> int:
 async def admit(request: Request, principal: Principal, inputs: int, priority: str) -> dict[str, str]:
     """What a route calls before it stores a submission: see RateLimiter.admit."""
     limiter: RateLimiter = request.app.state.limiter
-    return await limiter.admit(principal, inputs, priority)
+    try:
+        return await limiter.admit(principal, inputs, priority)
+    except ApiError as exc:
+        JOBS_REJECTED_TOTAL.labels(exc.code).inc()  # the dashboards' "rejected submissions by reason"
+        raise

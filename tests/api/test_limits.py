@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from seqserve.services.api.limits import Limit, LocalWindows, RedisWindows
 from seqserve.services.api.main import create_app
@@ -55,6 +56,10 @@ def submit(client: TestClient, headers: dict[str, str], model: str, inputs: int 
     return client.post("/v1/jobs", json=body, headers=headers)
 
 
+def rejected(reason: str) -> float:
+    return REGISTRY.get_sample_value("seqserve_jobs_rejected_total", {"reason": reason}) or 0.0
+
+
 def remaining(response, name: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """(r, t) of one policy in the RateLimit header."""
     match = re.search(rf'"{name}";r=(\d+);t=(\d+)', response.headers["RateLimit"])
@@ -65,6 +70,7 @@ def remaining(response, name: str) -> tuple[int, int]:  # type: ignore[no-untype
 def test_submissions_over_the_limit_get_429_with_the_headers_and_store_nothing(
         app_client: TestClient, registered_model: str) -> None:
     key = limited_key(rate_limit="3/min")
+    counted = rejected("rate_limited")
     for left in (2, 1, 0):
         response = submit(app_client, key, registered_model)
         assert response.status_code == 202, response.text
@@ -79,6 +85,7 @@ def test_submissions_over_the_limit_get_429_with_the_headers_and_store_nothing(
     r, t = remaining(refused, "submissions")
     assert r == 0 and 1 <= t <= 60 and refused.headers["Retry-After"] == str(t)
     assert job_count() == 3
+    assert rejected("rate_limited") == counted + 1
 
 
 def test_inputs_per_minute_count_apart_from_submissions(app_client: TestClient, registered_model: str) -> None:
