@@ -162,6 +162,7 @@ def _data_download(args: argparse.Namespace) -> int:
 def _keys_create(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from seqserve.services.cli_limits import check_limit_arguments
     from seqserve.shared.auth.schemas import ApiKeyCreate
     from seqserve.shared.auth.scopes import parse_scopes
     from seqserve.shared.auth.service import ApiKeyError, create
@@ -169,9 +170,12 @@ def _keys_create(args: argparse.Namespace) -> int:
 
     try:
         scopes = parse_scopes(args.scopes)
-        ApiKeyCreate(name=args.name, team=args.team, scopes=scopes, expires_days=args.expires)  # the API's bounds
+        check_limit_arguments(args)  # a clear line for a bad --rate-limit or --max-priority
+        body = ApiKeyCreate(name=args.name, team=args.team, scopes=scopes, expires_days=args.expires,  # the API's bounds
+                            rate_limit=args.rate_limit, inputs_per_minute=args.inputs_per_minute,
+                            max_priority=args.max_priority)
         with session_scope() as session:
-            key, secret = create(session, args.name, args.team, scopes, args.expires)
+            key, secret = create(session, args.name, args.team, scopes, args.expires, limits=body.limits())
             expires = key.expires_at.isoformat() if key.expires_at else "never"
     except ValidationError as exc:
         print(f"seqserve keys create: error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
@@ -186,17 +190,18 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(_: argparse.Namespace) -> int:
+    from seqserve.services.cli_limits import LIMITS_HEADER, limits_columns
     from seqserve.shared.auth import repository as keys_repo
     from seqserve.shared.db.session import session_scope
 
     def when(moment: Any) -> str:
         return moment.isoformat(timespec="seconds") if moment else "-"
 
-    print("NAME\tTEAM\tSCOPES\tPREFIX\tCREATED\tEXPIRES\tLAST_USED\tREVOKED")
+    print("NAME\tTEAM\tSCOPES\tPREFIX\tCREATED\tEXPIRES\tLAST_USED\tREVOKED\t" + LIMITS_HEADER)
     with session_scope() as session:
         for key in keys_repo.list_all(session):
             print("\t".join([key.name, key.team, ",".join(key.scopes), key.prefix, when(key.created_at),
-                             when(key.expires_at), when(key.last_used_at), when(key.revoked_at)]))
+                             when(key.expires_at), when(key.last_used_at), when(key.revoked_at), *limits_columns(key)]))
     return 0
 
 
@@ -354,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_keys_parser(sub: Any) -> None:
+    from seqserve.services.cli_limits import add_limit_arguments
     from seqserve.shared.auth.scopes import SCOPES
 
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
@@ -362,6 +368,7 @@ def _add_keys_parser(sub: Any) -> None:
     create.add_argument("--team", required=True)
     create.add_argument("--scopes", required=True, help=f"comma-separated: {','.join(SCOPES)}")
     create.add_argument("--expires", type=int, metavar="DAYS", help="days until it expires (default: never)")
+    add_limit_arguments(create)
     create.set_defaults(func=_keys_create)
     keys.add_parser("list", help="keys with team, scopes and times; never a secret").set_defaults(func=_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by name")

@@ -137,6 +137,29 @@ class Settings(BaseSettings):
         "open", description="bearer: /metrics needs a key with metrics:read (Prometheus: authorization.credentials_file).")
     docs: bool = Field(True, description="Serve /docs and /openapi.json (they describe the API, hold no data).")
 
+    # Per-key limits (shared/auth/limits.py): these apply to keys without their own; 0 is unlimited.
+    rate_limit_default: str = Field("0", description="Job submissions per key and window: N/s, N/min or 0.")
+    rate_limit_inputs_per_minute: int = Field(0, ge=0, le=1_000_000_000, description="Inputs per key and minute.")
+    rate_limit_max_priority: str = Field("high", description="Highest priority a key may submit: low, normal, high.")
+    rate_limit_redis_url: str = Field("", description="Redis of the counters; default the broker's (or, with the "
+                                      "filesystem broker, counters in each API process).")
+    rate_limit_prefix: str = Field("seqserve:ratelimit", min_length=1, description="Prefix of the counters' keys.")
+
+    @field_validator("rate_limit_default")
+    @classmethod
+    def _rate_parses(cls, value: str) -> str:
+        from seqserve.shared.auth.limits import parse_rate  # lazily: it imports the job schemas
+
+        parse_rate(value)
+        return value
+
+    @field_validator("rate_limit_max_priority")
+    @classmethod
+    def _priority_known(cls, value: str) -> str:
+        from seqserve.shared.auth.limits import parse_priority
+
+        return parse_priority(value)
+
     webhook_secret: str = Field("", description="HMAC-SHA256 key for webhook signatures; empty disables webhooks.")
     webhook_max_attempts: int = Field(6, ge=1)
     webhook_backoff_seconds: float = Field(2.0, ge=0, description="First retry delay; doubles per attempt.")

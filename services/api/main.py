@@ -20,6 +20,7 @@ from seqserve.services.api.jobs.routes import router as jobs_router
 from seqserve.services.api.jobs.service import JobQueue
 from seqserve.services.api.jobs.waiter import JobWaiter
 from seqserve.services.api.keys.routes import router as keys_router
+from seqserve.services.api.limits import RateLimiter
 from seqserve.services.api.models.routes import router as models_router
 from seqserve.services.api.stats.routes import router as stats_router
 from seqserve.services.api.training.routes import router as training_router
@@ -63,6 +64,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     heap.freeze_startup_objects()  # the app is built: later GC passes skip it
     yield
     await app.state.waiter.stop()
+    await app.state.limiter.close()
 
 
 def create_app() -> FastAPI:
@@ -84,6 +86,7 @@ def create_app() -> FastAPI:
     app.state.job_queue = JobQueue(app.state.celery, broker_redis(settings))
     app.state.caches = ApiCaches()
     app.state.waiter = JobWaiter(settings)
+    app.state.limiter = RateLimiter(settings)
     errors.install(app)
     scrape.install_collector()
     app.add_middleware(RequestTimer)

@@ -6,9 +6,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from seqserve.shared.auth.limits import MAX_INPUTS_PER_MINUTE, RATE_PATTERN, KeyLimits
 from seqserve.shared.auth.scopes import Scope
+from seqserve.shared.jobs.schemas import Priority
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+RATE_DOC = "Job submissions per window: `N/s`, `N/min`, or `0` (unlimited); none: SEQSERVE_RATE_LIMIT_DEFAULT."
+INPUTS_DOC = "Inputs (texts) per minute over all jobs; 0: unlimited; none: SEQSERVE_RATE_LIMIT_INPUTS_PER_MINUTE."
+PRIORITY_DOC = "Highest priority the key may submit; none: SEQSERVE_RATE_LIMIT_MAX_PRIORITY."
 
 
 class ApiKeyCreate(BaseModel):
@@ -18,6 +23,12 @@ class ApiKeyCreate(BaseModel):
     team: str = Field(pattern=NAME_PATTERN, description="The team whose jobs the key submits and sees.")
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     expires_days: int | None = Field(None, ge=1, le=3650, description="Days until the key expires; none: never.")
+    rate_limit: str | None = Field(None, pattern=RATE_PATTERN, description=RATE_DOC)
+    inputs_per_minute: int | None = Field(None, ge=0, le=MAX_INPUTS_PER_MINUTE, description=INPUTS_DOC)
+    max_priority: Priority | None = Field(None, description=PRIORITY_DOC)
+
+    def limits(self) -> KeyLimits:
+        return KeyLimits(self.rate_limit, self.inputs_per_minute, self.max_priority)
 
 
 class ApiKeyRead(BaseModel):
@@ -33,6 +44,9 @@ class ApiKeyRead(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    rate_limit: str | None = Field(description=RATE_DOC)
+    inputs_per_minute: int | None = Field(description=INPUTS_DOC)
+    max_priority: str | None = Field(description=PRIORITY_DOC)
 
 
 class ApiKeyCreated(ApiKeyRead):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from seqserve.shared.audit import repository as audit
 from seqserve.shared.auth import repository as keys_repo
+from seqserve.shared.auth.limits import NO_LIMITS, KeyLimits
 from seqserve.shared.auth.scopes import Scope, grants
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import ApiKey
@@ -36,6 +37,7 @@ class Principal:
     team: str
     scopes: frozenset[str]
     expires_at: datetime | None
+    limits: KeyLimits = NO_LIMITS
 
     def allows(self, scope: Scope) -> bool:
         return grants(self.scopes, scope)
@@ -46,17 +48,20 @@ def digest(secret: str) -> str:
 
 
 def create(session: Session, name: str, team: str, scopes: list[str], expires_days: int | None = None,
-           actor: str = "cli") -> tuple[ApiKey, str]:
+           actor: str = "cli", limits: KeyLimits = NO_LIMITS) -> tuple[ApiKey, str]:
     """A new key and its secret (returned once, never stored), audited."""
     if keys_repo.by_name(session, name) is not None:
         raise ApiKeyError(f"a key named '{name}' exists")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
     key = ApiKey(name=name, team=team, scopes=sorted(set(scopes)), prefix=secret[:PREFIX_CHARS],
-                 secret_sha256=digest(secret), expires_at=expires_at)
+                 secret_sha256=digest(secret), expires_at=expires_at, rate_limit=limits.rate_limit,
+                 inputs_per_minute=limits.inputs_per_minute, max_priority=limits.max_priority)
     keys_repo.add(session, key)
     audit.record(session, actor, audit.Action.key_created, name,
-                 {"team": team, "scopes": key.scopes, "expires_at": expires_at.isoformat() if expires_at else None})
+                 {"team": team, "scopes": key.scopes, "expires_at": expires_at.isoformat() if expires_at else None,
+                  "rate_limit": limits.rate_limit, "inputs_per_minute": limits.inputs_per_minute,
+                  "max_priority": limits.max_priority})
     return key, secret
 
 
@@ -82,5 +87,6 @@ def verify(session: Session, secret: str) -> Principal | None:
             now = utcnow()
             if key.last_used_at is None or now - key.last_used_at > TOUCH_EVERY:
                 keys_repo.touch(session, key.id, now)
-            return Principal(key.name, key.team, frozenset(key.scopes), key.expires_at)
+            limits = KeyLimits(key.rate_limit, key.inputs_per_minute, key.max_priority)
+            return Principal(key.name, key.team, frozenset(key.scopes), key.expires_at, limits)
     return None

@@ -188,6 +188,10 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Per-key limits (shared/auth/limits.py); NULL: the SEQSERVE_RATE_LIMIT_* default.
+    rate_limit: Mapped[str | None] = mapped_column(String(16))
+    inputs_per_minute: Mapped[int | None]
+    max_priority: Mapped[str | None] = mapped_column(String(8))
 
 
 class AuditEvent(Base):

@@ -17,6 +17,7 @@ from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.services.api.jobs import service
 from seqserve.services.api.jobs.prefer import wait_seconds
+from seqserve.services.api.limits import LIMIT_ERRORS, LIMIT_HEADERS, admit
 from seqserve.shared.config import get_settings
 from seqserve.shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
 from seqserve.shared.jobs import repository as jobs_repo
@@ -63,7 +64,8 @@ async def _await_end(request: Request, job: JobRead, team: str, wait: float, eve
 
 
 @router.post("", status_code=202, response_model=JobRead,
-             responses={200: {"model": JobRead, "description": "Finished within Prefer: wait"}, **responses(404, 409)})
+             responses={**LIMIT_ERRORS, **responses(404, 409),
+                        200: {"model": JobRead, "description": "Finished within Prefer: wait", "headers": LIMIT_HEADERS}})
 async def submit_job(
     body: JobCreate,
     request: Request,
@@ -75,6 +77,7 @@ async def submit_job(
     # The hottest route: no dependency injection beyond what the signature must document.
     settings, state = get_settings(), request.app.state
     wait = wait_seconds(prefer, settings.max_wait_seconds)
+    limit_headers = await admit(request, principal, len(body.inputs), body.priority)  # before anything is stored
     job_id = uuid.uuid4()
     waiter = request.app.state.waiter
     # Listening starts before the job is published, so its finished event can not slip by.
@@ -84,7 +87,7 @@ async def submit_job(
         job, replayed = await run_in_threadpool(in_unit_of_work, partial(
             service.submit, queue=state.job_queue, caches=state.caches, body=body, settings=settings,
             key=idempotency_key, job_id=job_id, team=principal.team), True)
-        headers = {"Location": f"/v1/jobs/{job.id}"}
+        headers = {"Location": f"/v1/jobs/{job.id}", **limit_headers}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         if wait:

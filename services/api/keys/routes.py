@@ -21,7 +21,7 @@ def create_key(body: ApiKeyCreate, session: SessionDep, principal: Admin) -> Api
     """Create a key; its secret is in this answer only."""
     try:
         key, secret = keys.create(session, body.name, body.team, [s.value for s in body.scopes], body.expires_days,
-                                  actor=principal.key_name)
+                                  actor=principal.key_name, limits=body.limits())
     except keys.ApiKeyError as exc:
         raise ApiError(409, "key_exists", str(exc), "name") from exc
     return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), secret=secret)
@@ -29,7 +29,7 @@ def create_key(body: ApiKeyCreate, session: SessionDep, principal: Admin) -> Api
 
 @router.get("", response_model=list[ApiKeyRead])
 def list_keys(session: SessionDep, _: Admin) -> list[ApiKeyRead]:
-    """Every key with its team, scopes and times; never a secret."""
+    """Every key with its team, scopes, limits and times; never a secret."""
     return [ApiKeyRead.model_validate(key) for key in keys_repo.list_all(session)]
 
 
