@@ -80,6 +80,12 @@ RECONCILE_LAST_RUN = Gauge(
     multiprocess_mode="max",
 )
 
+# Worker (beat's sweep): deadlines and retention (seqserve.shared.jobs.lifecycle)
+JOBS_EXPIRED_TOTAL = Counter("seqserve_jobs_expired_total", "Queued jobs that passed their deadline.", ["kind"])
+JOBS_PURGED_TOTAL = Counter(
+    "seqserve_jobs_purged_total", "Finished jobs whose inputs and results retention purged."
+)
+
 
 # Trainer
 TRAINING_RUNS_TOTAL = Counter("seqserve_training_runs_total", "Training runs that ended, by task.", ["task", "status"])
