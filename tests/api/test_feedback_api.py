@@ -57,6 +57,7 @@ def test_feedback_needs_a_succeeded_job_of_the_team(client: TestClient, register
     body = {"items": [{"index": 0, "label": "negative"}]}
     queued = client.post("/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": ["x"]}).json()
     assert client.post(f"/v1/jobs/{queued['id']}/feedback", json=body).json()["error"]["code"] == "job_not_succeeded"
+    client.post(f"/v1/jobs/{queued['id']}/cancel")  # out of the way of the claims below
     failed = _finished(client, registered_model, ["x"], JobStatus.failed, result=[])
     assert client.post(f"/v1/jobs/{failed}/feedback", json=body).status_code == 409
     done = _finished(client, registered_model, ["x"])
