@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
-from seqserve.services.trainer.datasets import Example, fingerprint, read_sst2
+from seqserve.services.trainer.datasets import Example, read_sst2
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.pretrained import initialise_embedding
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
@@ -45,8 +45,10 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     """SST-2 sentences -> a sentence classifier, trained on cross-entropy, selected on dev accuracy."""
     cfg, device = run.cfg, run.device
     train_path, dev_path = data_dir / cfg["train_file"], data_dir / cfg["dev_file"]
-    data_fingerprint = fingerprint([train_path, dev_path])
-    train = _tokenized(seeded_subset(read_sst2(train_path), cfg["max_train_examples"], cfg["seed"]))
+    feedback_path = data_dir / cfg["feedback_file"] if cfg["feedback_file"] else None
+    data_fingerprint = run.fingerprint([train_path, dev_path, *([feedback_path] if feedback_path else [])])
+    examples = seeded_subset(read_sst2(train_path), cfg["max_train_examples"], cfg["seed"])
+    train = _tokenized(examples + feedback_examples(feedback_path, cfg))
     vocab = Vocab.build((tokens for tokens, _ in train), cfg["min_freq"], cfg["max_vocab_size"])
     dev_batches = _eval_batches(_encode(_tokenized(read_sst2(dev_path)), vocab), cfg, vocab.pad_id)
     evaluate = functools.partial(evaluate_batches, batches=dev_batches, device=device)
@@ -58,6 +60,15 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     extras = {"vocab": vocab.to_list(), "labels": list(LABELS)}
     metrics = evaluate(model) | _coverage(lineage)
     return run.save(model, extras, result, metrics, data_fingerprint, out_path, run_info=lineage)
+
+
+def feedback_examples(path: Path | None, cfg: dict[str, Any]) -> list[Example]:
+    """The mixing policy (FeedbackMix): the file's newest `feedback_max_examples` rows, each
+    `feedback_repeat` times, so a few hundred corrections weigh against 67k sentences."""
+    if path is None:
+        return []
+    newest = read_sst2(path)[-cfg["feedback_max_examples"]:]
+    return [example for example in newest for _ in range(cfg["feedback_repeat"])]
 
 
 def _coverage(lineage: dict[str, Any]) -> dict[str, float]:

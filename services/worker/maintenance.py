@@ -13,8 +13,8 @@ from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import JobStatus, QueueHeartbeat
 from seqserve.shared.db.session import after_commit, session_scope
-from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs import lifecycle
+from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.metrics import JOBS_EXPIRED_TOTAL, JOBS_PURGED_TOTAL, JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
 from seqserve.shared.notify import JobsFinished, publish_finished
 from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook
