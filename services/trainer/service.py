@@ -70,7 +70,7 @@ def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, setti
         primary_metric=outcome.primary_metric, dataset_fingerprint=outcome.data_fingerprint,
         architecture=outcome.model_config, train_config=outcome.config,
         artifacts={"training_curve": str(outcome.curve_path.resolve())},
-        code_version=code_version(), training_run_id=run_id,
+        code_version=code_version(), training_run_id=run_id, drift_reference=outcome.drift_reference,
     )
     with session_scope() as session:
         version = register_version(session, new)
