@@ -9,6 +9,7 @@ Torch-free: the trainer and the worker both import it.
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -133,3 +134,23 @@ def reference(texts: list[str], tokenize: Callable[[str], list[str]], known: Cal
     profile.add_predictions(predictions)
     profile.add_logprobs(logprobs)
     return {**profile.summary(), "labels": list(labels)}
+
+
+# The worker's latest live summary per version, for the API (GET /v1/models/{name}/drift): one
+# Redis key per version, rewritten at most every LIVE_PUBLISH_SECONDS, gone an hour after the
+# version last served.
+LIVE_PUBLISH_SECONDS = 2.0
+_LIVE_TTL_SECONDS = 3600
+
+
+def live_key(version_id: int) -> str:
+    return f"seqserve:drift:{version_id}"
+
+
+def publish_live(redis: Any, version_id: int, live: dict[str, Any], scores: dict[str, float]) -> None:
+    redis.set(live_key(version_id), json.dumps({"live": live, "scores": scores}), ex=_LIVE_TTL_SECONDS)
+
+
+def read_live(redis: Any, version_id: int) -> dict[str, Any] | None:
+    raw = redis.get(live_key(version_id)) if redis is not None else None
+    return json.loads(raw) if raw else None

@@ -36,7 +36,8 @@ class WorkerContext:
     @classmethod
     def build(cls, celery: Celery, settings: Settings | None = None) -> WorkerContext:
         settings = settings or get_settings()
-        return cls(settings, celery, broker_redis(settings), leases=LeaseKeeper(settings.job_lease_seconds))
+        redis = broker_redis(settings)
+        return cls(settings, celery, redis, leases=LeaseKeeper(settings.job_lease_seconds), drift=DriftMonitor(redis=redis))
 
     def version(self, version_id: int) -> VersionInfo:
         info = self.versions.get(version_id)

@@ -6,8 +6,11 @@ version registered before references were recorded exports its live statistics a
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from redis import Redis
 
 from seqserve.services.worker.handlers.vectors import WordTable
 from seqserve.services.worker.model_cache import VersionInfo
@@ -42,6 +45,7 @@ class _Watched:
     profile: drift.Profile
     reference: dict[str, Any] | None
     table: WordTable | None
+    published: float = 0.0  # monotonic time of the last live summary sent to Redis
 
 
 @dataclass
@@ -49,6 +53,7 @@ class DriftMonitor:
     """Owned by the process's WorkerContext; `window` inputs is the rolling window's size."""
 
     window: int = 1000
+    redis: Redis | None = None  # where the API reads the live summaries (None: nowhere)
     _versions: dict[int, _Watched] = field(default_factory=dict)
 
     def _watch(self, version: VersionInfo, handler: Any) -> _Watched:
@@ -92,9 +97,12 @@ class DriftMonitor:
         INPUT_OOV_RATIO.labels(*labels).set(live["oov_ratio"])
         for label, share in live["predictions"].items():
             PREDICTION_SHARE.labels(*labels, label).set(share)
-        if watched.reference:
-            for aspect, score in drift.scores(watched.reference, live).items():
-                DRIFT_SCORE.labels(*labels, aspect).set(score)
+        scores = drift.scores(watched.reference, live) if watched.reference else {}
+        for aspect, score in scores.items():
+            DRIFT_SCORE.labels(*labels, aspect).set(score)
+        if self.redis is not None and time.monotonic() - watched.published >= drift.LIVE_PUBLISH_SECONDS:
+            drift.publish_live(self.redis, version.version_id, live, scores)
+            watched.published = time.monotonic()
 
 
 def _known(table: WordTable, token: str) -> bool:

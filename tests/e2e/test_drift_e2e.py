@@ -5,6 +5,7 @@ score for the version; a version registered without a reference says so."""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,18 @@ def test_drift_metrics_move_when_the_inputs_change(db: str, registered_model: st
         after = processes.scrape(metrics)
         _serve(base, "old-sst2:1", dev[:20])
         unreferenced = processes.scrape(metrics)
+        time.sleep(2.5)  # the worker publishes a live summary at most every 2 s
+        _serve(base, registered_model, russian[:10])
+        _serve(base, "old-sst2:1", dev[20:30])
+        over_http = processes.get(f"{base}/v1/models/{registered_model}/drift").json()
+        old_over_http = processes.get(f"{base}/v1/models/old-sst2/drift").json()
+        assert processes.get(f"{base}/v1/models/nobody/drift").status_code == 404
+    (served,) = over_http
+    assert served["reference"]["labels"] == ["negative", "positive"] and served["note"] is None
+    assert served["live"]["oov_ratio"] > served["reference"]["oov_ratio"] and served["scores"]["chars"] > 0.25
+    (unreferenced_version,) = old_over_http
+    assert unreferenced_version["reference"] is None and "no reference" in unreferenced_version["note"]
+    assert unreferenced_version["live"]["inputs"] > 0 and unreferenced_version["scores"] == {}
     assert _gauge(before, "seqserve_drift_reference_present", **version) == 1
     oov_before, oov_after = (_gauge(s, "seqserve_input_oov_ratio", **version) for s in (before, after))
     reference_oov = _gauge(before, "seqserve_reference_oov_ratio", **version)
