@@ -35,6 +35,8 @@ class RetrainEntry(BaseModel):
     cron: str = Field("0 3 * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")
     model_name: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
+    # Instead of `cron`: every this many seconds (tests and demos; a day is 86400).
+    every_seconds: float | None = Field(None, gt=0, le=31 * 86400)
 
 
 def _every_kind(value: float) -> dict[str, float]:
@@ -127,6 +129,13 @@ class Settings(BaseSettings):
         description='Beat retraining entries, e.g. [{"task": "classify", "preset": "quick", "cron": "0 3 * * *"}].',
     )
 
+    # Job deadlines and retention (seqserve.shared.jobs.lifecycle), swept from beat.
+    max_queue_seconds: float = Field(7 * 86400, gt=0, description="Longest deadline a job may ask for.")
+    retention_days: float = Field(30.0, gt=0, description="Finished jobs' inputs and results are purged after this.")
+    retention_team_days: dict[str, float] = Field(default_factory=dict, description='Per team, e.g. {"ml": 7}.')
+    job_sweep_interval_seconds: float = Field(10.0, gt=0, description="Beat's expiry and retention sweep.")
+    job_sweep_batch: int = Field(500, ge=1, le=100_000, description="Jobs one sweep step expires or purges.")
+
     auth: Literal["on", "off"] = Field(
         "on", description="off: every request is served as an admin of the default team (logged as a WARNING "
         "at every API start); for a closed network only.")
@@ -173,6 +182,13 @@ class Settings(BaseSettings):
     def _networks_parse(cls, value: str) -> str:
         for part in filter(None, (piece.strip() for piece in value.split(","))):
             ipaddress.ip_network(part, strict=False)  # ValueError names the bad CIDR
+        return value
+
+    @field_validator("retention_team_days")
+    @classmethod
+    def _team_days_positive(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(days <= 0 for days in value.values()):
+            raise ValueError("retention days must be > 0")
         return value
 
     @field_validator("batch_max_delay_ms", mode="before")

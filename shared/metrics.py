@@ -80,6 +80,38 @@ RECONCILE_LAST_RUN = Gauge(
     multiprocess_mode="max",
 )
 
+# Worker (beat's sweep): deadlines and retention (seqserve.shared.jobs.lifecycle)
+JOBS_EXPIRED_TOTAL = Counter("seqserve_jobs_expired_total", "Queued jobs that passed their deadline.", ["kind"])
+JOBS_PURGED_TOTAL = Counter(
+    "seqserve_jobs_purged_total", "Finished jobs whose inputs and results retention purged."
+)
+
+# Worker: drift per model version, over a rolling window of served inputs (seqserve.shared.drift;
+# each inference process keeps its own window, the most recent write is exported).
+INPUT_OOV_RATIO = Gauge(
+    "seqserve_input_oov_ratio", "Share of served tokens outside the version's vocabulary.", ["model", "version"],
+    multiprocess_mode="livemostrecent",
+)
+REFERENCE_OOV_RATIO = Gauge(
+    "seqserve_reference_oov_ratio", "The same share on the version's dev set, at training time.", ["model", "version"],
+    multiprocess_mode="livemostrecent",
+)
+PREDICTION_SHARE = Gauge(
+    "seqserve_prediction_share", "Share of recent predictions per label (classify labels, tags).",
+    ["model", "version", "label"], multiprocess_mode="livemostrecent",
+)
+DRIFT_SCORE = Gauge(
+    "seqserve_drift_score", "Population stability index of recent inputs or predictions vs the dev reference "
+    "(aspect: lengths, chars, predictions).", ["model", "version", "aspect"], multiprocess_mode="livemostrecent",
+)
+DRIFT_REFERENCE_PRESENT = Gauge(
+    "seqserve_drift_reference_present", "1 if the version recorded dev statistics at training time, else 0.",
+    ["model", "version"], multiprocess_mode="livemostrecent",
+)
+INPUT_TOKENS = Histogram(
+    "seqserve_input_tokens", "Tokens per served input.", ["model", "version"], buckets=(2, 4, 8, 16, 32, 64, 128),
+)
+
 
 # Trainer
 TRAINING_RUNS_TOTAL = Counter("seqserve_training_runs_total", "Training runs that ended, by task.", ["task", "status"])

@@ -182,7 +182,7 @@ def register_outcome(name: str, task: str, outcome) -> str:  # type: ignore[no-u
             model_name=name, task=task, checkpoint_uri=str(outcome.checkpoint_path),
             sha256=outcome.sha256, size_bytes=outcome.size_bytes, metrics=outcome.metrics,
             primary_metric=outcome.primary_metric, dataset_fingerprint=outcome.data_fingerprint,
-            architecture=outcome.model_config, train_config=outcome.config,
+            architecture=outcome.model_config, train_config=outcome.config, drift_reference=outcome.drift_reference,
         ))
         promote_if_better(session, version, get_settings().promotion_margin)
     return name

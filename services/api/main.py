@@ -14,6 +14,8 @@ from seqserve.services.api.audit.routes import router as audit_router
 from seqserve.services.api.auth import warn_if_off
 from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
+from seqserve.services.api.drift.routes import router as drift_router
+from seqserve.services.api.feedback.routes import router as feedback_router
 from seqserve.services.api.health import scrape
 from seqserve.services.api.health.routes import router as health_router
 from seqserve.services.api.jobs.routes import router as jobs_router
@@ -92,7 +94,9 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestTimer)
     app.include_router(health_router)
     app.include_router(jobs_router)
+    app.include_router(feedback_router)
     app.include_router(models_router)
+    app.include_router(drift_router)
     app.include_router(training_router)
     app.include_router(stats_router)
     app.include_router(keys_router)

@@ -38,7 +38,6 @@ def run_training_task(run_id: str) -> dict:
 def scheduled_training_task(
     task: str, preset: str, model_name: str | None = None, overrides: dict | None = None
 ) -> dict:
-    from seqserve.services.trainer.service import train_and_register
+    from seqserve.services.trainer.scheduled import run_scheduled
 
-    report = train_and_register(task, preset, overrides, model_name, progress=False)
-    return {"version": report.version, "promoted": report.promoted}
+    return run_scheduled(task, preset, model_name, overrides)

@@ -15,9 +15,10 @@ from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
-from seqserve.services.trainer.datasets import Example, fingerprint, read_sst2
+from seqserve.services.trainer.datasets import Example, read_sst2
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.pretrained import initialise_embedding
+from seqserve.shared import drift
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
 from seqserve.shared.nn.evaluation import accuracy, evaluating, macro_f1
 from seqserve.shared.nn.padding import pad_sequences
@@ -45,19 +46,42 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     """SST-2 sentences -> a sentence classifier, trained on cross-entropy, selected on dev accuracy."""
     cfg, device = run.cfg, run.device
     train_path, dev_path = data_dir / cfg["train_file"], data_dir / cfg["dev_file"]
-    data_fingerprint = fingerprint([train_path, dev_path])
-    train = _tokenized(seeded_subset(read_sst2(train_path), cfg["max_train_examples"], cfg["seed"]))
+    feedback_path = data_dir / cfg["feedback_file"] if cfg["feedback_file"] else None
+    data_fingerprint = run.fingerprint([train_path, dev_path, *([feedback_path] if feedback_path else [])])
+    examples = seeded_subset(read_sst2(train_path), cfg["max_train_examples"], cfg["seed"])
+    train = _tokenized(examples + feedback_examples(feedback_path, cfg))
     vocab = Vocab.build((tokens for tokens, _ in train), cfg["min_freq"], cfg["max_vocab_size"])
-    dev_batches = _eval_batches(_encode(_tokenized(read_sst2(dev_path)), vocab), cfg, vocab.pad_id)
+    dev = read_sst2(dev_path)
+    dev_batches = _eval_batches(_encode(_tokenized(dev), vocab), cfg, vocab.pad_id)
     evaluate = functools.partial(evaluate_batches, batches=dev_batches, device=device)
     torch.manual_seed(cfg["seed"])  # weight initialisation; fit() reseeds for dropout
     model = SentenceClassifier(_model_config(cfg, len(vocab)))
     lineage = initialise_embedding(model.embedding, vocab, cfg)  # records cfg["pretrained_version"]
     batches = _train_batches(_encode(train, vocab), cfg, vocab)
     result = run.fit(model, batches, evaluate, _loss)
-    extras = {"vocab": vocab.to_list(), "labels": list(LABELS)}
+    extras = {"vocab": vocab.to_list(), "labels": list(LABELS),
+              "drift_reference": _drift_reference([sentence for sentence, _ in dev], vocab, model, dev_batches, device)}
     metrics = evaluate(model) | _coverage(lineage)
     return run.save(model, extras, result, metrics, data_fingerprint, out_path, run_info=lineage)
+
+
+def feedback_examples(path: Path | None, cfg: dict[str, Any]) -> list[Example]:
+    """The mixing policy (FeedbackMix): the file's newest `feedback_max_examples` rows, each
+    `feedback_repeat` times, so a few hundred corrections weigh against 67k sentences."""
+    if path is None:
+        return []
+    newest = read_sst2(path)[-cfg["feedback_max_examples"]:]
+    return [example for example in newest for _ in range(cfg["feedback_repeat"])]
+
+
+def _drift_reference(texts: list[str], vocab: Vocab, model: nn.Module, batches: list[ClassifyBatch],
+                     device: torch.device) -> dict[str, Any]:
+    """Dev inputs as the handler reads them (the shared tokenizer, this vocabulary) and the
+    shares of the labels the trained model predicts on them."""
+    with evaluating(model):
+        predicted = [LABELS[i] for batch in batches
+                     for i in model(batch.tokens.to(device), batch.lengths).argmax(-1).tolist()]
+    return drift.reference(texts, tokenize, lambda token: vocab.encode([token])[0] != vocab.unk_id, predicted, LABELS)
 
 
 def _coverage(lineage: dict[str, Any]) -> dict[str, float]:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from seqserve.services.trainer.datasets import DataFingerprint
+from seqserve.services.trainer.datasets import DataFingerprint, fingerprint
 from seqserve.services.trainer.loop import Batch, FitResult, LoopConfig, fit
 from seqserve.services.trainer.outcome import TrainOutcome, save_trained
 from seqserve.shared.config import get_settings
@@ -33,6 +33,14 @@ class Objective:
     mode: Literal["max", "min"]
 
 
+class NoNewData(Exception):
+    """The run's data has the fingerprint it was told to skip (the model's latest version's)."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"no new data: dataset fingerprint {digest[:12]} equals the latest version's")
+        self.digest = digest
+
+
 @dataclass(frozen=True)
 class TrainingSetup:
     """One train_* call's resolved config (a plain dict, as checkpoints record it), device and
@@ -44,6 +52,15 @@ class TrainingSetup:
     objective: Objective
     progress: bool = True
     on_epoch: Callable[[dict[str, float]], None] | None = None
+    # A scheduled run: stop before training when the data's fingerprint equals this one.
+    unchanged_fingerprint: str | None = None
+
+    def fingerprint(self, paths: list[Path]) -> DataFingerprint:
+        """The data files' fingerprint; NoNewData when it is `unchanged_fingerprint`."""
+        data = fingerprint(paths)
+        if data.digest == self.unchanged_fingerprint:
+            raise NoNewData(data.digest)
+        return data
 
     def fit(
         self,
@@ -87,10 +104,13 @@ class TaskTrainer:
         device: torch.device | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         progress: bool = True,
+        unchanged_fingerprint: str | None = None,
     ) -> TrainOutcome:
-        """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
+        """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it
+        (NoNewData, before any training, when the data's fingerprint is `unchanged_fingerprint`)."""
         cfg = resolve_config(self.task, preset, overrides)  # OverrideError names a bad key
-        setup = TrainingSetup(self.task, cfg, training_device(device), self.objective, progress, on_epoch)
+        setup = TrainingSetup(self.task, cfg, training_device(device), self.objective, progress, on_epoch,
+                              unchanged_fingerprint)
         return self.body(setup, Path(data_dir), Path(out_path))
 
 

@@ -31,7 +31,6 @@ from gensim.test.utils import datapath
 
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.corpora import corpus_path
-from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from seqserve.shared.nn.word_vectors import WordVectors, WordVectorsConfig
@@ -116,7 +115,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     """Unlabelled sentences -> word vectors, scored on word-similarity sets, saved as a checkpoint."""
     cfg = run.cfg
     paths = [corpus_path(data_dir, corpus, "train") for corpus in _CORPORA[cfg["corpus"]]]
-    data = fingerprint(paths)
+    data = run.fingerprint(paths)
     sentences = [s for path in paths for s in read_sentences(path, cfg["max_sentences"])]
     scores = _EpochScores()
     model = _fit(cfg, sentences, scores)

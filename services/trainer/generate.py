@@ -25,7 +25,6 @@ from seqserve.services.trainer.corpora import (
     encode_stream,
     read_corpus,
 )
-from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.shared.nn.evaluation import evaluating
 from seqserve.shared.nn.language_model import (
@@ -58,7 +57,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     cfg, device = run.cfg, run.device
     resolve_autocast(cfg, device)
     paths = [corpus_path(data_dir, cfg["corpus"], split) for split in SPLITS]
-    data_fingerprint = fingerprint(paths)
+    data_fingerprint = run.fingerprint(paths)
     streams = read_corpus(data_dir, cfg["corpus"])
     vocab = build_vocab(streams["train"])
     train_ids = encode_stream(streams["train"], vocab)[: cfg["max_train_tokens"]]

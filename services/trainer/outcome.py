@@ -28,6 +28,7 @@ class TrainOutcome:
     history: list[dict[str, float]]
     curve_path: Path
     primary_metric: str  # the key in `metrics` the promotion gate compares
+    drift_reference: dict[str, Any] | None = None  # dev input/prediction profile (seqserve.shared.drift)
 
 
 def save_trained(
@@ -62,4 +63,4 @@ def save_trained(
     curve_path = out_path.parent / "curve.png"
     plot_curves(result.history, curve_path)
     return TrainOutcome(out_path, sha256, size, dict(metrics), dict(cfg), model_config, data.digest, data.files,
-                        result.history, curve_path, primary_metric)
+                        result.history, curve_path, primary_metric, extras.get("drift_reference"))

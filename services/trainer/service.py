@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqserve.services.trainer.common import NoNewData
 from seqserve.shared import tasks
+from seqserve.shared.audit import repository as audit
 from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.migrate import REPO_ROOT
@@ -68,11 +70,14 @@ def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, setti
         primary_metric=outcome.primary_metric, dataset_fingerprint=outcome.data_fingerprint,
         architecture=outcome.model_config, train_config=outcome.config,
         artifacts={"training_curve": str(outcome.curve_path.resolve())},
-        code_version=code_version(), training_run_id=run_id,
+        code_version=code_version(), training_run_id=run_id, drift_reference=outcome.drift_reference,
     )
     with session_scope() as session:
         version = register_version(session, new)
         decision = promote_if_better(session, version, settings.promotion_margin)
+        audit.record(session, "trainer", audit.Action.training_finished, str(run_id), {
+            "model_name": model_name, "version": version.version, "promoted": decision.promoted,
+            "reason": decision.reason, "dataset_fingerprint": outcome.data_fingerprint})
         run = session.get(TrainingRun, run_id)
         assert run is not None
         run.status = RunStatus.succeeded.value
@@ -87,6 +92,15 @@ def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, setti
 def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport:
     """Train the run's task and preset, register the checkpoint, gate its promotion. A run
     that fails ends `failed` with its error and registers nothing."""
+    report = execute_unless_unchanged(run_id, progress, None)
+    assert report is not None  # nothing to compare with: never skipped
+    return report
+
+
+def execute_unless_unchanged(run_id: uuid.UUID, progress: bool, unchanged_fingerprint: str | None
+                             ) -> RunReport | None:
+    """As execute_run; a run whose data has `unchanged_fingerprint` ends `skipped` before it
+    trains (None)."""
     settings = get_settings()
     with session_scope() as session:
         run = runs_repo.get(session, run_id)
@@ -101,9 +115,13 @@ def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport:
         trainer = trainers()[task]
         outcome = trainer(
             data_dir=settings.data_dir, out_path=out_path, preset=preset, overrides=overrides,
-            on_epoch=_record_epoch(run_id), progress=progress,
+            on_epoch=_record_epoch(run_id), progress=progress, unchanged_fingerprint=unchanged_fingerprint,
         )
         report = _register(run_id, task, model_name, outcome, settings)
+    except NoNewData as skip:
+        _mark_skipped(run_id, model_name, str(skip))
+        TRAINING_RUNS_TOTAL.labels(task, "skipped").inc()
+        return None
     except BaseException as exc:
         log.error("training run %s failed: %s", run_id, exc)
         with session_scope() as session:
@@ -112,6 +130,17 @@ def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport:
         raise
     TRAINING_RUNS_TOTAL.labels(task, "succeeded").inc()
     return report
+
+
+def _mark_skipped(run_id: uuid.UUID, model_name: str, reason: str) -> None:
+    log.info("training run %s skipped: %s", run_id, reason)
+    with session_scope() as session:
+        run = session.get(TrainingRun, run_id)
+        assert run is not None
+        run.status, run.finished_at = RunStatus.skipped.value, utcnow()
+        run.config = {**run.config, "skipped": reason}
+        audit.record(session, "beat", audit.Action.training_skipped, str(run_id),
+                     {"model_name": model_name, "reason": reason})
 
 
 def create_run(task: str, preset: str, overrides: dict[str, Any] | None, model_name: str | None) -> uuid.UUID:

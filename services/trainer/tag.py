@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.conllu import Sentence, read_conllu
-from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.pretrained import initialise_embedding
 from seqserve.shared.nn.embeddings import load_pretrained_embeddings
@@ -57,7 +56,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     cfg, device = run.cfg, run.device
     paths = [data_dir / cfg[key] for key in ("train_file", "dev_file", "test_file")]
     embeddings_path = _embeddings_path(data_dir, cfg)
-    data_fingerprint = fingerprint(paths + ([embeddings_path] if embeddings_path else []))
+    data_fingerprint = run.fingerprint(paths + ([embeddings_path] if embeddings_path else []))
     train, dev, test = (read_conllu(path, cfg["column"]) for path in paths)
     # Every split's tags get an id, so a rare tag missing from a training slice (or from train
     # altogether) scores as an error instead of crashing the evaluation.

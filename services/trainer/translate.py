@@ -19,7 +19,6 @@ from torch import Tensor, nn
 
 from seqserve.services.trainer.batching import length_grouped_epoch, seeded_subset
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
-from seqserve.services.trainer.datasets import fingerprint
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.parallel import Pair, read_parallel
 from seqserve.shared.nn.decoding import beam_search, greedy_decode
@@ -51,7 +50,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     """Parallel text -> an attentional seq2seq, selected on dev greedy BLEU, scored on test beam BLEU."""
     cfg, device = run.cfg, run.device
     paths = {split: _split_paths(data_dir, cfg, split) for split in ("train", "dev", "test")}
-    data_fingerprint = fingerprint([p for pair in paths.values() for p in pair])
+    data_fingerprint = run.fingerprint([p for pair in paths.values() for p in pair])
     train = seeded_subset(read_parallel(*paths["train"]), cfg["max_train_examples"], cfg["seed"])
     src_vocab = Vocab.build((s for s, _ in train), cfg["min_freq"], cfg["max_vocab_size"])
     tgt_vocab = target_vocab((t for _, t in train), cfg["min_freq"], cfg["max_vocab_size"])

@@ -15,6 +15,7 @@ from seqserve.shared import heap
 from seqserve.shared.celery_metrics import serve_from_parent
 from seqserve.shared.config import RetrainEntry, Settings, get_settings
 from seqserve.shared.db.session import dispose_engines
+from seqserve.shared.jobs.lifecycle import SWEEP_JOBS_TASK
 from seqserve.shared.queueing import (
     CANARY_TASK,
     INFERENCE_QUEUES,
@@ -36,6 +37,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
             "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.reconcile_interval_seconds},
         },
     }
+    schedule["sweep-jobs"] = {  # deadlines and retention
+        "task": SWEEP_JOBS_TASK, "schedule": settings.job_sweep_interval_seconds,
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.job_sweep_interval_seconds},
+    }
     for queue in INFERENCE_QUEUES:
         schedule[f"canary-{queue}"] = {
             "task": CANARY_TASK, "schedule": settings.canary_interval_seconds, "args": [queue],
@@ -48,9 +53,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
 
 def _retrain_entry(entry: RetrainEntry) -> dict:
     minute, hour, day_of_month, month, day_of_week = entry.cron.split()
+    when = entry.every_seconds or crontab(minute, hour, day_of_week, day_of_month, month)
     return {
         "task": SCHEDULED_TRAINING_TASK,
-        "schedule": crontab(minute, hour, day_of_week, day_of_month, month),
+        "schedule": when,
         "kwargs": {"task": entry.task, "preset": entry.preset, "model_name": entry.model_name,
                    "overrides": entry.overrides},
         "options": {"queue": TRAINING_QUEUE},

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from celery import Celery
 from redis import Redis
 
+from seqserve.services.worker.drift import DriftMonitor
 from seqserve.services.worker.leases import LeaseKeeper
 from seqserve.services.worker.model_cache import ModelCache, VersionInfo
 from seqserve.shared.config import Settings, get_settings
@@ -30,11 +31,13 @@ class WorkerContext:
     versions: dict[int, VersionInfo] = field(default_factory=dict)
     pid: int = field(default_factory=os.getpid)
     leases: LeaseKeeper = field(default_factory=lambda: LeaseKeeper(get_settings().job_lease_seconds))
+    drift: DriftMonitor = field(default_factory=DriftMonitor)  # live input/prediction statistics
 
     @classmethod
     def build(cls, celery: Celery, settings: Settings | None = None) -> WorkerContext:
         settings = settings or get_settings()
-        return cls(settings, celery, broker_redis(settings), leases=LeaseKeeper(settings.job_lease_seconds))
+        redis = broker_redis(settings)
+        return cls(settings, celery, redis, leases=LeaseKeeper(settings.job_lease_seconds), drift=DriftMonitor(redis=redis))
 
     def version(self, version_id: int) -> VersionInfo:
         info = self.versions.get(version_id)

@@ -6,15 +6,18 @@ import logging
 from functools import partial
 
 from celery import Celery
+from redis import Redis
 from sqlalchemy.orm import Session
 
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import JobStatus, QueueHeartbeat
 from seqserve.shared.db.session import after_commit, session_scope
+from seqserve.shared.jobs import lifecycle
 from seqserve.shared.jobs import repository as jobs_repo
-from seqserve.shared.metrics import JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
-from seqserve.shared.queueing import Wakeup, publish_wakeup
+from seqserve.shared.metrics import JOBS_EXPIRED_TOTAL, JOBS_PURGED_TOTAL, JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
+from seqserve.shared.notify import JobsFinished, publish_finished
+from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +57,25 @@ def record_canary(queue: str, worker: str) -> None:
         row = _heartbeat(session, queue)
         row.consumed_at = utcnow()
         row.worker = worker
+
+
+def sweep_jobs(celery: Celery, redis: Redis | None, settings: Settings) -> tuple[int, int]:
+    """Expire queued jobs past their deadline (waiters and webhooks hear of it once that is
+    committed), then purge finished jobs past retention; at most `job_sweep_batch` of each
+    per sweep, so a backlog drains over several sweeps without one long transaction."""
+    with session_scope() as session:
+        expired = lifecycle.expire_due(session, utcnow(), settings.job_sweep_batch)
+        if expired:
+            publisher = after_commit(session)
+            publisher.add(partial(publish_finished, redis, JobsFinished(ids=[str(job.id) for job in expired])))
+            for job in expired:
+                if job.has_webhook:
+                    publisher.add(partial(publish_webhook, celery, str(job.id)))
+    for job in expired:
+        JOBS_EXPIRED_TOTAL.labels(job.kind).inc()
+    with session_scope() as session:
+        purged = lifecycle.purge_due(session, settings, utcnow(), settings.job_sweep_batch)
+    JOBS_PURGED_TOTAL.inc(purged)
+    if expired or purged:
+        log.info("expired %d queued jobs, purged %d finished ones", len(expired), purged)
+    return len(expired), purged

@@ -147,7 +147,12 @@ def run_batch(context: WorkerContext, batch: Batch) -> None:
     except Exception as exc:  # missing file, sha256 mismatch: deterministic, no retry
         _write(context, batch, _fail_all(batch, exc))
     else:
-        _write(context, batch, _compute(handler, batch))
+        outcomes = _compute(handler, batch)
+        _write(context, batch, outcomes)
+        served = [(m.inputs, outcomes[m.claim.job_id][1]) for m in batch.members
+                  if outcomes[m.claim.job_id][0] == JobStatus.succeeded]
+        context.drift.observe(batch.version, batch.kind, handler, [t for texts, _ in served for t in texts],
+                              [r for _, results in served for r in results or []])
 
 
 def _hand_on(wakeup: Wakeup, context: WorkerContext) -> bool:

@@ -13,6 +13,7 @@ from seqserve.services.worker.app import app
 from seqserve.services.worker.context import worker_context
 from seqserve.services.worker.runner import run_wakeup
 from seqserve.shared.config import get_settings
+from seqserve.shared.jobs.lifecycle import SWEEP_JOBS_TASK
 from seqserve.shared.queueing import (
     CANARY_TASK,
     DELIVER_WEBHOOK_TASK,
@@ -54,6 +55,12 @@ def deliver_webhook_task(job_id: str) -> bool:
 @app.task(name=RECONCILE_TASK)
 def reconcile_task() -> int:
     return maintenance.reconcile(app, get_settings())
+
+
+@app.task(name=SWEEP_JOBS_TASK)
+def sweep_jobs_task() -> list[int]:
+    context = worker_context(app)
+    return list(maintenance.sweep_jobs(app, context.redis, context.settings))
 
 
 @app.task(name=CANARY_TASK, bind=True)

@@ -18,6 +18,8 @@ class Action(str, enum.Enum):
     key_created = "key.created"
     key_revoked = "key.revoked"
     training_started = "training.started"
+    training_finished = "training.finished"  # registered, with the gate's decision
+    training_skipped = "training.skipped"  # a scheduled run with no new data
 
 
 def record(session: Session, actor: str, action: Action, target: str, detail: dict[str, Any]) -> None:

@@ -36,9 +36,10 @@ class JobStatus(str, enum.Enum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    expired = "expired"  # its deadline passed while it was queued: it never ran
 
 
-FINAL_JOB_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+FINAL_JOB_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.expired})
 
 
 class RunStatus(str, enum.Enum):
@@ -46,6 +47,7 @@ class RunStatus(str, enum.Enum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    skipped = "skipped"  # a scheduled run with no new data (config["skipped"] says why)
 
 
 def _in(column: str, enum_cls: type[enum.Enum]) -> str:
@@ -108,6 +110,9 @@ class ModelVersion(Base):
     training_run_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("training_runs.id", ondelete="SET NULL")
     )
+    # Training-data input and dev prediction statistics (seqserve.shared.drift); None: the
+    # version was registered before they were recorded.
+    drift_reference: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     model: Mapped[Model] = relationship(back_populates="versions")
@@ -136,6 +141,7 @@ class Job(Base):
         Index("ix_jobs_batch_group", "model_version_id", "batch_key", "status"),
         Index("ix_jobs_finished_at", "finished_at"),
         Index("ix_jobs_team_created_at", "team", "created_at"),
+        Index("ix_jobs_expires_at", "expires_at"),
         UniqueConstraint("team", "idempotency_key"),
     )
 
@@ -169,6 +175,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Retention (seqserve.shared.jobs.lifecycle): a queued job past `expires_at` ends
+    # `expired`; a purged job keeps its metadata, its inputs and result are gone.
+    expires_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]
 
     model_version: Mapped[ModelVersion] = relationship()
 
@@ -231,3 +241,6 @@ class QueueHeartbeat(Base):
     canary_sent_at: Mapped[datetime | None]
     consumed_at: Mapped[datetime | None]
     worker: Mapped[str | None] = mapped_column(String(255))
+
+
+from seqserve.shared.feedback.models import JobFeedback  # noqa: E402,F401  (registers its table)

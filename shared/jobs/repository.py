@@ -113,7 +113,9 @@ def _claim_statement() -> Any:
     candidates = (
         select(_T.c.id, _T.c.created_at, _RANK.label("rank"), _InputCount(_T.c.inputs).label("size"))
         .where(_T.c.model_version_id == bindparam("g_version"), _T.c.batch_key == bindparam("g_batch_key"),
-               _T.c.kind == bindparam("g_kind"), _T.c.status == JobStatus.queued.value)
+               _T.c.kind == bindparam("g_kind"), _T.c.status == JobStatus.queued.value,
+               # past its deadline a job never runs (beat's sweep marks it expired)
+               or_(_T.c.expires_at.is_(None), _T.c.expires_at > bindparam("c_now")))
         .order_by(_RANK, _T.c.created_at, _T.c.id)
         .limit(bindparam("rows"))
         .with_for_update(skip_locked=True)

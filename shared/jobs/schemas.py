@@ -12,7 +12,7 @@ from sqlalchemy import Row
 
 from seqserve.shared.db.models import Job
 from seqserve.shared.notify import FinalState
-from seqserve.shared.validation import StrictText, storable
+from seqserve.shared.validation import IsoDatetime, StrictText, storable
 
 Priority = Literal["high", "normal", "low"]
 # The URL parser would drop a NUL silently: refuse it as written.
@@ -34,6 +34,10 @@ class JobCreate(BaseModel):
     priority: Priority = Field("normal", description="high, normal or low: separate queues.")
     webhook_url: WebhookUrl | None = Field(
         None, description="POSTed the final job state, signed; internal addresses are refused.")
+    expires_at: IsoDatetime | None = Field(
+        None, description="If still queued at this time the job ends `expired` and never runs.")
+    max_queue_seconds: float | None = Field(
+        None, gt=0, strict=True, description="As expires_at, counted from submission (SEQSERVE_MAX_QUEUE_SECONDS at most).")
 
 
 class JobTimings(BaseModel):
@@ -43,7 +47,8 @@ class JobTimings(BaseModel):
 
 
 _COLUMNS = ("id", "kind", "model_ref", "model_name", "version_number", "status", "priority", "inputs", "params",
-            "result", "error", "attempts", "webhook_url", "webhook_status", "created_at", "started_at", "finished_at")
+            "result", "error", "attempts", "webhook_url", "webhook_status", "created_at", "started_at", "finished_at",
+            "expires_at", "purged_at")
 
 
 class JobRead(BaseModel):
@@ -65,6 +70,9 @@ class JobRead(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     timings: JobTimings
+    expires_at: datetime | None = Field(None, description="Its deadline in the queue, if it has one.")
+    purged_at: datetime | None = Field(
+        None, description="When retention purged its inputs and result (then null; num_inputs stays).")
 
     @classmethod
     def from_row(cls, job: Job | Row[Any]) -> JobRead:
@@ -93,6 +101,8 @@ class JobRead(BaseModel):
             started_at=job["started_at"],
             finished_at=job["finished_at"],
             timings=_timings(job["created_at"], job["started_at"], job["finished_at"]),
+            expires_at=job.get("expires_at"),
+            purged_at=job.get("purged_at"),
         )
 
     def with_final_state(self, state: FinalState) -> JobRead:

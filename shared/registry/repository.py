@@ -75,3 +75,9 @@ def set_alias(session: Session, model_id: int, alias: str, version_id: int) -> N
     )
     session.execute(statement)
     session.expire_all()
+
+
+def latest_version(session: Session, model_name: str) -> ModelVersion | None:
+    query = (select(ModelVersion).join(Model).where(Model.name == model_name)
+             .order_by(ModelVersion.version.desc()).limit(1))
+    return session.scalar(query)

@@ -38,6 +38,7 @@ class NewVersion:
     artifacts: dict[str, Any] = field(default_factory=dict)
     code_version: str = ""
     training_run_id: uuid.UUID | None = None
+    drift_reference: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def register_version(session: Session, new: NewVersion) -> ModelVersion:
         code_version=new.code_version,
         artifacts=new.artifacts,
         training_run_id=new.training_run_id,
+        drift_reference=new.drift_reference,
     )
     return repo.add_version(session, version)
 

@@ -87,7 +87,18 @@ class PretrainedInit(BaseModel):
     freeze_pretrained: bool = False
 
 
-class ClassifyConfig(PretrainedInit, TrainConfig):
+class FeedbackMix(BaseModel):
+    """Users' corrections folded into the training data (scheduled runs write `feedback_file`
+    from the job_feedback rows): the newest `feedback_max_examples` corrections, each repeated
+    `feedback_repeat` times, appended to the (subset of the) training set; dev is unchanged,
+    so the gate compares versions on the same data."""
+
+    feedback_file: DataPath | None = None
+    feedback_repeat: int = Field(default=3, ge=1, le=20)
+    feedback_max_examples: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
+class ClassifyConfig(FeedbackMix, PretrainedInit, TrainConfig):
     """SST-2 sentence classification."""
 
     train_file: DataPath = "sst2/glue/train.tsv"

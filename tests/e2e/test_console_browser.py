@@ -265,6 +265,11 @@ def test_console_shows_live_stats_models_and_curves(
         failure = devtools.evaluate("document.querySelector('#failures tr[data-job]').textContent")
         assert "broken-sst2:1" in failure and "absent" in failure
         assert devtools.evaluate("document.querySelector('#latency tr[data-kind=\"classify\"]') !== null")
+        devtools.wait_until("document.querySelector('#drift tr[data-model=\"broken-sst2\"]') !== null")
+        served = devtools.evaluate(f"document.querySelector('#drift tr[data-model=\"{registered_model}\"]').textContent")
+        assert "chars" in served and "no reference" not in served  # its dev reference vs what it served
+        unreferenced = devtools.evaluate("document.querySelector('#drift tr[data-model=\"broken-sst2\"]').textContent")
+        assert "no reference statistics" in unreferenced
         assert devtools.evaluate("document.querySelectorAll('#queue-depth [data-queue]').length") == len(stats["queue_depth"])
         curves = devtools.evaluate(
             f"[...document.querySelectorAll('[data-run=\"{run_id}\"] svg.chart polyline')]"

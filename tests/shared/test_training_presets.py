@@ -15,6 +15,7 @@ _CLASSIFY = _LOOP | {
     "dev_file": "sst2/glue/dev.tsv", "max_train_examples": None, "min_freq": 1, "max_vocab_size": None,
     "word_dropout": 0.0, "cell": "lstm", "num_layers": 1, "bidirectional": True, "clip": 5.0, "lr_factor": 0.5,
     "lr_patience": 0, "eval_batch_size": 256, "seed": 13, "pretrained": None, "freeze_pretrained": False,
+    "feedback_file": None, "feedback_repeat": 3, "feedback_max_examples": 10_000,
 }
 _EMBEDDINGS = {
     "corpus": "both", "algorithm": "fasttext", "sg": True, "dim": 100, "window": 5, "min_count": 3, "negative": 5,

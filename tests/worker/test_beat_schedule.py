@@ -28,3 +28,12 @@ def test_schedule_has_reconciler_canaries_and_retraining() -> None:
 
 def test_no_retraining_unless_configured() -> None:
     assert not [name for name in beat_schedule(Settings()) if name.startswith("retrain")]
+
+
+def test_schedule_sweeps_jobs_and_may_retrain_every_few_seconds() -> None:
+    settings = Settings(job_sweep_interval_seconds=3,
+                        retrain_schedule=[{"task": "classify", "every_seconds": 4.5, "model_name": "m"}])
+    schedule = beat_schedule(settings)
+    assert schedule["sweep-jobs"]["task"] == "seqserve.jobs.sweep" and schedule["sweep-jobs"]["schedule"] == 3
+    assert schedule["sweep-jobs"]["options"]["queue"] == "maintenance"
+    assert schedule["retrain-0-classify"]["schedule"] == 4.5

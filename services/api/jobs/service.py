@@ -22,6 +22,7 @@ from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import Job, JobStatus
 from seqserve.shared.db.session import after_commit
+from seqserve.shared.jobs import lifecycle
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs.kinds import JOB_KINDS, batch_key, kinds_for_task, validate_params
 from seqserve.shared.jobs.schemas import JobCreate, JobRead
@@ -139,6 +140,10 @@ def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, setting
         raise _reject(422, "kind_not_supported", f"model '{ref.name}' is a {task} model; it serves: {served}", "kind")
     _check_backpressure(session, caches, body.priority, settings)
     now = utcnow()
+    try:
+        expires_at = lifecycle.deadline(body.expires_at, body.max_queue_seconds, now, settings)
+    except lifecycle.DeadlineError as exc:
+        raise _reject(422, "invalid_deadline", str(exc), exc.field) from exc
     return {
         "id": job_id, "kind": body.kind, "model_name": ref.name, "model_ref": body.model,
         "model_version_id": version.version_id, "version_number": version.number, "inputs": body.inputs,
@@ -146,7 +151,7 @@ def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, setting
         "status": JobStatus.queued.value, "result": None, "error": None, "attempts": 0, "lease_expires_at": None,
         "enqueued_at": now, "idempotency_key": None, "request_hash": None,
         "webhook_url": str(body.webhook_url) if body.webhook_url else None, "webhook_status": None,
-        "created_at": now, "started_at": None, "finished_at": None,
+        "created_at": now, "started_at": None, "finished_at": None, "expires_at": expires_at, "purged_at": None,
     }
 
 

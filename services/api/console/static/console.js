@@ -222,6 +222,33 @@
     replace("models", ...(models.length ? models.map(drawModel) : [empty("No model is registered.")]));
   }
 
+  // ---- drift ---------------------------------------------------------------
+  const fmtShare = (value) => (typeof value === "number" ? `${(100 * value).toFixed(1)}%` : "–");
+  function drawDrift(byModel) {
+    const rows = byModel.flatMap(({ name, versions }) => versions.map((v) => {
+      const scores = Object.entries(v.scores).map(([aspect, score]) =>
+        el("span", { class: `metric${score > 0.25 ? " metric-primary" : ""}` },
+          el("span", { class: "metric-name", text: aspect }), " ", score.toFixed(3)));
+      return el("tr", { "data-model": name, "data-version": v.version },
+        el("td", { class: "nowrap", text: `${name}:${v.version}` }),
+        el("td", { class: "num", text: fmtShare(v.reference && v.reference.oov_ratio) }),
+        el("td", { class: "num", text: fmtShare(v.live && v.live.oov_ratio) }),
+        el("td", {}, el("span", { class: "metrics" }, scores)),
+        el("td", { class: "note", text: v.note || "" }));
+    }));
+    if (!rows.length) {
+      replace("drift", empty("No model is registered."));
+      return;
+    }
+    const head = el("tr", {}, ["version", "dev OOV", "served OOV", "drift (PSI)", "note"].map((h) => el("th", { text: h })));
+    replace("drift", el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
+  }
+
+  async function refreshDrift(models) {
+    const byModel = await Promise.all(models.map(async (m) => ({ name: m.name, versions: await getJson(`v1/models/${encodeURIComponent(m.name)}/drift`) })));
+    renderIfChanged("drift", byModel, drawDrift);
+  }
+
   // ---- training runs -------------------------------------------------------
   function ticks(low, high, count) {
     if (high === low) return [low];
@@ -368,7 +395,7 @@
   async function refresh() {
     const sources = [
       [`v1/stats?window_seconds=${WINDOW_S}`, drawStats],
-      ["v1/models", (models) => renderIfChanged("models", models, drawModels)],
+      ["v1/models", (models) => { renderIfChanged("models", models, drawModels); refreshDrift(models).catch(() => {}); }],
       ["v1/training-runs?limit=6", (runs) => renderIfChanged("runs", runs, drawRuns)],
       ["v1/audit?limit=10", (page) => renderIfChanged("audit", page, drawAudit)],
     ];

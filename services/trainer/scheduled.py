@@ -1,0 +1,81 @@
+"""A scheduled retraining run (beat's retrain_schedule): fold the model's feedback into its
+data, skip the run when the data is what the latest version was trained on, else train,
+register and gate as any run. Every outcome is a run row and an audit event."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from seqserve.services.trainer.classify import LABELS
+from seqserve.services.trainer.datasets import GLUE_HEADER
+from seqserve.services.trainer.service import execute_unless_unchanged
+from seqserve.shared.audit import repository as audit
+from seqserve.shared.config import get_settings
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.feedback import repository as feedback_repo
+from seqserve.shared.registry import repository as registry_repo
+from seqserve.shared.training import DEFAULT_MODEL_NAMES
+from seqserve.shared.training import repository as runs_repo
+from seqserve.shared.training.presets import resolve_config
+
+# Tasks whose trainer reads a feedback file (FeedbackMix in shared/training/configs.py), by
+# the job kind whose corrections it folds in.
+FEEDBACK_KINDS = {"classify": "classify"}
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _classify_rows(rows: list[Any]) -> str:
+    # The GLUE TSV the classifier reads; whitespace runs (tabs, newlines) become one space.
+    lines = [GLUE_HEADER] + [f"{_one_line(row.input_text)}\t{LABELS.index(row.correction['label'])}"
+                             for row in rows if row.correction.get("label") in LABELS]
+    return "\n".join(lines) + "\n"
+
+
+def write_feedback(task: str, model_name: str, limit: int) -> Path | None:
+    """The model's feedback as the task's training file, named by its content (the same
+    corrections give the same file, hence the same fingerprint); None without any."""
+    kind = FEEDBACK_KINDS.get(task)
+    if kind is None:
+        return None
+    with session_scope() as session:
+        rows = list(feedback_repo.for_model(session, model_name, kind, limit))
+    if not rows:
+        return None
+    text = _classify_rows(rows)
+    settings = get_settings()
+    assert settings.artifact_dir is not None
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = settings.artifact_dir / "models" / model_name / "feedback" / f"{digest}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path.resolve()
+
+
+def run_scheduled(task: str, preset: str, model_name: str | None, overrides: dict[str, Any] | None
+                  ) -> dict[str, Any]:
+    """One scheduled run; returns what happened (the Celery task's result)."""
+    name = model_name or DEFAULT_MODEL_NAMES[task]
+    overrides = dict(overrides or {})
+    if task in FEEDBACK_KINDS:
+        limit = resolve_config(task, preset, overrides)["feedback_max_examples"]
+        feedback = write_feedback(task, name, limit)
+        if feedback is not None:
+            overrides["feedback_file"] = str(feedback)
+    with session_scope() as session:
+        run = runs_repo.create(session, task, preset, name, overrides)
+        audit.record(session, "beat", audit.Action.training_started, str(run.id),
+                     {"task": task, "preset": preset, "model_name": name, "scheduled": True})
+        latest = registry_repo.latest_version(session, name)
+        unchanged = latest.dataset_fingerprint if latest is not None else None
+        run_id: uuid.UUID = run.id
+    report = execute_unless_unchanged(run_id, False, unchanged)
+    if report is None:
+        return {"run_id": str(run_id), "skipped": True}
+    return {"run_id": str(run_id), "version": report.version, "promoted": report.promoted}

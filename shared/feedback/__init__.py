@@ -1,0 +1,1 @@
+"""Labelled feedback on finished jobs: corrections that scheduled retraining folds into its data."""
