@@ -10,24 +10,27 @@ version runs on torch, so a backend problem never fails a job.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from seqserve.services.worker.model_calls import (
+    GraphCall,
+    GraphClassifier,
+    GraphLanguageModelCalls,
+    GraphSeq2Seq,
+    GraphTagger,
+    OrtGraph,
+)
 from seqserve.shared.config import Settings
 from seqserve.shared.nn.onnx_export import export_task
-from seqserve.services.worker.model_calls import (
-    OrtClassifier,
-    OrtGraph,
-    OrtLanguageModelCalls,
-    OrtSeq2Seq,
-    OrtTagger,
-)
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +103,8 @@ class OnnxCache:
         if not directory.exists():
             return
         trash = Path(tempfile.mkdtemp(prefix=f".{directory.name}.bad.", dir=directory.parent))
-        try:
+        with contextlib.suppress(OSError):  # another worker moved it first
             os.rename(directory, trash / "export")
-        except OSError:
-            pass  # another worker moved it first
         shutil.rmtree(trash, ignore_errors=True)
 
     def graphs(self, checkpoint: Path, sha256: str, task: str, model: Any) -> dict[str, bytes]:
@@ -127,7 +128,7 @@ def attach_backend(handler: Any, checkpoint: Path, sha256: str, settings: Settin
     try:
         graphs = OnnxCache(settings.onnx_cache_dir).graphs(checkpoint, sha256, handler.task, handler.model)
         sessions = {name: OrtGraph(data, settings.torch_threads) for name, data in graphs.items()}
-        _ATTACH[handler.task](handler, sessions)
+        attach_graphs(handler, sessions)
     except Exception:
         # Logged once: a version is loaded once per process (services/worker/model_cache.py).
         log.exception("ONNX backend unavailable for %s (%s); running it on torch", checkpoint, handler.task)
@@ -135,20 +136,16 @@ def attach_backend(handler: Any, checkpoint: Path, sha256: str, settings: Settin
     return "onnxruntime"
 
 
-def _classify(handler: Any, sessions: dict[str, OrtGraph]) -> None:
-    handler.forward = OrtClassifier(sessions)
-
-
-def _tag(handler: Any, sessions: dict[str, OrtGraph]) -> None:
-    handler.forward = OrtTagger(sessions)
-
-
-def _generate(handler: Any, sessions: dict[str, OrtGraph]) -> None:
-    handler.calls = OrtLanguageModelCalls(sessions, handler.model)
-
-
-def _translate(handler: Any, sessions: dict[str, OrtGraph]) -> None:
-    handler.decoder = OrtSeq2Seq(sessions, handler.model.config)
-
-
-_ATTACH = {"classify": _classify, "tag": _tag, "generate": _generate, "translate": _translate}
+def attach_graphs(handler: Any, graphs: Mapping[str, GraphCall]) -> None:
+    """Swap the handler's model calls for the task's graphs (ONNX sessions, or dense modules)."""
+    task, model = handler.task, handler.model
+    if task == "classify":
+        handler.forward = GraphClassifier(graphs)
+    elif task == "tag":
+        handler.forward = GraphTagger(graphs)
+    elif task == "generate":
+        handler.calls = GraphLanguageModelCalls(graphs, model)
+    elif task == "translate":
+        handler.decoder = GraphSeq2Seq(graphs, model.config)
+    else:
+        raise ValueError(f"no ONNX graphs for task {task!r}")

@@ -7,7 +7,7 @@ handlers' pre/postprocessing and the beam search around them stay the same code 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,9 @@ from torch import Tensor, nn
 from seqserve.shared.nn.dense_models import unique_words
 from seqserve.shared.nn.language_model import RecurrentState, RNNLanguageModel
 from seqserve.shared.nn.seq2seq import DecoderState, EncoderMemory, Seq2SeqConfig
+
+# An ONNX graph or its dense torch module: named tensors in, outputs in the graph's order.
+GraphCall = Callable[..., list[Tensor]]
 
 
 class OrtGraph:
@@ -37,8 +40,20 @@ class OrtGraph:
         return [torch.from_numpy(np.asarray(out)) for out in self.session.run(None, feeds)]
 
 
-class OrtClassifier:
-    def __init__(self, graphs: dict[str, OrtGraph]) -> None:
+class TorchGraph:
+    """A dense module (seqserve.shared.nn.dense_models) called like an OrtGraph: the dense torch
+    path, which the backend benchmark sets beside the packed one and ONNX Runtime."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, **inputs: Tensor) -> list[Tensor]:
+        outputs = self.module(**inputs)
+        return list(outputs) if isinstance(outputs, tuple) else [outputs]
+
+
+class GraphClassifier:
+    def __init__(self, graphs: Mapping[str, GraphCall]) -> None:
         self.graph = graphs["classify"]
 
     def __call__(self, tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -46,8 +61,8 @@ class OrtClassifier:
         return self.graph(tokens=tokens, lengths=lengths)[0]
 
 
-class OrtTagger:
-    def __init__(self, graphs: dict[str, OrtGraph]) -> None:
+class GraphTagger:
+    def __init__(self, graphs: Mapping[str, GraphCall]) -> None:
         self.graph = graphs["tag"]
 
     def __call__(self, words: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
@@ -79,10 +94,10 @@ class TorchLanguageModelCalls:
         return logits
 
 
-class OrtLanguageModelCalls:
+class GraphLanguageModelCalls:
     """The same call sites on the "steps" graph; its state is always an (h, c) pair."""
 
-    def __init__(self, graphs: dict[str, OrtGraph], model: RNNLanguageModel) -> None:
+    def __init__(self, graphs: Mapping[str, GraphCall], model: RNNLanguageModel) -> None:
         self.graph = graphs["steps"]
         self.layers, self.hidden = model.config.num_layers, model.config.hidden_size
 
@@ -113,11 +128,11 @@ class OrtLanguageModelCalls:
         return self.graph(tokens=tokens, h=self._zeros(len(tokens)), c=self._zeros(len(tokens)))[0]
 
 
-class OrtSeq2Seq(nn.Module):
+class GraphSeq2Seq(nn.Module):
     """What beam search and greedy decoding use of a Seq2Seq (config, encode, decode_step),
     on the "encoder" and "decoder_step" graphs. A Module only so that `evaluating` accepts it."""
 
-    def __init__(self, graphs: dict[str, OrtGraph], config: Seq2SeqConfig) -> None:
+    def __init__(self, graphs: Mapping[str, GraphCall], config: Seq2SeqConfig) -> None:
         super().__init__()
         self.encoder, self.step = graphs["encoder"], graphs["decoder_step"]
         self.config = config
@@ -138,7 +153,7 @@ class OrtSeq2Seq(nn.Module):
         return (h, c) if self.config.cell == "lstm" else h
 
 
-LanguageModelCalls = TorchLanguageModelCalls | OrtLanguageModelCalls
+LanguageModelCalls = TorchLanguageModelCalls | GraphLanguageModelCalls
 ModelCall = Callable[..., Tensor]
-__all__ = ["LanguageModelCalls", "ModelCall", "OrtClassifier", "OrtGraph", "OrtLanguageModelCalls", "OrtSeq2Seq",
-           "OrtTagger", "RecurrentState", "TorchLanguageModelCalls"]
+__all__ = ["GraphCall", "GraphClassifier", "GraphLanguageModelCalls", "GraphSeq2Seq", "GraphTagger",
+           "LanguageModelCalls", "ModelCall", "OrtGraph", "RecurrentState", "TorchGraph", "TorchLanguageModelCalls"]

@@ -12,6 +12,8 @@ direction) use these modules.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -68,7 +70,7 @@ class DenseRNN(nn.Module):
         finals = []
         for directions in self.layers:
             outputs = []
-            for d, rnn in enumerate(directions):
+            for d, rnn in enumerate(cast(nn.ModuleList, directions)):
                 source = inputs if d == 0 else _gather_steps(inputs, reverse)
                 out, _ = rnn(source)  # [B, T, H]
                 finals.append(out.gather(1, last.expand(-1, 1, out.size(-1))).squeeze(1))  # [B, H]

@@ -9,10 +9,11 @@ above 1 (the decoder step's hypotheses per sentence too), so the tracer keeps th
 
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -111,14 +112,13 @@ def export_task(task: str, model: nn.Module) -> dict[str, bytes]:
     model.eval()
     exported = {}
     for name, graph in GRAPHS[task](model).items():
-        buffer = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
+        with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings(), torch.no_grad():
             # The TorchScript exporter warns that it is deprecated and that RNNs with a batch
             # size other than 1 trace with their example size (the axes given stay dynamic).
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                graph.module, graph.example, buffer, dynamo=False, opset_version=OPSET,
+                graph.module, graph.example, Path(scratch) / "graph.onnx", dynamo=False, opset_version=OPSET,
                 input_names=list(graph.inputs), output_names=list(graph.outputs), dynamic_axes=graph.dynamic,
             )
-        exported[name] = buffer.getvalue()
+            exported[name] = (Path(scratch) / "graph.onnx").read_bytes()
     return exported
