@@ -3,7 +3,6 @@ verified and shared safely; a failed export falls back to torch; the setting is 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,74 +14,11 @@ from pydantic import ValidationError
 from seqserve.services.worker import backends
 from seqserve.services.worker.backends import OnnxCache, attach_backend, choose_backend
 from seqserve.services.worker.handlers import build_handler
-from seqserve.services.worker.handlers.tag import tag_tokens
-from seqserve.services.worker.handlers.translate import to_corpus_tokens
-from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from seqserve.shared.checkpoint import load_checkpoint, save_checkpoint
 from seqserve.shared.config import Settings
-from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
-from seqserve.shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
-from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
-from seqserve.shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder
-from seqserve.shared.text.tokenize import tokenize
-from seqserve.shared.text.vocab import Vocab
+from tests.worker.payloads import TEXTS, classifier, language_model, tagger, translator
 
-# Lengths from 1 to 14 tokens in one batch, an empty text, repeated words: padding of every width.
-TEXTS = [
-    "a gorgeous , witty , seductive movie .", "dull", "", "the film is not the worst of the year , but close",
-    "a dog runs on the red sofa while two cats sleep and a man reads", "two cats", "the the the",
-]
 TOL = 1e-4
-
-
-def _payload(task: str, config: Any, model: torch.nn.Module, **extra: Any) -> dict[str, Any]:
-    return {"format": CHECKPOINT_FORMAT, "task": task, "model_config": dataclasses.asdict(config),
-            "state_dict": model.state_dict(), "metrics": {}, "data_fingerprint": "", "train_config": {}, **extra}
-
-
-def _vocab(tokens: list[list[str]]) -> Vocab:
-    return Vocab.build(tokens)
-
-
-def _classifier(cell: str, layers: int, bidirectional: bool) -> dict[str, Any]:
-    torch.manual_seed(1)
-    vocab = _vocab([tokenize(t) for t in TEXTS[:4]])  # later texts hold unknown words
-    config = ClassifierConfig(vocab_size=len(vocab), num_classes=3, cell=cell, num_layers=layers,  # type: ignore[arg-type]
-                              bidirectional=bidirectional, embedding_dim=8, hidden_size=6)
-    return _payload("classify", config, SentenceClassifier(config), vocab=vocab.to_list(), labels=["a", "b", "c"])
-
-
-def _tagger(cell: str, char_hidden: int) -> dict[str, Any]:
-    torch.manual_seed(2)
-    tokens = [tag_tokens(t) for t in TEXTS[:4]]
-    encoder = TokenEncoder(_vocab([[t.lower() for t in ts] for ts in tokens]),
-                           _vocab([list(t) for ts in tokens for t in ts]), True, 6)
-    config = TaggerConfig(vocab_size=len(encoder.words), num_tags=4, cell=cell,  # type: ignore[arg-type]
-                          char_vocab_size=len(encoder.chars), embedding_dim=8, char_embedding_dim=4,
-                          char_hidden_size=char_hidden, hidden_size=8, num_layers=2)
-    return _payload("tag", config, SequenceTagger(config), **encoder.to_payload(), tags=["A", "B", "C", "D"])
-
-
-def _language_model(cell: str) -> dict[str, Any]:
-    torch.manual_seed(3)
-    words = sorted({w for t in TEXTS for w in tokenize(t)})
-    vocab = Vocab([Vocab.PAD, Vocab.UNK, EOS, *words])
-    config = LanguageModelConfig(vocab_size=len(vocab), cell=cell, embedding_dim=12, hidden_size=10)  # type: ignore[arg-type]
-    model = RNNLanguageModel(config)
-    with torch.no_grad():  # peakier than the initialisation, so sampling has something to choose
-        model.decoder.bias.normal_(0, 2)
-    return _payload("generate", config, model, vocab=vocab.to_list())
-
-
-def _translator(cell: str, attention: str) -> dict[str, Any]:
-    torch.manual_seed(4)
-    src_vocab = _vocab([to_corpus_tokens(t) for t in TEXTS[:4]])
-    tgt_vocab = Vocab(["<pad>", "<unk>", "<s>", "</s>", "ein", "hund", "zwei", "katzen", "."])
-    config = Seq2SeqConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), src_embedding_dim=8,
-                           tgt_embedding_dim=8, hidden_size=12, cell=cell, attention=attention)  # type: ignore[arg-type]
-    model = Seq2Seq(config)
-    with torch.no_grad():  # eos likelier, so hypotheses of different lengths compete
-        model.generator.bias[config.eos_id] += 1.5
-    return _payload("translate", config, model, src_vocab=src_vocab.to_list(), tgt_vocab=tgt_vocab.to_list())
 
 
 def _both(payload: dict[str, Any], tmp_path: Path, chunk: int = 4) -> tuple[Any, Any]:
@@ -104,7 +40,7 @@ def _assert_close(a: list[float], b: list[float]) -> None:
 @pytest.mark.parametrize(("cell", "layers", "bidirectional"),
                          [("lstm", 2, True), ("gru", 1, True), ("rnn", 2, False), ("lstm", 1, False)])
 def test_classify_same_labels_and_probabilities(tmp_path: Path, cell: str, layers: int, bidirectional: bool) -> None:
-    torch_handler, onnx_handler = _both(_classifier(cell, layers, bidirectional), tmp_path)
+    torch_handler, onnx_handler = _both(classifier(cell, layers, bidirectional), tmp_path)
     expected, actual = torch_handler.run(TEXTS, {}), onnx_handler.run(TEXTS, {})
     for e, a in zip(expected, actual, strict=True):
         assert a["label"] == e["label"]
@@ -122,7 +58,7 @@ def test_trained_classifier_same_results(tmp_path: Path, tiny_classifier: Any) -
 
 @pytest.mark.parametrize(("cell", "char_hidden"), [("lstm", 4), ("gru", 4), ("lstm", 0)])
 def test_tag_same_tags_and_probabilities(tmp_path: Path, cell: str, char_hidden: int) -> None:
-    torch_handler, onnx_handler = _both(_tagger(cell, char_hidden), tmp_path)
+    torch_handler, onnx_handler = _both(tagger(cell, char_hidden), tmp_path)
     expected, actual = torch_handler.run(TEXTS, {}), onnx_handler.run(TEXTS, {})
     assert [a["tags"] for a in actual] == [e["tags"] for e in expected]
     for e, a in zip(expected, actual, strict=True):
@@ -131,7 +67,7 @@ def test_tag_same_tags_and_probabilities(tmp_path: Path, cell: str, char_hidden:
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_score_within_tolerance(tmp_path: Path, cell: str) -> None:
-    torch_handler, onnx_handler = _both(_language_model(cell), tmp_path)
+    torch_handler, onnx_handler = _both(language_model(cell), tmp_path)
     expected, actual = torch_handler.run(TEXTS, {}, "score"), onnx_handler.run(TEXTS, {}, "score")
     for e, a in zip(expected, actual, strict=True):
         assert a["tokens"] == e["tokens"]
@@ -143,7 +79,7 @@ def test_score_within_tolerance(tmp_path: Path, cell: str) -> None:
 @pytest.mark.parametrize("params", [{"temperature": 0.0, "max_tokens": 12, "next_word_top_k": 3},
                                     {"temperature": 1.0, "top_k": 5, "seed": 7, "max_tokens": 12}])
 def test_generation_identical(tmp_path: Path, cell: str, params: dict[str, Any]) -> None:
-    torch_handler, onnx_handler = _both(_language_model(cell), tmp_path)
+    torch_handler, onnx_handler = _both(language_model(cell), tmp_path)
     expected, actual = torch_handler.run(TEXTS, params, "generate"), onnx_handler.run(TEXTS, params, "generate")
     assert [a["tokens"] for a in actual] == [e["tokens"] for e in expected]
     if "next_word_top_k" in params:
@@ -154,7 +90,7 @@ def test_generation_identical(tmp_path: Path, cell: str, params: dict[str, Any])
 @pytest.mark.parametrize(("cell", "attention"), [("gru", "bahdanau"), ("lstm", "luong"), ("lstm", "bahdanau")])
 @pytest.mark.parametrize("beam", [1, 4])
 def test_translate_identical_at_the_same_beam(tmp_path: Path, cell: str, attention: str, beam: int) -> None:
-    torch_handler, onnx_handler = _both(_translator(cell, attention), tmp_path, chunk=3)
+    torch_handler, onnx_handler = _both(translator(cell, attention), tmp_path, chunk=3)
     params = {"beam_size": beam, "max_tokens": 8, "length_penalty": 1.0}
     expected, actual = torch_handler.run(TEXTS, params), onnx_handler.run(TEXTS, params)
     assert [a["tokens"] for a in actual] == [e["tokens"] for e in expected]
@@ -164,7 +100,7 @@ def test_translate_identical_at_the_same_beam(tmp_path: Path, cell: str, attenti
 def test_a_cached_export_is_reused_and_a_corrupted_one_exported_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    payload = _classifier("lstm", 1, True)
+    payload = classifier("lstm", 1, True)
     sha, _ = save_checkpoint(tmp_path / "model.pt", payload)
     settings = Settings(inference_backend="onnxruntime", onnx_cache_dir=tmp_path / "cache")
     exports: list[str] = []
@@ -209,7 +145,7 @@ def test_two_writers_of_one_export_leave_one_complete_copy(tmp_path: Path) -> No
 def test_a_failed_export_falls_back_to_torch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    payload = _tagger("lstm", 4)
+    payload = tagger("lstm", 4)
     sha, _ = save_checkpoint(tmp_path / "model.pt", payload)
     settings = Settings(inference_backend="onnxruntime", onnx_cache_dir=tmp_path / "cache")
 
