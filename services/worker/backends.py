@@ -131,7 +131,10 @@ def attach_backend(handler: Any, checkpoint: Path, sha256: str, settings: Settin
         return "torch"
     try:
         graphs = OnnxCache(settings.onnx_cache_dir).graphs(checkpoint, sha256, handler.task, handler.model)
-        sessions = {name: OrtGraph(data, settings.torch_threads) for name, data in graphs.items()}
+        # Unset threads mean 1 here: 2 intra-op threads per process ran 3-25x slower than 1 on a
+        # busy 2-core machine (docs/benchmarks/backends.md, "Threads and processes").
+        threads = settings.torch_threads or 1
+        sessions = {name: OrtGraph(data, threads) for name, data in graphs.items()}
         attach_graphs(handler, sessions)
         if handler.task in ONNX_CHUNK_ROWS:
             handler.rows_per_pass = ONNX_CHUNK_ROWS[handler.task]

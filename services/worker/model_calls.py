@@ -28,7 +28,7 @@ class OrtGraph:
 
     def __init__(self, model: bytes, threads: int) -> None:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: ONNX Runtime's choice (one per core)
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         # The exporter drops inputs a graph does not read (a tagger without char features).

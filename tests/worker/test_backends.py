@@ -111,6 +111,7 @@ def test_a_cached_export_is_reused_and_a_corrupted_one_exported_again(
     def served() -> list[dict[str, Any]]:
         handler = build_handler(payload, "cpu", settings)
         assert attach_backend(handler, tmp_path / "model.pt", sha, settings) == "onnxruntime"
+        assert handler.rows_per_pass == backends.ONNX_CHUNK_ROWS["classify"]  # its own measured chunk
         return handler.run(TEXTS, {})
 
     served()
