@@ -49,7 +49,7 @@ def tagger(cell: str, char_hidden: int) -> dict[str, Any]:
     config = TaggerConfig(vocab_size=len(encoder.words), num_tags=4, cell=cell,  # type: ignore[arg-type]
                           char_vocab_size=len(encoder.chars), embedding_dim=8, char_embedding_dim=4,
                           char_hidden_size=char_hidden, hidden_size=8, num_layers=2)
-    return payload("tag", config, SequenceTagger(config), **encoder.topayload(), tags=["A", "B", "C", "D"])
+    return payload("tag", config, SequenceTagger(config), **encoder.to_payload(), tags=["A", "B", "C", "D"])
 
 
 def language_model(cell: str) -> dict[str, Any]:
