@@ -121,7 +121,11 @@ class OnnxCache:
             log.warning("ONNX export in %s does not match its manifest; exporting again", directory)
             self.discard(directory)
         graphs = export_task(task, model)
-        self.write(directory, sha256, graphs)
+        try:
+            self.write(directory, sha256, graphs)
+        except OSError:
+            # A read-only checkpoint volume: serve this export from memory, export again next load.
+            log.warning("cannot cache the ONNX export in %s; using it uncached", directory, exc_info=True)
         return graphs
 
 

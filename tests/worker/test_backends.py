@@ -134,6 +134,17 @@ def test_a_cache_entry_of_another_checkpoint_is_not_used(tmp_path: Path) -> None
     assert cache.read(directory, "b" * 64) == {"classify": b"graph"}
 
 
+def test_an_unwritable_cache_still_serves_the_export(tmp_path: Path) -> None:
+    payload = classifier("gru", 1, True)
+    sha, _ = save_checkpoint(tmp_path / "model.pt", payload)
+    (tmp_path / "not-a-dir").write_text("")
+    settings = Settings(inference_backend="onnxruntime", onnx_cache_dir=tmp_path / "not-a-dir" / "cache")
+    handler = build_handler(payload, "cpu", settings)
+    assert attach_backend(handler, tmp_path / "model.pt", sha, settings) == "onnxruntime"
+    expected = build_handler(payload, "cpu", settings).run(TEXTS, {})
+    assert [r["label"] for r in handler.run(TEXTS, {})] == [r["label"] for r in expected]
+
+
 def test_two_writers_of_one_export_leave_one_complete_copy(tmp_path: Path) -> None:
     cache = OnnxCache(tmp_path)
     directory = cache.directory(tmp_path / "model.pt", "c" * 64)
