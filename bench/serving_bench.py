@@ -100,14 +100,19 @@ def register(env: dict[str, str], name: str, task: str, checkpoint: Path) -> Non
             os.environ["SEQSERVE_API_KEY"] = create(session, "bench", "bench", ["jobs:read", "jobs:write"])[1]
 
 
-def in_process_limit(kind: str, checkpoint: Path, texts: list[str], batch: int, seconds: float) -> Result:
+def in_process_limit(kind: str, checkpoint: Path, texts: list[str], batch: int, seconds: float,
+                     backend: str = "torch", device: str = "cpu") -> Result:
     import torch
 
+    from seqserve.services.worker.backends import attach_backend
     from seqserve.services.worker.handlers import build_handler
-    from seqserve.shared.checkpoint import load_checkpoint
+    from seqserve.shared.checkpoint import load_checkpoint, sha256_file
+    from seqserve.shared.config import Settings
 
     torch.set_num_threads(1)
-    handler = build_handler(load_checkpoint(checkpoint, None), torch.device("cpu"))
+    handler = build_handler(load_checkpoint(checkpoint, None), torch.device(device))
+    # The worker's backend, so that the limit is measured on the path the stack serves.
+    attach_backend(handler, checkpoint, sha256_file(checkpoint), Settings(inference_backend=backend, torch_threads=1))
     params = default_params(kind)
     jobs, started, cursor = 0, time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
@@ -202,6 +207,9 @@ def main() -> None:
                         help="the worker's pool, for naive and seqserve alike")
     parser.add_argument("--api-workers", type=int, default=1,
                         help="API processes (SEQSERVE_API_WORKERS; 1, the default, served 2 cores best)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="the worker's (and the limit's) device")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="torch",
+                        help="SEQSERVE_INFERENCE_BACKEND of the worker and the in-process limit")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/serving.json"))
     args = parser.parse_args()
     workdir = Path(f"/tmp/seqserve-bench-{os.getpid()}")
@@ -285,7 +293,8 @@ TASK_OF = {"classify": "classify", "tag": "tag", "generate": "generate", "score"
 def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: dict[str, str]) -> list[Result]:
     base_env = {
         "SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": REDIS, "SEQSERVE_VAR_DIR": str(workdir / "var"),
-        "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
+        "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": args.device, "SEQSERVE_TORCH_THREADS": "1",
+        "SEQSERVE_INFERENCE_BACKEND": args.backend,
         "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000",
         "SEQSERVE_API_WORKERS": str(args.api_workers), "SEQSERVE_WORKER_POOL": args.pool,
     }
@@ -298,7 +307,7 @@ def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: di
         register(base_env, model, TASK_OF[kind], checkpoint)
         texts = sample_inputs(kind, DATA_DIR)
         for per_job in (1, 64):
-            result = in_process_limit(kind, checkpoint, texts, per_job, args.seconds)
+            result = in_process_limit(kind, checkpoint, texts, per_job, args.seconds, args.backend, args.device)
             print(json.dumps(asdict(result)), flush=True)
             results.append(result)
         (workdir / "logs" / "naive").mkdir(parents=True, exist_ok=True)
@@ -307,7 +316,7 @@ def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: di
         results += run_mode("seqserve", base_env, kind, model, args, workdir / "logs")
         # The limit again, now: this machine's speed drifts over minutes, and the target takes
         # the faster of the two (the served rate must hold up against either).
-        result = in_process_limit(kind, checkpoint, texts, 64, args.seconds)
+        result = in_process_limit(kind, checkpoint, texts, 64, args.seconds, args.backend, args.device)
         print(json.dumps(asdict(result)), flush=True)
         results.append(result)
     return results

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     artifact_dir: Path | None = Field(None, description="Checkpoints; default var_dir/artifacts.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 leaves torch's choice.")
+    inference_backend: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto", description="auto: per task what measured fastest on CPU (docs/benchmarks/backends.md); torch; "
+        "onnxruntime: the checkpoint's ONNX graphs on the CPU provider. CUDA always runs torch.")
+    onnx_cache_dir: Path | None = Field(None, description="Exported ONNX graphs; default beside each checkpoint.")
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

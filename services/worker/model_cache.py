@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqserve.services.worker.backends import attach_backend
 from seqserve.services.worker.device import pick_device
 from seqserve.services.worker.handlers import build_handler
 from seqserve.shared.checkpoint import load_checkpoint
@@ -50,6 +51,7 @@ class ModelCache:
         try:
             payload = load_checkpoint(Path(info.checkpoint_uri), expected_sha256=info.sha256)
             handler = build_handler(payload, pick_device(get_settings()))
+            attach_backend(handler, Path(info.checkpoint_uri), info.sha256, get_settings())
         except Exception:
             MODEL_LOAD_ERRORS_TOTAL.labels(info.model_name, str(info.version)).inc()
             raise

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
 from seqserve.services.worker.handlers.vectors import WordTable
+from seqserve.services.worker.model_calls import ModelCall
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import ClassifyParams
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
@@ -35,6 +36,7 @@ class ClassifyHandler(StagedHandler[ClassifyParams, _Prepared, Tensor]):
             raise ValueError(f"model has {model.config.num_classes} classes but {len(labels)} labels")
         super().__init__(device)
         self.model = model.to(self.device).eval()
+        self.forward: ModelCall = self.model  # or its ONNX graph (services/worker/backends.py)
         self.vocab = vocab
         self.labels = list(labels)
         self.rows_per_pass = rows_per_pass
@@ -60,7 +62,7 @@ class ClassifyHandler(StagedHandler[ClassifyParams, _Prepared, Tensor]):
         for start in range(0, prepared.tokens.size(0), chunk):
             lengths = prepared.lengths[start : start + chunk]
             tokens = prepared.tokens[start : start + chunk, : int(lengths[0])]  # rows sorted longest first
-            parts.append(self.model(tokens.to(self.device), lengths))  # [chunk, C]
+            parts.append(self.forward(tokens.to(self.device), lengths))  # [chunk, C]
         return torch.cat(parts).float().cpu()
 
     def postprocess(self, logits: Tensor, prepared: _Prepared, params: ClassifyParams) -> list[dict[str, Any]]:

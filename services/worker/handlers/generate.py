@@ -17,6 +17,7 @@ from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler
 from seqserve.services.worker.handlers.vectors import WordTable
+from seqserve.services.worker.model_calls import LanguageModelCalls, TorchLanguageModelCalls
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import GenerateParams, ScoreParams
 from seqserve.shared.nn.language_model import EOS, LanguageModelConfig, RNNLanguageModel
@@ -76,6 +77,8 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
             raise ValueError(f"the vocabulary has no {EOS!r} sentence boundary")
         super().__init__(device)
         self.model = model.to(self.device).eval()
+        # The model's call sites, on torch or its ONNX graph (services/worker/backends.py).
+        self.calls: LanguageModelCalls = TorchLanguageModelCalls(self.model)
         self.vocab = vocab
         self.eos_id = vocab.encode([EOS])[0]
         self._number_token = "N" if "N" in vocab else None
@@ -148,9 +151,7 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
 
     def _decode(self, prompts: _Prompts, params: GenerateParams) -> _Continuations:
         """Feed the prompts, then extend all rows together one step at a time."""
-        features, state = self.model.encode(prompts.tokens.to(self.device), None, prompts.lengths)  # [B, T, D]
-        last = (prompts.lengths - 1).to(self.device)
-        logits = self.model.decode(features[torch.arange(len(last), device=self.device), last])  # [B, V]
+        logits, state = self.calls.prompt(prompts.tokens.to(self.device), prompts.lengths)  # [B, V]
         first_logits = logits.float().cpu()
         steps = []
         for step in range(params.max_tokens):
@@ -159,8 +160,7 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
             )
             steps.append(next_ids)
             if step + 1 < params.max_tokens:
-                step_logits, state = self.model(next_ids.unsqueeze(1), state)  # [B, 1, V]
-                logits = step_logits[:, 0]
+                logits, state = self.calls.step(next_ids, state)  # [B, V]
         return _Continuations(first_logits, torch.stack(steps, dim=1).cpu())
 
     def _continuations(
@@ -224,7 +224,7 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
         """Natural-log P(target) at every step: [B, T] on the CPU (padded steps are garbage)."""
         width = int(lengths.max())
         tokens, targets = tokens[:, :width].to(self.device), targets[:, :width].to(self.device)
-        logits, _ = self.model(tokens, None, lengths)  # [B, T, V]
+        logits = self.calls.logits(tokens, lengths)  # [B, T, V]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         return logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
 

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
 from seqserve.services.worker.handlers.vectors import WordTable
+from seqserve.services.worker.model_calls import ModelCall
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import TagParams
 from seqserve.shared.nn.padding import pad_sequences
@@ -53,6 +54,7 @@ class TagHandler(StagedHandler[TagParams, _Prepared, list[Tensor]]):
             raise ValueError("model and checkpoint vocabularies differ in size")
         super().__init__(device)
         self.model = model.to(self.device).eval()
+        self.forward: ModelCall = self.model  # or its ONNX graph (services/worker/backends.py)
         self.encoder = encoder
         self.tags = list(tags)
         self.rows_per_pass = rows_per_pass
@@ -82,7 +84,7 @@ class TagHandler(StagedHandler[TagParams, _Prepared, list[Tensor]]):
     def infer(self, prepared: _Prepared, params: TagParams) -> list[Tensor]:
         """Logits [B, T, K] (CPU) per batch."""
         return [
-            self.model(batch.words.to(self.device), batch.chars.to(self.device), batch.lengths).float().cpu()
+            self.forward(batch.words.to(self.device), batch.chars.to(self.device), batch.lengths).float().cpu()
             for batch in prepared.batches
         ]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import nn
 
 from seqserve.services.worker.handlers.base import StagedHandler, rows_per_pass
 from seqserve.services.worker.handlers.vectors import WordTable
@@ -58,6 +59,8 @@ class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypot
             )
         super().__init__(device)
         self.model = model.to(self.device).eval()
+        # What beam search drives: the module, or its ONNX graphs (services/worker/backends.py).
+        self.decoder: nn.Module = self.model
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         # Sentences per beam search; each holds rows_per_pass * beam_size hypotheses.
         self.rows_per_pass = rows_per_pass
@@ -88,7 +91,7 @@ class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypot
             indices = prepared.order[start : start + self.rows_per_pass]
             src, lengths = pad_sequences([prepared.encoded[i] for i in indices], self.model.config.pad_id)
             hypotheses = beam_search_scored(
-                self.model, src.to(self.device), lengths,
+                cast(Seq2Seq, self.decoder), src.to(self.device), lengths,
                 params.beam_size, params.max_tokens, params.length_penalty,
             )
             best.update(zip(indices, hypotheses, strict=True))
