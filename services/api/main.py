@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seqserve.services.api import errors
@@ -14,6 +15,7 @@ from seqserve.services.api.audit.routes import router as audit_router
 from seqserve.services.api.auth import warn_if_off
 from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
+from seqserve.services.api.docs_pages import DocsPagesPolicy
 from seqserve.services.api.health import scrape
 from seqserve.services.api.health.routes import router as health_router
 from seqserve.services.api.jobs.routes import router as jobs_router
@@ -68,7 +70,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()
     docs = settings.docs  # SEQSERVE_DOCS=false serves neither the document nor its pages
-    app = FastAPI(
+    # fastapi-offline serves Swagger UI's and ReDoc's files from its package: /docs works offline.
+    app = (FastAPIOffline if docs else FastAPI)(
         title="seqserve",
         version="0.1.0",
         description="Serving LSTM/GRU sequence models: submit jobs, poll results, browse the registry.",
@@ -87,6 +90,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     scrape.install_collector()
     app.add_middleware(RequestTimer)
+    app.add_middleware(DocsPagesPolicy)
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(models_router)
