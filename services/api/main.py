@@ -22,6 +22,7 @@ from seqserve.services.api.jobs.routes import router as jobs_router
 from seqserve.services.api.jobs.service import JobQueue
 from seqserve.services.api.jobs.waiter import JobWaiter
 from seqserve.services.api.keys.routes import router as keys_router
+from seqserve.services.api.models.artifacts import router as artifacts_router
 from seqserve.services.api.models.routes import router as models_router
 from seqserve.services.api.stats.routes import router as stats_router
 from seqserve.services.api.training.routes import router as training_router
@@ -94,6 +95,7 @@ def create_app() -> FastAPI:
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(models_router)
+    app.include_router(artifacts_router)
     app.include_router(training_router)
     app.include_router(stats_router)
     app.include_router(keys_router)

@@ -33,6 +33,8 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/models"): "models:read",
     ("GET", "/v1/models/{name}"): "models:read",
     ("PUT", "/v1/models/{name}/aliases/{alias}"): "models:write",
+    ("GET", "/v1/models/{name}/versions/{version}/curve.png"): "models:read",
+    ("GET", "/v1/models/{name}/versions/{version}/checkpoint"): "models:write",
     ("POST", "/v1/training-runs"): "training:write",
     ("GET", "/v1/training-runs"): "models:read",
     ("GET", "/v1/training-runs/{run_id}"): "models:read",
@@ -54,7 +56,8 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("GET", "/static-offline-docs/{path}"): OPEN,  # Swagger UI's and ReDoc's files
 }
 PATH_VALUES = {"{job_id}": str(uuid.uuid4()), "{run_id}": str(uuid.uuid4()), "{name}": "absent",
-               "{alias}": "production"}
+               "{alias}": "production",
+               "{version}": "1"}
 PROTECTED = sorted((route, scope) for route, scope in POLICY.items() if scope is not None)
 
 
