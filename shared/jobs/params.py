@@ -32,8 +32,9 @@ class GenerateParams(JobParams):
     is greedy and repeatable, and `seed` makes sampling repeatable."""
 
     max_tokens: int = Field(30, ge=1, le=200, description="Words to generate after the prompt.")
-    temperature: float = Field(1.0, ge=0.0, le=5.0, description="Softmax temperature; the default 1.0 samples from the model's distribution "
-                               "(another continuation each call unless `seed`); 0 means greedy decoding.")
+    temperature: float = Field(
+        1.0, ge=0.0, le=5.0, description="Softmax temperature; the default 1.0 samples from the model's distribution "
+                                         "(another continuation each call unless `seed`); 0 means greedy decoding.")
     top_k: int = Field(0, ge=0, le=1000, description="Sample from the k likeliest words; 0 = off.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; 1 = off.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Makes sampling repeatable.")

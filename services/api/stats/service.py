@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import JobStatus
+from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs import stats as stats_repo
 from seqserve.shared.jobs.stats_schemas import FailureRead, KindStats, StatsRead
-from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.queueing import PRIORITY_QUEUES, queue_depths
 
 log = logging.getLogger(__name__)
