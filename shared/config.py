@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     var_dir: Path = Field(Path("var"), description="Working directory of the embedded default.")
     database_url: str = Field("", description="SQLAlchemy URL; default SQLite in var_dir.")
     broker_url: str = Field("", description="Celery broker URL; default filesystem in var_dir.")
+    broker_poll_seconds: float = Field(0.05, gt=0, le=5, description="Filesystem broker: how often a consumer looks for "
+                                       "messages (kombu's default 1 s was most of a job's wait: docs/benchmarks/embedded.md).")
     data_dir: Path | None = Field(None, description="Datasets; default ../shared/datasets or ./data.")
     artifact_dir: Path | None = Field(None, description="Checkpoints; default var_dir/artifacts.")
     device: Literal["auto", "cpu", "cuda"] = "auto"

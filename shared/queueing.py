@@ -47,6 +47,7 @@ def _transport_options(settings: Settings) -> dict[str, object]:
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+            "polling_interval": settings.broker_poll_seconds,
         }
     # Redis: a message not acked within this many seconds is delivered again, so it must
     # exceed the longest job.

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seqserve.services.api import errors
@@ -16,6 +17,7 @@ from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
 from seqserve.services.api.drift.routes import router as drift_router
 from seqserve.services.api.feedback.routes import router as feedback_router
+from seqserve.services.api.docs_pages import DocsPagesPolicy
 from seqserve.services.api.health import scrape
 from seqserve.services.api.health.routes import router as health_router
 from seqserve.services.api.jobs.routes import router as jobs_router
@@ -23,6 +25,7 @@ from seqserve.services.api.jobs.service import JobQueue
 from seqserve.services.api.jobs.waiter import JobWaiter
 from seqserve.services.api.keys.routes import router as keys_router
 from seqserve.services.api.limits import RateLimiter
+from seqserve.services.api.models.artifacts import router as artifacts_router
 from seqserve.services.api.models.routes import router as models_router
 from seqserve.services.api.stats.routes import router as stats_router
 from seqserve.services.api.training.routes import router as training_router
@@ -72,7 +75,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()
     docs = settings.docs  # SEQSERVE_DOCS=false serves neither the document nor its pages
-    app = FastAPI(
+    # fastapi-offline serves Swagger UI's and ReDoc's files from its package: /docs works offline.
+    app = (FastAPIOffline if docs else FastAPI)(
         title="seqserve",
         version="0.1.0",
         description="Serving LSTM/GRU sequence models: submit jobs, poll results, browse the registry.",
@@ -92,11 +96,13 @@ def create_app() -> FastAPI:
     errors.install(app)
     scrape.install_collector()
     app.add_middleware(RequestTimer)
+    app.add_middleware(DocsPagesPolicy)
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(feedback_router)
     app.include_router(models_router)
     app.include_router(drift_router)
+    app.include_router(artifacts_router)
     app.include_router(training_router)
     app.include_router(stats_router)
     app.include_router(keys_router)

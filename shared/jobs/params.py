@@ -27,8 +27,14 @@ class ScoreParams(JobParams):
 
 
 class GenerateParams(JobParams):
+    """`generate` without params samples up to 30 words at temperature 1.0 from the full
+    distribution (no top-k or top-p cut), so each call continues differently; `temperature: 0`
+    is greedy and repeatable, and `seed` makes sampling repeatable."""
+
     max_tokens: int = Field(30, ge=1, le=200, description="Words to generate after the prompt.")
-    temperature: float = Field(1.0, ge=0.0, le=5.0, description="0 means greedy decoding.")
+    temperature: float = Field(
+        1.0, ge=0.0, le=5.0, description="Softmax temperature; the default 1.0 samples from the model's distribution "
+                                         "(another continuation each call unless `seed`); 0 means greedy decoding.")
     top_k: int = Field(0, ge=0, le=1000, description="Sample from the k likeliest words; 0 = off.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; 1 = off.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Makes sampling repeatable.")
@@ -36,6 +42,11 @@ class GenerateParams(JobParams):
 
 
 class TranslateParams(JobParams):
+    """`translate` runs a beam search of 4 by default. The translation is lowercased and
+    Moses-tokenized, like the Multi30k text the model learnt from (`ein hund rennt durch das gras .`);
+    join it back with a Moses detokenizer (sacremoses: `MosesDetokenizer(lang="de").detokenize(tokens)`)
+    and recase it if needed."""
+
     beam_size: int = Field(4, ge=1, le=16, description="1 means greedy decoding.")
     max_tokens: int = Field(80, ge=1, le=256, description="Longest output, in tokens.")
     length_penalty: float = Field(1.0, ge=0.0, le=2.0, description="Beam scores divide by length**alpha.")

@@ -277,6 +277,7 @@ class JobFilter:
     model: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    version: int | None = None  # with `model`: that version's jobs
 
 
 def list_page(
@@ -284,7 +285,8 @@ def list_page(
 ) -> Sequence[Job]:
     """Newest first; `after` is the (created_at, id) of the last row of the previous page."""
     query = select(Job).options(selectinload(Job.model_version)).where(Job.team == filters.team)
-    for column, value in ((Job.status, filters.status), (Job.kind, filters.kind), (Job.model_name, filters.model)):
+    for column, value in ((Job.status, filters.status), (Job.kind, filters.kind), (Job.model_name, filters.model),
+                          (Job.version_number, filters.version)):
         if value is not None:
             query = query.where(column == value)
     if filters.created_after is not None:

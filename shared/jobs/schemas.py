@@ -11,6 +11,7 @@ from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import Row
 
 from seqserve.shared.db.models import Job
+from seqserve.shared.jobs.params_doc import add_params_by_kind
 from seqserve.shared.notify import FinalState
 from seqserve.shared.validation import IsoDatetime, StrictText, storable
 
@@ -30,7 +31,9 @@ class JobCreate(BaseModel):
     model: StrictText = Field(min_length=1, max_length=256,
                               description="'name' (its production alias), 'name@alias' or 'name:version'.")
     inputs: list[InputText] = Field(min_length=1, description="Texts; one result entry per input, in order.")
-    params: dict[StrictText, Any] = Field(default_factory=dict, description="Options for the kind.")
+    params: dict[StrictText, Any] = Field(
+        default_factory=dict, json_schema_extra=add_params_by_kind,
+        description="Options for the kind (`x-params-by-kind`: each kind's, with their defaults); unknown keys are refused.")
     priority: Priority = Field("normal", description="high, normal or low: separate queues.")
     webhook_url: WebhookUrl | None = Field(
         None, description="POSTed the final job state, signed; internal addresses are refused.")

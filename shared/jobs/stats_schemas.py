@@ -39,5 +39,7 @@ class StatsRead(BaseModel):
     throughput_per_second: float = Field(description="Jobs that ended in the window, per second.")
     by_kind: dict[str, KindStats]
     recent_failures: list[FailureRead] = Field(description="The last failed jobs, newest first.")
-    queue_depth: dict[str, int] | None = Field(description="Messages waiting per queue; null when the broker did not answer.")
+    queue_depth: dict[str, int] | None = Field(
+        description="Per queue: jobs waiting on the inference queues (canaries and wake-ups are not counted), messages "
+                    "waiting on the others; null when the broker did not answer.")
     queue_depth_error: str | None = Field(description="Why `queue_depth` is null.")

@@ -40,3 +40,12 @@ def parse_model_ref(text: str) -> ModelRef:
         alias=match.group("alias") or (None if version else DEFAULT_ALIAS),
         version=int(version) if version else None,
     )
+
+
+def parse_model_filter(text: str) -> ModelRef:
+    """A reference as a jobs filter: like `parse_model_ref`, but a bare name keeps alias and
+    version None (it matches the model's jobs on every version)."""
+    ref = parse_model_ref(text)
+    if "@" not in text and ":" not in text:
+        return ModelRef(name=ref.name)
+    return ref

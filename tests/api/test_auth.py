@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
+from starlette.routing import Mount
 
 from seqserve.services.api.main import create_app
 from seqserve.shared.auth.scopes import SCOPES
@@ -32,6 +33,8 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/models"): "models:read",
     ("GET", "/v1/models/{name}"): "models:read",
     ("PUT", "/v1/models/{name}/aliases/{alias}"): "models:write",
+    ("GET", "/v1/models/{name}/versions/{version}/curve.png"): "models:read",
+    ("GET", "/v1/models/{name}/versions/{version}/checkpoint"): "models:write",
     ("POST", "/v1/training-runs"): "training:write",
     ("GET", "/v1/training-runs"): "models:read",
     ("GET", "/v1/training-runs/{run_id}"): "models:read",
@@ -50,9 +53,11 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
+    ("GET", "/static-offline-docs/{path}"): OPEN,  # Swagger UI's and ReDoc's files
 }
 PATH_VALUES = {"{job_id}": str(uuid.uuid4()), "{run_id}": str(uuid.uuid4()), "{name}": "absent",
-               "{alias}": "production"}
+               "{alias}": "production",
+               "{version}": "1"}
 PROTECTED = sorted((route, scope) for route, scope in POLICY.items() if scope is not None)
 
 
@@ -82,6 +87,8 @@ def _routes(routes: list[Any]) -> Iterator[tuple[str, str]]:
     for route in routes:
         if hasattr(route, "original_router"):
             yield from _routes(route.original_router.routes)
+        elif isinstance(route, Mount):  # static files: GET of any path below
+            yield ("GET", f"{route.path}/{{path}}")
         else:
             yield from ((method, route.path) for method in route.methods - {"HEAD"})
 
@@ -191,4 +198,5 @@ def test_metrics_behind_a_key_and_docs_off(db: str, monkeypatch: pytest.MonkeyPa
         assert client.get("/metrics", headers=_bearer(create_key("ops", ("jobs:read",)))).status_code == 403
         assert client.get("/metrics", headers=_bearer(create_key("ops", ("metrics:read",)))).status_code == 200
         assert client.get("/openapi.json").status_code == 404 and client.get("/docs").status_code == 404
+        assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 404
         assert client.get("/healthz").status_code == 200

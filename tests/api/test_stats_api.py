@@ -14,13 +14,13 @@ from fastapi.testclient import TestClient
 
 from seqserve.services.api.main import create_app
 from seqserve.services.api.stats.service import percentile
-from seqserve.shared.config import reset_settings
+from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.migrate import upgrade
 from seqserve.shared.db.models import Job, JobStatus
 from seqserve.shared.db.session import dispose_engines, session_scope
 from seqserve.shared.jobs import repository as jobs_repo
-from seqserve.shared.queueing import ALL_QUEUES
+from seqserve.shared.queueing import ALL_QUEUES, CANARY_TASK, INFERENCE_QUEUES, make_celery, queue_depths
 from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from tests import processes
 from tests.conftest import claim_group_of, create_key, finish
@@ -127,7 +127,9 @@ def test_stats_count_every_status_and_time_the_window(client: TestClient, models
     (failure,) = stats["recent_failures"]
     assert failure["id"] == str(failed_id) and failure["error"] == "boom: out of cheese"
     assert (failure["kind"], failure["model"], failure["model_version"]) == ("classify", "stats-clf", 1)
-    assert stats["queue_depth"] == dict.fromkeys(ALL_QUEUES, 0) and stats["queue_depth_error"] is None
+    # The two queued jobs wait on inference.normal (inserted here, so the broker holds no message).
+    assert stats["queue_depth"] == dict.fromkeys(ALL_QUEUES, 0) | {"inference.normal": 2}
+    assert stats["queue_depth_error"] is None
 
     narrow = client.get("/v1/stats", params={"window_seconds": 5}).json()
     assert narrow["by_kind"] == {} and narrow["finished_in_window"] == 0 and narrow["throughput_per_second"] == 0
@@ -157,6 +159,19 @@ def test_queue_depth_is_null_with_an_error_when_the_broker_is_down(
     stats = response.json()
     assert stats["queue_depth"] is None and "Connection" in stats["queue_depth_error"]
     assert stats["jobs_by_status"]["queued"] == 0
+
+
+def test_canaries_are_not_queue_depth_the_waiting_jobs_are(client: TestClient, models: dict[str, int]) -> None:
+    settings = get_settings()
+    celery = make_celery(settings)
+    for queue in INFERENCE_QUEUES:  # as beat sends them, with nobody consuming
+        celery.send_task(CANARY_TASK, args=[queue], queue=queue)
+    _queued(models["stats-clf"], "stats-clf", "classify", utcnow())
+    assert queue_depths(settings, INFERENCE_QUEUES) == dict.fromkeys(INFERENCE_QUEUES, 1)  # the broker holds them
+
+    depth = client.get("/v1/stats").json()["queue_depth"]
+    assert {queue: depth[queue] for queue in INFERENCE_QUEUES} == {"inference.high": 0, "inference.normal": 1,
+                                                                  "inference.low": 0}
 
 
 def test_window_must_be_positive(client: TestClient) -> None:

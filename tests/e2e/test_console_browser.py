@@ -211,6 +211,12 @@ def _training_run(model: str) -> str:
         return str(run.id)
 
 
+def _queued_run(model: str) -> str:
+    """A run no trainer has taken yet: no start time."""
+    with session_scope() as session:
+        return str(runs_repo.create(session, "classify", "quick", model, {}).id)
+
+
 def _shown_statuses(devtools: DevTools) -> dict[str, int]:
     tiles = devtools.evaluate(
         "Object.fromEntries([...document.querySelectorAll('#jobs-by-status [data-status]')]"
@@ -234,6 +240,7 @@ def test_console_shows_live_stats_models_and_curves(
     _run_jobs(stack, registered_model, _register_broken())
     _register_vectors()
     run_id = _training_run(registered_model)
+    queued_run = _queued_run(registered_model)
 
     with headless_chromium(tmp_path / "profile", tmp_path / "chromium.log") as devtools:
         for domain in ("Runtime", "Log", "Page"):
@@ -244,6 +251,9 @@ def test_console_shows_live_stats_models_and_curves(
         devtools.wait_until("document.querySelector('#failures tr[data-job]') !== null")
 
         assert devtools.evaluate("document.title") == "seqserve console"
+        when = "document.querySelector('[data-run=\"{}\"] .run-when').textContent"
+        assert "queued since " in devtools.evaluate(when.format(queued_run))
+        assert "started " in devtools.evaluate(when.format(run_id))
         stats = processes.get(f"{stack}/v1/stats").json()
         expected = stats["jobs_by_status"] | {"total": sum(stats["jobs_by_status"].values())}
         assert expected["succeeded"] == 4 and expected["failed"] == 1

@@ -49,7 +49,8 @@ def test_training_run_over_http_registers_and_promotes(db: str, trainer_stack: s
     assert model["aliases"] == {"production": 1}
     version = model["versions"][0]
     assert version["training_run_id"] == run["id"] and len(version["sha256"]) == 64
-    assert Path(version["artifacts"]["training_curve"]).is_file()
+    curve = processes.get(f"{trainer_stack}{version['artifacts']['training_curve']}")
+    assert curve.status_code == 200 and curve.content.startswith(b"\x89PNG")
     listed = processes.get(f"{trainer_stack}/v1/training-runs", params={"status": "succeeded"}).json()
     assert [r["id"] for r in listed] == [run["id"]]
 

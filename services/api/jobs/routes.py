@@ -16,6 +16,7 @@ from seqserve.services.api.auth import JobsRead, JobsWrite
 from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.services.api.jobs import service
+from seqserve.services.api.jobs.model_filter import model_filter
 from seqserve.services.api.jobs.prefer import wait_seconds
 from seqserve.services.api.limits import LIMIT_ERRORS, LIMIT_HEADERS, admit
 from seqserve.shared.config import get_settings
@@ -111,13 +112,17 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", "cursor") from exc
 
 
-@router.get("", response_model=JobPage)
+MODEL_FILTER_DOC = ("`name` (every version), `name:version` or `name@alias` (the version the alias points at now), "
+                    "as in submission.")
+
+
+@router.get("", response_model=JobPage, responses=responses(404))
 def list_jobs(
     session: SessionDep,
     principal: JobsRead,
     status: Annotated[JobStatus | None, Query()] = None,
     kind: Annotated[Text | None, Query(max_length=64)] = None,
-    model: Annotated[Text | None, Query(max_length=128, description="Model name.")] = None,
+    model: Annotated[Text | None, Query(max_length=256, description=MODEL_FILTER_DOC)] = None,
     created_after: Annotated[IsoDatetime | None, Query(description=DATETIME_DOC)] = None,
     created_before: Annotated[IsoDatetime | None, Query(description=DATETIME_DOC)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -126,8 +131,9 @@ def list_jobs(
     """Your team's jobs, newest first, filtered; follow `next_cursor` for the next page."""
     if kind is not None and kind not in JOB_KINDS:
         raise ApiError(422, "unknown_kind", f"unknown job kind '{kind}'", "kind")
-    filters = jobs_repo.JobFilter(principal.team, status.value if status else None, kind, model, created_after,
-                                 created_before)
+    name, version = model_filter(session, model, kind) if model is not None else (None, None)
+    filters = jobs_repo.JobFilter(principal.team, status.value if status else None, kind, name, created_after,
+                                 created_before, version)
     after = _decode_cursor(cursor) if cursor else None
     rows = jobs_repo.list_page(session, filters, limit + 1, after)
     page = list(rows[:limit])

@@ -29,6 +29,7 @@ from seqserve.shared.jobs.schemas import JobCreate, JobRead
 from seqserve.shared.metrics import JOBS_REJECTED_TOTAL, JOBS_SUBMITTED_TOTAL
 from seqserve.shared.notify import JobsFinished, publish_finished
 from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook, queue_for
+from seqserve.shared.registry.hints import not_found_message
 from seqserve.shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
 from seqserve.shared.registry.service import RegistryError, resolve
 from seqserve.shared.webhook_targets import RefusedTarget, check_url, parse_networks
@@ -111,12 +112,12 @@ def find_replay(session: Session, team: str, key: str | None, body_hash: str | N
     return job
 
 
-def _resolve(session: Session, caches: ApiCaches, ref: ModelRef, settings: Settings) -> Resolved:
+def _resolve(session: Session, caches: ApiCaches, ref: ModelRef, kind: str, settings: Settings) -> Resolved:
     def lookup() -> Resolved:
         try:
             version = resolve(session, ref)
         except RegistryError as exc:
-            raise _reject(404, "model_not_found", str(exc), "model") from exc
+            raise _reject(404, "model_not_found", not_found_message(session, str(exc), kind), "model") from exc
         return Resolved(version.id, version.version, version.model.task)
 
     return caches.resolutions.get(str(ref), settings.alias_cache_seconds, lookup)
@@ -133,7 +134,7 @@ def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, setting
     _check_inputs(body.inputs, settings)
     params = _check_params(body.kind, body.params)
     _check_webhook(body, settings)
-    version = _resolve(session, caches, ref, settings)
+    version = _resolve(session, caches, ref, body.kind, settings)
     task = version.task
     if body.kind not in kinds_for_task(task):
         served = ", ".join(kinds_for_task(task)) or "none"

@@ -11,6 +11,7 @@ from seqserve.services.api.auth import ModelsRead, ModelsWrite
 from seqserve.services.api.deps import CachesDep, SessionDep
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.shared.registry import repository as registry_repo
+from seqserve.shared.registry.hints import not_found_message
 from seqserve.shared.registry.refs import ALIAS_PATTERN
 from seqserve.shared.registry.schemas import ModelRead
 from seqserve.shared.registry.service import RegistryError, move_alias
@@ -41,7 +42,7 @@ def read_model(name: Annotated[Text, Path(max_length=128)], session: SessionDep,
     """One model: versions with metrics and checksums, aliases."""
     model = registry_repo.get_model(session, name)
     if model is None:
-        raise ApiError(404, "model_not_found", f"model '{name}' is not registered", "name")
+        raise ApiError(404, "model_not_found", not_found_message(session, f"model '{name}' is not registered", None), "name")
     return ModelRead.from_row(model)
 
 

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import JobStatus
+from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs import stats as stats_repo
 from seqserve.shared.jobs.stats_schemas import FailureRead, KindStats, StatsRead
-from seqserve.shared.queueing import queue_depths
+from seqserve.shared.queueing import PRIORITY_QUEUES, queue_depths
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,14 @@ def read_queue_depths(settings: Settings) -> tuple[dict[str, int] | None, str | 
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def _with_queued_jobs(session: Session, depths: dict[str, int] | None) -> dict[str, int] | None:
+    """Inference queues count the jobs waiting (the job table is the queue): their broker
+    messages are beat's canaries and one wake-up per group, not work waiting."""
+    if depths is None:
+        return None
+    return depths | {queue: jobs_repo.count_queued(session, priority) for priority, queue in PRIORITY_QUEUES.items()}
+
+
 def _failures(session: Session) -> list[FailureRead]:
     return [
         FailureRead(id=f.id, kind=f.kind, model=f.model_name, model_version=f.model_version,
@@ -100,6 +109,6 @@ def job_stats(session: Session, settings: Settings, window_seconds: int, now: da
         throughput_per_second=round(finished / window_seconds, 6),
         by_kind=by_kind,
         recent_failures=_failures(session),
-        queue_depth=depths,
+        queue_depth=_with_queued_jobs(session, depths),
         queue_depth_error=depth_error,
     )

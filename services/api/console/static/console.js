@@ -311,6 +311,12 @@
       loss.length ? lineChart("loss", loss) : null, dev.length ? lineChart("dev metric", dev) : null);
   }
 
+  // A run no trainer has picked up yet has no start time: say how long it has waited instead.
+  function runSince(run) {
+    if (run.status === "queued") return `queued since ${fmtTime(run.created_at)}`;
+    return run.started_at ? `started ${fmtTime(run.started_at)}` : `created ${fmtTime(run.created_at)}`;
+  }
+
   function drawRun(run) {
     const history = Array.isArray(run.history) ? run.history.filter((r) => r && typeof r === "object") : [];
     const version = run.model_version ? ` → v${run.model_version}` : "";
@@ -318,7 +324,7 @@
       el("header", { class: "run-head" },
         el("h3", { text: `${run.model_name}${version}` }),
         el("span", { class: `pill pill-${run.status}`, text: run.status })),
-      el("p", { class: "muted", text: `${run.task} · ${run.preset} · ${history.length} epoch(s) · started ${fmtTime(run.started_at || run.created_at)}` }),
+      el("p", { class: "muted run-when", text: `${run.task} · ${run.preset} · ${history.length} epoch(s) · ${runSince(run)}` }),
       history.length ? runCharts(history) : empty("No epoch finished yet."),
       Object.keys(run.metrics || {}).length ? metricList(run.metrics, null) : null,
       run.error ? el("p", { class: "error-text", title: run.error, text: run.error }) : null);
