@@ -227,3 +227,5 @@ class QueueHeartbeat(Base):
     canary_sent_at: Mapped[datetime | None]
     consumed_at: Mapped[datetime | None]
     worker: Mapped[str | None] = mapped_column(String(255))
+
+from seqserve.shared.rollouts import tables as _rollout_tables  # noqa: E402,F401  (rollout tables on the metadata)
