@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from seqserve.shared.db.base import utcnow
 
 from seqserve.shared.registry import repository as registry_repo
 from seqserve.shared.rollouts.tables import AliasRollout
@@ -14,9 +17,12 @@ from seqserve.shared.rollouts.tables import AliasRollout
 def rollout_row(session: Session, model_id: int, alias: str, create: bool = False) -> AliasRollout | None:
     row = session.get(AliasRollout, (model_id, alias))
     if row is None and create:
-        row = AliasRollout(model_id=model_id, alias=alias, shadow_rate=0.0, canary={}, policy={})
-        session.add(row)
-        session.flush()
+        # An upsert that does nothing on conflict: concurrent first moves of one alias all succeed.
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        session.execute(insert(AliasRollout).values(
+            model_id=model_id, alias=alias, shadow_rate=0.0, canary={}, policy={}, updated_at=utcnow(),
+        ).on_conflict_do_nothing(index_elements=[AliasRollout.model_id, AliasRollout.alias]))
+        row = session.get(AliasRollout, (model_id, alias))
     return row
 
 
