@@ -9,7 +9,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from seqserve.shared.db.base import utcnow
-
 from seqserve.shared.registry import repository as registry_repo
 from seqserve.shared.rollouts.tables import AliasRollout
 

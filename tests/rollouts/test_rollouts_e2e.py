@@ -118,7 +118,7 @@ def test_shadow_samples_by_job_id_counts_agreement_and_leaves_the_real_answer_al
         for _ in range(2):  # 10 jobs
             sent[_submit(base, TEXTS[start:start + 4])["id"]] = TEXTS[start:start + 4]
     finished = [processes.wait_job(base, job_id) | {"inputs": inputs} for job_id, inputs in sent.items()]
-    expected_v1 = {text: label for text, label in zip(TEXTS, _labels(v1, TEXTS), strict=True)}
+    expected_v1 = dict(zip(TEXTS, _labels(v1, TEXTS), strict=True))
     for job in finished:  # the real answer: production's version, production's labels
         assert job["status"] == "succeeded" and job["model_version"] == 1
         assert [r["label"] for r in job["result"]] == [expected_v1[t] for t in job["inputs"]]
