@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from seqserve.services.worker.handlers import build_handler
@@ -20,7 +21,7 @@ from seqserve.shared.db.session import session_scope
 from seqserve.shared.rollouts.routing import canary_arm, shadow_sampled
 from seqserve.shared.rollouts.tables import SHADOW_TEAM, ShadowRun
 from tests import processes
-from tests.conftest import DATA_DIR, register_outcome
+from tests.conftest import DATA_DIR, REDIS_URL, register_outcome
 
 pytestmark = pytest.mark.e2e
 
@@ -113,6 +114,7 @@ def test_shadow_samples_by_job_id_counts_agreement_and_leaves_the_real_answer_al
     base, metrics_url = stack
     v1, v2 = versions
     _put_rollout(base, {"shadow": {"version": 2, "rate": 0.5}, "reason": "try v2"})
+    before = processes.scrape(metrics_url)  # the stack serves the whole module: count this test's only
     sent = {}
     for start in range(0, 10, 2):
         for _ in range(2):  # 10 jobs
@@ -141,10 +143,13 @@ def test_shadow_samples_by_job_id_counts_agreement_and_leaves_the_real_answer_al
             assert (twin.team, twin.priority, twin.version_number) == (SHADOW_TEAM, "low", 2)
     listed = processes.get(f"{base}/v1/jobs", params={"limit": 100}).json()["items"]
     assert {job["id"] for job in listed} == {job["id"] for job in finished}  # shadow jobs never listed
-    samples = processes.scrape(metrics_url)
-    assert processes.metric_total(samples, "seqserve_shadow_inputs_total", model=MODEL, agree="true") == agreed
-    assert processes.metric_total(samples, "seqserve_shadow_inputs_total", model=MODEL, agree="false") == \
-        len(inputs) - agreed
+    after = processes.scrape(metrics_url)
+
+    def counted(agree: str) -> float:
+        return sum(processes.metric_total(samples, "seqserve_shadow_inputs_total", model=MODEL, agree=agree) * sign
+                   for samples, sign in ((after, 1), (before, -1)))
+
+    assert (counted("true"), counted("false")) == (agreed, len(inputs) - agreed)
 
 
 def test_canary_splits_by_weight_and_sticks_to_the_routing_key(stack, versions) -> None:  # type: ignore[no-untyped-def]
@@ -227,13 +232,28 @@ def _run_seconds(base: str, inputs: list[str]) -> float:
     return float(job["timings"]["run_seconds"])
 
 
+def _wait_consumer(timeout: float = 30) -> None:
+    from seqserve.shared import consumers
+    from seqserve.shared.queueing import INFERENCE_QUEUES
+
+    client = redis.Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + timeout
+    while not any(consumers.live(client, INFERENCE_QUEUES, time.time(), 10).values()):
+        assert time.monotonic() < deadline, "the worker never vouched for itself"
+        time.sleep(0.2)
+
+
 def test_promotion_warms_the_workers_before_the_alias_serves(stack, versions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     base, metrics_url = stack
     v1, _ = versions
     _copy_as_new_version(v1, tmp_path)  # v3
     steady = statistics.median(_run_seconds(base, TEXTS) for _ in range(5))
-    loads = processes.metric_total(processes.scrape(metrics_url), "seqserve_model_load_seconds_count", version="3")
-    assert loads == 0
+    _wait_consumer()  # each test empties Redis: the worker vouches for itself again within seconds
+    def loads() -> float:
+        return processes.metric_total(processes.scrape(metrics_url), "seqserve_model_load_seconds_count",
+                                      model=MODEL, version="3")
+
+    loaded_before = loads()
     promoted = processes.post(f"{base}/v1/models/{MODEL}/aliases/production/promote", json={"version": 3},
                               timeout=60).json()
     assert promoted["state"]["version"] == 3 and not promoted["warm_timed_out"]
@@ -241,11 +261,10 @@ def test_promotion_warms_the_workers_before_the_alias_serves(stack, versions, tm
     assert promoted["state"]["warm"]["3"]
     samples = processes.scrape(metrics_url)
     # Loaded (once) before the alias served it: the first job pays no load.
-    assert processes.metric_total(samples, "seqserve_model_load_seconds_count", version="3") == 1
-    cold_load = processes.metric_total(samples, "seqserve_model_load_seconds_sum", version="3")
+    assert loads() == loaded_before + 1
+    cold_load = processes.metric_total(samples, "seqserve_model_load_seconds_sum", model=MODEL, version="3")
     first = _run_seconds(base, TEXTS)
-    assert processes.metric_total(processes.scrape(metrics_url), "seqserve_model_load_seconds_count",
-                                  version="3") == 1
+    assert loads() == loaded_before + 1  # the first job loaded nothing
     # The job's run time includes claim and write round trips; 2x steady plus 20 ms of
     # scheduling noise on a shared 2-core machine, and well under a cold load plus a job.
     assert first <= 2 * steady + 0.02, (first, steady, cold_load)
