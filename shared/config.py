@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         "lease), so a job whose worker died (a SIGKILLed child or a whole worker) is taken over this long after "
         "its last renewal, however long jobs take.")
     alias_cache_seconds: float = Field(1.0, ge=0, description="How long the API reuses a resolved model reference.")
+    rollout_warmup_timeout_seconds: float = Field(
+        30.0, ge=0, description="A promotion waits this long for warm workers, then moves anyway (audited).")
+    rollout_warmup_poll_seconds: float = Field(1.0, gt=0, description="How often a worker looks for versions to warm.")
     max_queue_depth: int = Field(
         10_000, ge=1, description="Past this many queued jobs of one priority, POST answers 503."
     )

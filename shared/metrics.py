@@ -131,3 +131,17 @@ QUEUE_DEPTH = "seqserve_queue_depth"
 QUEUE_CONSUMERS = "seqserve_queue_consumers"
 JOBS_QUEUED = "seqserve_jobs_queued"
 
+
+# Rollouts: shadow agreement (agree: true / false / error, per input) and outcomes per version
+SHADOW_INPUTS_TOTAL = Counter(
+    "seqserve_shadow_inputs_total", "Shadowed inputs compared with production, by agreement.",
+    ["model", "alias", "agree"],
+)
+VERSION_JOBS_FINISHED_TOTAL = Counter(
+    "seqserve_version_jobs_finished_total", "Jobs finished per model version (canary arms; shadow jobs excluded).",
+    ["model", "version", "status"],
+)
+VERSION_JOB_SECONDS = Histogram(
+    "seqserve_version_job_seconds", "Submission to final status per model version (shadow jobs excluded).",
+    ["model", "version"], buckets=LATENCY_BUCKETS,
+)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from seqserve.shared.auth.service import Principal
+from seqserve.shared.rollouts.routing import RolloutConfig
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -63,3 +64,5 @@ class ApiCaches:
     # secret digest -> principal, for auth_cache_seconds: a key costs a query once per
     # window, not per request; a revoke through this process clears it at once.
     principals: TtlCache[str, Principal] = field(default_factory=TtlCache)
+    # "name@alias" -> its shadow and canary split (None: plain), for alias_cache_seconds.
+    rollouts: TtlCache[str, RolloutConfig | None] = field(default_factory=TtlCache)

@@ -27,6 +27,7 @@ from seqserve.services.api.keys.routes import router as keys_router
 from seqserve.services.api.limits import RateLimiter
 from seqserve.services.api.models.artifacts import router as artifacts_router
 from seqserve.services.api.models.routes import router as models_router
+from seqserve.services.api.rollouts.routes import router as rollouts_router
 from seqserve.services.api.stats.routes import router as stats_router
 from seqserve.services.api.training.routes import router as training_router
 from seqserve.shared import heap
@@ -103,6 +104,7 @@ def create_app() -> FastAPI:
     app.include_router(models_router)
     app.include_router(drift_router)
     app.include_router(artifacts_router)
+    app.include_router(rollouts_router)
     app.include_router(training_router)
     app.include_router(stats_router)
     app.include_router(keys_router)

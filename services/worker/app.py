@@ -82,6 +82,8 @@ def _watch_consumption(sender: Any = None, **_: object) -> None:
     # The consumer knows its name and its queues (-Q) only once it is ready.
     queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
     health.start(get_settings(), getattr(sender, "hostname", None) or "unknown", queues)
+    if get_settings().worker_pool == "solo" and any(queue in INFERENCE_QUEUES for queue in queues):
+        _start_warmer()  # no child forks: this process runs the jobs
 
 
 @worker_shutdown.connect
@@ -103,6 +105,16 @@ def _after_fork(**_: object) -> None:
     dispose_engines()
     configure_torch(get_settings())
     heap.freeze_startup_objects()
+    _start_warmer()
+
+
+def _start_warmer() -> None:
+    # The inference process's context, built now rather than on its first message, so that
+    # its warm-up thread and its tasks share one model cache.
+    from seqserve.services.worker.context import worker_context
+    from seqserve.services.worker.warmup import Warmer
+
+    Warmer(worker_context(app)).start()
 
 
 from seqserve.services.worker import tasks  # noqa: E402,F401  (registers the tasks on `app`)

@@ -6,6 +6,7 @@ effect at once because new jobs resolve (at submission) to another version id.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,8 +34,14 @@ class ModelCache:
     def __init__(self, capacity: int = 4) -> None:
         self.capacity = capacity
         self._handlers: OrderedDict[int, Any] = OrderedDict()
+        # The warm-up thread loads beside the task thread: one load per version at a time.
+        self._lock = threading.Lock()
 
     def get(self, info: VersionInfo) -> Any:
+        with self._lock:
+            return self._get(info)
+
+    def _get(self, info: VersionInfo) -> Any:
         handler = self._handlers.get(info.version_id)
         if handler is not None:
             self._handlers.move_to_end(info.version_id)

@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from seqserve.services.worker import shadow
 from seqserve.services.worker.batching import Batch, first_batch, next_batch
 from seqserve.services.worker.context import WorkerContext
 from seqserve.shared.db.base import utcnow
@@ -31,6 +32,8 @@ from seqserve.shared.metrics import (
     JOB_END_TO_END_SECONDS,
     JOB_QUEUE_WAIT_SECONDS,
     JOBS_FINISHED_TOTAL,
+    VERSION_JOB_SECONDS,
+    VERSION_JOBS_FINISHED_TOTAL,
 )
 from seqserve.shared.notify import FinalState, JobsFinished, publish_finished
 from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook
@@ -103,6 +106,10 @@ def _observe(batch: Batch, member: ClaimedJob, status: JobStatus) -> None:
     JOBS_FINISHED_TOTAL.labels(*labels, status.value).inc()
     JOB_QUEUE_WAIT_SECONDS.labels(*labels).observe((member.claim.started_at - member.created_at).total_seconds())
     JOB_END_TO_END_SECONDS.labels(*labels).observe((utcnow() - member.created_at).total_seconds())
+    if not shadow.is_shadow(batch.group.batch_key):
+        version = (batch.version.model_name, str(batch.version.version))
+        VERSION_JOBS_FINISHED_TOTAL.labels(*version, status.value).inc()
+        VERSION_JOB_SECONDS.labels(*version).observe((utcnow() - member.created_at).total_seconds())
 
 
 def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> None:
@@ -119,6 +126,8 @@ def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outco
         for member in written:
             if member.has_webhook:
                 publisher.add(partial(publish_webhook, context.celery, str(member.claim.job_id)))
+        for send in shadow.publishers(context.celery, context.redis, shadow.after_finish(session, written_ids)):
+            publisher.add(send)
     for member in batch.members:
         if member.claim.job_id not in written_ids:
             log.info("job %s moved on (cancelled or taken over); result dropped", member.claim.job_id)

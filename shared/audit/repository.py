@@ -15,6 +15,10 @@ from seqserve.shared.db.models import AuditEvent
 
 class Action(str, enum.Enum):
     alias_moved = "alias.moved"
+    alias_rollout = "alias.rollout"  # shadow / canary / policy changed
+    alias_pending = "alias.pending"  # a promotion waits for warm workers
+    alias_refused = "alias.refused"  # a promotion the policy refused
+    alias_rolled_back = "alias.rolled_back"
     key_created = "key.created"
     key_revoked = "key.revoked"
     training_started = "training.started"

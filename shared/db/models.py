@@ -244,3 +244,4 @@ class QueueHeartbeat(Base):
 
 
 from seqserve.shared.feedback.models import JobFeedback  # noqa: E402,F401  (registers its table)
+from seqserve.shared.rollouts import tables as _rollout_tables  # noqa: E402,F401  (rollout tables on the metadata)

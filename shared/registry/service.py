@@ -12,6 +12,7 @@ from seqserve.shared.audit import repository as audit
 from seqserve.shared.db.models import ModelVersion
 from seqserve.shared.registry import repository as repo
 from seqserve.shared.registry.refs import DEFAULT_ALIAS, ModelRef
+from seqserve.shared.rollouts.state import remember_previous
 
 # Metrics where a smaller value is the better model.
 LOWER_IS_BETTER = frozenset({"perplexity", "loss"})
@@ -108,6 +109,7 @@ def promote_if_better(session: Session, version: ModelVersion, margin: float, al
     current_alias = repo.get_alias(session, version.model_id, alias)
     decision = gate(version, current_alias.version if current_alias else None, margin)
     if decision.promoted:
+        remember_previous(session, version.model_id, alias)
         repo.set_alias(session, version.model_id, alias, version.id)
         previous = current_alias.version.version if current_alias else None
         _audit_move(session, "gate", version, alias, previous, decision.reason)
@@ -133,6 +135,7 @@ def move_alias(session: Session, model_name: str, alias: str, number: int, actor
         raise RegistryError(f"model '{model_name}' has no version {number}")
     current = repo.get_alias(session, model.id, alias)
     previous = current.version.version if current else None
+    remember_previous(session, model.id, alias)
     repo.set_alias(session, model.id, alias, version.id)
     _audit_move(session, actor, version, alias, previous, reason)
     return version

@@ -91,7 +91,8 @@ def test_dashboards_cover_what_operators_watch() -> None:
                    "seqserve_handler_stage_seconds_bucket"):
         assert metric in text["overview.json"], metric
     for metric in ("seqserve_model_alias_version", "seqserve_model_load_seconds", "seqserve_model_version_metric",
-                   "seqserve_model_load_errors_total"):
+                   "seqserve_model_load_errors_total", "seqserve_shadow_inputs_total",
+                   "seqserve_version_jobs_finished_total", "seqserve_version_job_seconds_bucket"):
         assert metric in text["models.json"], metric
     for metric in ("seqserve_registry_training_runs", "seqserve_model_version_metric"):
         assert metric in text["training.json"], metric

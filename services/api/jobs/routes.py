@@ -31,6 +31,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=AUTH_ERRORS)  # e
 PREFER_DOC = "`wait=N` (plain decimal seconds): hold the request up to N seconds (at most 60) for the job to end."
 DATETIME_DOC = "ISO 8601 with a timezone, e.g. 2026-01-31T12:00:00Z."
 IDEMPOTENCY_DOC = "Same key and body return the job the first request created; another body answers 409."
+ROUTING_DOC = "Jobs with one routing key (else one Idempotency-Key) get one version of a canary split."
 
 
 def _done(job: JobRead | None) -> bool:
@@ -73,6 +74,7 @@ async def submit_job(
     principal: JobsWrite,
     prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
     idempotency_key: Annotated[Text | None, Header(min_length=1, max_length=255, description=IDEMPOTENCY_DOC)] = None,
+    routing_key: Annotated[Text | None, Header(min_length=1, max_length=255, description=ROUTING_DOC)] = None,
 ) -> Response:
     """Queue a job; poll the Location it answers with, or hold the request with Prefer: wait."""
     # The hottest route: no dependency injection beyond what the signature must document.
@@ -87,7 +89,7 @@ async def submit_job(
         # Autocommit: the INSERT is the only write (docs/benchmarks/job-path.md).
         job, replayed = await run_in_threadpool(in_unit_of_work, partial(
             service.submit, queue=state.job_queue, caches=state.caches, body=body, settings=settings,
-            key=idempotency_key, job_id=job_id, team=principal.team), True)
+            key=idempotency_key, job_id=job_id, team=principal.team, routing_key=routing_key), True)
         headers = {"Location": f"/v1/jobs/{job.id}", **limit_headers}
         if replayed:
             headers["Idempotent-Replayed"] = "true"

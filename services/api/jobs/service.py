@@ -32,6 +32,7 @@ from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook, qu
 from seqserve.shared.registry.hints import not_found_message
 from seqserve.shared.registry.refs import InvalidModelRef, ModelRef, parse_model_ref
 from seqserve.shared.registry.service import RegistryError, resolve
+from seqserve.shared.rollouts.routing import Route, record_shadow, route
 from seqserve.shared.webhook_targets import RefusedTarget, check_url, parse_networks
 
 log = logging.getLogger(__name__)
@@ -123,9 +124,9 @@ def _resolve(session: Session, caches: ApiCaches, ref: ModelRef, kind: str, sett
     return caches.resolutions.get(str(ref), settings.alias_cache_seconds, lookup)
 
 
-def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, settings: Settings, job_id: uuid.UUID
-                   ) -> dict[str, Any]:
-    """Every column of the new job row, after every check."""
+def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, settings: Settings, job_id: uuid.UUID,
+                   sticky_key: str) -> tuple[dict[str, Any], Route]:
+    """Every column of the new job row, after every check, and its rollout route."""
     _check_kind(body.kind)
     try:
         ref = parse_model_ref(body.model)
@@ -140,6 +141,8 @@ def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, setting
         served = ", ".join(kinds_for_task(task)) or "none"
         raise _reject(422, "kind_not_supported", f"model '{ref.name}' is a {task} model; it serves: {served}", "kind")
     _check_backpressure(session, caches, body.priority, settings)
+    chosen = route(session, caches.rollouts, settings.alias_cache_seconds, ref, version.version_id, version.number,
+                   job_id, body.kind, sticky_key)
     now = utcnow()
     try:
         expires_at = lifecycle.deadline(body.expires_at, body.max_queue_seconds, now, settings)
@@ -147,13 +150,13 @@ def _validated_job(session: Session, caches: ApiCaches, body: JobCreate, setting
         raise _reject(422, "invalid_deadline", str(exc), exc.field) from exc
     return {
         "id": job_id, "kind": body.kind, "model_name": ref.name, "model_ref": body.model,
-        "model_version_id": version.version_id, "version_number": version.number, "inputs": body.inputs,
+        "model_version_id": chosen.version_id, "version_number": chosen.number, "inputs": body.inputs,
         "params": params, "batch_key": batch_key(body.kind, params), "priority": body.priority,
         "status": JobStatus.queued.value, "result": None, "error": None, "attempts": 0, "lease_expires_at": None,
         "enqueued_at": now, "idempotency_key": None, "request_hash": None,
         "webhook_url": str(body.webhook_url) if body.webhook_url else None, "webhook_status": None,
         "created_at": now, "started_at": None, "finished_at": None, "expires_at": expires_at, "purged_at": None,
-    }
+    }, chosen
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def _publish(queue: JobQueue, row: dict[str, Any]) -> None:
 
 
 def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate, settings: Settings,
-           key: str | None, job_id: uuid.UUID, team: str) -> tuple[JobRead, bool]:
+           key: str | None, job_id: uuid.UUID, team: str, routing_key: str | None = None) -> tuple[JobRead, bool]:
     """Validate and insert a job, its wake-up queued for after the commit. Returns (job,
     replayed): a replay is the job an earlier request with the same Idempotency-Key and
     body created, returned as it is now. The idempotency key's unique index decides a race."""
@@ -187,7 +190,7 @@ def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate
     replay = find_replay(session, team, key, body_hash)
     if replay is not None:
         return JobRead.from_row(replay), True
-    row = _validated_job(session, caches, body, settings, job_id)
+    row, chosen = _validated_job(session, caches, body, settings, job_id, routing_key or key or str(job_id))
     row["idempotency_key"], row["request_hash"], row["team"] = key, body_hash, team
     try:
         jobs_repo.insert_row(session, row)
@@ -197,6 +200,7 @@ def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate
         if replay is None:
             raise
         return JobRead.from_row(replay), True
+    record_shadow(session, job_id, body.kind, chosen)
     after_commit(session).add(partial(_publish, queue, row), undo=partial(jobs_repo.delete, job_id=job_id))
     return JobRead.from_values(row), False
 

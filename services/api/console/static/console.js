@@ -249,6 +249,34 @@
     renderIfChanged("drift", byModel, drawDrift);
   }
 
+  // ---- rollouts: shadow agreement, canary split, pending promotions ----------
+  function drawRollouts(states) {
+    const live = states.filter((s) => s.shadow || s.canary.length || s.pending_version);
+    if (!live.length) {
+      replace("rollouts", empty("No shadow, canary or pending promotion."));
+      return;
+    }
+    const head = el("tr", {}, ["alias", "serves", "shadow", "agreement", "canary (finished, failure ratio)", "warm"]
+      .map((h) => el("th", { text: h })));
+    const rows = live.map((s) => el("tr", { "data-rollout": `${s.model}@${s.alias}` },
+      el("td", { class: "mono", text: `${s.model}@${s.alias}` }),
+      el("td", { text: `v${s.version}${s.pending_version ? ` → v${s.pending_version} (warming)` : ""}` }),
+      el("td", { text: s.shadow ? `v${s.shadow.version} at ${fmtNumber(s.shadow.rate * 100)}%` : "—" }),
+      el("td", { class: "num", text: s.shadow && s.shadow.agreement !== null
+        ? `${fmtNumber(s.shadow.agreement * 100)}% of ${s.shadow.inputs} inputs` : "—" }),
+      el("td", { text: s.canary.map((a) => `v${a.version} ${a.weight}: ${a.finished}, `
+        + `${a.failure_ratio === null ? "—" : fmtNumber(a.failure_ratio)}`).join(" · ") || "—" }),
+      el("td", { text: Object.entries(s.warm).map(([v, names]) => `v${v}: ${names.length}`).join(" · ") || "—" })));
+    replace("rollouts", el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
+  }
+
+  async function refreshRollouts(models) {
+    const paths = models.flatMap((m) => Object.keys(m.aliases).map((alias) =>
+      `v1/models/${encodeURIComponent(m.name)}/aliases/${encodeURIComponent(alias)}`));
+    const states = await Promise.all(paths.map(getJson));
+    renderIfChanged("rollouts", states, drawRollouts);
+  }
+
   // ---- training runs -------------------------------------------------------
   function ticks(low, high, count) {
     if (high === low) return [low];
@@ -401,7 +429,11 @@
   async function refresh() {
     const sources = [
       [`v1/stats?window_seconds=${WINDOW_S}`, drawStats],
-      ["v1/models", (models) => { renderIfChanged("models", models, drawModels); refreshDrift(models).catch(() => {}); }],
+      ["v1/models", (models) => {
+        renderIfChanged("models", models, drawModels);
+        refreshDrift(models).catch(() => {});
+        refreshRollouts(models).catch(() => {});
+      }],
       ["v1/training-runs?limit=6", (runs) => renderIfChanged("runs", runs, drawRuns)],
       ["v1/audit?limit=10", (page) => renderIfChanged("audit", page, drawAudit)],
     ];

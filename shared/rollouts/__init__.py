@@ -1,0 +1,1 @@
+"""Rollouts: shadow traffic, canary splits, promotion on live evidence, warm-up, rollback."""
