@@ -15,9 +15,9 @@ from seqserve.services.api.audit.routes import router as audit_router
 from seqserve.services.api.auth import warn_if_off
 from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
+from seqserve.services.api.docs_pages import DocsPagesPolicy
 from seqserve.services.api.drift.routes import router as drift_router
 from seqserve.services.api.feedback.routes import router as feedback_router
-from seqserve.services.api.docs_pages import DocsPagesPolicy
 from seqserve.services.api.health import scrape
 from seqserve.services.api.health.routes import router as health_router
 from seqserve.services.api.jobs.routes import router as jobs_router
