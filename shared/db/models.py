@@ -137,6 +137,7 @@ class Job(Base):
         Index("ix_jobs_finished_at", "finished_at"),
         Index("ix_jobs_team_created_at", "team", "created_at"),
         UniqueConstraint("team", "idempotency_key"),
+        UniqueConstraint("batch_id", "batch_line"),  # a re-run of the batch driver never duplicates a chunk
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -169,6 +170,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # A corpus job's chunk: its batch and the index of its first input there (seqserve.shared.batches).
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    batch_line: Mapped[int | None] = mapped_column(Integer)
 
     model_version: Mapped[ModelVersion] = relationship()
 
@@ -227,3 +231,6 @@ class QueueHeartbeat(Base):
     canary_sent_at: Mapped[datetime | None]
     consumed_at: Mapped[datetime | None]
     worker: Mapped[str | None] = mapped_column(String(255))
+
+
+from seqserve.shared.db import batch_models  # noqa: E402,F401  (files and batches: the tables jobs refer to)
