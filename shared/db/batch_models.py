@@ -90,9 +90,9 @@ class Batch(Base):
     completed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[Any]] = mapped_column(default=list)  # validation errors, {line, message}, bounded
-    # Where the driver resumes submitting: the next input's index and its byte offset in the file.
-    next_input: Mapped[int] = mapped_column(Integer, default=0)
-    next_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Where the driver resumes submitting chunks (a seqserve.shared.batches.formats.Position);
+    # null once every input is in a job row.
+    resume_at: Mapped[dict[str, Any] | None] = mapped_column()
     completion_window_seconds: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     in_progress_at: Mapped[datetime | None]
