@@ -80,6 +80,12 @@ RECONCILE_LAST_RUN = Gauge(
     multiprocess_mode="max",
 )
 
+# Worker: corpus batches (counted when a batch ends; status: completed, failed, malformed,
+# expired, cancelled). "corpus": seqserve_batch_inputs is the histogram of forward-pass sizes.
+BATCH_INPUTS_TOTAL = Counter(
+    "seqserve_corpus_batch_inputs_total", "Inputs of ended corpus batches, by outcome.", ["status"]
+)
+
 
 # Trainer
 TRAINING_RUNS_TOTAL = Counter("seqserve_training_runs_total", "Training runs that ended, by task.", ["task", "status"])
@@ -98,4 +104,5 @@ QUEUE_DEPTH = "seqserve_queue_depth"
 # queue (seqserve.shared.consumers): 0 means nobody consumes it.
 QUEUE_CONSUMERS = "seqserve_queue_consumers"
 JOBS_QUEUED = "seqserve_jobs_queued"
+CORPUS_BATCHES = "seqserve_corpus_batches"  # corpus batches per status
 

@@ -82,6 +82,7 @@ class Batch(Base):
     on_malformed: Mapped[str] = mapped_column(String(8), default="fail")
     webhook_url: Mapped[str | None] = mapped_column(Text)
     input_file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("files.id", ondelete="RESTRICT"))
+    input_format: Mapped[str] = mapped_column(String(8))  # the input file's, copied
     output_file_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("files.id", ondelete="SET NULL"))
     error_file_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("files.id", ondelete="SET NULL"))
     # tag batches also get their output as CoNLL-U.
@@ -89,6 +90,7 @@ class Batch(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)  # valid inputs (+ malformed lines skipped)
     completed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    malformed: Mapped[int] = mapped_column(Integer, default=0)  # lines skipped (on_malformed=skip)
     errors: Mapped[list[Any]] = mapped_column(default=list)  # validation errors, {line, message}, bounded
     # Where the driver resumes submitting chunks (a seqserve.shared.batches.formats.Position);
     # null once every input is in a job row.
