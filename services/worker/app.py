@@ -16,6 +16,7 @@ from seqserve.shared.celery_metrics import serve_from_parent
 from seqserve.shared.config import RetrainEntry, Settings, get_settings
 from seqserve.shared.db.session import dispose_engines
 from seqserve.shared.queueing import (
+    ADVANCE_BATCHES_TASK,
     CANARY_TASK,
     INFERENCE_QUEUES,
     MAINTENANCE_QUEUE,
@@ -35,6 +36,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
             "task": RECONCILE_TASK, "schedule": settings.reconcile_interval_seconds,
             "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.reconcile_interval_seconds},
         },
+    }
+    schedule["advance-batches"] = {  # the corpus batch driver (services/worker/batch_driver.py)
+        "task": ADVANCE_BATCHES_TASK, "schedule": settings.batch_driver_interval_seconds,
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.batch_driver_interval_seconds},
     }
     for queue in INFERENCE_QUEUES:
         schedule[f"canary-{queue}"] = {

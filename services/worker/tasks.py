@@ -8,12 +8,13 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from seqserve.services.worker import maintenance, webhooks
+from seqserve.services.worker import batch_driver, maintenance, webhooks
 from seqserve.services.worker.app import app
 from seqserve.services.worker.context import worker_context
 from seqserve.services.worker.runner import run_wakeup
 from seqserve.shared.config import get_settings
 from seqserve.shared.queueing import (
+    ADVANCE_BATCHES_TASK,
     CANARY_TASK,
     DELIVER_WEBHOOK_TASK,
     RECONCILE_TASK,
@@ -60,3 +61,13 @@ def reconcile_task() -> int:
 def canary_task(self: Task, queue: str) -> str:
     maintenance.record_canary(queue, self.request.hostname or "unknown")
     return queue
+
+
+@app.task(name=ADVANCE_BATCHES_TASK)
+def advance_batches_task(batch_id: str | None = None) -> int:
+    """One driver step for one batch (right after it was created) or for every open one (beat)."""
+    settings = get_settings()
+    if batch_id is not None:
+        batch_driver.advance(uuid.UUID(batch_id), app, settings)
+        return 1
+    return batch_driver.advance_all(app, settings)
