@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -93,16 +93,17 @@ def chunk_counts(session: Session, batch_id: uuid.UUID) -> ChunkCounts:
     return ChunkCounts({row[0]: int(row[1]) for row in rows}, {row[0]: int(row[2]) for row in rows})
 
 
-def insert_chunks(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+def insert_chunks(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert job rows; a chunk already there (the same batch and first input) is left as it is."""
     if not rows:
-        return 0
+        return
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert if dialect == "sqlite" else None
     if builder is None:
         raise RuntimeError(f"no conflict-tolerant insert for {dialect}")
-    statement = builder(Job).on_conflict_do_nothing(index_elements=["batch_id", "batch_line"])
-    return int(session.execute(statement, list(rows)).rowcount)  # type: ignore[attr-defined]
+    table = Job.__table__
+    statement = builder(table).on_conflict_do_nothing(index_elements=["batch_id", "batch_line"])  # type: ignore[arg-type]
+    session.execute(statement, list(rows))
 
 
 @dataclass(frozen=True)
