@@ -72,11 +72,13 @@ def upgrade() -> None:
     sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("priority IN ('high', 'normal', 'low')", name=op.f('ck_batches_priority')),
-    sa.CheckConstraint("status IN ('validating', 'in_progress', 'finalizing', 'completed', 'failed', 'expired', 'cancelling', 'cancelled')", name=op.f('ck_batches_status')),
+    sa.CheckConstraint("status IN ('validating', 'in_progress', 'finalizing', 'completed', 'failed', 'expired', "
+                       "'cancelling', 'cancelled')", name=op.f('ck_batches_status')),
     sa.ForeignKeyConstraint(['conllu_file_id'], ['files.id'], name=op.f('fk_batches_conllu_file_id_files'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['error_file_id'], ['files.id'], name=op.f('fk_batches_error_file_id_files'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['input_file_id'], ['files.id'], name=op.f('fk_batches_input_file_id_files'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], name=op.f('fk_batches_model_version_id_model_versions'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'],
+                            name=op.f('fk_batches_model_version_id_model_versions'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['output_file_id'], ['files.id'], name=op.f('fk_batches_output_file_id_files'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_batches'))
     )

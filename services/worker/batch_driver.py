@@ -85,7 +85,8 @@ def _step(session: Session, batch: Batch, celery: Celery, settings: Settings) ->
 
 def _validate(batch: Batch, store: FileStore, settings: Settings) -> None:
     """Read the whole input file once: count its inputs, list its malformed lines."""
-    valid, malformed, errors, first = 0, 0, [], None
+    valid, malformed, first = 0, 0, None
+    errors: list[dict[str, Any]] = []
     with store.open(batch.input_file_id) as source:
         for entry in read(source, batch.input_format, limits_for(batch, settings)):
             if isinstance(entry, Malformed):
@@ -123,7 +124,7 @@ def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, se
     with store.open(batch.input_file_id) as source:
         items = (entry for entry in read(source, batch.input_format, limits_for(batch, settings),
                                          Position(**batch.resume_at)) if isinstance(entry, Item))
-        rows = []
+        rows: list[dict[str, Any]] = []
         while len(rows) < room:
             chunk = list(islice(items, size))
             if not chunk:

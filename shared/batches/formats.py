@@ -282,7 +282,8 @@ def conllu_sentence(item: Item, result: dict[str, Any]) -> str:
     if not item.block:
         tokens = result["tokens"]
         lines = [f"# sent_id = {item.custom_id}", f"# text = {' '.join(tokens)}"]
-        lines += [f"{n}\t{token}\t_\t{tag}\t_\t_\t_\t_\t_\t_" for n, (token, tag) in enumerate(zip(tokens, tags), 1)]
+        lines += [f"{n}\t{token}\t_\t{tag}\t_\t_\t_\t_\t_\t_"
+                  for n, (token, tag) in enumerate(zip(tokens, result["tags"], strict=True), 1)]
         return "\n".join(lines) + "\n\n"
     out = []
     for text in item.block:

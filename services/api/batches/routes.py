@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -24,7 +24,8 @@ from seqserve.shared.validation import Text
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=AUTH_ERRORS)
 
-_STREAMED = {200: {"description": "The file's bytes, streamed", "content": {"application/x-ndjson": {}}}}
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes, streamed", "content": {"application/x-ndjson": {}}}}
 
 
 @router.post("", status_code=202, response_model=BatchRead, responses=responses(404))
