@@ -41,6 +41,15 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/keys"): "admin",
     ("POST", "/v1/keys/{name}/revoke"): "admin",
     ("GET", "/v1/audit"): "admin",
+    ("POST", "/v1/files"): "jobs:write",
+    ("GET", "/v1/files/{file_id}"): "jobs:read",
+    ("GET", "/v1/files/{file_id}/content"): "jobs:read",
+    ("POST", "/v1/batches"): "jobs:write",
+    ("GET", "/v1/batches"): "jobs:read",
+    ("GET", "/v1/batches/{batch_id}"): "jobs:read",
+    ("POST", "/v1/batches/{batch_id}/cancel"): "jobs:write",
+    ("GET", "/v1/batches/{batch_id}/output"): "jobs:read",
+    ("GET", "/v1/batches/{batch_id}/errors"): "jobs:read",
     ("GET", "/healthz"): OPEN,
     ("GET", "/readyz"): OPEN,
     ("GET", "/metrics"): OPEN,  # SEQSERVE_METRICS_AUTH=bearer: metrics:read (tested below)
@@ -51,7 +60,8 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
 }
-PATH_VALUES = {"{job_id}": str(uuid.uuid4()), "{run_id}": str(uuid.uuid4()), "{name}": "absent",
+PATH_VALUES = {"{job_id}": str(uuid.uuid4()), "{file_id}": str(uuid.uuid4()), "{batch_id}": str(uuid.uuid4()),
+               "{run_id}": str(uuid.uuid4()), "{name}": "absent",
                "{alias}": "production"}
 PROTECTED = sorted((route, scope) for route, scope in POLICY.items() if scope is not None)
 
