@@ -34,13 +34,22 @@ def client(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
         yield test_client
 
 
+def _sample(client: TestClient, series: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _inputs(n: int) -> list[dict[str, Any]]:
     return [{"custom_id": f"req-{i}", "input": f"sentence number {i}"} for i in range(n)]
 
 
 def test_jsonl_batch_runs_in_chunks_and_writes_output_in_input_order(client: TestClient, registered_model: str) -> None:
     source = upload(client, "reviews.jsonl", jsonl(_inputs(19)))
+    completed_before = _sample(client, 'seqserve_corpus_batch_inputs_total{status="completed"}')
     batch = create(client, source["id"], registered_model)
+    assert _sample(client, 'seqserve_corpus_batches{status="validating"}') == 1
     assert batch["status"] == "validating" and batch["priority"] == "low"
     assert step(batch["id"]) == "in_progress"
     chunks = queued_chunks(batch["id"])
@@ -58,6 +67,8 @@ def test_jsonl_batch_runs_in_chunks_and_writes_output_in_input_order(client: Tes
     assert same.status_code == 200 and lines(same) == output
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 5  # ceil(19 / 4)
+    assert _sample(client, 'seqserve_corpus_batches{status="completed"}') == 1
+    assert _sample(client, 'seqserve_corpus_batch_inputs_total{status="completed"}') == completed_before + 19
 
 
 def test_a_rerun_step_never_duplicates_a_chunk(client: TestClient, registered_model: str) -> None:
