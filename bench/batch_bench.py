@@ -110,6 +110,9 @@ def _p99(values: list[float]) -> float:
 
 
 def _idle_p99(base: str, model: str, headers: dict[str, str], seconds: float) -> float:
+    for _ in range(3):  # warm: the worker loads the model on its first job
+        httpx.post(f"{base}/v1/jobs", headers=headers | {"Prefer": "wait=60"}, timeout=90,
+                   json={"kind": "classify", "model": model, "inputs": ["warm up"]})
     probe = Probe(base, model, headers)
     probe.start()
     time.sleep(seconds)
@@ -130,7 +133,7 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
         probe.start()
         rss: dict[str, dict[str, float]] = {}
         while batch["status"] not in ("completed", "failed", "expired", "cancelled"):
-            time.sleep(0.5)
+            time.sleep(0.2)
             batch = client.get(f"/v1/batches/{batch['id']}").json()
             done = batch["request_counts"]["completed"] / max(1, count)
             for mark, fraction in (("10%", 0.1), ("90%", 0.9)):
@@ -167,13 +170,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N inputs of each corpus")
     parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement and idle probe time")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH",
+                        help="use this checkpoint for the task instead of training the quick preset")
     args = parser.parse_args()
     url, workdir = create_database(), Path(tempfile.mkdtemp(prefix="batch-bench-"))
     try:
         env = {"SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": REDIS, "SEQSERVE_VAR_DIR": str(workdir / "var"),
                "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
                "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "WARNING"}
-        checkpoints = {task: train_quick(task, workdir) for task in {"classify", *args.kinds}}
+        given = dict(item.split("=", 1) for item in args.checkpoint)
+        checkpoints = {task: Path(given[task]) if task in given else train_quick(task, workdir)
+                       for task in {"classify", *args.kinds}}
         for task, checkpoint in checkpoints.items():
             register(env, f"bench-{task}", task, checkpoint)
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
