@@ -186,6 +186,19 @@ class Settings(BaseSettings):
         "", description="Comma-separated CIDRs webhooks may reach although internal, e.g. 10.20.0.0/16."
     )
 
+    # Corpus jobs (POST /v1/files, /v1/batches; seqserve.shared.batches).
+    file_dir: Path | None = Field(
+        None, description="The file store (uploads, batch outputs); default artifact_dir/files. Every API and worker "
+        "must see the same directory: a shared volume (NFS, a ReadWriteMany PVC, a mounted bucket).")
+    max_upload_bytes: int = Field(1 << 30, ge=1, description="Largest file POST /v1/files accepts.")
+    batch_chunk_inputs: dict[str, int] = Field(
+        default_factory=default_batch_max_inputs, description="Inputs per job row a batch becomes, per kind.")
+    batch_max_chunks_in_flight: int = Field(
+        16, ge=1, description="A batch's queued + running job rows at most; the driver adds more as they end.")
+    batch_driver_interval_seconds: float = Field(1.0, gt=0, description="How often beat runs the batch driver.")
+    batch_window_min_seconds: int = Field(60, ge=1, description="Shortest completion_window accepted.")
+    batch_window_max_seconds: int = Field(7 * 86400, ge=1, description="Longest completion_window accepted.")
+
     @field_validator("webhook_allow_networks")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
@@ -207,7 +220,7 @@ class Settings(BaseSettings):
             return _every_kind(float(value))
         return value
 
-    @field_validator("batch_max_inputs")
+    @field_validator("batch_max_inputs", "batch_chunk_inputs")
     @classmethod
     def _every_kind_has_a_limit(cls, value: dict[str, int]) -> dict[str, int]:
         unknown = sorted(set(value) - set(JOB_KINDS))
@@ -243,6 +256,8 @@ class Settings(BaseSettings):
             self.broker_url = "filesystem://"
         if self.artifact_dir is None:
             self.artifact_dir = self.var_dir / "artifacts"
+        if self.file_dir is None:
+            self.file_dir = self.artifact_dir / "files"
         if self.data_dir is None:
             existing = [p for p in _DATA_DIR_CANDIDATES if p.is_dir()]
             self.data_dir = existing[0] if existing else _DATA_DIR_CANDIDATES[-1]

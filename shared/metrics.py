@@ -111,6 +111,11 @@ DRIFT_REFERENCE_PRESENT = Gauge(
 INPUT_TOKENS = Histogram(
     "seqserve_input_tokens", "Tokens per served input.", ["model", "version"], buckets=(2, 4, 8, 16, 32, 64, 128),
 )
+# Worker: corpus batches (counted when a batch ends; status: completed, failed, malformed,
+# expired, cancelled). "corpus": seqserve_batch_inputs is the histogram of forward-pass sizes.
+BATCH_INPUTS_TOTAL = Counter(
+    "seqserve_corpus_batch_inputs_total", "Inputs of ended corpus batches, by outcome.", ["status"]
+)
 
 
 # Trainer
@@ -130,6 +135,7 @@ QUEUE_DEPTH = "seqserve_queue_depth"
 # queue (seqserve.shared.consumers): 0 means nobody consumes it.
 QUEUE_CONSUMERS = "seqserve_queue_consumers"
 JOBS_QUEUED = "seqserve_jobs_queued"
+CORPUS_BATCHES = "seqserve_corpus_batches"  # corpus batches per status
 
 
 # Rollouts: shadow agreement (agree: true / false / error, per input) and outcomes per version

@@ -23,6 +23,7 @@ RUN_BATCHES_TASK = "seqserve.jobs.run_batches"
 DELIVER_WEBHOOK_TASK = "seqserve.webhooks.deliver"
 RECONCILE_TASK = "seqserve.jobs.reconcile"
 CANARY_TASK = "seqserve.queues.canary"
+ADVANCE_BATCHES_TASK = "seqserve.batches.advance"  # the corpus batch driver, on the maintenance queue
 
 PRIORITY_QUEUES = {"high": "inference.high", "normal": "inference.normal", "low": "inference.low"}
 INFERENCE_QUEUES = tuple(PRIORITY_QUEUES.values())

@@ -13,11 +13,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from seqserve.services.api import errors
 from seqserve.services.api.audit.routes import router as audit_router
 from seqserve.services.api.auth import warn_if_off
+from seqserve.services.api.batches.routes import router as batches_router
 from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
 from seqserve.services.api.docs_pages import DocsPagesPolicy
 from seqserve.services.api.drift.routes import router as drift_router
 from seqserve.services.api.feedback.routes import router as feedback_router
+from seqserve.services.api.files.routes import router as files_router
 from seqserve.services.api.health import scrape
 from seqserve.services.api.health.routes import router as health_router
 from seqserve.services.api.jobs.routes import router as jobs_router
@@ -110,4 +112,6 @@ def create_app() -> FastAPI:
     app.include_router(keys_router)
     app.include_router(audit_router)
     app.include_router(console_router)
+    app.include_router(files_router)
+    app.include_router(batches_router)
     return app

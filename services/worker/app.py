@@ -17,6 +17,7 @@ from seqserve.shared.config import RetrainEntry, Settings, get_settings
 from seqserve.shared.db.session import dispose_engines
 from seqserve.shared.jobs.lifecycle import SWEEP_JOBS_TASK
 from seqserve.shared.queueing import (
+    ADVANCE_BATCHES_TASK,
     CANARY_TASK,
     INFERENCE_QUEUES,
     MAINTENANCE_QUEUE,
@@ -40,6 +41,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
     schedule["sweep-jobs"] = {  # deadlines and retention
         "task": SWEEP_JOBS_TASK, "schedule": settings.job_sweep_interval_seconds,
         "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.job_sweep_interval_seconds},
+    }
+    schedule["advance-batches"] = {  # the corpus batch driver (services/worker/batch_driver.py)
+        "task": ADVANCE_BATCHES_TASK, "schedule": settings.batch_driver_interval_seconds,
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.batch_driver_interval_seconds},
     }
     for queue in INFERENCE_QUEUES:
         schedule[f"canary-{queue}"] = {

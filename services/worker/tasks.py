@@ -8,13 +8,14 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from seqserve.services.worker import maintenance, webhooks
+from seqserve.services.worker import batch_driver, maintenance, webhooks
 from seqserve.services.worker.app import app
 from seqserve.services.worker.context import worker_context
 from seqserve.services.worker.runner import run_wakeup
 from seqserve.shared.config import get_settings
 from seqserve.shared.jobs.lifecycle import SWEEP_JOBS_TASK
 from seqserve.shared.queueing import (
+    ADVANCE_BATCHES_TASK,
     CANARY_TASK,
     DELIVER_WEBHOOK_TASK,
     RECONCILE_TASK,
@@ -67,3 +68,13 @@ def sweep_jobs_task() -> list[int]:
 def canary_task(self: Task, queue: str) -> str:
     maintenance.record_canary(queue, self.request.hostname or "unknown")
     return queue
+
+
+@app.task(name=ADVANCE_BATCHES_TASK)
+def advance_batches_task(batch_id: str | None = None) -> int:
+    """One driver step for one batch (right after it was created) or for every open one (beat)."""
+    settings = get_settings()
+    if batch_id is not None:
+        batch_driver.advance(uuid.UUID(batch_id), app, settings)
+        return 1
+    return batch_driver.advance_all(app, settings)

@@ -143,6 +143,7 @@ class Job(Base):
         Index("ix_jobs_team_created_at", "team", "created_at"),
         Index("ix_jobs_expires_at", "expires_at"),
         UniqueConstraint("team", "idempotency_key"),
+        UniqueConstraint("batch_id", "batch_line"),  # a re-run of the batch driver never duplicates a chunk
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -179,6 +180,9 @@ class Job(Base):
     # `expired`; a purged job keeps its metadata, its inputs and result are gone.
     expires_at: Mapped[datetime | None]
     purged_at: Mapped[datetime | None]
+    # A corpus job's chunk: its batch and the index of its first input there (seqserve.shared.batches).
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    batch_line: Mapped[int | None] = mapped_column(Integer)
 
     model_version: Mapped[ModelVersion] = relationship()
 
@@ -243,5 +247,6 @@ class QueueHeartbeat(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
 
 
+from seqserve.shared.db import batch_models  # noqa: E402,F401  (files and batches: the tables jobs refer to)
 from seqserve.shared.feedback.models import JobFeedback  # noqa: E402,F401  (registers its table)
 from seqserve.shared.rollouts import tables as _rollout_tables  # noqa: E402,F401  (rollout tables on the metadata)

@@ -99,6 +99,7 @@ def _input_count_pg(element: _InputCount, compiler: Any, **kw: Any) -> str:
 _T: Table = Job.__table__  # type: ignore[assignment]  # declarative: a FromClause to the type checker
 PRIORITY_ORDER = {"high": 0, "normal": 1, "low": 2}  # claims take higher priorities first, then the oldest
 _RANK = case(PRIORITY_ORDER, value=_T.c.priority)
+input_count = _InputCount  # a job's number of inputs, for other domains' aggregates (corpus batches)
 def _claim_statement() -> Any:
     """One statement, on Postgres and SQLite alike: lock the group's next queued jobs
     (SKIP LOCKED, so concurrent workers take disjoint sets), keep those whose inputs fit the

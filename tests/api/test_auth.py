@@ -48,6 +48,15 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/keys"): "admin",
     ("POST", "/v1/keys/{name}/revoke"): "admin",
     ("GET", "/v1/audit"): "admin",
+    ("POST", "/v1/files"): "jobs:write",
+    ("GET", "/v1/files/{file_id}"): "jobs:read",
+    ("GET", "/v1/files/{file_id}/content"): "jobs:read",
+    ("POST", "/v1/batches"): "jobs:write",
+    ("GET", "/v1/batches"): "jobs:read",
+    ("GET", "/v1/batches/{batch_id}"): "jobs:read",
+    ("POST", "/v1/batches/{batch_id}/cancel"): "jobs:write",
+    ("GET", "/v1/batches/{batch_id}/output"): "jobs:read",
+    ("GET", "/v1/batches/{batch_id}/errors"): "jobs:read",
     ("GET", "/healthz"): OPEN,
     ("GET", "/readyz"): OPEN,
     ("GET", "/metrics"): OPEN,  # SEQSERVE_METRICS_AUTH=bearer: metrics:read (tested below)
@@ -59,9 +68,9 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("GET", "/redoc"): OPEN,
     ("GET", "/static-offline-docs/{path}"): OPEN,  # Swagger UI's and ReDoc's files
 }
-PATH_VALUES = {"{job_id}": str(uuid.uuid4()), "{run_id}": str(uuid.uuid4()), "{name}": "absent",
-               "{alias}": "production",
-               "{version}": "1"}
+PATH_VALUES = {"{job_id}": str(uuid.uuid4()), "{file_id}": str(uuid.uuid4()), "{batch_id}": str(uuid.uuid4()),
+               "{run_id}": str(uuid.uuid4()), "{name}": "absent",
+               "{alias}": "production", "{version}": "1"}
 PROTECTED = sorted((route, scope) for route, scope in POLICY.items() if scope is not None)
 
 

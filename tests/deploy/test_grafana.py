@@ -88,7 +88,8 @@ def test_dashboards_cover_what_operators_watch() -> None:
     text = {name: json.dumps(board) for name, board in dashboards().items()}
     for metric in ("seqserve_jobs_finished_total", "seqserve_job_end_to_end_seconds_bucket", "seqserve_queue_depth",
                    "seqserve_batch_inputs_bucket", "seqserve_jobs_rejected_total",
-                   "seqserve_handler_stage_seconds_bucket"):
+                   "seqserve_handler_stage_seconds_bucket", "seqserve_corpus_batches",
+                   "seqserve_corpus_batch_inputs_total"):
         assert metric in text["overview.json"], metric
     for metric in ("seqserve_model_alias_version", "seqserve_model_load_seconds", "seqserve_model_version_metric",
                    "seqserve_model_load_errors_total", "seqserve_shadow_inputs_total",

@@ -299,6 +299,15 @@ def test_console_shows_live_stats_models_and_curves(
                             ".textContent === '5'", timeout=8)
         assert devtools.evaluate("document.getElementById('connection').textContent") == "live"
 
+        # A corpus batch shows in its panel (its chunk job may then change the counts above).
+        upload = processes.post(f"{stack}/v1/files", files={"file": ("corpus.txt", b"one\ntwo\nthree\n")})
+        batch = processes.post(f"{stack}/v1/batches", json={"kind": "classify", "model": registered_model,
+                                                            "input_file": upload.json()["id"]})
+        assert batch.status_code == 202, batch.text
+        devtools.wait_until("document.querySelector('#batches tr[data-batch]') !== null")
+        shown = devtools.evaluate("document.querySelector('#batches tr[data-batch]').textContent")
+        assert f"{registered_model}:1" in shown and "classify" in shown
+
         png = _screenshot(devtools)
         devtools.pump(0.5)
         assert devtools.errors() == []

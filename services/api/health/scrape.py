@@ -20,11 +20,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from seqserve.shared import consumers
+from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.config import get_settings
+from seqserve.shared.db.batch_models import BatchStatus
 from seqserve.shared.db.models import Job, JobStatus, QueueHeartbeat, RunStatus, Task, TrainingRun
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.metrics import (
     ALIAS_VERSION,
+    CORPUS_BATCHES,
     JOBS_QUEUED,
     QUEUE_CONSUMERS,
     QUEUE_DEPTH,
@@ -82,6 +85,14 @@ def _jobs_queued(session: Session) -> GaugeMetricFamily:
     return family
 
 
+def _batches(session: Session) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(CORPUS_BATCHES, "Corpus batches, by status.", labels=["status"])
+    counts = dict.fromkeys((status.value for status in BatchStatus), 0) | batches_repo.count_by_status(session)
+    for status, count in counts.items():
+        family.add_metric([status], count)
+    return family
+
+
 def _training_runs(session: Session) -> GaugeMetricFamily:
     family = GaugeMetricFamily(TRAINING_RUN_STATES, "Training runs recorded in the registry, by task and status.",
                                labels=["task", "status"])
@@ -127,13 +138,14 @@ class DatabaseCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Names only: lets the registry check for clashes without querying the database.
         for name in (TRAINING_RUN_STATES, ALIAS_VERSION, VERSION_COUNT, VERSION_METRIC, QUEUE_LAST_CONSUMED,
-                     QUEUE_DEPTH, JOBS_QUEUED, QUEUE_CONSUMERS):
+                     QUEUE_DEPTH, JOBS_QUEUED, QUEUE_CONSUMERS, CORPUS_BATCHES):
             yield GaugeMetricFamily(name, name)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             with session_scope() as session:
-                families = [_training_runs(session), *_registry(session), _queues(session), _jobs_queued(session)]
+                families = [_training_runs(session), *_registry(session), _queues(session), _jobs_queued(session),
+                            _batches(session)]
         except Exception as exc:  # the database is down: readyz says so; export nothing stale
             log.warning("registry metrics unavailable: %s", exc)
             families = []

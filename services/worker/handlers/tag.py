@@ -68,8 +68,9 @@ class TagHandler(StagedHandler[TagParams, _Prepared, list[Tensor]]):
         return cls(model, TokenEncoder.from_payload(payload), payload["tags"], device, rows)
 
     def preprocess(self, inputs: list[str], params: TagParams) -> _Prepared:
-        """Inputs with tokens, longest first, in batches of rows_per_pass."""
-        tokens = [tag_tokens(text) for text in inputs]
+        """Inputs with tokens, longest first, in batches of rows_per_pass. An input that is a
+        list is already tokens (a corpus job's pretokenized or CoNLL-U sentence)."""
+        tokens = [list(text) if isinstance(text, list) else tag_tokens(text) for text in inputs]
         order = sorted((i for i, t in enumerate(tokens) if t), key=lambda i: -len(tokens[i]))
         pad_id = self.model.config.pad_id
         batches = []

@@ -167,6 +167,29 @@
     replace("audit", el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
   }
 
+  // ---- corpus batches ------------------------------------------------------
+  function drawBatches(page) {
+    if (!page.items.length) {
+      replace("batches", empty("No corpus batches yet (POST /v1/batches)."));
+      return;
+    }
+    const head = el("tr", {}, ["created", "kind", "model", "status", "progress", "failed", "expires"]
+      .map((h) => el("th", { text: h })));
+    const rows = page.items.map((b) => {
+      const counts = b.request_counts;
+      const done = counts.total ? Math.round((100 * (counts.completed + counts.failed)) / counts.total) : 0;
+      return el("tr", { "data-batch": b.status },
+        el("td", { class: "nowrap", text: fmtTime(b.created_at) }),
+        el("td", { text: b.kind }),
+        el("td", { class: "mono", text: `${b.model_name}:${b.model_version}` }),
+        el("td", { class: "nowrap", text: b.status }),
+        el("td", { class: "nowrap", text: `${counts.completed} / ${counts.total} (${done}%)` }),
+        el("td", { text: String(counts.failed) }),
+        el("td", { class: "nowrap", text: fmtTime(b.expires_at) }));
+    });
+    replace("batches", el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
+  }
+
   // ---- models --------------------------------------------------------------
   function metricList(metrics, primary) {
     const entries = Object.entries(metrics).filter(([, v]) => typeof v === "number");
@@ -436,6 +459,7 @@
       }],
       ["v1/training-runs?limit=6", (runs) => renderIfChanged("runs", runs, drawRuns)],
       ["v1/audit?limit=10", (page) => renderIfChanged("audit", page, drawAudit)],
+      ["v1/batches?limit=8", (page) => renderIfChanged("batches", page, drawBatches)],
     ];
     const results = await Promise.allSettled(sources.map(([path]) => getJson(path)));
     const errors = [];

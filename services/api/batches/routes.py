@@ -1,0 +1,106 @@
+"""Batch routes: create a corpus job over an uploaded file, follow it, cancel it, download its output."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from seqserve.services.api.auth import JobsRead, JobsWrite
+from seqserve.services.api.batches import service
+from seqserve.services.api.deps import SessionDep, SettingsDep
+from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
+from seqserve.services.api.files.routes import stream_file
+from seqserve.services.api.files.service import get_file
+from seqserve.services.api.jobs.routes import _decode_cursor
+from seqserve.shared.batches import repository as batches_repo
+from seqserve.shared.batches.schemas import BatchCreate, BatchPage, BatchRead
+from seqserve.shared.db.batch_models import Batch, BatchStatus
+from seqserve.shared.jobs.kinds import JOB_KINDS
+from seqserve.shared.validation import Text
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=AUTH_ERRORS)
+
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes, streamed", "content": {"application/x-ndjson": {}}}}
+
+
+@router.post("", status_code=202, response_model=BatchRead, responses=responses(404))
+def create_batch(body: BatchCreate, request: Request, session: SessionDep, settings: SettingsDep,
+                 principal: JobsWrite) -> BatchRead:
+    """Run every input of an uploaded file; poll the batch, then download its output file."""
+    batch = service.create(session, request.app.state.celery, body, settings, principal.team)
+    return BatchRead.from_row(batch)
+
+
+def _encode_cursor(batch: Batch) -> str:
+    return base64.urlsafe_b64encode(f"{batch.created_at.isoformat()}|{batch.id}".encode()).decode()
+
+
+@router.get("", response_model=BatchPage)
+def list_batches(
+    session: SessionDep,
+    principal: JobsRead,
+    status: Annotated[BatchStatus | None, Query()] = None,
+    kind: Annotated[Text | None, Query(max_length=64)] = None,
+    model: Annotated[Text | None, Query(max_length=128, description="Model name.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
+) -> BatchPage:
+    """Your team's batches, newest first, filtered; follow `next_cursor` for the next page."""
+    if kind is not None and kind not in JOB_KINDS:
+        raise ApiError(422, "unknown_kind", f"unknown job kind '{kind}'", "kind")
+    filters = batches_repo.BatchFilter(principal.team, status.value if status else None, kind, model)
+    rows = batches_repo.list_page(session, filters, limit + 1, _decode_cursor(cursor) if cursor else None)
+    page = list(rows[:limit])
+    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    return BatchPage(items=[BatchRead.from_row(batch) for batch in page], next_cursor=next_cursor)
+
+
+@router.get("/{batch_id}", response_model=BatchRead, responses=responses(404))
+def read_batch(batch_id: uuid.UUID, session: SessionDep, principal: JobsRead) -> BatchRead:
+    """A batch of your team: status, request_counts, timings and its files."""
+    return BatchRead.from_row(service.get_batch(session, batch_id, principal.team))
+
+
+@router.post("/{batch_id}/cancel", response_model=BatchRead, responses=responses(404, 409))
+def cancel_batch(batch_id: uuid.UUID, request: Request, session: SessionDep, principal: JobsWrite) -> BatchRead:
+    """Cancel your team's batch: queued inputs never run, running chunks finish, then it ends `cancelled`."""
+    return BatchRead.from_row(service.cancel(session, request.app.state.celery, batch_id, principal.team))
+
+
+def _ended(session: SessionDep, batch_id: uuid.UUID, team: str) -> Batch:
+    batch = service.get_batch(session, batch_id, team)
+    if not service.ended(batch):
+        raise ApiError(409, "batch_not_ended", f"batch {batch_id} is {batch.status}; its files come at its end", "id")
+    return batch
+
+
+@router.get("/{batch_id}/output", response_class=StreamingResponse, responses={**_STREAMED, **responses(404, 409)})
+def read_batch_output(
+    batch_id: uuid.UUID,
+    session: SessionDep,
+    principal: JobsRead,
+    format: Annotated[Literal["jsonl", "conllu"], Query(description="conllu: tag batches only.")] = "jsonl",
+) -> StreamingResponse:
+    """The ended batch's output: one line per successful input, in input order (or CoNLL-U for tag)."""
+    batch = _ended(session, batch_id, principal.team)
+    if format == "conllu" and batch.kind != "tag":
+        raise ApiError(422, "format_not_supported", "CoNLL-U output is for tag batches", "format")
+    file_id = batch.conllu_file_id if format == "conllu" else batch.output_file_id
+    if file_id is None:
+        raise ApiError(409, "batch_has_no_output", f"batch {batch_id} {batch.status} before producing output", "id")
+    return stream_file(get_file(session, file_id, principal.team))
+
+
+@router.get("/{batch_id}/errors", response_class=StreamingResponse, responses={**_STREAMED, **responses(404, 409)})
+def read_batch_errors(batch_id: uuid.UUID, session: SessionDep, principal: JobsRead) -> StreamingResponse:
+    """The ended batch's error file: malformed, failed, expired and cancelled inputs, in input order."""
+    batch = _ended(session, batch_id, principal.team)
+    if batch.error_file_id is None:
+        raise ApiError(409, "batch_has_no_output", f"batch {batch_id} {batch.status} before producing files; see "
+                       "its `errors`", "id")
+    return stream_file(get_file(session, batch.error_file_id, principal.team))

@@ -1,0 +1,157 @@
+"""The batch driver: moves each open corpus batch one step on every beat tick (and once right
+after it is created). It is idempotent and resumable: all its state is in the batch row and
+its job rows, each step is one transaction holding the batch row locked (SKIP LOCKED: two
+drivers never step one batch at once), and a chunk's job row is unique per (batch, first
+input), so a step re-run after a crash inserts nothing twice.
+
+validating -> in_progress: the whole file is read once, line by line; a malformed line fails
+the batch (or, with on_malformed=skip, goes to the error file at the end).
+in_progress: keeps up to SEQSERVE_BATCH_MAX_CHUNKS_IN_FLIGHT job rows queued or running, each
+of the kind's chunk size, at the batch's priority, through the job machinery (claims, leases,
+exactly-once writes); counts progress; once every chunk ended, writes the output files.
+cancelling: queued chunks are cancelled at once (by the API), running ones finish; then the
+files are written. Past `expires_at`, open chunks are cancelled and the batch ends expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import partial
+from itertools import islice
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from seqserve.services.worker.batch_output import finalize
+from seqserve.shared.batches import repository as batches_repo
+from seqserve.shared.batches.formats import Item, Limits, Malformed, Position, read
+from seqserve.shared.config import Settings
+from seqserve.shared.db.base import utcnow
+from seqserve.shared.db.batch_models import Batch, BatchStatus
+from seqserve.shared.db.models import JobStatus
+from seqserve.shared.db.session import after_commit, session_scope
+from seqserve.shared.queueing import Wakeup, publish_wakeup
+from seqserve.shared.storage import FileStore
+
+log = logging.getLogger(__name__)
+
+MAX_LISTED_ERRORS = 20
+
+
+def limits_for(batch: Batch, settings: Settings) -> Limits:
+    return Limits(max_input_chars=settings.max_input_chars, tokens_allowed=batch.kind == "tag")
+
+
+def advance_all(celery: Celery, settings: Settings) -> int:
+    """One step for every open batch; returns how many were looked at."""
+    with session_scope() as session:
+        ids = batches_repo.open_batch_ids(session)
+    for batch_id in ids:
+        advance(batch_id, celery, settings)
+    return len(ids)
+
+
+def advance(batch_id: uuid.UUID, celery: Celery, settings: Settings) -> str | None:
+    """One step of one batch; its status after it (None: ended, or another driver holds it)."""
+    with session_scope() as session:
+        batch = batches_repo.lock_open(session, batch_id)
+        if batch is None:
+            return None
+        _step(session, batch, celery, settings)
+        return batch.status
+
+
+def _step(session: Session, batch: Batch, celery: Celery, settings: Settings) -> None:
+    store = FileStore.from_settings(settings)
+    if batch.status != BatchStatus.cancelling.value and utcnow() >= batch.expires_at:
+        batches_repo.cancel_chunks(session, batch.id, running_too=True)
+        finalize(session, batch, store, limits_for(batch, settings), BatchStatus.expired)
+        return
+    if batch.status == BatchStatus.validating.value:
+        _validate(batch, store, settings)
+    if batch.status == BatchStatus.in_progress.value:
+        _submit(session, batch, store, celery, settings)
+        counts = _progress(session, batch)
+        if batch.resume_at is None and counts.open_jobs == 0:
+            finalize(session, batch, store, limits_for(batch, settings), BatchStatus.completed)
+    elif batch.status == BatchStatus.cancelling.value:
+        batches_repo.cancel_chunks(session, batch.id)  # any the API's cancel raced with
+        counts = _progress(session, batch)
+        if counts.jobs.get(JobStatus.running.value, 0) == 0:
+            finalize(session, batch, store, limits_for(batch, settings), BatchStatus.cancelled)
+
+
+def _validate(batch: Batch, store: FileStore, settings: Settings) -> None:
+    """Read the whole input file once: count its inputs, list its malformed lines."""
+    valid, malformed, first = 0, 0, None
+    errors: list[dict[str, Any]] = []
+    with store.open(batch.input_file_id) as source:
+        for entry in read(source, batch.input_format, limits_for(batch, settings)):
+            if isinstance(entry, Malformed):
+                malformed += 1
+                if len(errors) < MAX_LISTED_ERRORS:
+                    errors.append({"line": entry.line, "message": entry.message})
+                continue
+            first = first or entry.position
+            valid += 1
+    now = utcnow()
+    batch.errors, batch.total = errors, valid + malformed
+    if (malformed and batch.on_malformed == "fail") or first is None:
+        if first is None and not errors:
+            batch.errors = [{"line": 0, "message": "the file holds no inputs"}]
+        batch.status, batch.failed_at = BatchStatus.failed.value, now
+        return
+    batch.failed = batch.malformed = malformed
+    batch.status, batch.in_progress_at = BatchStatus.in_progress.value, now
+    batch.resume_at = _position_dict(first)
+
+
+def _position_dict(position: Position) -> dict[str, int]:
+    return {"index": position.index, "offset": position.offset, "line": position.line,
+            "sentence": position.sentence}
+
+
+def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, settings: Settings) -> None:
+    """Top the batch's open job rows up to the in-flight bound, reading on from `resume_at`."""
+    if batch.resume_at is None:
+        return
+    room = settings.batch_max_chunks_in_flight - batches_repo.chunk_counts(session, batch.id).open_jobs
+    if room <= 0:
+        return
+    size = settings.batch_chunk_inputs[batch.kind]
+    with store.open(batch.input_file_id) as source:
+        items = (entry for entry in read(source, batch.input_format, limits_for(batch, settings),
+                                         Position(**batch.resume_at)) if isinstance(entry, Item))
+        rows: list[dict[str, Any]] = []
+        while len(rows) < room:
+            chunk = list(islice(items, size))
+            if not chunk:
+                break
+            rows.append(_chunk_row(batch, chunk))
+        following = next(items, None)
+    batches_repo.insert_chunks(session, rows)
+    batch.resume_at = None if following is None else _position_dict(following.position)
+    if rows:
+        wakeup = Wakeup(version_id=batch.model_version_id, kind=batch.kind, batch_key=batch.batch_key,
+                        priority=batch.priority)
+        after_commit(session).add(partial(publish_wakeup, celery, wakeup))
+
+
+def _chunk_row(batch: Batch, chunk: list[Item]) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": uuid.uuid4(), "kind": batch.kind, "model_name": batch.model_name, "model_ref": batch.model_ref,
+        "model_version_id": batch.model_version_id, "version_number": batch.version_number,
+        "inputs": [item.input for item in chunk], "params": batch.params, "batch_key": batch.batch_key,
+        "priority": batch.priority, "status": JobStatus.queued.value, "attempts": 0, "enqueued_at": now,
+        "team": batch.team, "created_at": now, "batch_id": batch.id, "batch_line": chunk[0].index,
+    }
+
+
+def _progress(session: Session, batch: Batch) -> batches_repo.ChunkCounts:
+    counts = batches_repo.chunk_counts(session, batch.id)
+    batch.completed = counts.inputs.get(JobStatus.succeeded.value, 0)
+    batch.failed = batch.malformed + counts.inputs.get(JobStatus.failed.value, 0)
+    return counts

@@ -1,0 +1,240 @@
+"""Corpus batches over the ASGI app and the real driver on Postgres and Redis; the tests play
+the worker through the real claim and finish (tests/e2e/test_batches_e2e.py runs real workers)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from seqserve.services.api.main import create_app
+from seqserve.shared.config import reset_settings
+from seqserve.shared.db.models import Job
+from seqserve.shared.db.session import session_scope
+from tests.api.batch_helpers import create, drive_to_end, jsonl, lines, queued_chunks, run_chunks, step, upload
+from tests.conftest import create_key
+
+
+def _label(text: Any) -> dict[str, Any]:
+    return {"label": "positive", "echo": text}
+
+
+@pytest.fixture()
+def client(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    # Small chunks and a small in-flight bound: a few dozen inputs exercise many chunks.
+    monkeypatch.setenv("SEQSERVE_BATCH_CHUNK_INPUTS", '{"classify": 4, "tag": 3}')
+    monkeypatch.setenv("SEQSERVE_BATCH_MAX_CHUNKS_IN_FLIGHT", "2")
+    monkeypatch.setenv("SEQSERVE_BATCH_WINDOW_MIN_SECONDS", "1")
+    reset_settings()
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
+        yield test_client
+
+
+def _sample(client: TestClient, series: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _inputs(n: int) -> list[dict[str, Any]]:
+    return [{"custom_id": f"req-{i}", "input": f"sentence number {i}"} for i in range(n)]
+
+
+def test_jsonl_batch_runs_in_chunks_and_writes_output_in_input_order(client: TestClient, registered_model: str) -> None:
+    source = upload(client, "reviews.jsonl", jsonl(_inputs(19)))
+    completed_before = _sample(client, 'seqserve_corpus_batch_inputs_total{status="completed"}')
+    batch = create(client, source["id"], registered_model)
+    assert _sample(client, 'seqserve_corpus_batches{status="validating"}') == 1
+    assert batch["status"] == "validating" and batch["priority"] == "low"
+    assert step(batch["id"]) == "in_progress"
+    chunks = queued_chunks(batch["id"])
+    assert [first for _, first, _ in chunks] == [0, 4]  # chunks of 4, at most 2 in flight
+    assert all(len(inputs) == 4 for _, _, inputs in chunks)
+    # Chunks finished out of order still give an output in input order.
+    ended = drive_to_end(client, batch["id"], _label)
+    assert ended["status"] == "completed", ended
+    assert ended["request_counts"] == {"total": 19, "completed": 19, "failed": 0}
+    output = lines(client.get(f"/v1/batches/{batch['id']}/output"))
+    assert [row["custom_id"] for row in output] == [f"req-{i}" for i in range(19)]
+    assert output[7]["result"] == _label("sentence number 7")
+    assert lines(client.get(f"/v1/batches/{batch['id']}/errors")) == []
+    same = client.get(f"/v1/files/{ended['output_file']}/content")
+    assert same.status_code == 200 and lines(same) == output
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 5  # ceil(19 / 4)
+    assert _sample(client, 'seqserve_corpus_batches{status="completed"}') == 1
+    assert _sample(client, 'seqserve_corpus_batch_inputs_total{status="completed"}') == completed_before + 19
+
+
+def test_a_rerun_step_never_duplicates_a_chunk(client: TestClient, registered_model: str) -> None:
+    batch = create(client, upload(client, "a.jsonl", jsonl(_inputs(6)))["id"], registered_model)
+    step(batch["id"])
+    before = queued_chunks(batch["id"])
+    with session_scope() as session:  # as if the driver died after inserting, before moving resume_at
+        from seqserve.shared.db.batch_models import Batch
+
+        row = session.get(Batch, uuid.UUID(batch["id"]))
+        assert row is not None
+        row.resume_at = {"index": 0, "offset": 0, "line": 1, "sentence": 0}
+    step(batch["id"])
+    assert queued_chunks(batch["id"]) == before
+
+
+def test_malformed_line_fails_the_batch_with_its_line_number(client: TestClient, registered_model: str) -> None:
+    content = jsonl(_inputs(2)) + b"\n{not json\n" + jsonl([{"custom_id": "x", "input": ""}])
+    batch = create(client, upload(client, "bad.jsonl", content)["id"], registered_model)
+    assert step(batch["id"]) == "failed"  # ended at validation
+    failed = client.get(f"/v1/batches/{batch['id']}").json()
+    assert failed["status"] == "failed" and failed["failed_at"] is not None
+    assert [error["line"] for error in failed["errors"]] == [4, 5]
+    assert "not JSON" in failed["errors"][0]["message"] and "empty" in failed["errors"][1]["message"]
+    assert queued_chunks(batch["id"]) == []
+    assert client.get(f"/v1/batches/{batch['id']}/output").json()["error"]["code"] == "batch_has_no_output"
+
+
+def test_malformed_lines_skipped_go_to_the_error_file(client: TestClient, registered_model: str) -> None:
+    content = jsonl(_inputs(3)) + b'{"custom_id": "bad", "input": 5}\n' + jsonl([{"custom_id": "last", "input": "ok"}])
+    batch = create(client, upload(client, "skip.jsonl", content)["id"], registered_model, on_malformed="skip")
+    ended = drive_to_end(client, batch["id"], _label)
+    assert ended["status"] == "completed"
+    assert ended["request_counts"] == {"total": 5, "completed": 4, "failed": 1}
+    errors = lines(client.get(f"/v1/batches/{batch['id']}/errors"))
+    assert errors == [{"custom_id": "bad", "line": 4, "error": {"code": "malformed",
+                                                                "message": "input must be a string"}}]
+    assert [row["custom_id"] for row in lines(client.get(f"/v1/batches/{batch['id']}/output"))] == [
+        "req-0", "req-1", "req-2", "last"]
+
+
+def test_a_failed_chunk_puts_its_inputs_in_the_error_file(client: TestClient, registered_model: str) -> None:
+    batch = create(client, upload(client, "f.jsonl", jsonl(_inputs(8)))["id"], registered_model)
+    step(batch["id"])
+    run_chunks(batch["id"], _label, fail_first=4)
+    ended = drive_to_end(client, batch["id"], _label)
+    assert ended["request_counts"] == {"total": 8, "completed": 4, "failed": 4}
+    errors = lines(client.get(f"/v1/batches/{batch['id']}/errors"))
+    assert [row["custom_id"] for row in errors] == ["req-4", "req-5", "req-6", "req-7"]
+    assert errors[0]["error"] == {"code": "failed", "message": "handler error: boom"}
+
+
+def test_plain_text_inputs_are_lines_named_by_their_number(client: TestClient, registered_model: str) -> None:
+    source = upload(client, "corpus.txt", b"first line\n\nthird line\n")
+    assert source["format"] == "text" and source["lines"] == 3
+    batch = create(client, source["id"], registered_model)
+    drive_to_end(client, batch["id"], _label)
+    output = lines(client.get(f"/v1/batches/{batch['id']}/output"))
+    assert [(row["custom_id"], row["result"]["echo"]) for row in output] == [("1", "first line"), ("3", "third line")]
+
+
+def test_cancel_ends_queued_chunks_and_lists_the_rest_as_cancelled(client: TestClient, registered_model: str) -> None:
+    batch = create(client, upload(client, "c.jsonl", jsonl(_inputs(12)))["id"], registered_model)
+    step(batch["id"])
+    run_chunks(batch["id"], _label)  # the first 8 inputs ran
+    step(batch["id"])  # queues inputs 8-11
+    cancelling = client.post(f"/v1/batches/{batch['id']}/cancel")
+    assert cancelling.status_code == 200 and cancelling.json()["status"] == "cancelling"
+    assert queued_chunks(batch["id"]) == []
+    assert step(batch["id"]) == "cancelled"
+    ended = client.get(f"/v1/batches/{batch['id']}").json()
+    assert ended["status"] == "cancelled" and ended["cancelled_at"] is not None
+    assert ended["request_counts"] == {"total": 12, "completed": 8, "failed": 4}
+    errors = lines(client.get(f"/v1/batches/{batch['id']}/errors"))
+    assert {row["error"]["code"] for row in errors} == {"cancelled"} and len(errors) == 4
+    again = client.post(f"/v1/batches/{batch['id']}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "batch_not_cancellable"
+
+
+def test_past_its_window_a_batch_expires_with_what_finished(client: TestClient, registered_model: str) -> None:
+    batch = create(client, upload(client, "e.jsonl", jsonl(_inputs(12)))["id"], registered_model,
+                   completion_window="1s")
+    step(batch["id"])
+    run_chunks(batch["id"], _label)
+    with session_scope() as session:  # the window passed (no sleeping in tests)
+        from datetime import timedelta
+
+        from seqserve.shared.db.batch_models import Batch
+        row = session.get(Batch, uuid.UUID(batch["id"]))
+        assert row is not None
+        row.expires_at = row.created_at - timedelta(seconds=1)
+    assert step(batch["id"]) == "expired"
+    ended = client.get(f"/v1/batches/{batch['id']}").json()
+    assert ended["status"] == "expired" and ended["expired_at"] is not None
+    assert [row["custom_id"] for row in lines(client.get(f"/v1/batches/{batch['id']}/output"))] == [
+        f"req-{i}" for i in range(8)]
+    errors = lines(client.get(f"/v1/batches/{batch['id']}/errors"))
+    assert [(row["custom_id"], row["error"]["code"]) for row in errors] == [(f"req-{i}", "expired") for i in range(8, 12)]
+
+
+def test_output_is_refused_until_the_batch_ended(client: TestClient, registered_model: str) -> None:
+    batch = create(client, upload(client, "w.jsonl", jsonl(_inputs(3)))["id"], registered_model)
+    response = client.get(f"/v1/batches/{batch['id']}/output")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "batch_not_ended"
+    conllu = client.get(f"/v1/batches/{batch['id']}/output", params={"format": "conllu"})
+    assert conllu.status_code == 409
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    ({"kind": "nope"}, 422, "kind"),
+    ({"completion_window": "10d"}, 422, "completion_window"),
+    ({"completion_window": "9000h"}, 422, "completion_window"),
+    ({"priority": "urgent"}, 422, "priority"),
+    ({"params": {"beam_size": 2}}, 422, "params.beam_size"),
+    ({"model": "no-such-model"}, 404, "model"),
+    ({"input_file": str(uuid.uuid4())}, 404, "input_file"),
+    ({"on_malformed": "ignore"}, 422, "on_malformed"),
+    ({"webhook_url": "https://example.com/hook"}, 422, "webhook_url"),
+    ({"kind": "tag"}, 422, "kind"),
+])
+def test_bad_batch_requests_name_their_field(client: TestClient, registered_model: str, body: dict, status: int,
+                                             field: str) -> None:
+    source = upload(client, "ok.jsonl", jsonl(_inputs(1)))
+    response = client.post("/v1/batches", json={"kind": "classify", "model": registered_model,
+                                                "input_file": source["id"]} | body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_conllu_input_is_for_tag_only(client: TestClient, registered_model: str) -> None:
+    source = upload(client, "t.conllu", b"1\tHi\t_\t_\t_\t_\t_\t_\t_\t_\n\n")
+    response = client.post("/v1/batches", json={"kind": "classify", "model": registered_model,
+                                                "input_file": source["id"]})
+    assert response.status_code == 422 and response.json()["error"]["field"] == "input_file"
+
+
+def test_list_filters_and_paginates(client: TestClient, registered_model: str) -> None:
+    source = upload(client, "l.jsonl", jsonl(_inputs(1)))
+    ids = [create(client, source["id"], registered_model)["id"] for _ in range(3)]
+    client.post(f"/v1/batches/{ids[0]}/cancel")
+    seen, cursor = [], None
+    while True:
+        page = client.get("/v1/batches", params={"limit": 2} | ({"cursor": cursor} if cursor else {})).json()
+        seen += [batch["id"] for batch in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    assert [b["id"] for b in client.get("/v1/batches", params={"status": "cancelling"}).json()["items"]] == [ids[0]]
+    assert client.get("/v1/batches", params={"kind": "tag"}).json()["items"] == []
+    assert client.get("/v1/batches", params={"kind": "bogus"}).status_code == 422
+
+
+def test_another_teams_batches_and_files_are_absent(client: TestClient, registered_model: str) -> None:
+    source = upload(client, "mine.jsonl", jsonl(_inputs(2)))
+    batch = create(client, source["id"], registered_model)
+    other = {"Authorization": f"Bearer {create_key('other-team', ('jobs:read', 'jobs:write'))}"}
+    for path in (f"/v1/batches/{batch['id']}", f"/v1/files/{source['id']}", f"/v1/files/{source['id']}/content",
+                 f"/v1/batches/{batch['id']}/output"):
+        response = client.get(path, headers=other)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] in ("batch_not_found", "file_not_found")
+    assert client.post(f"/v1/batches/{batch['id']}/cancel", headers=other).status_code == 404
+    assert client.get("/v1/batches", headers=other).json()["items"] == []
+    theirs = client.post("/v1/batches", headers=other, json={"kind": "classify", "model": registered_model,
+                                                              "input_file": source["id"]})
+    assert theirs.status_code == 404 and theirs.json()["error"]["field"] == "input_file"
+    reader = {"Authorization": f"Bearer {create_key('other-team', ('jobs:read',))}"}
+    assert client.post("/v1/files", headers=reader, files={"file": ("x.txt", b"hi\n")}).status_code == 403
