@@ -20,6 +20,7 @@ from seqserve.services.api.main import create_app
 from seqserve.shared.auth.limits import KeyLimits
 from seqserve.shared.auth.service import create
 from seqserve.shared.config import reset_settings
+from seqserve.shared.db.batch_models import Batch
 from seqserve.shared.db.session import session_scope
 from tests import processes
 from tests.api.conftest import job_count
@@ -203,3 +204,24 @@ def test_both_counter_stores_take_all_limits_or_none(db: str, windows: str) -> N
             await store.close()
 
     asyncio.run(run())
+
+
+def test_a_batch_counts_as_one_submission_at_its_priority(app_client: TestClient, registered_model: str) -> None:
+    """Corpus batches take the same limiter: one submission each, priority capped, inputs not charged."""
+    headers = limited_key(rate_limit="1/min", inputs_per_minute=1, max_priority="low")
+    lines = "".join(f'{{"custom_id": "c{i}", "input": "text {i}"}}\n' for i in range(5)).encode()
+    source = app_client.post("/v1/files", headers=headers, files={"file": ("corpus.jsonl", lines)})
+    assert source.status_code == 201, source.text
+    body = {"kind": "classify", "model": registered_model, "input_file": source.json()["id"]}
+
+    high = app_client.post("/v1/batches", headers=headers, json=body | {"priority": "high"})
+    assert high.status_code == 403 and high.json()["error"] == {
+        "code": "priority_not_allowed", "message": "this key may submit at priority 'low' at most", "field": "priority"}
+    first = app_client.post("/v1/batches", headers=headers, json=body)  # 5 inputs > the 1-a-minute input quota
+    assert first.status_code == 202, first.text
+    assert first.headers["RateLimit"].startswith('"submissions";r=0;')
+    second = app_client.post("/v1/batches", headers=headers, json=body)
+    assert second.status_code == 429 and second.json()["error"]["field"] == "submissions"
+    assert int(second.headers["Retry-After"]) >= 1
+    with session_scope() as session:
+        assert session.query(Batch).filter(Batch.input_file_id == source.json()["id"]).count() == 1

@@ -6,7 +6,8 @@ import base64
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+import anyio
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from seqserve.services.api.auth import JobsRead, JobsWrite
@@ -16,6 +17,7 @@ from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.services.api.files.routes import stream_file
 from seqserve.services.api.files.service import get_file
 from seqserve.services.api.jobs.routes import _decode_cursor
+from seqserve.services.api.limits import LIMIT_ERRORS, admit
 from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.schemas import BatchCreate, BatchPage, BatchRead
 from seqserve.shared.db.batch_models import Batch, BatchStatus
@@ -28,10 +30,16 @@ _STREAMED: dict[int | str, dict[str, Any]] = {
     200: {"description": "The file's bytes, streamed", "content": {"application/x-ndjson": {}}}}
 
 
-@router.post("", status_code=202, response_model=BatchRead, responses=responses(404))
-def create_batch(body: BatchCreate, request: Request, session: SessionDep, settings: SettingsDep,
-                 principal: JobsWrite) -> BatchRead:
-    """Run every input of an uploaded file; poll the batch, then download its output file."""
+@router.post("", status_code=202, response_model=BatchRead, responses={**LIMIT_ERRORS, **responses(404)})
+def create_batch(body: BatchCreate, request: Request, response: Response, session: SessionDep,
+                 settings: SettingsDep, principal: JobsWrite) -> BatchRead:
+    """Run every input of an uploaded file; poll the batch, then download its output file.
+
+    A batch counts as one submission against the key's rate limit and its priority against the
+    key's max priority; its inputs are not charged to the per-minute input quota (they run at
+    the batch's priority, after interactive work)."""
+    # The route is sync (its database work runs in the threadpool); the limiter is async.
+    response.headers.update(anyio.from_thread.run(admit, request, principal, 0, body.priority))
     batch = service.create(session, request.app.state.celery, body, settings, principal.team)
     return BatchRead.from_row(batch)
 
