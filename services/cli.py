@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, get_args
 
-from seqserve.shared.config import get_settings
+from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.tasks import task_names
 from seqserve.shared.training.presets import PresetName, resolve_config
 
@@ -75,6 +75,7 @@ def _worker(args: argparse.Namespace) -> int:
     if pool == "solo" and concurrency > 1:
         raise SystemExit(f"the solo pool runs one job at a time; concurrency {concurrency} needs --pool prefork")
     _multiprocess_metrics_dir("worker")
+    _share_cores_between(concurrency)
     from seqserve.services.worker.app import app
 
     argv = [
@@ -86,6 +87,14 @@ def _worker(args: argparse.Namespace) -> int:
         argv += ["--hostname", args.hostname]
     app.worker_main(argv)
     return 0
+
+
+def _share_cores_between(processes: int) -> None:
+    """The auto thread rule (shared/threads.py) divides the cores between the pool's children,
+    unless a supervisor (`seqserve up`) already said how many processes share them."""
+    if not get_settings().torch_processes:
+        os.environ["SEQSERVE_TORCH_PROCESSES"] = str(processes)
+        reset_settings()
 
 
 def _trainer(args: argparse.Namespace) -> int:

@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(None, description="Datasets; default ../shared/datasets or ./data.")
     artifact_dir: Path | None = Field(None, description="Checkpoints; default var_dir/artifacts.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 leaves torch's choice.")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0: auto (shared/threads.py).")
+    torch_processes: int = Field(0, ge=0, description="Processes sharing the cores in the auto thread rule; "
+                                 "0: this service's own count (`seqserve up` sets it for what it starts).")
+    cgroup_dir: Path = Field(Path("/sys/fs/cgroup"), description="Where the auto thread rule reads the CPU quota.")
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -19,6 +19,7 @@ from seqserve.services.trainer.outcome import TrainOutcome, save_trained
 from seqserve.shared.config import get_settings
 from seqserve.shared.devices import pick_device
 from seqserve.shared.nn.cells import make_rnn
+from seqserve.shared.threads import apply_threads
 from seqserve.shared.training.configs import Cell
 from seqserve.shared.training.presets import resolve_config
 
@@ -100,9 +101,7 @@ def default_device() -> torch.device:
 
 def training_device(device: torch.device | None) -> torch.device:
     """The device to train on (given, else from settings), after applying the thread setting."""
-    threads = get_settings().torch_threads
-    if threads:
-        torch.set_num_threads(threads)
+    apply_threads("trainer")
     return device or default_device()
 
 
