@@ -33,7 +33,7 @@ def run_training_task(run_id: str) -> dict:
     from seqserve.services.trainer.service import execute_run
 
     report = execute_run(uuid.UUID(run_id), progress=False)
-    return {"version": report.version, "promoted": report.promoted}
+    return {"version": report.version, "promoted": report.promoted} if report else {"cancelled": True}
 
 
 @app.task(name=SCHEDULED_TRAINING_TASK, acks_late=False)
@@ -43,4 +43,4 @@ def scheduled_training_task(
     from seqserve.services.trainer.service import train_and_register
 
     report = train_and_register(task, preset, overrides, model_name, progress=False)
-    return {"version": report.version, "promoted": report.promoted}
+    return {"version": report.version, "promoted": report.promoted} if report else {"cancelled": True}

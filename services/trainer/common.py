@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from seqserve.services.trainer.datasets import DataFingerprint
-from seqserve.services.trainer.loop import Batch, FitResult, LoopConfig, fit
+from seqserve.services.trainer.loop import Batch, BatchHook, FitResult, LoopConfig, fit
 from seqserve.services.trainer.outcome import TrainOutcome, save_trained
 from seqserve.shared.config import get_settings
 from seqserve.shared.devices import pick_device
@@ -45,6 +45,7 @@ class TrainingSetup:
     objective: Objective
     progress: bool = True
     on_epoch: Callable[[dict[str, float]], None] | None = None
+    on_batch: BatchHook | None = None  # progress and cancellation (services/trainer/monitor.py)
 
     def fit(
         self,
@@ -54,7 +55,7 @@ class TrainingSetup:
         loss_fn: Callable[[nn.Module, Any], Tensor],
     ) -> FitResult:
         loop = loop_config(self.cfg, self.progress, self.objective.metric, self.objective.mode)
-        return fit(model, train_batches, evaluate, loss_fn, loop, self.device, self.on_epoch)
+        return fit(model, train_batches, evaluate, loss_fn, loop, self.device, self.on_epoch, self.on_batch)
 
     def save(
         self,
@@ -88,10 +89,11 @@ class TaskTrainer:
         device: torch.device | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         progress: bool = True,
+        on_batch: BatchHook | None = None,
     ) -> TrainOutcome:
         """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it."""
         cfg = resolve_config(self.task, preset, overrides)  # OverrideError names a bad key
-        setup = TrainingSetup(self.task, cfg, training_device(device), self.objective, progress, on_epoch)
+        setup = TrainingSetup(self.task, cfg, training_device(device), self.objective, progress, on_epoch, on_batch)
         return self.body(setup, Path(data_dir), Path(out_path))
 
 

@@ -6,6 +6,7 @@ A run that fails ends `failed` with its error and registers nothing.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -13,16 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqserve.services.trainer.monitor import RunMonitor, TrainingCancelled
 from seqserve.shared import tasks
 from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.migrate import REPO_ROOT
-from seqserve.shared.db.models import RunStatus, TrainingRun
+from seqserve.shared.db.models import RunStatus
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.metrics import TRAINING_RUNS_TOTAL
 from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from seqserve.shared.training import DEFAULT_MODEL_NAMES
 from seqserve.shared.training import repository as runs_repo
+from seqserve.shared.training.data_files import check_data
+from seqserve.shared.training.presets import resolve_config
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +75,11 @@ def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, setti
         code_version=code_version(), training_run_id=run_id,
     )
     with session_scope() as session:
+        run = runs_repo.get_locked(session, run_id)  # a cancel that came during the last epoch wins
+        if run is None or run.cancel_requested_at is not None:
+            raise TrainingCancelled(f"training run {run_id} cancelled before its version was registered")
         version = register_version(session, new)
         decision = promote_if_better(session, version, settings.promotion_margin)
-        run = session.get(TrainingRun, run_id)
-        assert run is not None
         run.status = RunStatus.succeeded.value
         run.config = {**run.config, "resolved": outcome.config}
         run.metrics = outcome.metrics
@@ -84,26 +89,45 @@ def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, setti
                          decision.reason, outcome.checkpoint_path)
 
 
-def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport:
-    """Train the run's task and preset, register the checkpoint, gate its promotion. A run
-    that fails ends `failed` with its error and registers nothing."""
-    settings = get_settings()
+def _start(run_id: uuid.UUID) -> tuple[str, str, str, dict[str, Any]] | None:
+    """Mark a queued run running; None when it is not queued (cancelled before it started)."""
     with session_scope() as session:
-        run = runs_repo.get(session, run_id)
+        run = runs_repo.get_locked(session, run_id)
         if run is None:
             raise LookupError(f"no training run {run_id}")
+        if run.status != RunStatus.queued.value:
+            log.info("training run %s is %s: not started", run_id, run.status)
+            return None
         runs_repo.mark_running(session, run)
-        task, preset, model_name = run.task, run.preset, run.model_name
-        overrides = dict(run.config.get("overrides", {}))
+        return run.task, run.preset, run.model_name, dict(run.config.get("overrides", {}))
+
+
+def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport | None:
+    """Train the run's task and preset, register the checkpoint, gate its promotion. A run
+    that fails ends `failed` with its error, a cancelled one `cancelled` (None); neither
+    registers anything."""
+    settings = get_settings()
+    started = _start(run_id)
+    if started is None:
+        return None
+    task, preset, model_name, overrides = started
     assert settings.artifact_dir is not None and settings.data_dir is not None
     out_path = settings.artifact_dir / "models" / model_name / "runs" / str(run_id) / "model.pt"
+    monitor = RunMonitor(run_id, f"training {model_name} ({task}, {preset})")
     try:
-        trainer = trainers()[task]
-        outcome = trainer(
+        check_data(task, resolve_config(task, preset, overrides), settings.data_dir)
+        outcome = trainers()[task](
             data_dir=settings.data_dir, out_path=out_path, preset=preset, overrides=overrides,
-            on_epoch=_record_epoch(run_id), progress=progress,
+            on_epoch=_record_epoch(run_id), progress=progress, on_batch=monitor,
         )
         report = _register(run_id, task, model_name, outcome, settings)
+    except TrainingCancelled as exc:
+        log.info("%s", exc)
+        shutil.rmtree(out_path.parent, ignore_errors=True)  # registers nothing, keeps nothing
+        with session_scope() as session:
+            runs_repo.mark_cancelled(session, run_id)
+        TRAINING_RUNS_TOTAL.labels(task, "cancelled").inc()
+        return None
     except BaseException as exc:
         log.error("training run %s failed: %s", run_id, exc)
         with session_scope() as session:
@@ -115,8 +139,13 @@ def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport:
 
 
 def create_run(task: str, preset: str, overrides: dict[str, Any] | None, model_name: str | None) -> uuid.UUID:
+    """A queued run row, after checking what can be checked before it exists: the task, the
+    overrides (OverrideError) and the data files (MissingDataError). A refused run leaves no row."""
     if task not in DEFAULT_MODEL_NAMES:
         raise ValueError(f"task '{task}' cannot be trained; trainable: {', '.join(sorted(DEFAULT_MODEL_NAMES))}")
+    data_dir = get_settings().data_dir
+    assert data_dir is not None
+    check_data(task, resolve_config(task, preset, overrides), data_dir)
     with session_scope() as session:
         run = runs_repo.create(session, task, preset, model_name or DEFAULT_MODEL_NAMES[task], overrides or {})
         return run.id
@@ -128,6 +157,7 @@ def train_and_register(
     overrides: dict[str, Any] | None = None,
     model_name: str | None = None,
     progress: bool = True,
-) -> RunReport:
-    """Create a run for `task` and `preset` and execute it here (the CLI's `seqserve train`)."""
+) -> RunReport | None:
+    """Create a run for `task` and `preset` and execute it here (the CLI's `seqserve train`);
+    None when it was cancelled."""
     return execute_run(create_run(task, preset, overrides, model_name), progress=progress)

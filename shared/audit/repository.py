@@ -18,6 +18,7 @@ class Action(str, enum.Enum):
     key_created = "key.created"
     key_revoked = "key.revoked"
     training_started = "training.started"
+    training_cancelled = "training.cancelled"
 
 
 def record(session: Session, actor: str, action: Action, target: str, detail: dict[str, Any]) -> None:

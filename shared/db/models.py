@@ -46,6 +46,7 @@ class RunStatus(str, enum.Enum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"  # POST /v1/training-runs/{id}/cancel; registers nothing
 
 
 def _in(column: str, enum_cls: type[enum.Enum]) -> str:
@@ -85,6 +86,8 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    progress: Mapped[dict[str, Any] | None]  # inside the current epoch (shared/training/progress.py)
+    cancel_requested_at: Mapped[datetime | None]  # the trainer stops at its next batch
 
 
 class ModelVersion(Base):
