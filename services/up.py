@@ -133,9 +133,11 @@ def default_models() -> list[tuple[str, str, str]]:
     from seqserve.shared.registry.service import RegistryError, resolve
     from seqserve.shared.tasks import default_model_names
 
+    # `up` trains and serves SEQSERVE_DEFAULT_MODEL as its classifier.
+    names = default_model_names() | {"classify": get_settings().default_model}
     rows = []
     with session_scope() as session:
-        for task, name in default_model_names().items():
+        for task, name in names.items():
             try:
                 state = f"serving version {resolve(session, parse_model_ref(name)).version}"
             except RegistryError:
