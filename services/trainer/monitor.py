@@ -26,8 +26,9 @@ class RunMonitor:
     """The `on_batch` hook of one run. One database round trip per PROGRESS_INTERVAL_SECONDS
     at most, so a 5 ms batch does not wait on the database."""
 
-    def __init__(self, run_id: uuid.UUID, label: str, log_interval: float = LOG_INTERVAL_SECONDS) -> None:
-        self.run_id, self.label, self.log_interval = run_id, label, log_interval
+    def __init__(self, run_id: uuid.UUID, label: str, log_interval: float | None = None) -> None:
+        self.run_id, self.label = run_id, label
+        self.log_interval = LOG_INTERVAL_SECONDS if log_interval is None else log_interval
         self._written = self._logged = time.monotonic()
 
     def __call__(self, tick: BatchTick) -> None:
