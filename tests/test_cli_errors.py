@@ -16,7 +16,6 @@ from seqserve.shared.db.models import TrainingRun
 from seqserve.shared.db.session import session_scope
 from tests import processes
 
-
 _INFO_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (INFO|DEBUG) ")
 
 

@@ -15,7 +15,9 @@ from seqserve.shared.training.progress import PROGRESS_INTERVAL_SECONDS, Trainin
 
 log = logging.getLogger("seqserve.train")
 
-LOG_INTERVAL_SECONDS = 10.0  # a progress line at least this often while batches run
+# A progress line at least every 10 s while batches run: checked between batches, so a margin
+# for a slow batch on a busy machine.
+LOG_INTERVAL_SECONDS = 8.0
 
 
 class TrainingCancelled(Exception):

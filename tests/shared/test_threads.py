@@ -82,34 +82,33 @@ def test_worker_children_share_the_cores(db: str, stack_env: dict[str, str], tmp
     assert "2 processes sharing" in log.read_text()
 
 
+def _started_trainer(env: dict[str, str], tmp_path: Path) -> tuple[list[int], str]:
+    """Start `seqserve trainer`, read back the threads its pool child chose, stop it."""
+    env = env | {"SEQSERVE_TRAINER_METRICS_PORT": "0", "SEQSERVE_VAR_DIR": str(tmp_path / "var")}
+    log = tmp_path / "trainer.log"
+    proc = processes.start(["trainer"], env, log)
+    try:
+        return _threads_logged(log, "trainer", proc), log.read_text()
+    finally:
+        processes.stop(proc)
+
+
 @pytest.mark.e2e
 def test_trainer_under_a_quota_takes_what_the_quota_allows(
     db: str, stack_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = stack_env | {"SEQSERVE_TORCH_THREADS": "0", "SEQSERVE_TRAINER_METRICS_PORT": "0",
-                       "SEQSERVE_CGROUP_DIR": str(_cgroup_v2(tmp_path, "100000 100000")),
-                       "SEQSERVE_VAR_DIR": str(tmp_path / "var")}
-    log = tmp_path / "trainer.log"
-    proc = processes.start(["trainer"], env, log)
-    try:
-        threads = _threads_logged(log, "trainer", proc)
-    finally:
-        processes.stop(proc)
+    quota = _cgroup_v2(tmp_path / "cgroup", "100000 100000")
+    threads, log = _started_trainer(stack_env | {"SEQSERVE_TORCH_THREADS": "0", "SEQSERVE_CGROUP_DIR": str(quota)},
+                                    tmp_path)
     assert threads == [1]
-    assert "cpu quota 1 cores" in log.read_text()
+    assert "cpu quota 1 cores" in log
 
 
 @pytest.mark.e2e
 def test_an_explicit_thread_count_wins_in_a_started_process(
     db: str, stack_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = stack_env | {"SEQSERVE_TORCH_THREADS": "3", "SEQSERVE_TRAINER_METRICS_PORT": "0",
-                       "SEQSERVE_VAR_DIR": str(tmp_path / "var")}
-    log = tmp_path / "trainer.log"
-    proc = processes.start(["trainer"], env, log)
-    try:
-        assert _threads_logged(log, "trainer", proc) == [3]
-    finally:
-        processes.stop(proc)
-    assert "(SEQSERVE_TORCH_THREADS)" in log.read_text()
+    threads, log = _started_trainer(stack_env | {"SEQSERVE_TORCH_THREADS": "3"}, tmp_path)
+    assert threads == [3]
+    assert "(SEQSERVE_TORCH_THREADS)" in log
     assert os.environ.get("SEQSERVE_TORCH_PROCESSES") is None  # the test process itself is untouched
