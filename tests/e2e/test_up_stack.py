@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from seqserve.shared.threads import affinity_cores
 from tests import processes
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +39,7 @@ def test_up_trains_over_http_and_its_banner_comes_last(
         "SEQSERVE_DEFAULT_MODEL": registered_model, "SEQSERVE_VAR_DIR": str(tmp_path / "var"),
         "SEQSERVE_CANARY_INTERVAL_SECONDS": "0.5", "SEQSERVE_WORKER_METRICS_PORT": "0",
         "SEQSERVE_TRAINER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "INFO",
+        "SEQSERVE_TORCH_THREADS": "0", "SEQSERVE_CGROUP_DIR": str(tmp_path),  # auto; no quota file: unlimited
     }
     port = processes.free_port()
     log = tmp_path / "up.log"
@@ -53,6 +55,11 @@ def test_up_trains_over_http_and_its_banner_comes_last(
         assert f"admin key: in {tmp_path / 'var' / 'admin.key'}" in banner and "Prefer: wait=10" in banner
         assert f"classify   {registered_model}" in banner and "serving version 1" in banner
         assert "tag        ewt-upos-tagger" in banner and "not trained yet: seqserve train --task tag" in banner
+        # up divides the machine: the worker's child has the cores, the trainer shares them with it.
+        cores = affinity_cores()
+        assert f"worker threads: {cores} cores seen, cpu quota none, 1 processes sharing -> {cores} torch" in output
+        assert f"trainer threads: {cores} cores seen, cpu quota none, 2 processes sharing -> {max(1, cores // 2)} torch" \
+            in output
         # Celery's startup lists the canary task once; no line per canary message may follow.
         per_message = [line for line in output.splitlines() if "canary" in line
                        and any(word in line for word in ("received", "succeeded", "Sending due task"))]
