@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,10 +21,11 @@ from pathlib import Path
 
 _ONE_EPOCH = """
 import json, os, sys, torch
-threads = int(sys.argv[1])
-if threads:
+threads = int(sys.argv[1])  # 0: torch's default; -1: the trainer's auto rule
+if threads > 0:
     torch.set_num_threads(threads)
-os.environ["SEQSERVE_TORCH_THREADS"] = str(torch.get_num_threads())  # the trainer keeps this count
+if threads >= 0:
+    os.environ["SEQSERVE_TORCH_THREADS"] = str(torch.get_num_threads())  # the trainer keeps this count
 from seqserve.services.trainer.classify import train_classifier
 from seqserve.shared.config import get_settings
 outcome = train_classifier(data_dir=get_settings().data_dir, out_path=sys.argv[2], preset="quick",
@@ -32,36 +34,39 @@ print(json.dumps({"threads": torch.get_num_threads(), "seconds": outcome.history
 """
 
 
-def epoch_seconds(threads: int, examples: int) -> dict:
-    """One epoch in a fresh process; threads 0 leaves torch's default."""
+def epoch_seconds(threads: int, processes: int, examples: int) -> dict:
+    """One epoch in a fresh process; threads 0: torch's default, -1: the auto rule for one of
+    `processes` processes (SEQSERVE_TORCH_PROCESSES, as `seqserve up` sets it)."""
+    env = {**os.environ, "SEQSERVE_TORCH_THREADS": "0", "SEQSERVE_TORCH_PROCESSES": str(processes)}
     with tempfile.TemporaryDirectory() as out:
         done = subprocess.run([sys.executable, "-c", _ONE_EPOCH, str(threads), str(Path(out) / "model.pt"),
-                               str(examples)], capture_output=True, text=True, check=True, timeout=600)
+                               str(examples)], env=env, capture_output=True, text=True, check=True, timeout=600)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     from seqserve.shared.config import get_settings
-    from seqserve.shared.threads import choose_threads, usable_cores
+    from seqserve.shared.threads import usable_cores
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--examples", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    cgroup = get_settings().cgroup_dir
-    seen, quota, usable = usable_cores(cgroup)
-    arms = {
-        "torch default": 0,
-        "auto, trainer alone (first-run training in `up`)": choose_threads("trainer", 0, 1, cgroup).threads,
-        "auto, trainer beside one worker process (`up` serving)": choose_threads("trainer", 0, 2, cgroup).threads,
+    seen, quota, usable = usable_cores(get_settings().cgroup_dir)
+    arms = {  # (threads, processes sharing)
+        "torch default": (0, 1),
+        "one thread": (1, 1),
+        "auto, trainer alone (first-run training in `up`)": (-1, 1),
+        "auto, trainer beside one worker process (`up` serving)": (-1, 2),
     }
-    print(f"cores seen {seen}, quota {quota}, usable {usable}; {args.examples} examples, {args.repeats} repeats")
+    print(f"cores seen {seen}, quota {quota}, usable {usable}, load {os.getloadavg()[0]:.1f}; "
+          f"{args.examples} examples, {args.repeats} repeats")
     print("| arm | threads | neighbour | epoch seconds (each run) |\n|---|---|---|---|")
     for neighbour in ("idle", "busy"):
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour == "busy" else None
         try:
-            for name, threads in arms.items():
-                runs = [epoch_seconds(threads, args.examples) for _ in range(args.repeats)]
+            for name, (threads, processes) in arms.items():
+                runs = [epoch_seconds(threads, processes, args.examples) for _ in range(args.repeats)]
                 times = ", ".join(f"{r['seconds']:.1f}" for r in runs)
                 print(f"| {name} | {runs[0]['threads']} | {neighbour} | {times} |", flush=True)
         finally:

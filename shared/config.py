@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     torch_processes: int = Field(0, ge=0, description="Processes sharing the cores in the auto thread rule; "
                                  "0: this service's own count (`seqserve up` sets it for what it starts).")
     cgroup_dir: Path = Field(Path("/sys/fs/cgroup"), description="Where the auto thread rule reads the CPU quota.")
+    load_aware_threads: bool = Field(True, description="The auto thread rule counts the 1-minute load average "
+                                     "as busy cores.")
     api_checks_training_data: bool = Field(
         True, description="POST /v1/training-runs refuses a run whose data files are missing from data_dir; "
         "false where the API does not mount the datasets (the trainer then fails the run, naming the file).")

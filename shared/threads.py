@@ -6,8 +6,13 @@ children on a 2-core machine beside a trainer spins six OpenMP threads on two co
 busy machine one quick classify epoch took 5-10x longer than with one thread (issue 19,
 docs/benchmarks/threads.md). The rule here:
 
-    usable  = min(CPUs in the affinity mask, the cgroup CPU quota rounded down, at least 1)
-    threads = max(1, usable // processes)
+    usable  = min(CPUs in the affinity mask, the cgroup CPU quota rounded down)
+    free    = usable - the 1-minute load average rounded down (others' running work), at least 1
+    threads = max(1, free // processes)
+
+The load term: on a busy 2-core machine two spinning threads per process were 10-20x slower
+than one (docs/benchmarks/threads.md); it is read when a process starts and at every training
+run. `SEQSERVE_LOAD_AWARE_THREADS=false` leaves it out.
 
 `SEQSERVE_TORCH_THREADS=N` (N > 0) still wins. Written by hand rather than taken from
 loky/joblib's cpu_count: their cgroup paths are fixed, and the tests pass a cgroup folder of
@@ -32,6 +37,7 @@ class ThreadChoice:
     role: str
     cores_seen: int  # CPUs in this process's affinity mask
     quota: float | None  # cgroup CPU quota in cores; None when unlimited
+    load: float  # 1-minute load average counted against the cores (0 when not load-aware)
     processes: int  # processes sharing the usable cores (this one included)
     threads: int
     explicit: bool  # SEQSERVE_TORCH_THREADS set it
@@ -39,7 +45,7 @@ class ThreadChoice:
     def describe(self) -> str:
         quota = "none" if self.quota is None else f"{self.quota:g} cores"
         rule = "SEQSERVE_TORCH_THREADS" if self.explicit else "auto"
-        return (f"{self.role} threads: {self.cores_seen} cores seen, cpu quota {quota}, "
+        return (f"{self.role} threads: {self.cores_seen} cores seen, cpu quota {quota}, load {self.load:.1f}, "
                 f"{self.processes} processes sharing -> {self.threads} torch threads ({rule})")
 
 
@@ -89,24 +95,27 @@ def usable_cores(cgroup_dir: Path) -> tuple[int, float | None, int]:
     return seen, quota, max(1, usable)
 
 
-def choose_threads(role: str, setting: int, processes: int, cgroup_dir: Path) -> ThreadChoice:
-    """The thread count for one of `processes` processes sharing this machine's cores."""
+def choose_threads(role: str, setting: int, processes: int, cgroup_dir: Path, load: float = 0.0) -> ThreadChoice:
+    """The thread count for one of `processes` processes sharing this machine's cores, `load`
+    of them already busy with other work."""
     processes = max(1, processes)
     seen, quota, usable = usable_cores(cgroup_dir)
-    threads = setting if setting > 0 else max(1, usable // processes)
-    return ThreadChoice(role, seen, quota, processes, threads, setting > 0)
+    free = max(1, usable - math.floor(load))
+    threads = setting if setting > 0 else max(1, free // processes)
+    return ThreadChoice(role, seen, quota, load, processes, threads, setting > 0)
 
 
 def apply_threads(role: str, processes: int = 1) -> ThreadChoice:
     """Choose by the settings (SEQSERVE_TORCH_THREADS, SEQSERVE_TORCH_PROCESSES when a
-    supervisor such as `seqserve up` says how many share), set torch's count, log it."""
+    supervisor such as `seqserve up` says how many share) and the load, set torch's count, log it."""
     import torch
 
     from seqserve.shared.config import get_settings
 
     settings = get_settings()
+    load = os.getloadavg()[0] if settings.load_aware_threads else 0.0
     choice = choose_threads(role, settings.torch_threads, settings.torch_processes or processes,
-                            settings.cgroup_dir)
+                            settings.cgroup_dir, load)
     torch.set_num_threads(choice.threads)
     log.info("%s; torch.get_num_threads()=%d", choice.describe(), torch.get_num_threads())
     return choice

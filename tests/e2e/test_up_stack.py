@@ -40,6 +40,7 @@ def test_up_trains_over_http_and_its_banner_comes_last(
         "SEQSERVE_CANARY_INTERVAL_SECONDS": "0.5", "SEQSERVE_WORKER_METRICS_PORT": "0",
         "SEQSERVE_TRAINER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "INFO",
         "SEQSERVE_TORCH_THREADS": "0", "SEQSERVE_CGROUP_DIR": str(tmp_path),  # auto; no quota file: unlimited
+        "SEQSERVE_LOAD_AWARE_THREADS": "false",  # counts that do not depend on the neighbours
     }
     port = processes.free_port()
     log = tmp_path / "up.log"
@@ -57,9 +58,9 @@ def test_up_trains_over_http_and_its_banner_comes_last(
         assert "tag        ewt-upos-tagger" in banner and "not trained yet: seqserve train --task tag" in banner
         # up divides the machine: the worker's child has the cores, the trainer shares them with it.
         cores = affinity_cores()
-        assert f"worker threads: {cores} cores seen, cpu quota none, 1 processes sharing -> {cores} torch" in output
-        assert f"trainer threads: {cores} cores seen, cpu quota none, 2 processes sharing -> {max(1, cores // 2)} torch" \
-            in output
+        seen = f"{cores} cores seen, cpu quota none, load 0.0"
+        assert f"worker threads: {seen}, 1 processes sharing -> {cores} torch threads (auto)" in output
+        assert f"trainer threads: {seen}, 2 processes sharing -> {max(1, cores // 2)} torch threads (auto)" in output
         # Celery's startup lists the canary task once; no line per canary message may follow.
         per_message = [line for line in output.splitlines() if "canary" in line
                        and any(word in line for word in ("received", "succeeded", "Sending due task"))]

@@ -51,6 +51,15 @@ def test_threads_divide_the_usable_cores_and_a_setting_wins(tmp_path: Path) -> N
     assert f"{CORES} cores seen" in line and "cpu quota 1 cores" in line and "-> 1 torch threads (auto)" in line
 
 
+def test_busy_cores_count_against_the_usable_ones(tmp_path: Path) -> None:
+    unlimited = _cgroup_v2(tmp_path, "max 100000")
+    assert choose_threads("trainer", 0, 1, unlimited, load=0.9).threads == CORES  # a fraction is no core
+    assert choose_threads("trainer", 0, 1, unlimited, load=1.2).threads == max(1, CORES - 1)
+    assert choose_threads("trainer", 0, 1, unlimited, load=13.0).threads == 1  # never 0
+    assert choose_threads("trainer", 2, 1, unlimited, load=13.0).threads == 2  # the setting still wins
+    assert "load 13.0" in choose_threads("trainer", 0, 1, unlimited, load=13.0).describe()
+
+
 def _threads_logged(log: Path, role: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> list[int]:
     """The torch.get_num_threads() values the processes of `role` logged at start."""
     pattern = re.compile(rf"{role} threads: .* torch.get_num_threads\(\)=(\d+)")
@@ -68,6 +77,7 @@ def _threads_logged(log: Path, role: str, proc: subprocess.Popen[bytes], timeout
 @pytest.mark.e2e
 def test_worker_children_share_the_cores(db: str, stack_env: dict[str, str], tmp_path: Path) -> None:
     env = stack_env | {"SEQSERVE_TORCH_THREADS": "0", "SEQSERVE_CGROUP_DIR": str(_cgroup_v2(tmp_path, "max 100000")),
+                       "SEQSERVE_LOAD_AWARE_THREADS": "false",  # counts that do not depend on the neighbours
                        "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_VAR_DIR": str(tmp_path / "var")}
     log = tmp_path / "worker.log"
     proc = processes.start(["worker", "--concurrency", "2"], env, log)
@@ -84,7 +94,8 @@ def test_worker_children_share_the_cores(db: str, stack_env: dict[str, str], tmp
 
 def _started_trainer(env: dict[str, str], tmp_path: Path) -> tuple[list[int], str]:
     """Start `seqserve trainer`, read back the threads its pool child chose, stop it."""
-    env = env | {"SEQSERVE_TRAINER_METRICS_PORT": "0", "SEQSERVE_VAR_DIR": str(tmp_path / "var")}
+    env = env | {"SEQSERVE_TRAINER_METRICS_PORT": "0", "SEQSERVE_VAR_DIR": str(tmp_path / "var"),
+                 "SEQSERVE_LOAD_AWARE_THREADS": "false"}
     log = tmp_path / "trainer.log"
     proc = processes.start(["trainer"], env, log)
     try:
