@@ -20,16 +20,13 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 from typing import Any, get_args
 
-from seqserve.shared.config import get_settings
+from seqserve.services.cli_errors import UsageError, check_training_request, require_schema
+from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.tasks import task_names
-from seqserve.shared.training.presets import PresetName, resolve_config
+from seqserve.shared.training.presets import PresetName
 
 TASKS = task_names()
 
@@ -74,7 +71,9 @@ def _worker(args: argparse.Namespace) -> int:
     concurrency = args.concurrency or settings.worker_concurrency
     if pool == "solo" and concurrency > 1:
         raise SystemExit(f"the solo pool runs one job at a time; concurrency {concurrency} needs --pool prefork")
+    require_schema()
     _multiprocess_metrics_dir("worker")
+    _share_cores_between(concurrency)
     from seqserve.services.worker.app import app
 
     argv = [
@@ -88,7 +87,16 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _share_cores_between(processes: int) -> None:
+    """The auto thread rule (shared/threads.py) divides the cores between the pool's children,
+    unless a supervisor (`seqserve up`) already said how many processes share them."""
+    if not get_settings().torch_processes:
+        os.environ["SEQSERVE_TORCH_PROCESSES"] = str(processes)
+        reset_settings()
+
+
 def _trainer(args: argparse.Namespace) -> int:
+    require_schema()
     _multiprocess_metrics_dir("trainer")
     from seqserve.services.trainer.app import app
     from seqserve.shared.training import TRAINING_QUEUE
@@ -115,7 +123,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects key=value, got '{pair}'")
+            print(f"seqserve train: error: --set expects key=value, got '{pair}'", file=sys.stderr)
+            raise SystemExit(2)
         try:
             overrides[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -125,17 +134,17 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def _train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
-    try:
-        resolve_config(args.task, args.preset, overrides)
-    except ValueError as exc:
-        # A usage error like argparse's own (one line, exit 2), before any run row exists.
-        print(f"seqserve train: error: {exc}", file=sys.stderr)
-        return 2
+    check_training_request(args.task, args.preset, overrides)  # before any run row exists
+    require_schema()
     from seqserve.services.trainer.service import train_and_register
 
     report = train_and_register(
         args.task, args.preset, overrides, model_name=args.model_name, progress=not args.no_progress,
     )
+    if report is None:
+        print("seqserve train: the run was cancelled (POST /v1/training-runs/{id}/cancel); nothing registered",
+              file=sys.stderr)
+        return 1
     print(json.dumps({
         "run_id": str(report.run_id), "model": report.model_name, "version": report.version,
         "metrics": report.metrics, "promoted": report.promoted, "note": report.promotion_note,
@@ -160,6 +169,7 @@ def _data_download(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
+    require_schema()
     from pydantic import ValidationError
 
     from seqserve.services.cli_limits import check_limit_arguments
@@ -190,6 +200,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(_: argparse.Namespace) -> int:
+    require_schema()
     from seqserve.services.cli_limits import LIMITS_HEADER, limits_columns
     from seqserve.shared.auth import repository as keys_repo
     from seqserve.shared.db.session import session_scope
@@ -206,6 +217,7 @@ def _keys_list(_: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
+    require_schema()
     from seqserve.shared.auth.service import ApiKeyError, revoke
     from seqserve.shared.db.session import session_scope
 
@@ -219,100 +231,10 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_admin_key() -> Path | None:
-    """The embedded default is secure by default: an admin key on first start, in
-    var_dir/admin.key readable by its owner only. None when auth is off."""
-    from seqserve.shared.auth import repository as keys_repo
-    from seqserve.shared.auth.scopes import Scope
-    from seqserve.shared.auth.service import create
-    from seqserve.shared.db.session import session_scope
-
-    settings = get_settings()
-    path = settings.var_dir / "admin.key"
-    if settings.auth == "off" or path.exists():
-        return None if settings.auth == "off" else path
-    with session_scope() as session:
-        name = "admin" if keys_repo.by_name(session, "admin") is None else f"admin-{os.urandom(3).hex()}"
-        _, secret = create(session, name, "admin", [Scope.admin.value])
-    # O_EXCL and the mode at creation: the secret is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    print(f"created admin key '{name}' in {path} (owner-only)")
-    return path
-
-
-def _has_production(model_name: str) -> bool:
-    from seqserve.shared.db.session import session_scope
-    from seqserve.shared.registry.refs import parse_model_ref
-    from seqserve.shared.registry.service import RegistryError, resolve
-
-    with session_scope() as session:
-        try:
-            resolve(session, parse_model_ref(model_name))
-        except RegistryError:
-            return False
-    return True
-
-
 def _up(args: argparse.Namespace) -> int:
-    from seqserve.shared.db.migrate import upgrade
+    from seqserve.services.up import run_up
 
-    settings = get_settings()
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    upgrade()
-    key_file = _ensure_admin_key()
-    if not _has_production(settings.default_model):
-        print(f"no '{settings.default_model}' in the registry: training the quick classifier first")
-        from seqserve.services.trainer.service import train_and_register
-
-        train_and_register("classify", "quick", model_name=settings.default_model)
-    port = args.port or settings.api_port
-    me = [sys.executable, "-m", "seqserve.services.cli"]
-    children = [
-        subprocess.Popen([*me, "worker"]),
-        subprocess.Popen([*me, "beat"]),
-        subprocess.Popen([*me, "api", "--host", args.host or settings.api_host, "--port", str(port),
-                          *(["--workers", str(args.workers)] if args.workers else [])]),
-    ]
-    _print_howto(args.host or settings.api_host, port, settings.default_model, key_file)
-    return _supervise(children)
-
-
-def _print_howto(host: str, port: int, model: str, key_file: Path | None) -> None:
-    base = f"http://{host}:{port}"
-    auth = f' -H "Authorization: Bearer $(cat {key_file})"' if key_file else ""
-    warning = "" if key_file else "WARNING: SEQSERVE_AUTH=off: anyone who reaches the port is an admin\n"
-    print(f"""
-seqserve is up: API {base} (docs {base}/docs), a worker and beat, database {get_settings().database_url}
-{warning}Submit a job and poll it:
-  curl -s -X POST {base}/v1/jobs{auth} -H 'Content-Type: application/json' \\
-       -d '{{"kind": "classify", "model": "{model}", "inputs": ["a gorgeous, witty film", "dull and lifeless"]}}'
-  curl -s{auth} {base}/v1/jobs/<id from the answer>
-Ctrl-C stops everything.
-""", flush=True)
-
-
-def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
-    """Wait until a child exits or we are told to stop; then stop them all."""
-    stop = {"now": False}
-
-    def _on_signal(*_: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    while not stop["now"] and all(child.poll() is None for child in children):
-        time.sleep(0.5)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    return 0 if stop["now"] else 1
+    return run_up(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -381,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"seqserve {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

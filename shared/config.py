@@ -54,11 +54,19 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(None, description="Datasets; default ../shared/datasets or ./data.")
     artifact_dir: Path | None = Field(None, description="Checkpoints; default var_dir/artifacts.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 leaves torch's choice.")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0: auto (shared/threads.py).")
     inference_backend: Literal["auto", "torch", "onnxruntime"] = Field(
         "auto", description="auto: per task what measured fastest on CPU (docs/benchmarks/backends.md); torch; "
         "onnxruntime: the checkpoint's ONNX graphs on the CPU provider. CUDA always runs torch.")
     onnx_cache_dir: Path | None = Field(None, description="Exported ONNX graphs; default beside each checkpoint.")
+    torch_processes: int = Field(0, ge=0, description="Processes sharing the cores in the auto thread rule; "
+                                 "0: this service's own count (`seqserve up` sets it for what it starts).")
+    cgroup_dir: Path = Field(Path("/sys/fs/cgroup"), description="Where the auto thread rule reads the CPU quota.")
+    load_aware_threads: bool = Field(True, description="The auto thread rule counts the 1-minute load average "
+                                     "as busy cores.")
+    api_checks_training_data: bool = Field(
+        True, description="POST /v1/training-runs refuses a run whose data files are missing from data_dir; "
+        "false where the API does not mount the datasets (the trainer then fails the run, naming the file).")
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -1,7 +1,7 @@
 """rollouts: an alias's shadow, canary, promotion policy and pending (warming) version; shadow runs
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02 04:00:00
 """
 
@@ -17,7 +17,7 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgres
 UUID = sa.Uuid()
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

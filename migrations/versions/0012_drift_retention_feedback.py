@@ -22,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _JOBS_BEFORE = ("queued", "running", "succeeded", "failed", "cancelled")
-_RUNS_BEFORE = ("queued", "running", "succeeded", "failed")
+_RUNS_BEFORE = ("queued", "running", "succeeded", "failed", "cancelled")  # cancelled: 0010
 
 
 def _status_check(table: str, values: tuple[str, ...]) -> None:

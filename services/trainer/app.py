@@ -11,6 +11,7 @@ from seqserve.shared.celery_metrics import serve_from_parent
 from seqserve.shared.config import get_settings
 from seqserve.shared.db.session import dispose_engines
 from seqserve.shared.queueing import make_celery
+from seqserve.shared.threads import apply_threads
 from seqserve.shared.training import RUN_TRAINING_TASK, SCHEDULED_TRAINING_TASK
 
 app = make_celery()
@@ -22,6 +23,7 @@ serve_from_parent(lambda: get_settings().trainer_metrics_port, "trainer")
 @worker_process_init.connect
 def _after_fork(**_: object) -> None:
     dispose_engines()
+    apply_threads("trainer")
 
 
 # acks_late off: a full run outlasts the broker's visibility timeout, and a redelivered
@@ -31,7 +33,7 @@ def run_training_task(run_id: str) -> dict:
     from seqserve.services.trainer.service import execute_run
 
     report = execute_run(uuid.UUID(run_id), progress=False)
-    return {"version": report.version, "promoted": report.promoted}
+    return {"version": report.version, "promoted": report.promoted} if report else {"cancelled": True}
 
 
 @app.task(name=SCHEDULED_TRAINING_TASK, acks_late=False)

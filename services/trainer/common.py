@@ -14,11 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from seqserve.services.trainer.datasets import DataFingerprint, fingerprint
-from seqserve.services.trainer.loop import Batch, FitResult, LoopConfig, fit
+from seqserve.services.trainer.loop import Batch, BatchHook, FitResult, LoopConfig, fit
 from seqserve.services.trainer.outcome import TrainOutcome, save_trained
 from seqserve.shared.config import get_settings
 from seqserve.shared.devices import pick_device
 from seqserve.shared.nn.cells import make_rnn
+from seqserve.shared.threads import apply_threads
 from seqserve.shared.training.configs import Cell
 from seqserve.shared.training.presets import resolve_config
 
@@ -52,6 +53,7 @@ class TrainingSetup:
     objective: Objective
     progress: bool = True
     on_epoch: Callable[[dict[str, float]], None] | None = None
+    on_batch: BatchHook | None = None  # progress and cancellation (services/trainer/monitor.py)
     # A scheduled run: stop before training when the data's fingerprint equals this one.
     unchanged_fingerprint: str | None = None
 
@@ -70,7 +72,7 @@ class TrainingSetup:
         loss_fn: Callable[[nn.Module, Any], Tensor],
     ) -> FitResult:
         loop = loop_config(self.cfg, self.progress, self.objective.metric, self.objective.mode)
-        return fit(model, train_batches, evaluate, loss_fn, loop, self.device, self.on_epoch)
+        return fit(model, train_batches, evaluate, loss_fn, loop, self.device, self.on_epoch, self.on_batch)
 
     def save(
         self,
@@ -105,12 +107,13 @@ class TaskTrainer:
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         progress: bool = True,
         unchanged_fingerprint: str | None = None,
+        on_batch: BatchHook | None = None,
     ) -> TrainOutcome:
         """Train on `data_dir`, write the checkpoint to `out_path` and curve.png beside it
         (NoNewData, before any training, when the data's fingerprint is `unchanged_fingerprint`)."""
         cfg = resolve_config(self.task, preset, overrides)  # OverrideError names a bad key
         setup = TrainingSetup(self.task, cfg, training_device(device), self.objective, progress, on_epoch,
-                              unchanged_fingerprint)
+                              unchanged_fingerprint=unchanged_fingerprint, on_batch=on_batch)
         return self.body(setup, Path(data_dir), Path(out_path))
 
 
@@ -120,9 +123,7 @@ def default_device() -> torch.device:
 
 def training_device(device: torch.device | None) -> torch.device:
     """The device to train on (given, else from settings), after applying the thread setting."""
-    threads = get_settings().torch_threads
-    if threads:
-        torch.set_num_threads(threads)
+    apply_threads("trainer")
     return device or default_device()
 
 

@@ -19,24 +19,11 @@ from torch import Tensor
 from seqserve.services.trainer.errors import DataFormatError
 from seqserve.shared.nn.language_model import EOS
 from seqserve.shared.text.vocab import Vocab
+from seqserve.shared.training.data_files import LM_CORPORA, LM_SPLITS, lm_corpus_path
 
-SPLITS = ("train", "valid", "test")
-# corpus name -> file name pattern inside the data folder; each file is stored gzipped.
-CORPORA: dict[str, str] = {
-    "ptb": "ptb/ptb.{split}.txt.gz",
-    "wikitext2": "wikitext2/wiki.{split}.tokens.gz",
-}
-
-
-def corpus_path(data_dir: Path, corpus: str, split: str) -> Path:
-    """Where `split` of `corpus` lives; a plain (un-gzipped) copy is used if it is the only one."""
-    if corpus not in CORPORA:
-        raise ValueError(f"unknown corpus {corpus!r}; expected one of {sorted(CORPORA)}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
-    path = Path(data_dir) / CORPORA[corpus].format(split=split)
-    plain = path.with_suffix("")
-    return plain if not path.exists() and plain.exists() else path
+SPLITS = LM_SPLITS
+CORPORA = LM_CORPORA
+corpus_path = lm_corpus_path  # where a split of a corpus lives (shared: runs check their data before starting)
 
 
 def read_token_stream(path: Path) -> list[str]:

@@ -35,13 +35,14 @@ from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from seqserve.shared.nn.word_vectors import WordVectors, WordVectorsConfig
 from seqserve.shared.text.vocab import PAD, UNK
+from seqserve.shared.training.data_files import EMBEDDING_CORPORA
 
 log = logging.getLogger("seqserve.train")
 OBJECTIVE = Objective("ws353_spearman", "max")
 # Fixed, so runs compare: the seed's mice/rats/horses, then a few frequent words of each kind.
 PROBES = ("mice", "rats", "horses", "king", "queen", "good", "bad", "film", "music", "france", "three", "river")
 _DROP = frozenset({"<unk>", "N", "@-@", "@,@", "@.@", "="})
-_CORPORA = {"both": ("wikitext2", "ptb"), "wikitext2": ("wikitext2",), "ptb": ("ptb",)}
+_CORPORA = EMBEDDING_CORPORA
 
 
 def read_sentences(path: Path, limit: int | None) -> list[list[str]]:

@@ -59,6 +59,22 @@ class LoopConfig:
     ema_decay: float = 0.0
 
 
+@dataclass(frozen=True)
+class BatchTick:
+    """Where an epoch stands after a training step: what `on_batch` hooks see (progress,
+    cancellation); a hook that raises stops the run there."""
+
+    epoch: int
+    epochs: int
+    done: int  # batches of this epoch done
+    total: int | None  # batches in this epoch, when the batches are a sized collection
+    examples: int  # examples of this epoch done
+    elapsed: float  # seconds since the epoch started
+
+
+BatchHook = Callable[[BatchTick], None]
+
+
 @dataclass
 class FitResult:
     history: list[dict[str, float]]
@@ -77,6 +93,7 @@ def fit(
     cfg: LoopConfig,
     device: torch.device,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    on_batch: BatchHook | None = None,
 ) -> FitResult:
     """Train `model` in place; on return it holds the weights of its best dev epoch."""
     _check_config(cfg)
@@ -91,7 +108,7 @@ def fit(
     fit_start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        train_loss = _train_epoch(model, train_batches(), loss_fn, optimizer, cfg, device, epoch, average)
+        train_loss = _train_epoch(model, train_batches(), loss_fn, optimizer, cfg, device, epoch, average, on_batch)
         with average.swapped_in() if average is not None else nullcontext():
             metrics = _evaluate(model, evaluate, cfg.monitor)
             if best is None or _better(metrics[cfg.monitor], best[1][cfg.monitor], cfg.mode):
@@ -147,13 +164,15 @@ def _train_epoch(
     device: torch.device,
     epoch: int,
     average: WeightAverage | None = None,
+    on_batch: BatchHook | None = None,
 ) -> float:
     """One pass over `batches`; returns the example-weighted mean training loss."""
     model.train()
     total_loss, examples, start = 0.0, 0, time.perf_counter()
+    count = len(batches) if isinstance(batches, Sized) else None
     bar = tqdm(
         batches,
-        total=len(batches) if isinstance(batches, Sized) else None,
+        total=count,
         desc=f"epoch {epoch}/{cfg.epochs}",
         unit="batch",
         leave=False,
@@ -172,8 +191,11 @@ def _train_epoch(
             average.update()
         total_loss += loss.item() * len(batch)
         examples += len(batch)
-        rate = examples / max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix(loss=f"{total_loss / examples:.4f}", sent_per_s=f"{rate:.0f}", refresh=False)
+        elapsed = time.perf_counter() - start
+        bar.set_postfix(loss=f"{total_loss / examples:.4f}", sent_per_s=f"{examples / max(elapsed, 1e-9):.0f}",
+                        refresh=False)
+        if on_batch is not None:
+            on_batch(BatchTick(epoch, cfg.epochs, step, count, examples, elapsed))
     bar.close()
     if examples == 0:
         raise ValueError(f"epoch {epoch} produced no training batches")

@@ -76,6 +76,9 @@ def run_scheduled(task: str, preset: str, model_name: str | None, overrides: dic
         unchanged = latest.dataset_fingerprint if latest is not None else None
         run_id: uuid.UUID = run.id
     report = execute_unless_unchanged(run_id, False, unchanged)
-    if report is None:
-        return {"run_id": str(run_id), "skipped": True}
+    if report is None:  # skipped (no new data) or cancelled: the run row says which
+        with session_scope() as session:
+            ended = runs_repo.get(session, run_id)
+            status = ended.status if ended is not None else "absent"
+        return {"run_id": str(run_id), "skipped": status == "skipped", "status": status}
     return {"run_id": str(run_id), "version": report.version, "promoted": report.promoted}

@@ -6,6 +6,7 @@ A run that fails ends `failed` with its error and registers nothing.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from seqserve.services.trainer.common import NoNewData
+from seqserve.services.trainer.monitor import RunMonitor, TrainingCancelled
 from seqserve.shared import tasks
 from seqserve.shared.audit import repository as audit
 from seqserve.shared.config import Settings, get_settings
@@ -25,6 +27,8 @@ from seqserve.shared.metrics import TRAINING_RUNS_TOTAL
 from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from seqserve.shared.training import DEFAULT_MODEL_NAMES
 from seqserve.shared.training import repository as runs_repo
+from seqserve.shared.training.data_files import check_data
+from seqserve.shared.training.presets import resolve_config
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +77,14 @@ def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, setti
         code_version=code_version(), training_run_id=run_id, drift_reference=outcome.drift_reference,
     )
     with session_scope() as session:
+        run = runs_repo.get_locked(session, run_id)  # a cancel that came during the last epoch wins
+        if run is None or run.cancel_requested_at is not None:
+            raise TrainingCancelled(f"training run {run_id} cancelled before its version was registered")
         version = register_version(session, new)
         decision = promote_if_better(session, version, settings.promotion_margin)
         audit.record(session, "trainer", audit.Action.training_finished, str(run_id), {
             "model_name": model_name, "version": version.version, "promoted": decision.promoted,
             "reason": decision.reason, "dataset_fingerprint": outcome.data_fingerprint})
-        run = session.get(TrainingRun, run_id)
-        assert run is not None
         run.status = RunStatus.succeeded.value
         run.config = {**run.config, "resolved": outcome.config}
         run.metrics = outcome.metrics
@@ -89,12 +94,24 @@ def _register(run_id: uuid.UUID, task: str, model_name: str, outcome: Any, setti
                          decision.reason, outcome.checkpoint_path)
 
 
-def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport:
+def _start(run_id: uuid.UUID) -> tuple[str, str, str, dict[str, Any]] | None:
+    """Mark a queued run running; None when it is not queued (cancelled before it started)."""
+    with session_scope() as session:
+        run = runs_repo.get_locked(session, run_id)
+        if run is None:
+            raise LookupError(f"no training run {run_id}")
+        if run.status != RunStatus.queued.value:
+            log.info("training run %s is %s: not started", run_id, run.status)
+            return None
+        runs_repo.mark_running(session, run)
+        return run.task, run.preset, run.model_name, dict(run.config.get("overrides", {}))
+
+
+def execute_run(run_id: uuid.UUID, progress: bool = True) -> RunReport | None:
     """Train the run's task and preset, register the checkpoint, gate its promotion. A run
-    that fails ends `failed` with its error and registers nothing."""
-    report = execute_unless_unchanged(run_id, progress, None)
-    assert report is not None  # nothing to compare with: never skipped
-    return report
+    that fails ends `failed` with its error, a cancelled one `cancelled` (None); neither
+    registers anything."""
+    return execute_unless_unchanged(run_id, progress, None)
 
 
 def execute_unless_unchanged(run_id: uuid.UUID, progress: bool, unchanged_fingerprint: str | None
@@ -102,25 +119,31 @@ def execute_unless_unchanged(run_id: uuid.UUID, progress: bool, unchanged_finger
     """As execute_run; a run whose data has `unchanged_fingerprint` ends `skipped` before it
     trains (None)."""
     settings = get_settings()
-    with session_scope() as session:
-        run = runs_repo.get(session, run_id)
-        if run is None:
-            raise LookupError(f"no training run {run_id}")
-        runs_repo.mark_running(session, run)
-        task, preset, model_name = run.task, run.preset, run.model_name
-        overrides = dict(run.config.get("overrides", {}))
+    started = _start(run_id)
+    if started is None:
+        return None
+    task, preset, model_name, overrides = started
     assert settings.artifact_dir is not None and settings.data_dir is not None
     out_path = settings.artifact_dir / "models" / model_name / "runs" / str(run_id) / "model.pt"
+    monitor = RunMonitor(run_id, f"training {model_name} ({task}, {preset})")
     try:
-        trainer = trainers()[task]
-        outcome = trainer(
+        check_data(task, resolve_config(task, preset, overrides), settings.data_dir)
+        outcome = trainers()[task](
             data_dir=settings.data_dir, out_path=out_path, preset=preset, overrides=overrides,
-            on_epoch=_record_epoch(run_id), progress=progress, unchanged_fingerprint=unchanged_fingerprint,
+            on_epoch=_record_epoch(run_id), progress=progress, on_batch=monitor,
+            unchanged_fingerprint=unchanged_fingerprint,
         )
         report = _register(run_id, task, model_name, outcome, settings)
     except NoNewData as skip:
         _mark_skipped(run_id, model_name, str(skip))
         TRAINING_RUNS_TOTAL.labels(task, "skipped").inc()
+        return None
+    except TrainingCancelled as exc:
+        log.info("%s", exc)
+        shutil.rmtree(out_path.parent, ignore_errors=True)  # registers nothing, keeps nothing
+        with session_scope() as session:
+            runs_repo.mark_cancelled(session, run_id)
+        TRAINING_RUNS_TOTAL.labels(task, "cancelled").inc()
         return None
     except BaseException as exc:
         log.error("training run %s failed: %s", run_id, exc)
@@ -144,8 +167,13 @@ def _mark_skipped(run_id: uuid.UUID, model_name: str, reason: str) -> None:
 
 
 def create_run(task: str, preset: str, overrides: dict[str, Any] | None, model_name: str | None) -> uuid.UUID:
+    """A queued run row, after checking what can be checked before it exists: the task, the
+    overrides (OverrideError) and the data files (MissingDataError). A refused run leaves no row."""
     if task not in DEFAULT_MODEL_NAMES:
         raise ValueError(f"task '{task}' cannot be trained; trainable: {', '.join(sorted(DEFAULT_MODEL_NAMES))}")
+    data_dir = get_settings().data_dir
+    assert data_dir is not None
+    check_data(task, resolve_config(task, preset, overrides), data_dir)
     with session_scope() as session:
         run = runs_repo.create(session, task, preset, model_name or DEFAULT_MODEL_NAMES[task], overrides or {})
         return run.id
@@ -157,6 +185,7 @@ def train_and_register(
     overrides: dict[str, Any] | None = None,
     model_name: str | None = None,
     progress: bool = True,
-) -> RunReport:
-    """Create a run for `task` and `preset` and execute it here (the CLI's `seqserve train`)."""
+) -> RunReport | None:
+    """Create a run for `task` and `preset` and execute it here (the CLI's `seqserve train`);
+    None when it was cancelled."""
     return execute_run(create_run(task, preset, overrides, model_name), progress=progress)

@@ -26,11 +26,12 @@ from seqserve.shared.nn.evaluation import evaluating
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from seqserve.shared.text.vocab import PAD, UNK, Vocab
+from seqserve.shared.training.data_files import TRANSLATE_FILE_PATTERN
 
 OBJECTIVE = Objective("bleu", "max")
 BOS, EOS = "<s>", "</s>"
 BOS_ID, EOS_ID = 2, 3  # in every target vocabulary, right after <pad> and <unk>
-FILE_PATTERN = "{split}.lc.norm.tok.{lang}.gz"  # the lowercased, Moses-tokenized Multi30k files
+FILE_PATTERN = TRANSLATE_FILE_PATTERN
 
 @dataclass(frozen=True)
 class TranslateBatch:

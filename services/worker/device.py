@@ -7,6 +7,7 @@ import torch
 
 from seqserve.shared import devices
 from seqserve.shared.config import Settings
+from seqserve.shared.threads import apply_threads
 
 
 def pick_device(settings: Settings) -> torch.device:
@@ -14,5 +15,5 @@ def pick_device(settings: Settings) -> torch.device:
 
 
 def configure_torch(settings: Settings) -> None:
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    # `seqserve worker` puts its --concurrency in SEQSERVE_TORCH_PROCESSES before the pool forks.
+    apply_threads("worker", settings.worker_concurrency)

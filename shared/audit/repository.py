@@ -24,6 +24,7 @@ class Action(str, enum.Enum):
     training_started = "training.started"
     training_finished = "training.finished"  # registered, with the gate's decision
     training_skipped = "training.skipped"  # a scheduled run with no new data
+    training_cancelled = "training.cancelled"
 
 
 def record(session: Session, actor: str, action: Action, target: str, detail: dict[str, Any]) -> None:

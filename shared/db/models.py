@@ -48,6 +48,7 @@ class RunStatus(str, enum.Enum):
     succeeded = "succeeded"
     failed = "failed"
     skipped = "skipped"  # a scheduled run with no new data (config["skipped"] says why)
+    cancelled = "cancelled"  # POST /v1/training-runs/{id}/cancel; registers nothing
 
 
 def _in(column: str, enum_cls: type[enum.Enum]) -> str:
@@ -87,6 +88,8 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    progress: Mapped[dict[str, Any] | None]  # inside the current epoch (shared/training/progress.py)
+    cancel_requested_at: Mapped[datetime | None]  # the trainer stops at its next batch
 
 
 class ModelVersion(Base):

@@ -48,6 +48,38 @@ def mark_running(session: Session, run: TrainingRun) -> None:
     session.flush()
 
 
+def get_locked(session: Session, run_id: uuid.UUID) -> TrainingRun | None:
+    """The run, row-locked until the commit: a cancel and the trainer's start or end never interleave."""
+    return session.get(TrainingRun, run_id, with_for_update=True, populate_existing=True)
+
+
+def request_cancel(session: Session, run: TrainingRun) -> None:
+    """Queued: cancelled at once (the trainer skips it). Running: the trainer stops at its next batch."""
+    if run.status == RunStatus.queued.value:
+        run.status, run.finished_at = RunStatus.cancelled.value, utcnow()
+    elif run.cancel_requested_at is None:
+        run.cancel_requested_at = utcnow()
+    session.flush()
+
+
+def record_progress(session: Session, run_id: uuid.UUID, progress: dict[str, Any] | None) -> bool:
+    """Write the run's progress (None: leave it); True when a cancel was requested."""
+    run = session.get(TrainingRun, run_id, populate_existing=True)
+    if run is None:
+        return True  # the row is gone: nothing to train for
+    if progress is not None:
+        run.progress = progress
+    session.flush()
+    return run.cancel_requested_at is not None
+
+
+def mark_cancelled(session: Session, run_id: uuid.UUID) -> None:
+    run = session.get(TrainingRun, run_id)
+    if run is not None:
+        run.status, run.finished_at = RunStatus.cancelled.value, utcnow()
+        session.flush()
+
+
 def append_epoch(session: Session, run_id: uuid.UUID, entry: dict[str, Any]) -> None:
     run = session.get(TrainingRun, run_id, with_for_update=True)
     if run is not None:

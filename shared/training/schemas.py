@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from seqserve.shared.db.models import TrainingRun
 from seqserve.shared.tasks import TaskName
 from seqserve.shared.training.presets import PresetName, validate_overrides
+from seqserve.shared.training.progress import TrainingProgress
 
 
 class TrainingRunCreate(BaseModel):
@@ -47,6 +48,10 @@ class TrainingRunRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    progress: TrainingProgress | None = Field(
+        None, description="Inside the current epoch, updated every second or so while the run trains.")
+    cancel_requested_at: datetime | None = Field(
+        None, description="When a cancel was asked for; a running run stops at its next batch, then reads cancelled.")
 
     @classmethod
     def from_row(cls, run: TrainingRun, version: int | None) -> TrainingRunRead:
@@ -55,4 +60,6 @@ class TrainingRunRead(BaseModel):
             config=run.config, metrics=run.metrics, history=run.history, error=run.error,
             model_version=version, created_at=run.created_at, started_at=run.started_at,
             finished_at=run.finished_at,
+            progress=TrainingProgress.model_validate(run.progress) if run.progress else None,
+            cancel_requested_at=run.cancel_requested_at,
         )

@@ -42,6 +42,7 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/training-runs"): "training:write",
     ("GET", "/v1/training-runs"): "models:read",
     ("GET", "/v1/training-runs/{run_id}"): "models:read",
+    ("POST", "/v1/training-runs/{run_id}/cancel"): "training:write",
     ("GET", "/v1/stats"): "admin",
     ("GET", "/v1/queues"): "admin",
     ("POST", "/v1/keys"): "admin",

@@ -10,8 +10,9 @@ from celery import Celery
 from fastapi import APIRouter, Query, Response
 
 from seqserve.services.api.auth import ModelsRead, TrainingWrite
-from seqserve.services.api.deps import CeleryDep, SessionDep
+from seqserve.services.api.deps import CeleryDep, SessionDep, SettingsDep
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
+from seqserve.services.api.training import service
 from seqserve.shared.audit import repository as audit
 from seqserve.shared.db.models import RunStatus, TrainingRun
 from seqserve.shared.db.session import after_commit
@@ -35,10 +36,11 @@ def _queue_run(celery: Celery, run_id: uuid.UUID) -> None:
                        headers={"Retry-After": "5"}) from exc
 
 
-@router.post("", status_code=202, response_model=TrainingRunRead)
+@router.post("", status_code=202, response_model=TrainingRunRead, responses=responses(409))
 def start_training_run(body: TrainingRunCreate, response: Response, session: SessionDep, celery: CeleryDep,
-                       principal: TrainingWrite) -> TrainingRunRead:
+                       settings: SettingsDep, principal: TrainingWrite) -> TrainingRunRead:
     """Queue a training run (a `seqserve trainer` process runs it); follow its Location."""
+    service.refuse_missing_data(body, settings)
     model_name = body.model_name or DEFAULT_MODEL_NAMES[body.task]
     run = runs_repo.create(session, body.task, body.preset, model_name, body.overrides)
     audit.record(session, principal.key_name, audit.Action.training_started, str(run.id),
@@ -66,4 +68,13 @@ def read_training_run(run_id: uuid.UUID, session: SessionDep, _: ModelsRead) -> 
     run = runs_repo.get(session, run_id)
     if run is None:
         raise ApiError(404, "training_run_not_found", f"no training run with id {run_id}", "id")
+    return _read(session, run)
+
+
+@router.post("/{run_id}/cancel", response_model=TrainingRunRead, responses=responses(404, 409))
+def cancel_training_run(run_id: uuid.UUID, session: SessionDep, principal: TrainingWrite) -> TrainingRunRead:
+    """Cancel a run: a queued one never starts; a running one stops at its next batch, registering nothing."""
+    run = service.cancel(session, run_id)
+    audit.record(session, principal.key_name, audit.Action.training_cancelled, str(run.id),
+                 {"task": run.task, "model_name": run.model_name, "status": run.status})
     return _read(session, run)
