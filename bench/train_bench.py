@@ -85,6 +85,8 @@ def write_table(entries: list[dict[str, Any]]) -> None:
     lines = [
         "# Training benchmark", "",
         "Written by `bench/train_bench.py` from `training.json`; every number was measured by that script.", "",
+        "Rows with `pretrained=...` are `bench/pretrain_bench.py`'s comparisons: each beside its random-init twin "
+        "(the same overrides without `pretrained`); the gains are tabulated in [../embeddings.md](../embeddings.md).", "",
         "| task | preset | overrides | metric | measured | target | met | time | epochs | machine | finished |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
