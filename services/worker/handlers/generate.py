@@ -158,6 +158,8 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
                 logits, params.temperature, params.top_k, params.top_p, generator=prompts.generator
             )
             steps.append(next_ids)
+            if self.event_sink is not None:  # rows -> input indices, as decoded
+                self.event_sink.tokens(step, dict(zip(prompts.order, self.vocab.decode(next_ids.tolist()), strict=True)))
             if step + 1 < params.max_tokens:
                 step_logits, state = self.model(next_ids.unsqueeze(1), state)  # [B, 1, V]
                 logits = step_logits[:, 0]
