@@ -14,6 +14,8 @@ from seqserve.services.api.audit.routes import router as audit_router
 from seqserve.services.api.auth import warn_if_off
 from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
+from seqserve.services.api.events.routes import router as events_router
+from seqserve.services.api.events.service import JobEventReader
 from seqserve.services.api.health import scrape
 from seqserve.services.api.health.routes import router as health_router
 from seqserve.services.api.jobs.routes import router as jobs_router
@@ -63,6 +65,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     heap.freeze_startup_objects()  # the app is built: later GC passes skip it
     yield
     await app.state.waiter.stop()
+    await app.state.job_events.aclose()
 
 
 def create_app() -> FastAPI:
@@ -84,11 +87,13 @@ def create_app() -> FastAPI:
     app.state.job_queue = JobQueue(app.state.celery, broker_redis(settings))
     app.state.caches = ApiCaches()
     app.state.waiter = JobWaiter(settings)
+    app.state.job_events = JobEventReader(settings)
     errors.install(app)
     scrape.install_collector()
     app.add_middleware(RequestTimer)
     app.include_router(health_router)
     app.include_router(jobs_router)
+    app.include_router(events_router)
     app.include_router(models_router)
     app.include_router(training_router)
     app.include_router(stats_router)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from sqlalchemy import Row
 
 from seqserve.shared.db.models import Job
@@ -34,6 +34,7 @@ class JobCreate(BaseModel):
     priority: Priority = Field("normal", description="high, normal or low: separate queues.")
     webhook_url: WebhookUrl | None = Field(
         None, description="POSTed the final job state, signed; internal addresses are refused.")
+    stream: StrictBool = Field(False, description="Answer with the job's server-sent events (as GET /v1/jobs/{id}/events).")
 
 
 class JobTimings(BaseModel):
