@@ -65,8 +65,16 @@ class StreamCursor:
             self.last_event_id = event.id
         if self.job_id is None and isinstance(event.data, dict) and event.data.get("job_id"):
             self.job_id = str(event.data["job_id"])
-        self.ended = event.event in ENDING_EVENTS
+        # A server ends a long stream with a stream_timeout error: that one is resumed, not the end.
+        timed_out = event.event == "error" and _code(event.data) == "stream_timeout"
+        self.ended = event.event in ENDING_EVENTS and not timed_out
         return event
 
-    def can_resume(self, exc: Exception, attempts: int, retries: int) -> bool:
-        return isinstance(exc, httpx.TransportError) and self.job_id is not None and attempts < retries
+    def can_resume(self, exc: Exception | None, attempts: int, retries: int) -> bool:
+        """After a dropped connection (`exc`) or a stream the server closed early (None)."""
+        resumable = exc is None or isinstance(exc, httpx.TransportError)
+        return resumable and self.job_id is not None and attempts < retries
+
+
+def _code(data: object) -> object:
+    return data.get("error", {}).get("code") if isinstance(data, dict) else None

@@ -98,6 +98,7 @@ class AsyncJobs:
     async def _events(self, call: Call, cursor: StreamCursor) -> AsyncIterator[Event]:
         attempts = 0
         while not cursor.ended:
+            error: httpx.TransportError | None = None
             try:
                 response = await self._client._send.send(call, stream=True)
                 try:
@@ -107,13 +108,15 @@ class AsyncJobs:
                             return
                 finally:
                     await response.aclose()
-                return
             except httpx.TransportError as exc:
-                attempts += 1
-                if not cursor.can_resume(exc, attempts, self._client.retries):
-                    raise
-                assert cursor.job_id is not None
-                call = calls.job_events(cursor.job_id, cursor.last_event_id)
+                error = exc
+            attempts += 1
+            if not cursor.can_resume(error, attempts, self._client.retries):
+                if error is not None:
+                    raise error
+                return  # closed before the end, and not resumable
+            assert cursor.job_id is not None
+            call = calls.job_events(cursor.job_id, cursor.last_event_id)
 
 
 class AsyncModels:

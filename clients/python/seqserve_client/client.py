@@ -102,6 +102,7 @@ class Jobs:
     def _events(self, call: Call, cursor: StreamCursor) -> Iterator[Event]:
         attempts = 0
         while not cursor.ended:
+            error: httpx.TransportError | None = None
             try:
                 response = self._client._send.send(call, stream=True)
                 try:
@@ -111,13 +112,15 @@ class Jobs:
                             return
                 finally:
                     response.close()
-                return  # the server closed a stream that had not ended: nothing more will come
             except httpx.TransportError as exc:
-                attempts += 1
-                if not cursor.can_resume(exc, attempts, self._client.retries):
-                    raise
-                assert cursor.job_id is not None
-                call = calls.job_events(cursor.job_id, cursor.last_event_id)
+                error = exc
+            attempts += 1
+            if not cursor.can_resume(error, attempts, self._client.retries):
+                if error is not None:
+                    raise error
+                return  # closed before the end, and not resumable
+            assert cursor.job_id is not None
+            call = calls.job_events(cursor.job_id, cursor.last_event_id)
 
 
 class Models:

@@ -87,6 +87,7 @@ async def _follow(job: JobRead, read_job: ReadJob, reader: JobEventReader, curso
                   ) -> AsyncIterator[ServerSentEvent]:
     yield _status(job)
     deadline, saw_end, done = time.monotonic() + max_seconds, False, _ended(job)
+    checked = time.monotonic()
     while True:
         entries = await reader.read(job.id, cursor, 0 if done else QUIET_SECONDS)
         for cursor, name, data in entries:
@@ -94,7 +95,9 @@ async def _follow(job: JobRead, read_job: ReadJob, reader: JobEventReader, curso
             yield ServerSentEvent(data, event=name, id=cursor)
         if done and not entries:
             break  # ended and drained
-        if saw_end or not entries:
+        # The row, once a second even while events flow: a cancel publishes no event.
+        if not done and (saw_end or time.monotonic() - checked >= QUIET_SECONDS):
+            checked = time.monotonic()
             latest = await read_job()
             if latest is None:
                 yield _error("job_not_found", f"job {job.id} no longer exists")
