@@ -138,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
     """One user command: its function in `commands`, the client's errors as exit codes."""
     import json
 
-    from seqserve.services.usercli import commands, render
     from seqserve_client import ApiError, Client, SeqserveError
+
+    from seqserve.services.usercli import commands, render
 
     func: Callable[[argparse.Namespace, Client], int] = getattr(commands, args.command_func)
     try:

@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from seqserve_client import Batch, Client, Event, Job
 
 from seqserve.services.usercli import render
-from seqserve_client import Batch, Client, Event, Job
 
 OK, FAILED = 0, 1
 ENDED_BADLY = {"failed", "cancelled", "expired"}

@@ -10,7 +10,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-
 from seqserve_client import Batch, Job, Model, TrainingRun
 
 out = Console(highlight=False, soft_wrap=True)

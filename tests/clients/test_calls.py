@@ -4,7 +4,6 @@ sends (the corpus-batch contract), the Idempotency-Key on creates, Retry-After h
 from __future__ import annotations
 
 import httpx
-
 from seqserve_client import Batch, Job
 from seqserve_client import _calls as calls
 from seqserve_client._transport import Call, RetryPolicy

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from seqserve_client import (
     AsyncClient,
     BadRequest,
@@ -21,6 +20,7 @@ from seqserve_client import (
     Unauthorized,
 )
 from seqserve_client._waiting import finished
+
 from tests import processes
 from tests.clients.proxy import misbehaving
 from tests.conftest import create_key

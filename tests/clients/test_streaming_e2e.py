@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from httpx_sse import connect_sse
-
 from seqserve_client import Client, Event
+
 from tests import processes
 from tests.conftest import create_key
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from seqserve_client import Client
+
 from tests import processes
 
 pytestmark = pytest.mark.e2e

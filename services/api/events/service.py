@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis import RedisError
@@ -47,7 +48,8 @@ class JobEventReader:
                 await asyncio.sleep(block_seconds / 2)
             return []
         block = int(block_seconds * 1000) or None
-        answer = await self.redis.xread({stream_key(str(job_id)): after}, count=READ_COUNT, block=block)
+        answer: Any = await self.redis.xread({stream_key(str(job_id)): after}, count=READ_COUNT, block=block)
+        # [[stream, [(id, {field: value}), ...]]] (bytes: the client does not decode)
         return [(entry_id.decode(), *parse_entry(fields)) for _, entries in answer for entry_id, fields in entries]
 
     async def aclose(self) -> None:
