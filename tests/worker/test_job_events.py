@@ -15,16 +15,14 @@ import redis
 from fastapi.testclient import TestClient
 
 from seqserve.services.api.main import create_app
-from seqserve.services.worker.context import WorkerContext
 from seqserve.services.worker.runner import run_wakeup
-from seqserve.shared.config import get_settings, reset_settings
+from seqserve.shared.config import reset_settings
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.events import JobEvent, JobEventLog, stream_key
 from seqserve.shared.jobs import repository as jobs_repo
-from seqserve.shared.queueing import make_celery
 from tests.conftest import REDIS_URL, create_key
 from tests.model_fixtures import lm, tiny_lm, tiny_translator, translator  # noqa: F401
-from tests.worker.test_batching import wakeup_of
+from tests.worker.test_batching import _context, wakeup_of
 
 
 @pytest.fixture()
@@ -33,13 +31,6 @@ def api(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     reset_settings()
     with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as client:
         yield client
-
-
-def _context() -> WorkerContext:
-    settings = get_settings()
-    context = WorkerContext.build(make_celery(settings), settings)
-    context.leases.stop()
-    return context
 
 
 def _submit(api: TestClient, kind: str, model: str, inputs: list[str], params: dict[str, Any]) -> uuid.UUID:
