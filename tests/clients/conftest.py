@@ -13,7 +13,8 @@ from tests.conftest import register_tiny
 from tests.model_fixtures import register, tiny_lm  # noqa: F401
 
 
-@pytest.fixture(scope="session")
+# Per module: a worker left running would take the jobs of in-process worker tests.
+@pytest.fixture(scope="module")
 def stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with processes.running(stack_env, tmp_path_factory.mktemp("client-stack"), ["worker", "--concurrency", "1"]) as base:
         yield base

@@ -30,9 +30,9 @@ with Client() as client:
 """
 
 
-def _link_dependencies(target: Path) -> None:
+def _link(target: Path, names: tuple[str, ...]) -> None:
     target.mkdir()
-    for name in PACKAGES:
+    for name in names:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             continue  # sniffio is optional for newer anyio
@@ -43,12 +43,16 @@ def test_the_client_alone_in_a_fresh_virtualenv(served: str, tmp_path: Path) -> 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    # The build wants a setuptools with bdist_wheel built in (offline: this environment's, for the install only).
+    build = tmp_path / "build"
+    _link(build, ("setuptools", "pkg_resources"))
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                               "--no-build-isolation", str(processes.REPO_ROOT / "clients" / "python")],
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(build),
+                                                                               "PATH": "/usr/bin:/bin"})
     assert install.returncode == 0, install.stdout + install.stderr
     deps = tmp_path / "deps"
-    _link_dependencies(deps)
+    _link(deps, PACKAGES)
     site = next((venv / "lib").glob("python*/site-packages"))
     (site / "deps.pth").write_text(str(deps) + "\n")
     torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path)
