@@ -43,17 +43,17 @@ def test_the_client_alone_in_a_fresh_virtualenv(served: str, tmp_path: Path) -> 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    # The build wants a setuptools with bdist_wheel built in (offline: this environment's, for the install only).
-    build = tmp_path / "build"
-    _link(build, ("setuptools", "pkg_resources"))
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                              "--no-build-isolation", str(processes.REPO_ROOT / "clients" / "python")],
-                             capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(build),
-                                                                               "PATH": "/usr/bin:/bin"})
+    site = next((venv / "lib").glob("python*/site-packages"))
+    # Built by this environment's pip and setuptools (offline, and the fresh venv's setuptools
+    # predates a built-in bdist_wheel), installed into the fresh venv's site-packages alone.
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                              "--no-build-isolation", "--target", str(site),
+                              str(processes.REPO_ROOT / "clients" / "python")],
+                             capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stdout + install.stderr
+    assert (site / "seqserve_client" / "client.py").is_file()
     deps = tmp_path / "deps"
     _link(deps, PACKAGES)
-    site = next((venv / "lib").glob("python*/site-packages"))
     (site / "deps.pth").write_text(str(deps) + "\n")
     torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path)
     assert torch.returncode != 0 and "No module named 'torch'" in torch.stderr
