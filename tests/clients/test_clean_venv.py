@@ -4,6 +4,7 @@ job against a real stack: the package needs httpx and httpx-sse and nothing else
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,17 +40,30 @@ def _link(target: Path, names: tuple[str, ...]) -> None:
         (target / name).symlink_to(Path(spec.origin).parent)
 
 
+def _modern_setuptools() -> Path:
+    """A setuptools on this interpreter's path new enough to build wheels without `wheel`
+    (a venv's own copy from ensurepip may predate that, and shadow a newer one)."""
+    for entry in sys.path:
+        candidate = Path(entry) / "setuptools"
+        if (candidate / "command" / "bdist_wheel.py").is_file():
+            return candidate
+    pytest.skip("no setuptools with a built-in bdist_wheel on this path (offline: nothing to build the client with)")
+
+
 def test_the_client_alone_in_a_fresh_virtualenv(served: str, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     site = next((venv / "lib").glob("python*/site-packages"))
-    # Built by this environment's pip and setuptools (offline, and the fresh venv's setuptools
-    # predates a built-in bdist_wheel), installed into the fresh venv's site-packages alone.
+    # Built here (offline) with a setuptools that has bdist_wheel built in, installed into the fresh venv alone.
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "setuptools").symlink_to(_modern_setuptools())
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                               "--no-build-isolation", "--target", str(site),
                               str(processes.REPO_ROOT / "clients" / "python")],
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PYTHONPATH": str(build)})
     assert install.returncode == 0, install.stdout + install.stderr
     assert (site / "seqserve_client" / "client.py").is_file()
     deps = tmp_path / "deps"
