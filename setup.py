@@ -7,7 +7,12 @@ from setuptools import find_packages, setup
 
 ROOTS = ("services", "shared")
 
+# The Python client (clients/python, its own distribution too) installs with the server, so
+# the user CLI (`seqserve jobs ...`) talks HTTP through it.
+CLIENT = {"seqserve_client": "clients/python/seqserve_client"}
+
 setup(
-    package_dir={f"seqserve.{root}": root for root in ROOTS},
-    packages=[f"seqserve.{root}{sub}" for root in ROOTS for sub in ("", *(f".{p}" for p in find_packages(root)))],
+    package_dir={f"seqserve.{root}": root for root in ROOTS} | CLIENT,
+    packages=[f"seqserve.{root}{sub}" for root in ROOTS for sub in ("", *(f".{p}" for p in find_packages(root)))]
+    + list(CLIENT),
 )

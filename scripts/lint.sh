@@ -10,4 +10,5 @@ trap 'rm -rf "$links"' EXIT
 mkdir "$links/seqserve"
 ln -s "$PWD/services" "$links/seqserve/services"
 ln -s "$PWD/shared" "$links/seqserve/shared"
-MYPYPATH="$links" .venv/bin/mypy -p seqserve.services -p seqserve.shared
+ln -s "$PWD/clients/python/seqserve_client" "$links/seqserve_client"
+MYPYPATH="$links" .venv/bin/mypy -p seqserve.services -p seqserve.shared -p seqserve_client

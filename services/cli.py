@@ -9,6 +9,7 @@
     seqserve up                         everything on one machine (the embedded default)
     seqserve data download [NAMES]      fetch datasets from their public sources
     seqserve keys create|list|revoke    API keys (create prints the secret once, last)
+    seqserve jobs|models|batches|training ...   the user commands, over HTTP (services/usercli)
 
 Each service is imported only by its own subcommand, so `seqserve api` never loads torch.
 """
@@ -24,6 +25,7 @@ import sys
 from typing import Any, get_args
 
 from seqserve.services.cli_errors import UsageError, check_training_request, require_schema
+from seqserve.services.usercli import add_user_commands
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.tasks import task_names
 from seqserve.shared.training.presets import PresetName
@@ -277,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=_train)
     _add_keys_parser(sub)
+    add_user_commands(sub)  # jobs, models, batches, training: over HTTP (services/usercli)
     return parser
 
 

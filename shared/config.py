@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Past this many queued jobs of one priority, POST answers 503."
     )
     max_wait_seconds: float = Field(60.0, ge=0, description="Upper bound of `Prefer: wait=N`.")
+    # Job event streams (GET /v1/jobs/{id}/events; seqserve.shared.events): per job, the newest this many events.
+    job_events_maxlen: int = Field(1000, ge=10, le=100_000, description="Events a job's stream keeps (oldest dropped).")
+    job_events_ttl_seconds: int = Field(3600, ge=10, description="How long a job's event stream outlives its last event.")
+    job_stream_max_seconds: float = Field(
+        900.0, gt=0, description="An SSE response ends after this long (an `error` event, code stream_timeout); "
+        "the client resumes with Last-Event-ID.")
     # The reconciler also takes over the running jobs of a whole worker that died (their
     # leases lapsed), so a worker's loss costs at most a lease plus this.
     reconcile_interval_seconds: float = Field(10.0, gt=0)

@@ -18,6 +18,8 @@ from seqserve.services.api.caches import ApiCaches
 from seqserve.services.api.console.routes import router as console_router
 from seqserve.services.api.docs_pages import DocsPagesPolicy
 from seqserve.services.api.drift.routes import router as drift_router
+from seqserve.services.api.events.routes import router as events_router
+from seqserve.services.api.events.service import JobEventReader
 from seqserve.services.api.feedback.routes import router as feedback_router
 from seqserve.services.api.files.routes import router as files_router
 from seqserve.services.api.health import scrape
@@ -73,6 +75,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     await app.state.waiter.stop()
     await app.state.limiter.close()
+    await app.state.job_events.aclose()
 
 
 def create_app() -> FastAPI:
@@ -96,6 +99,7 @@ def create_app() -> FastAPI:
     app.state.caches = ApiCaches()
     app.state.waiter = JobWaiter(settings)
     app.state.limiter = RateLimiter(settings)
+    app.state.job_events = JobEventReader(settings)
     errors.install(app)
     scrape.install_collector()
     app.add_middleware(RequestTimer)
@@ -103,6 +107,7 @@ def create_app() -> FastAPI:
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(feedback_router)
+    app.include_router(events_router)
     app.include_router(models_router)
     app.include_router(drift_router)
     app.include_router(artifacts_router)

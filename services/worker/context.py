@@ -17,6 +17,7 @@ from seqserve.services.worker.leases import LeaseKeeper
 from seqserve.services.worker.model_cache import ModelCache, VersionInfo
 from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.db.session import session_scope
+from seqserve.shared.events import JobEventLog
 from seqserve.shared.queueing import broker_redis
 from seqserve.shared.registry import repository as registry_repo
 
@@ -32,12 +33,14 @@ class WorkerContext:
     pid: int = field(default_factory=os.getpid)
     leases: LeaseKeeper = field(default_factory=lambda: LeaseKeeper(get_settings().job_lease_seconds))
     drift: DriftMonitor = field(default_factory=DriftMonitor)  # live input/prediction statistics
+    events: JobEventLog | None = None  # job event streams (None without Redis)
 
     @classmethod
     def build(cls, celery: Celery, settings: Settings | None = None) -> WorkerContext:
         settings = settings or get_settings()
         redis = broker_redis(settings)
-        return cls(settings, celery, redis, leases=LeaseKeeper(settings.job_lease_seconds), drift=DriftMonitor(redis=redis))
+        return cls(settings, celery, redis, leases=LeaseKeeper(settings.job_lease_seconds), drift=DriftMonitor(redis=redis),
+                   events=JobEventLog.build(redis, settings))
 
     def version(self, version_id: int) -> VersionInfo:
         info = self.versions.get(version_id)

@@ -19,9 +19,11 @@ from typing import Any
 from seqserve.services.worker import shadow
 from seqserve.services.worker.batching import Batch, first_batch, next_batch
 from seqserve.services.worker.context import WorkerContext
+from seqserve.services.worker.events import batch_events, ended, streaming
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import JobStatus
 from seqserve.shared.db.session import after_commit, session_scope
+from seqserve.shared.events import JobEventLog
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs.repository import ClaimedJob
 from seqserve.shared.metrics import (
@@ -71,21 +73,23 @@ def _split(outputs: list[Any], members: list[ClaimedJob]) -> list[list[Any]]:
     return parts
 
 
-def _run_handler(handler: Any, batch: Batch, members: list[ClaimedJob]) -> list[list[Any]]:
+def _run_handler(handler: Any, batch: Batch, members: list[ClaimedJob], events: JobEventLog | None
+                 ) -> list[list[Any]]:
     inputs = [text for member in members for text in member.inputs]
-    outputs = handler.run(inputs, batch.params, kind=batch.kind)
+    with streaming(handler, batch_events(events, members)):
+        outputs = handler.run(inputs, batch.params, kind=batch.kind)
     if len(outputs) != len(inputs):
         raise RuntimeError(f"handler returned {len(outputs)} results for {len(inputs)} inputs")
     return _split(outputs, members)
 
 
-def _compute(handler: Any, batch: Batch) -> dict[uuid.UUID, Outcome]:
+def _compute(handler: Any, batch: Batch, events: JobEventLog | None = None) -> dict[uuid.UUID, Outcome]:
     """One forward pass for the whole batch; if it fails, each job alone, so one bad job
     fails by itself and its companions still succeed."""
     started = time.perf_counter()
     outcomes: dict[uuid.UUID, Outcome]
     try:
-        parts = _run_handler(handler, batch, batch.members)
+        parts = _run_handler(handler, batch, batch.members, events)
         outcomes = {m.claim.job_id: (JobStatus.succeeded, part, None)
                     for m, part in zip(batch.members, parts, strict=True)}
     except Exception as exc:
@@ -95,7 +99,7 @@ def _compute(handler: Any, batch: Batch) -> dict[uuid.UUID, Outcome]:
         else:
             outcomes = {}
             for member in batch.members:
-                outcomes |= _compute(handler, Batch(batch.group, batch.version, batch.limit, [member]))
+                outcomes |= _compute(handler, Batch(batch.group, batch.version, batch.limit, [member]), events)
     labels = (batch.kind, batch.version.model_name)
     BATCH_COMPUTE_SECONDS.labels(*labels).observe(time.perf_counter() - started)
     return outcomes
@@ -123,6 +127,7 @@ def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outco
         states = {str(m.claim.job_id): _final_state(m, outcomes[m.claim.job_id], finished_at) for m in written}
         publisher = after_commit(session)
         publisher.add(partial(publish_finished, context.redis, JobsFinished(ids=list(states), states=states)))
+        publisher.add(partial(ended, context.events, {m.claim.job_id: outcomes[m.claim.job_id][0].value for m in written}))
         for member in written:
             if member.has_webhook:
                 publisher.add(partial(publish_webhook, context.celery, str(member.claim.job_id)))
@@ -151,12 +156,14 @@ def run_batch(context: WorkerContext, batch: Batch) -> None:
     BATCH_WAIT_SECONDS.labels(*labels).observe(batch.waited_seconds)
     BATCH_INPUTS.labels(*labels).observe(batch.num_inputs)
     BATCH_JOBS.labels(*labels).observe(len(batch.members))
+    if (events := batch_events(context.events, batch.members)) is not None:
+        events.status(JobStatus.running.value)
     try:
         handler = context.models.get(batch.version)
     except Exception as exc:  # missing file, sha256 mismatch: deterministic, no retry
         _write(context, batch, _fail_all(batch, exc))
     else:
-        outcomes = _compute(handler, batch)
+        outcomes = _compute(handler, batch, context.events)
         _write(context, batch, outcomes)
         served = [(m.inputs, outcomes[m.claim.job_id][1]) for m in batch.members
                   if outcomes[m.claim.job_id][0] == JobStatus.succeeded]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from sqlalchemy import Row
 
 from seqserve.shared.db.models import Job
@@ -41,6 +41,7 @@ class JobCreate(BaseModel):
         None, description="If still queued at this time the job ends `expired` and never runs.")
     max_queue_seconds: float | None = Field(
         None, gt=0, strict=True, description="As expires_at, counted from submission (SEQSERVE_MAX_QUEUE_SECONDS at most).")
+    stream: StrictBool = Field(False, description="Answer with the job's server-sent events (as GET /v1/jobs/{id}/events).")
 
 
 class JobTimings(BaseModel):

@@ -29,6 +29,7 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/jobs"): "jobs:write",
     ("GET", "/v1/jobs"): "jobs:read",
     ("GET", "/v1/jobs/{job_id}"): "jobs:read",
+    ("GET", "/v1/jobs/{job_id}/events"): "jobs:read",
     ("POST", "/v1/jobs/{job_id}/cancel"): "jobs:write",
     ("GET", "/v1/models"): "models:read",
     ("GET", "/v1/models/{name}"): "models:read",

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from seqserve.services.trainer.service import trainers
-from seqserve.shared.db.session import session_scope
-from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from tests import processes
 from tests.conftest import DATA_DIR
+from tests.model_fixtures import register
 
 pytestmark = pytest.mark.e2e
 
@@ -41,18 +40,7 @@ def tiny_models(session_tmp: Path) -> dict[str, Any]:
 @pytest.fixture()
 def registered(db: str, tiny_models: dict[str, Any]) -> dict[str, str]:
     """Each tiny model registered with a production alias; task -> model name."""
-    names = {}
-    for task, outcome in tiny_models.items():
-        name = f"tiny-{task}"
-        with session_scope() as session:
-            version = register_version(session, NewVersion(
-                model_name=name, task=task, checkpoint_uri=str(outcome.checkpoint_path), sha256=outcome.sha256,
-                size_bytes=outcome.size_bytes, metrics=outcome.metrics, primary_metric=outcome.primary_metric,
-                dataset_fingerprint=outcome.data_fingerprint,
-            ))
-            promote_if_better(session, version, 0.0)
-        names[task] = name
-    return names
+    return {task: register(f"tiny-{task}", task, outcome) for task, outcome in tiny_models.items()}
 
 
 @pytest.fixture(scope="module")

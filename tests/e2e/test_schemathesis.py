@@ -23,7 +23,7 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 def test_generated_requests_get_no_5xx_and_match_the_schema(
         stack_env: dict[str, str], registered_model: str, tmp_path: Path) -> None:
     # Generated `Prefer: wait=N` must not hold requests for a minute: no worker runs here.
-    env = stack_env | {"SEQSERVE_MAX_WAIT_SECONDS": "0.5"}
+    env = stack_env | {"SEQSERVE_MAX_WAIT_SECONDS": "0.5", "SEQSERVE_JOB_STREAM_MAX_SECONDS": "1"}  # streams too
     with processes.running(env, tmp_path) as base:
         command = [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json", "--checks", CHECKS,
                    "--max-examples", "20", "--phases", "examples,coverage,fuzzing", "--workers", "2",

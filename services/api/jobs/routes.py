@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from seqserve.services.api.auth import JobsRead, JobsWrite
 from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
+from seqserve.services.api.events.routes import EVENT_STREAM, stream_response
 from seqserve.services.api.jobs import service
 from seqserve.services.api.jobs.model_filter import model_filter
 from seqserve.services.api.jobs.prefer import wait_seconds
@@ -67,7 +68,8 @@ async def _await_end(request: Request, job: JobRead, team: str, wait: float, eve
 
 @router.post("", status_code=202, response_model=JobRead,
              responses={**LIMIT_ERRORS, **responses(404, 409),
-                        200: {"model": JobRead, "description": "Finished within Prefer: wait", "headers": LIMIT_HEADERS}})
+                        200: {"model": JobRead, "description": "Finished within Prefer: wait; with `stream`: the events",
+                              "content": EVENT_STREAM["content"], "headers": LIMIT_HEADERS}})
 async def submit_job(
     body: JobCreate,
     request: Request,
@@ -93,6 +95,8 @@ async def submit_job(
         headers = {"Location": f"/v1/jobs/{job.id}", **limit_headers}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
+        if body.stream:
+            return stream_response(request, job, principal.team, headers=headers)
         if wait:
             job = await _await_end(request, job, principal.team, wait, None if replayed else event)
             headers["Preference-Applied"] = f"wait={wait:g}"

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 import torch
 from torch import nn
 
+from seqserve.services.worker.events import EventSink
 from seqserve.services.worker.handlers.vectors import VectorStages, WordTable
 from seqserve.shared import tasks
 from seqserve.shared.config import Settings, get_settings
@@ -46,6 +47,8 @@ def rows_per_pass(kind: str, device: torch.device, settings: Settings | None = N
 
 class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
     task: ClassVar[str]
+    # Set while a batch runs whose jobs' events are published: decode loops report each step to it.
+    event_sink: EventSink | None = None
 
     def __init__(self, device: torch.device | str) -> None:
         self.device = torch.device(device)  # callers may name it: "cpu"

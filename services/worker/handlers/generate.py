@@ -159,6 +159,8 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
                 logits, params.temperature, params.top_k, params.top_p, generator=prompts.generator
             )
             steps.append(next_ids)
+            if self.event_sink is not None:  # rows -> input indices, as decoded
+                self.event_sink.tokens(step, dict(zip(prompts.order, self.vocab.decode(next_ids.tolist()), strict=True)))
             if step + 1 < params.max_tokens:
                 logits, state = self.calls.step(next_ids, state)  # [B, V]
         return _Continuations(first_logits, torch.stack(steps, dim=1).cpu())

@@ -95,6 +95,8 @@ class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypot
                 params.beam_size, params.max_tokens, params.length_penalty,
             )
             best.update(zip(indices, hypotheses, strict=True))
+            if self.event_sink is not None:  # each finished chunk's sentences, as they finish
+                self.event_sink.sentences({i: self._tokens(h)[1] for i, h in zip(indices, hypotheses, strict=True)})
         return best
 
     def postprocess(
@@ -106,6 +108,11 @@ class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypot
                 results.append({"translation": "", "tokens": [], "score": 0.0})
                 continue
             hypothesis = hypotheses[index]
-            tokens = [html.unescape(token) for token in self.tgt_vocab.decode(hypothesis.tokens)]
-            results.append({"translation": " ".join(tokens), "tokens": tokens, "score": hypothesis.score})
+            tokens, translation = self._tokens(hypothesis)
+            results.append({"translation": translation, "tokens": tokens, "score": hypothesis.score})
         return results
+
+    def _tokens(self, hypothesis: Hypothesis) -> tuple[list[str], str]:
+        """The hypothesis's target tokens, unescaped, and the translation they spell."""
+        tokens = [html.unescape(token) for token in self.tgt_vocab.decode(hypothesis.tokens)]
+        return tokens, " ".join(tokens)

@@ -1,0 +1,71 @@
+"""A batch's job events (seqserve.shared.events): status changes, and the per-step sink the
+decode loops call (`StagedHandler.event_sink`), which maps batch rows back to jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from seqserve.shared.events import SENTENCE, STATUS, TOKEN, JobEvent, JobEventLog
+from seqserve.shared.jobs.repository import ClaimedJob
+
+
+class EventSink(Protocol):
+    """What a handler's decode loop may report; indices are the batch's input indices."""
+
+    def tokens(self, step: int, tokens: dict[int, str]) -> None: ...
+
+    def sentences(self, texts: dict[int, str]) -> None: ...
+
+
+class BatchEvents:
+    """The events of one batch's jobs, whose inputs the handler sees concatenated in member order."""
+
+    def __init__(self, log: JobEventLog, members: Sequence[ClaimedJob]) -> None:
+        self.log = log
+        self.owners: list[tuple[str, int]] = []  # batch input index -> (job id, input index in the job)
+        self.sizes: dict[str, int] = {}
+        for member in members:
+            job_id = str(member.claim.job_id)
+            self.owners += [(job_id, index) for index in range(len(member.inputs))]
+            self.sizes[job_id] = len(member.inputs)
+
+    def status(self, status: str) -> None:
+        self.log.publish(JobEvent(job_id, STATUS, {"status": status}) for job_id in self.sizes)
+
+    def tokens(self, step: int, tokens: dict[int, str]) -> None:
+        per_job: dict[str, list[str]] = {job_id: [""] * size for job_id, size in self.sizes.items()}
+        for batch_index, token in tokens.items():
+            job_id, index = self.owners[batch_index]
+            per_job[job_id][index] = token
+        self.log.publish(JobEvent(job_id, TOKEN, {"step": step, "tokens": words}) for job_id, words in per_job.items())
+
+    def sentences(self, texts: dict[int, str]) -> None:
+        per_job: dict[str, dict[str, str]] = {}
+        for batch_index, text in texts.items():
+            job_id, index = self.owners[batch_index]
+            per_job.setdefault(job_id, {})[str(index)] = text
+        self.log.publish(JobEvent(job_id, SENTENCE, {"translations": done}) for job_id, done in per_job.items())
+
+
+def batch_events(log: JobEventLog | None, members: Sequence[ClaimedJob]) -> BatchEvents | None:
+    return None if log is None else BatchEvents(log, members)
+
+
+@contextlib.contextmanager
+def streaming(handler: Any, events: BatchEvents | None) -> Iterator[None]:
+    """The handler reports its decode steps to `events` for the duration (a worker process
+    runs one batch at a time, so the handler's one sink slot is never shared)."""
+    handler.event_sink = events
+    try:
+        yield
+    finally:
+        handler.event_sink = None
+
+
+def ended(log: JobEventLog | None, statuses: dict[uuid.UUID, str]) -> None:
+    """Each written job's final status (published after the commit that wrote it)."""
+    if log is not None:
+        log.publish(JobEvent(str(job_id), STATUS, {"status": status}) for job_id, status in statuses.items())

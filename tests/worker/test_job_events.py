@@ -1,0 +1,95 @@
+"""The worker's job events (seqserve.shared.events) on the real Redis: jobs batched together
+each get their own stream, with a token event per decode step holding each of their inputs'
+words (the same words their results hold), translate jobs a sentence event per finished chunk,
+and status events around the run. Streams are bounded and expire."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from seqserve.services.api.main import create_app
+from seqserve.services.worker.runner import run_wakeup
+from seqserve.shared.config import reset_settings
+from seqserve.shared.db.session import session_scope
+from seqserve.shared.events import JobEvent, JobEventLog, stream_key
+from seqserve.shared.jobs import repository as jobs_repo
+from tests.conftest import REDIS_URL, create_key
+from tests.model_fixtures import lm, tiny_lm, tiny_translator, translator  # noqa: F401
+from tests.worker.test_batching import _context, wakeup_of
+
+
+@pytest.fixture()
+def api(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("SEQSERVE_CPU_CHUNK_ROWS", '{"translate": 4}')
+    reset_settings()
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as client:
+        yield client
+
+
+def _submit(api: TestClient, kind: str, model: str, inputs: list[str], params: dict[str, Any]) -> uuid.UUID:
+    response = api.post("/v1/jobs", json={"kind": kind, "model": model, "inputs": inputs, "params": params})
+    assert response.status_code == 202, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+def _events(job_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
+    entries = redis.Redis.from_url(REDIS_URL).xrange(stream_key(str(job_id)))
+    return [(fields[b"event"].decode(), json.loads(fields[b"data"])) for _, fields in entries]
+
+
+def _result(job_id: uuid.UUID) -> list[Any]:
+    with session_scope() as session:
+        job = jobs_repo.get(session, job_id)
+        assert job is not None and job.status == "succeeded", job and job.error
+        return list(job.result or [])
+
+
+def test_batched_generate_jobs_each_stream_their_own_tokens(api: TestClient, lm: str) -> None:  # noqa: F811
+    params = {"max_tokens": 6, "seed": 3, "temperature": 1.0}
+    inputs = [["the market"], ["stocks fell", "we"], ["a", "b", "c"]]
+    job_ids = [_submit(api, "generate", lm, texts, params) for texts in inputs]
+    report = run_wakeup(wakeup_of(job_ids[0]), _context())
+    assert report.batches == 1 and report.jobs == 3  # streamed or not, the jobs ran as one batch
+    for job_id, texts in zip(job_ids, inputs, strict=True):
+        events = _events(job_id)
+        assert [name for name, _ in events] == ["status"] + ["token"] * 6 + ["status"]
+        assert [data["status"] for name, data in events if name == "status"] == ["running", "succeeded"]
+        tokens = [data for name, data in events if name == "token"]
+        assert [t["step"] for t in tokens] == list(range(6)) and all(t["job_id"] == str(job_id) for t in tokens)
+        results = _result(job_id)
+        for index in range(len(texts)):
+            assert [t["tokens"][index] for t in tokens] == results[index]["tokens"]
+
+
+def test_translate_streams_each_finished_chunk(api: TestClient, translator: str) -> None:  # noqa: F811
+    inputs = [f"a man rides a horse number {i} ." for i in range(10)] + ["two dogs play ."]
+    job_id = _submit(api, "translate", translator, inputs, {"max_tokens": 12})
+    run_wakeup(wakeup_of(job_id), _context())
+    sentences = [data["translations"] for name, data in _events(job_id) if name == "sentence"]
+    assert len(sentences) == 3  # 11 inputs in chunks of 4
+    seen = {int(index): text for chunk in sentences for index, text in chunk.items()}
+    assert seen == {i: r["translation"] for i, r in enumerate(_result(job_id))}
+
+
+def test_streams_are_bounded_and_expire(db: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    log = JobEventLog(client, maxlen=10, ttl_seconds=30)
+    for step in range(500):
+        log.publish([JobEvent("j1", "token", {"step": step, "tokens": ["x"]})])
+    key = stream_key("j1")
+    assert client.xlen(key) < 200  # approximate trimming keeps about maxlen (whole radix nodes)
+    last = json.loads(client.xrevrange(key, count=1)[0][1][b"data"])
+    assert last["step"] == 499  # the oldest go first
+    assert 0 < client.ttl(key) <= 30
+
+
+def test_a_broken_redis_drops_events_without_failing(db: str) -> None:
+    log = JobEventLog(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), maxlen=10, ttl_seconds=30)
+    log.publish([JobEvent("j2", "status", {"status": "running"})])  # logged, not raised
