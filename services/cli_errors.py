@@ -3,6 +3,9 @@ argparse's own usage errors), never a traceback. Commands raise UsageError; `mai
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from seqserve.shared.config import get_settings
@@ -10,6 +13,17 @@ from seqserve.shared.config import get_settings
 
 class UsageError(Exception):
     """A mistake the user can fix; the message says how."""
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def require_schema() -> None:
@@ -25,7 +39,7 @@ def require_schema() -> None:
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
     engine = make_engine(url)  # its own, disposed here: servers fork after this check
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn, _quiet("alembic.runtime.migration"):  # not its "Context impl" lines
             current = set(MigrationContext.configure(conn).get_current_heads())
     except sa_exc.SQLAlchemyError as exc:
         reason = str(exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc).strip().splitlines()[0]

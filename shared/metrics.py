@@ -116,6 +116,8 @@ INPUT_TOKENS = Histogram(
 BATCH_INPUTS_TOTAL = Counter(
     "seqserve_corpus_batch_inputs_total", "Inputs of ended corpus batches, by outcome.", ["status"]
 )
+for _outcome in ("completed", "failed", "malformed", "expired", "cancelled"):
+    BATCH_INPUTS_TOTAL.labels(_outcome)  # every outcome a series from the start: rate() is 0, not absent
 
 
 # Trainer

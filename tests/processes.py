@@ -33,6 +33,11 @@ def post(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.post(url, headers=STACK_AUTH | kwargs.pop("headers", {}), **kwargs)
 
 
+def put(url: str, **kwargs: Any) -> httpx.Response:
+    """httpx.put with the stack's admin key."""
+    return httpx.put(url, headers=STACK_AUTH | kwargs.pop("headers", {}), **kwargs)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

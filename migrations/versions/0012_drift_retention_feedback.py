@@ -1,5 +1,7 @@
-"""drift references on versions; job deadlines, `expired` and retention purges; job feedback;
-skipped training runs
+"""drift references, job deadlines and retention purges, job feedback, skipped training runs
+
+Versions get drift references; jobs get deadlines and the `expired` status, and retention
+purges; job feedback is a table; training runs may end `skipped`.
 
 Revision ID: 0012
 Revises: 0011

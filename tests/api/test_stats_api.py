@@ -112,7 +112,8 @@ def test_stats_count_every_status_and_time_the_window(client: TestClient, models
 
     stats = client.get("/v1/stats", params={"window_seconds": 300}).json()
 
-    assert stats["jobs_by_status"] == {"queued": 2, "running": 1, "succeeded": 22, "failed": 1, "cancelled": 1}
+    assert stats["jobs_by_status"] == {"queued": 2, "running": 1, "succeeded": 22, "failed": 1, "cancelled": 1,
+                                     "expired": 0}
     assert stats["window_seconds"] == 300 and stats["finished_in_window"] == 23
     assert stats["throughput_per_second"] == pytest.approx(23 / 300, abs=1e-6)
     classify, tag = stats["by_kind"]["classify"], stats["by_kind"]["tag"]

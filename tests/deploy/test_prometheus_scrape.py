@@ -119,6 +119,26 @@ def _register_broken_model(good: str) -> str:
     return "broken-sst2"
 
 
+def _shadow_second_version(api: str, good: str) -> None:
+    """A second version of the good model in production's shadow, every job sampled: the
+    rollout panels' series (shadowed inputs, agreement) get data."""
+    from seqserve.shared.registry.refs import parse_model_ref
+    from seqserve.shared.registry.service import NewVersion, register_version, resolve
+
+    with session_scope() as session:
+        version = resolve(session, parse_model_ref(good))
+        second = register_version(session, NewVersion(
+            model_name=version.model.name, task="classify", checkpoint_uri=version.checkpoint_uri,
+            sha256=version.sha256, size_bytes=version.size_bytes, metrics=version.metrics,
+            primary_metric=version.primary_metric, dataset_fingerprint=version.dataset_fingerprint,
+            architecture=version.architecture,
+        ))
+        name, number = version.model.name, second.version
+    response = processes.put(f"{api}/v1/models/{name}/aliases/production/rollout",
+                             json={"shadow": {"version": number, "rate": 1.0}, "reason": "scrape test"})
+    assert response.status_code == 200, response.text
+
+
 def _record_training_runs() -> None:
     """A failed and a queued run, as the trainer and the API leave them."""
     with session_scope() as session:
@@ -196,6 +216,7 @@ def test_every_dashboard_query_and_alert_signal_returns_data(
 ) -> None:
     api, prometheus = stack
     broken = _register_broken_model(registered_model)
+    _shadow_second_version(api, registered_model)
     _record_training_runs()
     _wait_targets_up(prometheus)
     # Two rounds, a few scrapes apart, so that rate() and histogram_quantile() over the

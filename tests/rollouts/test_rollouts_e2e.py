@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from sqlalchemy import select
@@ -51,7 +52,17 @@ def stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     env = stack_env | {"SEQSERVE_WORKER_METRICS_PORT": str(port), "SEQSERVE_ROLLOUT_WARMUP_POLL_SECONDS": "0.2",
                        "SEQSERVE_ROLLOUT_WARMUP_TIMEOUT_SECONDS": "30", "SEQSERVE_CONSUMER_WINDOW_SECONDS": "10"}
     with processes.running(env, tmp_path_factory.mktemp("logs"), ["worker", "--concurrency", "1"]) as base:
-        yield base, f"http://127.0.0.1:{port}/metrics"
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 60  # the worker's metrics server comes up after the api answers
+        while True:
+            try:
+                processes.scrape(metrics)
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base, metrics
 
 
 @pytest.fixture()
