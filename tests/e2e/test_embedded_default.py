@@ -8,12 +8,14 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from seqserve_client import Client
 
+from seqserve.services.up import BANNER_WAIT_SECONDS
 from tests import processes
 
 pytestmark = pytest.mark.e2e
@@ -24,6 +26,16 @@ def _printed_submit_curl(log: str) -> str:
     lines = log.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("curl -s -X POST"))
     return lines[start].rstrip("\\ ") + " " + lines[start + 1].strip()
+
+
+def _banner_printed(log: Path, proc: subprocess.Popen[bytes]) -> str:
+    """The log once `up` printed its banner: after the worker's first canary comes back, which
+    may be after the first job did (at the latest BANNER_WAIT_SECONDS after the start)."""
+    deadline = time.monotonic() + BANNER_WAIT_SECONDS + 30
+    while "curl -s -X POST" not in (text := log.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, text[-3000:]
+        time.sleep(0.5)
+    return text
 
 
 def _seqserve(base: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -82,11 +94,11 @@ def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
         job = processes.wait_job(base, response.json()["id"], headers=auth)
         assert job["status"] == "succeeded", job["error"]
         assert [r["label"] for r in job["result"]] == ["positive", "negative"]
-        printed = _printed_submit_curl(log.read_text())
+        _client_and_cli_work(base, key_file.read_text().strip(), texts)
+        printed = _printed_submit_curl(_banner_printed(log, proc))
         assert f'-H "Authorization: Bearer $(cat {key_file})"' in printed
         answer = subprocess.run(["bash", "-c", printed], capture_output=True, text=True, timeout=30, check=True)
         assert json.loads(answer.stdout)["status"] in ("queued", "running", "succeeded"), answer.stdout
-        _client_and_cli_work(base, key_file.read_text().strip(), texts)
     finally:
         processes.stop(proc, timeout=30)
     assert (var_dir / "seqserve.db").is_file()
