@@ -6,7 +6,7 @@ any deployment; they never import the server's code):
     seqserve models list | show NAME | promote NAME VERSION | rollback NAME VERSION [--alias A]
     seqserve batches create FILE --kind K --model M [--format F] [--wait] [--output PATH]
     seqserve batches get|cancel ID, batches list, batches download ID [--output PATH] [--errors]
-    seqserve training start --task T [--preset P] [--set k=v] | get ID | list
+    seqserve training start --task T [--preset P] [--set k=v] | get|cancel ID | list
 
 `--url` / `--api-key` default to SEQSERVE_URL / SEQSERVE_API_KEY. Exit codes (EXIT_CODES):
 0 done, 1 the job, batch or run failed (or was cancelled), 2 bad usage or a request the
@@ -108,7 +108,9 @@ def _add_training(sub: Any) -> None:
     start.add_argument("--preset")
     start.add_argument("--model-name")
     start.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    _command(training, "get", "training_get", "one run").add_argument("id")
+    _command(training, "get", "training_get", "one run, with its progress inside the epoch").add_argument("id")
+    _command(training, "cancel", "training_cancel", "cancel a run (a running one stops at its next batch)"
+             ).add_argument("id")
     listing = _command(training, "list", "training_list", "recent runs")
     listing.add_argument("--status")
     listing.add_argument("--limit", type=int)

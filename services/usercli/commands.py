@@ -138,6 +138,12 @@ def training_get(args: argparse.Namespace, client: Client) -> int:
     return FAILED if run.status == "failed" else OK
 
 
+def training_cancel(args: argparse.Namespace, client: Client) -> int:
+    run = client.training.cancel(args.id)
+    render.print_json(run) if args.json else render.runs([run])
+    return OK
+
+
 def training_list(args: argparse.Namespace, client: Client) -> int:
     items = client.training.list(status=args.status, limit=args.limit)
     render.print_json(items) if args.json else render.runs(items)

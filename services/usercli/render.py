@@ -115,6 +115,21 @@ def runs(items: list[TrainingRun]) -> None:
     for item in items:
         if item.error:
             out.print(f"{item.id}: {item.error}")
+        if item.progress and item.status == "running":
+            out.print(f"{item.id}: {progress_line(item.progress)}")
+        if item.cancel_requested_at and item.status == "running":
+            out.print(f"{item.id}: cancel requested {_when(item.cancel_requested_at)}, stops at its next batch")
+
+
+def progress_line(progress: dict[str, Any]) -> str:
+    """The trainer's progress object (batches done/total, ETA) as one line; the CLI cannot import
+    shared/training/progress.py, which says the same for the server's logs."""
+    total = progress.get("batches_total")
+    batches = f"{progress['batches_done']}/{total}" if total else str(progress["batches_done"])
+    eta = progress.get("eta_s")
+    eta_text = f", ETA {int(eta) // 60}m{int(eta) % 60:02d}s" if isinstance(eta, int | float) else ""
+    return (f"epoch {progress['epoch']}/{progress['epochs']}, batch {batches}, "
+            f"{progress.get('examples_per_s', 0):.0f} examples/s{eta_text}")
 
 
 def batches(items: list[Batch], next_cursor: str | None = None) -> None:

@@ -56,8 +56,8 @@ def batch_events(log: JobEventLog | None, members: Sequence[ClaimedJob]) -> Batc
 
 @contextlib.contextmanager
 def streaming(handler: Any, events: BatchEvents | None) -> Iterator[None]:
-    """The handler reports its decode steps to `events` for the duration (a worker process
-    runs one batch at a time, so the handler's one sink slot is never shared)."""
+    """The handler reports this thread's decode steps to `events` for the duration (the sink is
+    per thread: the warm-up thread may run the same handler meanwhile)."""
     handler.event_sink = events
     try:
         yield

@@ -103,6 +103,8 @@ def test_training_start_get_list(served: str) -> None:
         with pytest.raises(BadRequest) as bad:
             client.training.start("classify", overrides={"epochs": "five"})
         assert bad.value.field == "overrides.epochs"
+        cancelled = client.training.cancel(run.id)  # queued: it never starts
+        assert cancelled.status == "cancelled" and cancelled.finished_at is not None
 
 
 def test_a_cancelled_job_ends_the_wait_and_fails_run(served: str) -> None:
@@ -147,6 +149,8 @@ def test_async_client(served: str) -> None:
             with pytest.raises(BadRequest) as bad:
                 await client.jobs.create("nope", "tiny-sst2", ["x"])
             assert bad.value.field == "kind"
+            run = await client.training.start("classify", overrides={"epochs": 1})
+            assert (await client.training.cancel(run.id)).status == "cancelled"
 
     asyncio.run(scenario())
 

@@ -66,7 +66,7 @@ def test_post_with_stream_answers_the_event_stream(served: str) -> None:
         assert source.response.headers["location"].startswith("/v1/jobs/")
         events = [(sse.event, json.loads(sse.data)) for sse in source.iter_sse()]
     assert events[0] == ("status", {"job_id": events[-1][1]["id"], "status": "queued"})
-    assert [name for name, _ in events].count("token") == 4 and events[-1][1]["status"] == "succeeded"
+    assert [name for name, _ in events].count("token") == 4 and events[-1][1]["status"] == "succeeded", events
 
 
 def test_another_api_process_serves_the_stream(served: str, stack_env: dict[str, str], tmp_path: Path) -> None:

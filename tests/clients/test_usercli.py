@@ -88,3 +88,42 @@ def test_training_commands(served: str) -> None:
     assert listed.returncode == 0 and run["id"] in listed.stdout
     refused = seqserve(served, "training", "start", "--task", "classify", "--set", "epochs=0")
     assert refused.returncode == 2 and "overrides.epochs" in refused.stderr
+
+
+def _as_the_trainer_would(run_id: str, done: int) -> None:
+    """The run starts and reports progress the way services/trainer writes it (this stack runs
+    no trainer, so the run would otherwise stay queued)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from seqserve.shared.db.session import session_scope
+    from seqserve.shared.training import repository as runs_repo
+    from seqserve.shared.training.progress import TrainingProgress
+
+    progress = TrainingProgress.measure(1, 2, done, 40, done * 32, 5.0, datetime.now(UTC))
+    with session_scope() as session:
+        run = runs_repo.get(session, uuid.UUID(run_id))
+        assert run is not None
+        runs_repo.mark_running(session, run)
+        runs_repo.record_progress(session, run.id, progress.model_dump(mode="json"))
+
+
+def test_training_cancel_and_progress(served: str) -> None:
+    queued = _json(seqserve(served, "training", "start", "--task", "classify", "--set", "epochs=1", "--json"))
+    cancelled = seqserve(served, "training", "cancel", queued["id"])
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout, cancelled.stderr
+    again = seqserve(served, "training", "cancel", queued["id"], "--json")
+    assert again.returncode == 2 and json.loads(again.stdout)["error"]["code"] == "training_run_finished"
+    missing = seqserve(served, "training", "cancel", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 2 and "no training run" in missing.stderr
+
+    running = _json(seqserve(served, "training", "start", "--task", "classify", "--set", "epochs=2", "--json"))
+    _as_the_trainer_would(running["id"], done=10)
+    shown = seqserve(served, "training", "get", running["id"])
+    assert shown.returncode == 0 and "running" in shown.stdout
+    assert "epoch 1/2, batch 10/40" in shown.stdout and "ETA" in shown.stdout
+    got = _json(seqserve(served, "training", "get", running["id"], "--json"))
+    assert got["progress"]["batches_done"] == 10 and got["progress"]["batches_total"] == 40
+    stopping = _json(seqserve(served, "training", "cancel", running["id"], "--json"))
+    assert stopping["status"] == "running" and stopping["cancel_requested_at"]
+    assert "stops at its next batch" in seqserve(served, "training", "get", running["id"]).stdout

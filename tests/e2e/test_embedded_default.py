@@ -7,11 +7,15 @@ import json
 import os
 import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from seqserve_client import Client
 
+from seqserve.services.up import BANNER_WAIT_SECONDS
 from tests import processes
 
 pytestmark = pytest.mark.e2e
@@ -22,6 +26,42 @@ def _printed_submit_curl(log: str) -> str:
     lines = log.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("curl -s -X POST"))
     return lines[start].rstrip("\\ ") + " " + lines[start + 1].strip()
+
+
+def _banner_printed(log: Path, proc: subprocess.Popen[bytes]) -> str:
+    """The log once `up` printed its banner: after the worker's first canary comes back, which
+    may be after the first job did (at the latest BANNER_WAIT_SECONDS after the start)."""
+    deadline = time.monotonic() + BANNER_WAIT_SECONDS + 30
+    while "curl -s -X POST" not in (text := log.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, text[-3000:]
+        time.sleep(0.5)
+    return text
+
+
+def _seqserve(base: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"SEQSERVE_URL": base, "SEQSERVE_API_KEY": key, "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "seqserve.services.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=processes.REPO_ROOT)
+
+
+def _client_and_cli_work(base: str, key: str, texts: list[str]) -> None:
+    """The user CLI and the client on the embedded default: a waited job, and a streamed one,
+    which has no Redis here, so its stream is status changes and the final job only."""
+    waited = _seqserve(base, key, "jobs", "submit", "--kind", "classify", "--model", "sst2-classifier", "--wait",
+                       "--json", *texts)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert [r["label"] for r in json.loads(waited.stdout)["result"]] == ["positive", "negative"]
+    streamed = _seqserve(base, key, "jobs", "submit", "--kind", "classify", "--model", "sst2-classifier", "--stream",
+                         "--json", texts[0])
+    assert streamed.returncode == 0, streamed.stdout + streamed.stderr
+    events = [json.loads(line) for line in streamed.stdout.splitlines()]
+    assert {e["event"] for e in events} == {"status", "final"} and events[-1]["event"] == "final"
+    assert events[0]["data"]["status"] == "queued" and events[-1]["data"]["result"][0]["label"] == "positive"
+    with Client(base, api_key=key) as client:
+        job = client.run("classify", "sst2-classifier", texts[1])
+        assert job.status == "succeeded" and job.result is not None and job.result[0].label == "negative"
+        names = [event.event for event in client.jobs.stream(job.id)]
+        assert names == ["status", "final"]  # already ended: its status now, then the whole job
 
 
 def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
@@ -54,7 +94,8 @@ def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
         job = processes.wait_job(base, response.json()["id"], headers=auth)
         assert job["status"] == "succeeded", job["error"]
         assert [r["label"] for r in job["result"]] == ["positive", "negative"]
-        printed = _printed_submit_curl(log.read_text())
+        _client_and_cli_work(base, key_file.read_text().strip(), texts)
+        printed = _printed_submit_curl(_banner_printed(log, proc))
         assert f'-H "Authorization: Bearer $(cat {key_file})"' in printed
         answer = subprocess.run(["bash", "-c", printed], capture_output=True, text=True, timeout=30, check=True)
         assert json.loads(answer.stdout)["status"] in ("queued", "running", "succeeded"), answer.stdout

@@ -93,3 +93,37 @@ def test_streams_are_bounded_and_expire(db: str) -> None:
 def test_a_broken_redis_drops_events_without_failing(db: str) -> None:
     log = JobEventLog(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), maxlen=10, ttl_seconds=30)
     log.publish([JobEvent("j2", "status", {"status": "running"})])  # logged, not raised
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def tokens(self, step: int, tokens: dict[int, str]) -> None:
+        self.steps.append(step)
+
+    def sentences(self, texts: dict[int, str]) -> None:
+        raise AssertionError("a language model reports tokens")
+
+
+def test_the_warmup_thread_does_not_write_into_a_streamed_jobs_events(tiny_lm: Any) -> None:  # noqa: F811
+    """The warm-up thread runs the same handler as the task thread (one model cache): its
+    decode steps must not reach the sink of the batch the task thread is streaming."""
+    import threading
+
+    import torch
+
+    from seqserve.services.worker.events import streaming
+    from seqserve.services.worker.handlers.generate import LanguageModelHandler
+    from seqserve.shared.checkpoint import load_checkpoint
+
+    handler = LanguageModelHandler.from_checkpoint(load_checkpoint(tiny_lm.checkpoint_path, tiny_lm.sha256),
+                                                   torch.device("cpu"))
+    sink = _Steps()
+    with streaming(handler, sink):  # type: ignore[arg-type]
+        warmup = threading.Thread(target=handler.run, args=(["the company said"], {"max_tokens": 4}))
+        warmup.start()
+        warmup.join()
+        assert sink.steps == []
+        handler.run(["we"], {"max_tokens": 3, "seed": 1})
+    assert sink.steps == [0, 1, 2] and handler.event_sink is None

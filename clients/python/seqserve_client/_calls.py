@@ -118,6 +118,10 @@ def get_training(run_id: str) -> Call:
     return Call("GET", f"/v1/training-runs/{run_id}", lambda r: TrainingRun.from_json(r.json()))
 
 
+def cancel_training(run_id: str) -> Call:
+    return Call("POST", f"/v1/training-runs/{run_id}/cancel", lambda r: TrainingRun.from_json(r.json()))
+
+
 def list_training(status: str | None, limit: int | None) -> Call:
     return Call("GET", "/v1/training-runs", lambda r: [TrainingRun.from_json(t) for t in r.json()],
                 params=params(status=status, limit=limit))

@@ -150,6 +150,9 @@ class AsyncTraining:
     async def list(self, status: str | None = None, limit: int | None = None) -> list[TrainingRun]:
         return await self._client.call(calls.list_training(status, limit))
 
+    async def cancel(self, run_id: str) -> TrainingRun:
+        return await self._client.call(calls.cancel_training(run_id))
+
 
 class AsyncBatches:
     def __init__(self, client: AsyncClient) -> None:

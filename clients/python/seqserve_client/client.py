@@ -156,6 +156,10 @@ class Training:
     def list(self, status: str | None = None, limit: int | None = None) -> list[TrainingRun]:
         return self._client.call(calls.list_training(status, limit))
 
+    def cancel(self, run_id: str) -> TrainingRun:
+        """Queued: never starts. Running: stops at its next batch and ends cancelled."""
+        return self._client.call(calls.cancel_training(run_id))
+
 
 class Batches:
     def __init__(self, client: Client) -> None:

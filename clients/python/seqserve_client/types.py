@@ -194,12 +194,15 @@ class TrainingRun:
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    progress: dict[str, Any] | None = None  # inside the current epoch: batches_done/total, eta_s, ...
+    cancel_requested_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainingRun:
         return _build(cls, data, created_at=_time(data.get("created_at")), started_at=_time(data.get("started_at")),
-                      finished_at=_time(data.get("finished_at")))
+                      finished_at=_time(data.get("finished_at")),
+                      cancel_requested_at=_time(data.get("cancel_requested_at")))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ validated once with the kind's pydantic model (the API's), then preprocess -> in
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -47,11 +48,12 @@ def rows_per_pass(kind: str, device: torch.device, settings: Settings | None = N
 
 class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
     task: ClassVar[str]
-    # Set while a batch runs whose jobs' events are published: decode loops report each step to it.
-    event_sink: EventSink | None = None
 
     def __init__(self, device: torch.device | str) -> None:
         self.device = torch.device(device)  # callers may name it: "cpu"
+        # Per thread: the warm-up thread runs this same handler beside the task thread, and its
+        # decode steps must not land in the events of the job the task thread is streaming.
+        self._sinks = threading.local()
         # Seconds each stage took in the last run() (the histogram keeps every run's).
         self.stage_seconds: dict[str, float] = {}
         self._vector_stages: VectorStages | None = None
@@ -70,6 +72,16 @@ class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
         model = module(config(**payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         return model
+
+    @property
+    def event_sink(self) -> EventSink | None:
+        """Set while this thread runs a batch whose jobs' events are published: decode loops
+        report each step to it."""
+        return getattr(self._sinks, "sink", None)
+
+    @event_sink.setter
+    def event_sink(self, sink: EventSink | None) -> None:
+        self._sinks.sink = sink
 
     def run(self, inputs: list[str], params: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
         """One result per input, in input order. `kind` defaults to the task's first kind. A kind
