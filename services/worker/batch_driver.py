@@ -53,6 +53,19 @@ def advance_all(celery: Celery, settings: Settings) -> int:
     return len(ids)
 
 
+def top_up_after(job_ids: list[uuid.UUID], celery: Celery, settings: Settings) -> None:
+    """One step for each batch whose chunks are among these just-ended jobs, so that the next
+    chunks are queued while the worker still drains their group, not a beat tick later (the
+    step is the same idempotent, row-locked one beat runs; a batch another driver holds is
+    skipped: that driver tops it up)."""
+    if not settings.batch_topup_on_finish:
+        return
+    with session_scope() as session:
+        ids = batches_repo.batch_ids_of_jobs(session, job_ids)
+    for batch_id in ids:
+        advance(batch_id, celery, settings)
+
+
 def advance(batch_id: uuid.UUID, celery: Celery, settings: Settings) -> str | None:
     """One step of one batch; its status after it (None: ended, or another driver holds it)."""
     with session_scope() as session:

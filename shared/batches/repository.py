@@ -47,6 +47,12 @@ def open_batch_ids(session: Session, limit: int = 100) -> list[uuid.UUID]:
     return list(session.scalars(query))
 
 
+def batch_ids_of_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """The batches these jobs are chunks of (most jobs are not: none)."""
+    query = select(Job.batch_id).where(Job.id.in_(job_ids), Job.batch_id.is_not(None)).distinct()
+    return [batch_id for batch_id in session.scalars(query) if batch_id is not None]
+
+
 def lock_open(session: Session, batch_id: uuid.UUID) -> Batch | None:
     """The batch, row-locked for this transaction, if it is open and no other driver holds it."""
     query = (select(Batch).where(Batch.id == batch_id, Batch.status.in_([s.value for s in OPEN_BATCH_STATUSES]))

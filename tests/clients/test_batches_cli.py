@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ def test_create_wait_output_shows_progress_and_writes_every_input_in_order(serve
     run = seqserve(served, "batches", "create", str(tmp_path / "reviews.jsonl"), "--kind", "classify",
                    "--model", "tiny-sst2", "--wait", "--output", str(out))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "60/60" in run.stderr and "/s" in run.stderr, run.stderr  # completed/total and the rate
+    # completed/total, the rate, time taken and time left: "completed ━━━ 60/60 14.7/s 0:00:04 0:00:00"
+    assert re.search(r"completed .* 60/60 +\d+\.\d/s +\d:\d\d:\d\d +\d:\d\d:\d\d", run.stderr), run.stderr
     assert "completed" in run.stdout and "60/60" in run.stdout
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["custom_id"] for row in rows] == ids
