@@ -53,7 +53,7 @@ class BatchRun:
     probe_p99_busy_ms: float
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "10%"/"90%" -> api, worker
     chunks: dict[str, float] = field(default_factory=dict)  # from the job rows: _chunk_timings
-    variant: str = "top-up on finish"
+    variant: str = "beat only"
 
 
 def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
@@ -196,8 +196,6 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N inputs of each corpus")
     parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement and idle probe time")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
-    parser.add_argument("--ab", action="store_true",
-                        help="each kind twice, on a stack whose workers do not top batches up (beat only), then do")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH",
                         help="use this checkpoint for the task instead of training the quick preset")
     args = parser.parse_args()
@@ -219,15 +217,15 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
         (workdir / "logs").mkdir()
         runs = []
-        variants = {"beat only": "false", "top-up on finish": "true"} if args.ab else {"top-up on finish": "true"}
+        variants = {"beat only": {}}  # env per variant: an A/B adds one (docs/benchmarks/batches.md)
         for kind in args.kinds:
             content = _corpus(kind, args.limit)
             chunk = get_settings().batch_chunk_inputs[kind]
             limit = in_process_limit(kind, checkpoints[kind], _texts(content[1], kind), chunk, args.seconds)
-            for variant, topup in variants.items():
-                logs = workdir / "logs" / f"{kind}-{topup}"
+            for number, (variant, extra) in enumerate(variants.items()):
+                logs = workdir / "logs" / f"{kind}-{number}"
                 logs.mkdir()
-                with processes.running_processes(env | {"SEQSERVE_BATCH_TOPUP_ON_FINISH": topup}, logs,
+                with processes.running_processes(env | extra, logs,
                                                  ["worker", "--concurrency", "1"], ["beat"]) as (base, procs):
                     run = run_batch(base, procs, kind, f"bench-{kind}", "bench-classify", headers, content,
                                     limit.sentences_per_second, args.seconds, url)

@@ -210,9 +210,6 @@ class Settings(BaseSettings):
     batch_max_chunks_in_flight: int = Field(
         16, ge=1, description="A batch's queued + running job rows at most; the driver adds more as they end.")
     batch_driver_interval_seconds: float = Field(1.0, gt=0, description="How often beat runs the batch driver.")
-    batch_topup_on_finish: bool = Field(
-        True, description="A worker that ends a batch's chunk tops the batch up at once (else only beat's driver "
-        "ticks do): docs/benchmarks/batches.md.")
     batch_window_min_seconds: int = Field(60, ge=1, description="Shortest completion_window accepted.")
     batch_window_max_seconds: int = Field(7 * 86400, ge=1, description="Longest completion_window accepted.")
 

@@ -53,25 +53,6 @@ def advance_all(celery: Celery, settings: Settings) -> int:
     return len(ids)
 
 
-def top_up_after(job_ids: list[uuid.UUID], celery: Celery, settings: Settings) -> None:
-    """A step for each batch whose chunks are among these just-ended jobs once half its chunks
-    in flight have ended, so that the next ones are queued while the worker still drains their
-    group, not a beat tick later (the same idempotent, row-locked step beat runs; a batch
-    another driver holds is skipped: that driver steps it). Half, not each: a step costs a few
-    queries and a wake-up, worth it per many chunks (docs/benchmarks/batches.md)."""
-    if not settings.batch_topup_on_finish:
-        return
-    with session_scope() as session:
-        open_chunks = batches_repo.open_chunks_of_batches_of(session, job_ids)
-    for batch_id, count in open_chunks.items():
-        if count > settings.batch_max_chunks_in_flight // 2:
-            continue
-        try:
-            advance(batch_id, celery, settings)
-        except Exception as exc:  # the chunk's results are written: beat's driver steps the batch instead
-            log.warning("could not top up batch %s after its chunk: %s", batch_id, exc)
-
-
 def advance(batch_id: uuid.UUID, celery: Celery, settings: Settings) -> str | None:
     """One step of one batch; its status after it (None: ended, or another driver holds it)."""
     with session_scope() as session:

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from seqserve.services.worker import batch_driver, shadow
+from seqserve.services.worker import shadow
 from seqserve.services.worker.batching import Batch, first_batch, next_batch
 from seqserve.services.worker.context import WorkerContext
 from seqserve.services.worker.events import batch_events, ended, streaming
@@ -186,7 +186,6 @@ def _drain(wakeup: Wakeup, context: WorkerContext, report: RunReport) -> None:
     while batch is not None:
         run_batch(context, batch)
         context.leases.release(m.claim.job_id for m in batch.members)
-        batch_driver.top_up_after([m.claim.job_id for m in batch.members], context.celery, context.settings)
         report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
         if time.monotonic() - started > context.settings.wakeup_drain_seconds and _hand_on(wakeup, context):
             report.handed_on = True

@@ -47,16 +47,6 @@ def open_batch_ids(session: Session, limit: int = 100) -> list[uuid.UUID]:
     return list(session.scalars(query))
 
 
-def open_chunks_of_batches_of(session: Session, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """For each batch these jobs are chunks of (most jobs are not: none), its queued and
-    running chunks (a count of rows, no inputs read)."""
-    batches = select(Job.batch_id).where(Job.id.in_(job_ids), Job.batch_id.is_not(None)).distinct().subquery()
-    open_count = func.count().filter(Job.status.in_(_OPEN_JOBS))
-    rows = session.execute(select(Job.batch_id, open_count).where(Job.batch_id.in_(select(batches)))
-                           .group_by(Job.batch_id)).all()
-    return {row[0]: int(row[1]) for row in rows if row[0] is not None}
-
-
 def lock_open(session: Session, batch_id: uuid.UUID) -> Batch | None:
     """The batch, row-locked for this transaction, if it is open and no other driver holds it."""
     query = (select(Batch).where(Batch.id == batch_id, Batch.status.in_([s.value for s in OPEN_BATCH_STATUSES]))
