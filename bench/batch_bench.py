@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
+from sqlalchemy import create_engine, text
 
 from bench.machine import cpu_machine
-from bench.serving_bench import DATA_DIR, REDIS, create_database, drop_database, in_process_limit, register, train_quick
+from bench.serving_bench import DATA_DIR, create_database, drop_database, in_process_limit, register, train_quick
 from seqserve.shared.config import get_settings
 from tests import processes
 
@@ -50,6 +52,27 @@ class BatchRun:
     probe_p99_idle_ms: float
     probe_p99_busy_ms: float
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "10%"/"90%" -> api, worker
+    chunks: dict[str, float] = field(default_factory=dict)  # from the job rows: _chunk_timings
+    variant: str = "beat only"
+
+
+def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
+    """Where a batch's time went, from its job rows: the worker's busy seconds (sum of chunk
+    run times), a chunk's mean wait from insert to start, and the finalize lag (last chunk
+    ended -> batch completed)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT count(*), extract(epoch FROM sum(j.finished_at - j.started_at)),"
+                " extract(epoch FROM avg(j.started_at - j.created_at)),"
+                " extract(epoch FROM max(b.completed_at) - max(j.finished_at)),"
+                " extract(epoch FROM max(j.finished_at) - min(j.created_at))"
+                " FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.batch_id = :id"), {"id": batch_id}).one()
+    finally:
+        engine.dispose()
+    names = ("chunks", "busy_s", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s")
+    return {name: round(float(value or 0), 3) for name, value in zip(names, row, strict=True)}
 
 
 def _rss_mb(session_id: int) -> float:
@@ -122,7 +145,7 @@ def _idle_p99(base: str, model: str, headers: dict[str, str], seconds: float) ->
 
 
 def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_model: str, headers: dict[str, str],
-              content: tuple[str, bytes, int], limit_rate: float, idle_seconds: float) -> BatchRun:
+              content: tuple[str, bytes, int], limit_rate: float, idle_seconds: float, url: str) -> BatchRun:
     name, data, count = content
     idle = _idle_p99(base, probe_model, headers, idle_seconds)
     probe = Probe(base, probe_model, headers)
@@ -147,20 +170,23 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
     assert output.count(b"\n") == count, (output.count(b"\n"), count)
     rate = count / elapsed
     return BatchRun(kind, count, round(elapsed, 1), round(rate, 1), round(limit_rate, 1), round(rate / limit_rate, 3),
-                    idle, _p99(probe.latencies), rss)
+                    idle, _p99(probe.latencies), rss, _chunk_timings(url, batch["id"]))
 
 
 def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
     lines = ["# Corpus batches", "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
              f"{cpu_machine()}; one worker (concurrency 1), one API process, beat; `--limit {args.limit}`. "
              "Machine shared with other sessions' work: treat the numbers as a floor.", "",
-             "| kind | inputs | seconds | inputs/s | in-process/s | ratio | probe p99 idle / busy (ms) | RSS at 10% / 90% (MB) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| variant | kind | inputs | seconds | inputs/s | in-process/s | ratio | probe p99 idle / busy (ms) | "
+             "RSS at 10% / 90% (MB) | chunks: n, busy s, mean wait s, finalize lag s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         rss = " / ".join(f"api {m['api']} worker {m['worker']}" for m in run.rss_mb.values())
-        lines.append(f"| {run.kind} | {run.inputs} | {run.seconds} | {run.inputs_per_second} | "
+        chunks = ", ".join(str(run.chunks.get(name, "-")) for name in ("chunks", "busy_s", "mean_wait_s",
+                                                                         "finalize_lag_s"))
+        lines.append(f"| {run.variant} | {run.kind} | {run.inputs} | {run.seconds} | {run.inputs_per_second} | "
                      f"{run.in_process_per_second} | {run.ratio} | {run.probe_p99_idle_ms} / {run.probe_p99_busy_ms} | "
-                     f"{rss} |")
+                     f"{rss} | {chunks} |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,6 +199,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH",
                         help="use this checkpoint for the task instead of training the quick preset")
     args = parser.parse_args()
+    # A Redis database of this run's own, claimed as a test run claims one: on the shared fixed
+    # one, another run's leftover workers took this run's wake-ups (docs/benchmarks/batches.md).
+    from tests.conftest import REDIS_URL as REDIS
+
+    redis.Redis.from_url(REDIS).flushdb()
     url, workdir = create_database(), Path(tempfile.mkdtemp(prefix="batch-bench-"))
     try:
         env = {"SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": REDIS, "SEQSERVE_VAR_DIR": str(workdir / "var"),
@@ -186,14 +217,19 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
         (workdir / "logs").mkdir()
         runs = []
-        with processes.running_processes(env, workdir / "logs", ["worker", "--concurrency", "1"], ["beat"]) as (
-                base, procs):
-            for kind in args.kinds:
-                content = _corpus(kind, args.limit)
-                chunk = get_settings().batch_chunk_inputs[kind]
-                limit = in_process_limit(kind, checkpoints[kind], _texts(content[1], kind), chunk, args.seconds)
-                run = run_batch(base, procs, kind, f"bench-{kind}", "bench-classify", headers, content,
-                                limit.sentences_per_second, args.seconds)
+        variants = {"beat only": {}}  # env per variant: an A/B adds one (docs/benchmarks/batches.md)
+        for kind in args.kinds:
+            content = _corpus(kind, args.limit)
+            chunk = get_settings().batch_chunk_inputs[kind]
+            limit = in_process_limit(kind, checkpoints[kind], _texts(content[1], kind), chunk, args.seconds)
+            for number, (variant, extra) in enumerate(variants.items()):
+                logs = workdir / "logs" / f"{kind}-{number}"
+                logs.mkdir()
+                with processes.running_processes(env | extra, logs,
+                                                 ["worker", "--concurrency", "1"], ["beat"]) as (base, procs):
+                    run = run_batch(base, procs, kind, f"bench-{kind}", "bench-classify", headers, content,
+                                    limit.sentences_per_second, args.seconds, url)
+                run.variant = variant
                 print(json.dumps(asdict(run)), flush=True)
                 runs.append(run)
         text = report(runs, args)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,13 +80,15 @@ class Profile:
             for key in table:
                 table[key] *= factor
 
-    def add_inputs(self, texts: list[str], tokenize: Callable[[str], list[str]], known: Callable[[str], bool]
-                   ) -> list[int]:
-        """Count texts; returns their token counts (for a length histogram)."""
+    def add_inputs(self, texts: Sequence[str | list[str]], tokenize: Callable[[str], list[str]],
+                   known: Callable[[str], bool]) -> list[int]:
+        """Count texts (a pretokenized input, as a corpus batch's CoNLL-U sentences, is its own
+        tokens); returns their token counts (for a length histogram)."""
         self._age(len(texts))
         counts = []
-        for text in texts:
-            tokens = tokenize(text)
+        for given in texts:
+            tokens = list(given) if isinstance(given, list) else tokenize(given)
+            text = " ".join(given) if isinstance(given, list) else given
             counts.append(len(tokens))
             self.inputs += 1
             self.tokens += len(tokens)

@@ -139,11 +139,15 @@ def _exit_code(exc: Exception) -> int:
 def run(args: argparse.Namespace) -> int:
     """One user command: its function in `commands`, the client's errors as exit codes."""
     import json
+    import logging
 
     from seqserve_client import ApiError, Client, SeqserveError
 
     from seqserve.services.usercli import commands, render
 
+    # httpx logs every request at INFO, which would bury a progress bar and break `--json`
+    # callers that read stderr; its warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     func: Callable[[argparse.Namespace, Client], int] = getattr(commands, args.command_func)
     try:
         with Client(args.url, args.api_key, timeout=max(30.0, min(args.timeout, 120.0))) as client:

@@ -35,3 +35,12 @@ def test_a_reference_carries_label_shares_and_the_label_set() -> None:
                                                                                    "positive"], ["negative", "positive"])
     assert reference["predictions"] == {"positive": 0.75, "negative": 0.25}
     assert reference["labels"] == ["negative", "positive"] and reference["oov_ratio"] == 0.5
+
+
+def test_a_pretokenized_input_counts_as_its_own_tokens() -> None:
+    def no_tokenizer(text: str) -> list[str]:
+        raise AssertionError(f"a pretokenized input was tokenized again: {text!r}")
+
+    profile = drift.Profile()
+    assert profile.add_inputs([["New", "York", "is", "n't", "far"]], no_tokenizer, {"New", "is"}.__contains__) == [5]
+    assert profile.summary()["oov_ratio"] == pytest.approx(3 / 5)
