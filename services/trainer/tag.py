@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
+from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, mix_feedback, seeded_subset
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.conllu import Sentence, read_conllu
 from seqserve.services.trainer.outcome import TrainOutcome
@@ -57,12 +57,16 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     cfg, device = run.cfg, run.device
     paths = [data_dir / cfg[key] for key in ("train_file", "dev_file", "test_file")]
     embeddings_path = _embeddings_path(data_dir, cfg)
-    data_fingerprint = run.fingerprint(paths + ([embeddings_path] if embeddings_path else []))
+    feedback_path = data_dir / cfg["feedback_file"] if cfg["feedback_file"] else None
+    extra_paths = [path for path in (embeddings_path, feedback_path) if path is not None]
+    data_fingerprint = run.fingerprint(paths + extra_paths)
     train, dev, test = (read_conllu(path, cfg["column"]) for path in paths)
+    # Corrections carry the model's own tags in the UPOS column, whichever column it learnt.
+    feedback = mix_feedback(read_conllu(feedback_path, "upos"), cfg) if feedback_path else []
     # Every split's tags get an id, so a rare tag missing from a training slice (or from train
     # altogether) scores as an error instead of crashing the evaluation.
-    tags = sorted({tag for split in (train, dev, test) for _, tag_list in split for tag in tag_list})
-    train = seeded_subset(train, cfg["max_train_examples"], cfg["seed"])
+    tags = sorted({tag for split in (train, dev, test, feedback) for _, tag_list in split for tag in tag_list})
+    train = seeded_subset(train, cfg["max_train_examples"], cfg["seed"]) + feedback
     encoder = _build_encoder(train, cfg)
     dev_batches = _eval_batches(dev, encoder, tags, cfg)
     evaluate_dev = functools.partial(evaluate_batches, batches=dev_batches, device=device)
