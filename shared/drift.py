@@ -29,6 +29,19 @@ def length_bucket(tokens: int) -> str:
     return f"gt{LENGTH_BUCKETS[-1]}"
 
 
+# Translate's prediction profile: output tokens per source token, in these buckets (a
+# translator that drifts out of domain stops early or babbles on).
+RATIO_BUCKETS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+
+def ratio_bucket(output_tokens: int, source_tokens: int) -> str:
+    ratio = output_tokens / max(source_tokens, 1)
+    for bound in RATIO_BUCKETS:
+        if ratio <= bound:
+            return f"ratio_le{bound}"
+    return f"ratio_gt{RATIO_BUCKETS[-1]}"
+
+
 def char_class(char: str) -> str:
     if char.isascii() and char.isalpha():
         return "ascii_letter"

@@ -18,13 +18,14 @@ from seqserve.shared.config import get_settings
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.feedback import repository as feedback_repo
 from seqserve.shared.registry import repository as registry_repo
+from seqserve.shared.text.corpus_tokens import to_corpus_tokens
 from seqserve.shared.training import DEFAULT_MODEL_NAMES
 from seqserve.shared.training import repository as runs_repo
 from seqserve.shared.training.presets import resolve_config
 
 # Tasks whose trainer reads a feedback file (FeedbackMix in shared/training/configs.py), by
 # the job kind whose corrections it folds in.
-FEEDBACK_KINDS = {"classify": "classify", "tag": "tag"}
+FEEDBACK_KINDS = {"classify": "classify", "tag": "tag", "translate": "translate"}
 
 
 def _one_line(text: str) -> str:
@@ -51,8 +52,15 @@ def _tag_rows(rows: list[Any]) -> str:
     return "".join(blocks)
 
 
+def _translate_rows(rows: list[Any]) -> str:
+    # Both sides spelled as the Multi30k tok/ files (lowercased, Moses escapes), a tab between.
+    lines = [f"{' '.join(source)}\t{' '.join(target)}\n" for row in rows
+             if (source := to_corpus_tokens(row.input_text)) and (target := to_corpus_tokens(row.correction["translation"]))]
+    return "".join(lines)
+
+
 # Per task: the feedback file's text from the rows (oldest first) and its suffix.
-_FORMATS = {"classify": (_classify_rows, "tsv"), "tag": (_tag_rows, "conllu")}
+_FORMATS = {"classify": (_classify_rows, "tsv"), "tag": (_tag_rows, "conllu"), "translate": (_translate_rows, "pairs.tsv")}
 
 
 def write_feedback(task: str, model_name: str, limit: int) -> Path | None:

@@ -165,7 +165,7 @@ class GenerateConfig(TrainConfig):
     embedding_dim: Width
 
 
-class TranslateConfig(TrainConfig):
+class TranslateConfig(FeedbackMix, TrainConfig):
     """Attentional seq2seq translation (Multi30k English -> German by default)."""
 
     corpus: DataPath = "multi30k_en_de/tok"

@@ -11,9 +11,9 @@ from seqserve.services.trainer.tag import known_word, train_tagger
 from seqserve.services.worker.handlers.tag import tag_tokens
 from seqserve.shared import drift
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.text.vocab import Vocab
 from seqserve.shared.training.configs import TagConfig
 from seqserve.shared.training.presets import PRESETS, resolve_config
-from seqserve.shared.text.vocab import Vocab
 
 resolve = functools.partial(resolve_config, "tag")
 TINY = {
