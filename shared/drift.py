@@ -133,9 +133,14 @@ class Profile:
 
 
 def scores(reference: dict[str, Any], live: dict[str, Any]) -> dict[str, float]:
-    """PSI per aspect (lengths, chars, predictions) of a live summary against a reference."""
-    return {aspect: psi(reference.get(aspect) or {}, live[aspect])
-            for aspect in ("lengths", "chars", "predictions") if live[aspect] and reference.get(aspect)}
+    """PSI per aspect (lengths, chars, predictions) of a live summary against a reference, and
+    for a language model "logprob": how many nats per token less likely live text is than dev
+    (0.25, the alert's bound, is perplexity up by e^0.25, about 1.28x)."""
+    found = {aspect: psi(reference.get(aspect) or {}, live[aspect])
+             for aspect in ("lengths", "chars", "predictions") if live[aspect] and reference.get(aspect)}
+    if live.get("mean_logprob") is not None and reference.get("mean_logprob") is not None:
+        found["logprob"] = reference["mean_logprob"] - live["mean_logprob"]
+    return found
 
 
 def reference(texts: list[str], tokenize: Callable[[str], list[str]], known: Callable[[str], bool],

@@ -92,6 +92,8 @@ class DriftMonitor:
         lengths = watched.profile.add_inputs(inputs, table.tokenize, lambda t: _known(table, t))
         for count, result in zip(lengths, results, strict=True):
             watched.profile.add_predictions(_predictions(kind, result, count))
+            if kind == "score":
+                watched.profile.add_logprobs(result.get("token_logprobs", []))
         labels = (version.model_name, str(version.version))
         for count in lengths:
             INPUT_TOKENS.labels(*labels).observe(count)
