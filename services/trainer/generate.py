@@ -82,7 +82,8 @@ def _drift_reference(dev_stream: list[str], vocab: Vocab, dev_loss: float) -> di
     """Dev lines (the stream cut at each "<eos>") as the handler reads text, a token known when
     it has a row of its own (the corpus's own "<unk>" encodes as <unk>), and as the prediction reference
     the dev mean per-token log-prob (the negated loss, "<eos>" steps included as `score` does)."""
-    lines, line = [], []
+    lines: list[str] = []
+    line: list[str] = []
     for token in dev_stream:
         if token == EOS:
             lines.append(" ".join(line))

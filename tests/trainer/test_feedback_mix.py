@@ -66,8 +66,10 @@ def test_translate_feedback_changes_the_next_runs_data_and_fingerprint(db: str, 
 
     path = write_feedback("translate", "m30k", 100)
     assert path is not None and path.name.endswith(".pairs.tsv")
-    assert read_pair_lines(path) == [("the zorblax isn &apos;t sleeping .".split(), "der zorblax schnorpelt nicht .".split()),
-                                     ("a zorblax runs .".split(), "ein zorblax rennt .".split())]
+    assert read_pair_lines(path) == [
+        (["the", "zorblax", "isn", "&apos;t", "sleeping", "."], ["der", "zorblax", "schnorpelt", "nicht", "."]),
+        (["a", "zorblax", "runs", "."], ["ein", "zorblax", "rennt", "."]),
+    ]
     overrides = TRANSLATE_TINY | {"feedback_file": str(path), "min_freq": 1}
     second = train_translator(data_dir, tmp_path / "v2" / "model.pt", "quick", overrides, CPU, progress=False)
     assert second.data_fingerprint != first.data_fingerprint

@@ -20,9 +20,9 @@ from seqserve.services.trainer.translate import (
 from seqserve.shared import drift
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
 from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
-from seqserve.shared.training.configs import TranslateConfig
 from seqserve.shared.text.corpus_tokens import to_corpus_tokens
 from seqserve.shared.text.vocab import Vocab
+from seqserve.shared.training.configs import TranslateConfig
 from seqserve.shared.training.presets import PRESETS, resolve_config
 
 resolve = functools.partial(resolve_config, "translate")
