@@ -35,3 +35,15 @@ def test_a_reference_carries_label_shares_and_the_label_set() -> None:
                                                                                    "positive"], ["negative", "positive"])
     assert reference["predictions"] == {"positive": 0.75, "negative": 0.25}
     assert reference["labels"] == ["negative", "positive"] and reference["oov_ratio"] == 0.5
+
+
+def test_length_ratios_bucket_and_a_language_models_logprob_is_an_aspect() -> None:
+    assert [drift.ratio_bucket(out, 10) for out in (5, 10, 11, 30)] == [
+        "ratio_le0.5", "ratio_le1.0", "ratio_le1.25", "ratio_gt2.0"]
+    assert drift.ratio_bucket(3, 0) == "ratio_gt2.0"  # no source tokens: never a division by zero
+    reference = drift.reference(["a b"], str.split, {"a"}.__contains__, [], [], logprobs=[-4.0])
+    live = drift.Profile()
+    live.add_inputs(["a b"], str.split, {"a"}.__contains__)
+    live.add_logprobs([-5.0, -6.0])
+    assert drift.scores(reference, live.summary())["logprob"] == pytest.approx(1.5)
+    assert "logprob" not in drift.scores({**reference, "mean_logprob": None}, live.summary())
