@@ -29,6 +29,19 @@ def length_bucket(tokens: int) -> str:
     return f"gt{LENGTH_BUCKETS[-1]}"
 
 
+# Translate's prediction profile: output tokens per source token, in these buckets (a
+# translator that drifts out of domain stops early or babbles on).
+RATIO_BUCKETS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+
+def ratio_bucket(output_tokens: int, source_tokens: int) -> str:
+    ratio = output_tokens / max(source_tokens, 1)
+    for bound in RATIO_BUCKETS:
+        if ratio <= bound:
+            return f"ratio_le{bound}"
+    return f"ratio_gt{RATIO_BUCKETS[-1]}"
+
+
 def char_class(char: str) -> str:
     if char.isascii() and char.isalpha():
         return "ascii_letter"
@@ -122,9 +135,14 @@ class Profile:
 
 
 def scores(reference: dict[str, Any], live: dict[str, Any]) -> dict[str, float]:
-    """PSI per aspect (lengths, chars, predictions) of a live summary against a reference."""
-    return {aspect: psi(reference.get(aspect) or {}, live[aspect])
-            for aspect in ("lengths", "chars", "predictions") if live[aspect] and reference.get(aspect)}
+    """PSI per aspect (lengths, chars, predictions) of a live summary against a reference, and
+    for a language model "logprob": how many nats per token less likely live text is than dev
+    (0.25, the alert's bound, is perplexity up by e^0.25, about 1.28x)."""
+    found = {aspect: psi(reference.get(aspect) or {}, live[aspect])
+             for aspect in ("lengths", "chars", "predictions") if live[aspect] and reference.get(aspect)}
+    if live.get("mean_logprob") is not None and reference.get("mean_logprob") is not None:
+        found["logprob"] = reference["mean_logprob"] - live["mean_logprob"]
+    return found
 
 
 def reference(texts: list[str], tokenize: Callable[[str], list[str]], known: Callable[[str], bool],

@@ -39,3 +39,11 @@ def drop_words(ids: Sequence[int], p: float, rng: random.Random, unk_id: int) ->
     if p <= 0:  # no draws at all: they would shift every later shuffle of the run
         return list(ids)
     return [unk_id if rng.random() < p else i for i in ids]
+
+
+def mix_feedback(corrections: list[T], cfg: dict[str, Any]) -> list[T]:
+    """The mixing policy (FeedbackMix): the newest `feedback_max_examples` corrections (files
+    list them oldest first), each `feedback_repeat` times, so a few hundred corrections weigh
+    against tens of thousands of training examples."""
+    newest = corrections[-cfg["feedback_max_examples"]:]
+    return [example for example in newest for _ in range(cfg["feedback_repeat"])]

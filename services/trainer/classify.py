@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
+from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, mix_feedback, seeded_subset
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.datasets import Example, read_sst2
 from seqserve.services.trainer.outcome import TrainOutcome
@@ -66,12 +66,7 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
 
 
 def feedback_examples(path: Path | None, cfg: dict[str, Any]) -> list[Example]:
-    """The mixing policy (FeedbackMix): the file's newest `feedback_max_examples` rows, each
-    `feedback_repeat` times, so a few hundred corrections weigh against 67k sentences."""
-    if path is None:
-        return []
-    newest = read_sst2(path)[-cfg["feedback_max_examples"]:]
-    return [example for example in newest for _ in range(cfg["feedback_repeat"])]
+    return mix_feedback(read_sst2(path), cfg) if path is not None else []
 
 
 def _drift_reference(texts: list[str], vocab: Vocab, model: nn.Module, batches: list[ClassifyBatch],

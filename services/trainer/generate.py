@@ -26,8 +26,10 @@ from seqserve.services.trainer.corpora import (
     read_corpus,
 )
 from seqserve.services.trainer.outcome import TrainOutcome
+from seqserve.shared import drift
 from seqserve.shared.nn.evaluation import evaluating
 from seqserve.shared.nn.language_model import (
+    EOS,
     LanguageModelConfig,
     RecurrentState,
     RNNLanguageModel,
@@ -72,7 +74,28 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     metrics = evaluate(model)
     test_metrics = evaluate_stream(model, test, cfg["bptt"], device)
     metrics |= {f"test_{name}": value for name, value in test_metrics.items()}
-    return run.save(model, {"vocab": vocab.to_list()}, result, metrics, data_fingerprint, out_path)
+    extras = {"vocab": vocab.to_list(), "drift_reference": _drift_reference(streams["valid"], vocab, metrics["loss"])}
+    return run.save(model, extras, result, metrics, data_fingerprint, out_path)
+
+
+def _drift_reference(dev_stream: list[str], vocab: Vocab, dev_loss: float) -> dict[str, Any]:
+    """Dev lines (the stream cut at each "<eos>") as the handler reads text, a token known when
+    it has a row of its own (the corpus's own "<unk>" encodes as <unk>), and as the prediction reference
+    the dev mean per-token log-prob (the negated loss, "<eos>" steps included as `score` does)."""
+    lines: list[str] = []
+    line: list[str] = []
+    for token in dev_stream:
+        if token == EOS:
+            lines.append(" ".join(line))
+            line = []
+        else:
+            line.append(token)
+    known = functools.partial(known_token, vocab)
+    return drift.reference([text for text in lines if text], str.split, known, (), []) | {"mean_logprob": -dev_loss}
+
+
+def known_token(vocab: Vocab, token: str) -> bool:
+    return vocab.encode([token])[0] not in (vocab.pad_id, vocab.unk_id)
 
 
 train_language_model = TaskTrainer("generate", OBJECTIVE, _train)

@@ -29,6 +29,19 @@ def read_parallel(src_path: Path, tgt_path: Path) -> list[Pair]:
     return list(zip(src_lines, tgt_lines, strict=True))
 
 
+def read_pair_lines(path: Path) -> list[Pair]:
+    """Pairs from one file, a tab between the tokenized source and target (translate feedback)."""
+    pairs = []
+    for number, line in enumerate(_read_bytes(Path(path)).decode("utf-8").splitlines(), start=1):
+        source, tab, target = line.partition("\t")
+        if not tab or not source.split() or not target.split():
+            raise DataFormatError(path, "expected source<TAB>target, both non-empty", number)
+        pairs.append((source.split(), target.split()))
+    if not pairs:
+        raise DataFormatError(path, "no sentence pairs")
+    return pairs
+
+
 def _read_lines(path: Path) -> list[list[str]]:
     """Tokens of every line; empty or undecodable lines raise, naming file and 1-based line."""
     raw_lines = _read_bytes(path).split(b"\n")

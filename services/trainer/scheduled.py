@@ -18,13 +18,14 @@ from seqserve.shared.config import get_settings
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.feedback import repository as feedback_repo
 from seqserve.shared.registry import repository as registry_repo
+from seqserve.shared.text.corpus_tokens import to_corpus_tokens
 from seqserve.shared.training import DEFAULT_MODEL_NAMES
 from seqserve.shared.training import repository as runs_repo
 from seqserve.shared.training.presets import resolve_config
 
 # Tasks whose trainer reads a feedback file (FeedbackMix in shared/training/configs.py), by
 # the job kind whose corrections it folds in.
-FEEDBACK_KINDS = {"classify": "classify"}
+FEEDBACK_KINDS = {"classify": "classify", "tag": "tag", "translate": "translate"}
 
 
 def _one_line(text: str) -> str:
@@ -38,6 +39,30 @@ def _classify_rows(rows: list[Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tag_rows(rows: list[Any]) -> str:
+    # CoNLL-U with the corrected tag in the UPOS column (the tagger reads it from there,
+    # whichever column it was trained on); the tokens are the ones the job answered for.
+    blocks = []
+    for row in rows:
+        pairs = zip(row.correction.get("tokens", []), row.correction.get("tags", []), strict=True)
+        lines = [f"{i}\t{form}\t_\t{tag}\t_\t_\t_\t_\t_\t_" for i, (form, tag) in enumerate(pairs, start=1)
+                 if form.strip() == form and form]
+        if lines:
+            blocks.append("\n".join(lines) + "\n\n")
+    return "".join(blocks)
+
+
+def _translate_rows(rows: list[Any]) -> str:
+    # Both sides spelled as the Multi30k tok/ files (lowercased, Moses escapes), a tab between.
+    lines = [f"{' '.join(source)}\t{' '.join(target)}\n" for row in rows
+             if (source := to_corpus_tokens(row.input_text)) and (target := to_corpus_tokens(row.correction["translation"]))]
+    return "".join(lines)
+
+
+# Per task: the feedback file's text from the rows (oldest first) and its suffix.
+_FORMATS = {"classify": (_classify_rows, "tsv"), "tag": (_tag_rows, "conllu"), "translate": (_translate_rows, "pairs.tsv")}
+
+
 def write_feedback(task: str, model_name: str, limit: int) -> Path | None:
     """The model's feedback as the task's training file, named by its content (the same
     corrections give the same file, hence the same fingerprint); None without any."""
@@ -48,11 +73,14 @@ def write_feedback(task: str, model_name: str, limit: int) -> Path | None:
         rows = list(feedback_repo.for_model(session, model_name, kind, limit))
     if not rows:
         return None
-    text = _classify_rows(rows)
+    render, suffix = _FORMATS[task]
+    text = render(rows)
+    if not text.strip():
+        return None
     settings = get_settings()
     assert settings.artifact_dir is not None
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    path = settings.artifact_dir / "models" / model_name / "feedback" / f"{digest}.tsv"
+    path = settings.artifact_dir / "models" / model_name / "feedback" / f"{digest}.{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path.resolve()

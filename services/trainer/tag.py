@@ -13,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, seeded_subset
+from seqserve.services.trainer.batching import drop_words, length_grouped_epoch, mix_feedback, seeded_subset
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.conllu import Sentence, read_conllu
 from seqserve.services.trainer.outcome import TrainOutcome
 from seqserve.services.trainer.pretrained import initialise_embedding
+from seqserve.shared import drift
 from seqserve.shared.nn.embeddings import load_pretrained_embeddings
 from seqserve.shared.nn.evaluation import accuracy, evaluating
 from seqserve.shared.nn.padding import pad_sequences
@@ -56,16 +57,19 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     cfg, device = run.cfg, run.device
     paths = [data_dir / cfg[key] for key in ("train_file", "dev_file", "test_file")]
     embeddings_path = _embeddings_path(data_dir, cfg)
-    data_fingerprint = run.fingerprint(paths + ([embeddings_path] if embeddings_path else []))
+    feedback_path = data_dir / cfg["feedback_file"] if cfg["feedback_file"] else None
+    extra_paths = [path for path in (embeddings_path, feedback_path) if path is not None]
+    data_fingerprint = run.fingerprint(paths + extra_paths)
     train, dev, test = (read_conllu(path, cfg["column"]) for path in paths)
+    # Corrections carry the model's own tags in the UPOS column, whichever column it learnt.
+    feedback = mix_feedback(read_conllu(feedback_path, "upos"), cfg) if feedback_path else []
     # Every split's tags get an id, so a rare tag missing from a training slice (or from train
     # altogether) scores as an error instead of crashing the evaluation.
-    tags = sorted({tag for split in (train, dev, test) for _, tag_list in split for tag in tag_list})
-    train = seeded_subset(train, cfg["max_train_examples"], cfg["seed"])
+    tags = sorted({tag for split in (train, dev, test, feedback) for _, tag_list in split for tag in tag_list})
+    train = seeded_subset(train, cfg["max_train_examples"], cfg["seed"]) + feedback
     encoder = _build_encoder(train, cfg)
-    evaluate_dev = functools.partial(
-        evaluate_batches, batches=_eval_batches(dev, encoder, tags, cfg), device=device
-    )
+    dev_batches = _eval_batches(dev, encoder, tags, cfg)
+    evaluate_dev = functools.partial(evaluate_batches, batches=dev_batches, device=device)
     torch.manual_seed(cfg["seed"])  # weight initialisation; fit() reseeds for dropout
     model = SequenceTagger(_model_config(cfg, encoder, len(tags)))
     found = _init_embeddings(model, embeddings_path, encoder.words, cfg)
@@ -75,9 +79,30 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     test_metrics = evaluate_batches(model, _eval_batches(test, encoder, tags, cfg), device)
     metrics = dict(result.best_metrics) | {f"test_{k}": v for k, v in test_metrics.items()}
     metrics |= {k: float(v) for k, v in lineage.items() if k != "pretrained_version"}
-    extras = {**encoder.to_payload(), "tags": list(tags)}  # vocab, char_vocab, lowercase_words, max_word_chars
+    extras = {**encoder.to_payload(), "tags": list(tags),  # vocab, char_vocab, lowercase_words, max_word_chars
+              "drift_reference": _drift_reference(dev, encoder, tags, model, dev_batches, device)}
     run_info = {"pretrained_found": found, **lineage}
     return run.save(model, extras, result, metrics, data_fingerprint, out_path, run_info=run_info)
+
+
+def _drift_reference(dev: list[Sentence], encoder: TokenEncoder, tags: list[str], model: nn.Module,
+                     batches: list[TagBatch], device: torch.device) -> dict[str, Any]:
+    """Dev sentences as the handler reads them (tokens joined by spaces, a token known when
+    its form or lower case has a row) and the shares of the tags the trained model predicts."""
+    with evaluating(model):
+        predicted = [tags[i] for batch in batches for i in _predicted_ids(model, batch.to(device))]
+    texts = [" ".join(words) for words, _ in dev]
+    return drift.reference(texts, str.split, functools.partial(known_word, encoder.words), predicted, tags)
+
+
+def known_word(vocab: Vocab, token: str) -> bool:
+    return any(vocab.encode([form])[0] not in (vocab.pad_id, vocab.unk_id) for form in (token, token.lower()))
+
+
+def _predicted_ids(model: nn.Module, batch: TagBatch) -> list[int]:
+    logits = model(batch.words, batch.chars, batch.lengths)  # [B, T, K]
+    real = token_mask(batch.lengths, batch.words.size(1)).to(logits.device)  # [B, T]
+    return logits[real].argmax(-1).tolist()
 
 
 train_tagger = TaskTrainer("tag", OBJECTIVE, _train)

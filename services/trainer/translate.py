@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqserve.services.trainer.batching import length_grouped_epoch, seeded_subset
+from seqserve.services.trainer.batching import length_grouped_epoch, mix_feedback, seeded_subset
 from seqserve.services.trainer.common import Objective, TaskTrainer, TrainingSetup
 from seqserve.services.trainer.outcome import TrainOutcome
-from seqserve.services.trainer.parallel import Pair, read_parallel
+from seqserve.services.trainer.parallel import Pair, read_pair_lines, read_parallel
+from seqserve.shared import drift
 from seqserve.shared.nn.decoding import beam_search, greedy_decode
 from seqserve.shared.nn.evaluation import evaluating
 from seqserve.shared.nn.padding import pad_sequences
@@ -51,14 +52,15 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     """Parallel text -> an attentional seq2seq, selected on dev greedy BLEU, scored on test beam BLEU."""
     cfg, device = run.cfg, run.device
     paths = {split: _split_paths(data_dir, cfg, split) for split in ("train", "dev", "test")}
-    data_fingerprint = run.fingerprint([p for pair in paths.values() for p in pair])
+    feedback_path = data_dir / cfg["feedback_file"] if cfg["feedback_file"] else None
+    data_fingerprint = run.fingerprint([p for pair in paths.values() for p in pair] + ([feedback_path] if feedback_path else []))
     train = seeded_subset(read_parallel(*paths["train"]), cfg["max_train_examples"], cfg["seed"])
+    train += mix_feedback(read_pair_lines(feedback_path), cfg) if feedback_path else []
     src_vocab = Vocab.build((s for s, _ in train), cfg["min_freq"], cfg["max_vocab_size"])
     tgt_vocab = target_vocab((t for _, t in train), cfg["min_freq"], cfg["max_vocab_size"])
-    dev, test = (
-        _EvalSet.build(read_parallel(*paths[split]), src_vocab, tgt_vocab, cfg["eval_batch_size"])
-        for split in ("dev", "test")
-    )
+    dev_pairs = read_parallel(*paths["dev"])
+    dev = _EvalSet.build(dev_pairs, src_vocab, tgt_vocab, cfg["eval_batch_size"])
+    test = _EvalSet.build(read_parallel(*paths["test"]), src_vocab, tgt_vocab, cfg["eval_batch_size"])
     evaluate = functools.partial(evaluate_dev, data=dev, cfg=cfg, device=device)
     torch.manual_seed(cfg["seed"])  # weight initialisation; fit() reseeds for dropout
     model = Seq2Seq(_model_config(cfg, len(src_vocab), len(tgt_vocab)))
@@ -67,8 +69,27 @@ def _train(run: TrainingSetup, data_dir: Path, out_path: Path) -> TrainOutcome:
     result = run.fit(model, batches, evaluate, loss_fn)
     # fit() restored the best epoch's weights; its dev metrics are those weights' metrics.
     metrics = result.best_metrics | {"test_bleu": test_bleu(model, test, cfg, device)}
-    extras = {"src_vocab": src_vocab.to_list(), "tgt_vocab": tgt_vocab.to_list()}
+    extras = {"src_vocab": src_vocab.to_list(), "tgt_vocab": tgt_vocab.to_list(),
+              "drift_reference": _drift_reference(model, dev_pairs, dev, src_vocab, cfg, device)}
     return run.save(model, extras, result, metrics, data_fingerprint, out_path)
+
+
+def _drift_reference(model: Seq2Seq, pairs: list[Pair], dev: _EvalSet, src_vocab: Vocab, cfg: dict[str, Any],
+                     device: torch.device) -> dict[str, Any]:
+    """The source side of dev as the handler reads it, and as the prediction profile the
+    output/source length ratio of greedy translations (drift.ratio_bucket): no label set."""
+    ratios = []
+    with evaluating(model):
+        for batch in dev.batches:
+            batch = batch.to(device)
+            outputs = greedy_decode(model, batch.src, batch.src_lengths, cfg["max_decode_len"])
+            ratios += [drift.ratio_bucket(len(ids), int(n)) for ids, n in zip(outputs, batch.src_lengths, strict=True)]
+    known = functools.partial(known_source, src_vocab)
+    return drift.reference([" ".join(source) for source, _ in pairs], str.split, known, ratios, [])
+
+
+def known_source(vocab: Vocab, token: str) -> bool:
+    return vocab.encode([token])[0] != vocab.unk_id
 
 
 train_translator = TaskTrainer("translate", OBJECTIVE, _train)

@@ -32,11 +32,13 @@ log = logging.getLogger(__name__)
 _SPECIAL_ROWS = 2  # <pad>, <unk>: seqserve.shared.text.vocab
 
 
-def _predictions(kind: str, result: dict[str, Any]) -> list[str]:
+def _predictions(kind: str, result: dict[str, Any], source_tokens: int) -> list[str]:
     if kind == "classify":
         return [str(result["label"])]
     if kind == "tag":
         return [str(tag) for tag in result.get("tags", [])]
+    if kind == "translate" and source_tokens:
+        return [drift.ratio_bucket(len(result.get("tokens", [])), source_tokens)]
     return []
 
 
@@ -88,8 +90,10 @@ class DriftMonitor:
             return
         table = watched.table
         lengths = watched.profile.add_inputs(inputs, table.tokenize, lambda t: _known(table, t))
-        for result in results:
-            watched.profile.add_predictions(_predictions(kind, result))
+        for count, result in zip(lengths, results, strict=True):
+            watched.profile.add_predictions(_predictions(kind, result, count))
+            if kind == "score":
+                watched.profile.add_logprobs(result.get("token_logprobs", []))
         labels = (version.model_name, str(version.version))
         for count in lengths:
             INPUT_TOKENS.labels(*labels).observe(count)

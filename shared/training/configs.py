@@ -122,7 +122,7 @@ def _column(value: Any) -> str | int:
                               {"names": list(get_args(ConllColumn))})
 
 
-class TagConfig(PretrainedInit, TrainConfig):
+class TagConfig(FeedbackMix, PretrainedInit, TrainConfig):
     """Sequence tagging on CoNLL-U (UD English EWT UPOS by default)."""
 
     train_file: DataPath = "ud_english_ewt/en_ewt-ud-train.conllu.gz"
@@ -165,7 +165,7 @@ class GenerateConfig(TrainConfig):
     embedding_dim: Width
 
 
-class TranslateConfig(TrainConfig):
+class TranslateConfig(FeedbackMix, TrainConfig):
     """Attentional seq2seq translation (Multi30k English -> German by default)."""
 
     corpus: DataPath = "multi30k_en_de/tok"

@@ -44,3 +44,15 @@ def test_a_pretokenized_input_counts_as_its_own_tokens() -> None:
     profile = drift.Profile()
     assert profile.add_inputs([["New", "York", "is", "n't", "far"]], no_tokenizer, {"New", "is"}.__contains__) == [5]
     assert profile.summary()["oov_ratio"] == pytest.approx(3 / 5)
+
+
+def test_length_ratios_bucket_and_a_language_models_logprob_is_an_aspect() -> None:
+    assert [drift.ratio_bucket(out, 10) for out in (5, 10, 11, 30)] == [
+        "ratio_le0.5", "ratio_le1.0", "ratio_le1.25", "ratio_gt2.0"]
+    assert drift.ratio_bucket(3, 0) == "ratio_gt2.0"  # no source tokens: never a division by zero
+    reference = drift.reference(["a b"], str.split, {"a"}.__contains__, [], [], logprobs=[-4.0])
+    live = drift.Profile()
+    live.add_inputs(["a b"], str.split, {"a"}.__contains__)
+    live.add_logprobs([-5.0, -6.0])
+    assert drift.scores(reference, live.summary())["logprob"] == pytest.approx(1.5)
+    assert "logprob" not in drift.scores({**reference, "mean_logprob": None}, live.summary())

@@ -143,3 +143,16 @@ def test_every_task_takes_a_weight_average_in_range(task: str) -> None:
     for bad in (1.0, 1.5, -0.1, "0.9"):
         with pytest.raises(ValueError, match="ema_decay"):
             resolve_config(task, "quick", {"ema_decay": bad})
+
+
+def test_a_tiny_run_records_a_drift_reference_with_the_dev_mean_logprob(data_dir: Path, tmp_path: Path) -> None:
+    outcome = train_language_model(data_dir, tmp_path / "model.pt", "quick", TINY, torch.device("cpu"),
+                                   progress=False)
+    payload = load_checkpoint(outcome.checkpoint_path, outcome.sha256)
+    reference = outcome.drift_reference
+    assert reference is not None and payload["drift_reference"] == reference
+    assert reference["inputs"] > 3000 and reference["predictions"] == {} and reference["labels"] == []
+    assert reference["mean_logprob"] == pytest.approx(-outcome.metrics["loss"])
+    # The vocabulary is the whole training stream's, so dev misses only PTB's own "<unk>" (~5%).
+    assert 0.03 < reference["oov_ratio"] < 0.08
+    assert sum(reference["lengths"].values()) == pytest.approx(1.0)

@@ -6,8 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqserve.services.trainer.tag import train_tagger
+from seqserve.services.trainer.conllu import read_conllu
+from seqserve.services.trainer.tag import known_word, train_tagger
+from seqserve.services.worker.handlers.tag import tag_tokens
+from seqserve.shared import drift
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
+from seqserve.shared.text.vocab import Vocab
 from seqserve.shared.training.configs import TagConfig
 from seqserve.shared.training.presets import PRESETS, resolve_config
 
@@ -123,3 +127,29 @@ def test_presets_are_tag_configs() -> None:
 def test_bad_override_values_are_rejected(override: dict) -> None:
     with pytest.raises(ValueError, match=repr(next(iter(override)))):
         resolve("quick", override)
+
+
+def test_a_tiny_run_records_a_drift_reference_that_out_of_domain_text_moves_away_from(
+        data_dir: Path, tmp_path: Path) -> None:
+    outcome = train_tagger(data_dir, tmp_path / "model.pt", "quick", TINY, torch.device("cpu"), progress=False)
+    payload = load_checkpoint(outcome.checkpoint_path, outcome.sha256)
+    reference = outcome.drift_reference
+    assert reference is not None and payload["drift_reference"] == reference
+    assert reference["labels"] == payload["tags"] and reference["inputs"] > 1000  # EWT dev: 2001 sentences
+    assert set(reference["predictions"]) <= set(payload["tags"])
+    assert sum(reference["predictions"].values()) == pytest.approx(1.0)
+    assert 0.0 < reference["oov_ratio"] < 0.6 and reference["mean_logprob"] is None
+    assert sum(reference["chars"].values()) == pytest.approx(1.0) and reference["chars"]["ascii_letter"] > 0.5
+
+    # The live side as the worker counts it: the handler's tokenizer, the same known-word rule.
+    vocab = Vocab(payload["vocab"])
+    dev = [" ".join(words) for words, _ in read_conllu(data_dir / resolve("quick", TINY)["dev_file"], "upos")]
+    foreign = ["Съешь же ещё этих мягких французских булок, да выпей чаю 1234."] * 200
+    scored = {}
+    for name, texts in (("dev", dev[:400]), ("foreign", foreign)):
+        live = drift.Profile()
+        live.add_inputs(texts, tag_tokens, functools.partial(known_word, vocab))
+        scored[name] = (drift.scores(reference, live.summary()), live.summary()["oov_ratio"])
+    (dev_scores, dev_oov), (foreign_scores, foreign_oov) = scored["dev"], scored["foreign"]
+    assert dev_scores["chars"] < 0.1 and foreign_scores["chars"] > 0.25, (dev_scores, foreign_scores)
+    assert abs(dev_oov - reference["oov_ratio"]) < 0.1 and foreign_oov > dev_oov + 0.3

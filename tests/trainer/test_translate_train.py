@@ -12,12 +12,16 @@ from seqserve.services.trainer.translate import (
     EOS,
     TranslateBatch,
     corpus_bleu,
+    known_source,
     sequence_loss,
     target_vocab,
     train_translator,
 )
+from seqserve.shared import drift
 from seqserve.shared.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, sha256_file
 from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
+from seqserve.shared.text.corpus_tokens import to_corpus_tokens
+from seqserve.shared.text.vocab import Vocab
 from seqserve.shared.training.configs import TranslateConfig
 from seqserve.shared.training.presets import PRESETS, resolve_config
 
@@ -113,3 +117,29 @@ def test_presets_are_translate_configs() -> None:
 def test_bad_override_values_are_rejected(override: dict) -> None:
     with pytest.raises(ValueError, match=repr(next(iter(override)))):
         resolve("quick", override)
+
+
+def test_a_tiny_run_records_a_drift_reference_that_out_of_domain_text_moves_away_from(
+        data_dir: Path, tmp_path: Path) -> None:
+    outcome = train_translator(data_dir, tmp_path / "model.pt", "quick", TINY, torch.device("cpu"), progress=False)
+    payload = load_checkpoint(outcome.checkpoint_path, outcome.sha256)
+    reference = outcome.drift_reference
+    assert reference is not None and payload["drift_reference"] == reference
+    assert reference["inputs"] == 1014 and reference["labels"] == []  # Multi30k val
+    assert reference["predictions"] and all(key.startswith("ratio_") for key in reference["predictions"])
+    assert sum(reference["predictions"].values()) == pytest.approx(1.0)
+    assert 0.0 < reference["oov_ratio"] < 0.5 and reference["mean_logprob"] is None
+
+    # The live side as the worker counts it: the handler's tokenizer, a token known unless <unk>.
+    vocab = Vocab.from_list(payload["src_vocab"])
+    known = functools.partial(known_source, vocab)
+    in_domain = ["A man in a blue shirt is riding a bike down the street."] * 100
+    foreign = ["Съешь же ещё этих мягких французских булок, да выпей чаю 1234."] * 100
+    summaries = []
+    for texts in (in_domain, foreign):
+        live = drift.Profile()
+        live.add_inputs(texts, to_corpus_tokens, known)
+        summaries.append(live.summary())
+    (near, far) = (drift.scores(reference, summary) for summary in summaries)
+    assert near["chars"] < 0.25 < far["chars"], (near, far)
+    assert summaries[1]["oov_ratio"] > summaries[0]["oov_ratio"] + 0.5

@@ -16,27 +16,8 @@ from seqserve.shared.jobs.params import TranslateParams
 from seqserve.shared.nn.decoding import Hypothesis, beam_search_scored
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.seq2seq import Seq2Seq, Seq2SeqConfig
-from seqserve.shared.text.tokenize import tokenize
+from seqserve.shared.text.corpus_tokens import to_corpus_tokens
 from seqserve.shared.text.vocab import Vocab
-
-# The training text escapes these the way the Moses tokenizer does ("man &apos;s").
-_MOSES_ESCAPES = str.maketrans(
-    {"&": "&amp;", "|": "&#124;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;", "[": "&#91;", "]": "&#93;"}
-)
-# seqserve.shared.text.tokenize writes double quotes PTB-style and opening single quotes as a backtick.
-_PTB_QUOTES = {"``": '"', "''": '"', "`": "'"}
-
-
-def to_corpus_tokens(text: str) -> list[str]:
-    """Raw English -> tokens spelled like Multi30k's lowercased Moses-tokenized source side."""
-    tokens: list[str] = []
-    for token in tokenize(text):
-        if token == "n't" and tokens:
-            # PTB splits "isn't" as "is n't"; Moses as "isn 't".
-            tokens[-1] += "n"
-            token = "'t"
-        tokens.append(_PTB_QUOTES.get(token, token))
-    return [token.translate(_MOSES_ESCAPES) for token in tokens]
 
 
 @dataclass(frozen=True)
