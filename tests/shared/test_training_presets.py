@@ -28,6 +28,7 @@ _TAG = _LOOP | {
     "pretrained_embeddings": None, "cell": "lstm", "bidirectional": True, "clip": 5.0, "lr_factor": 0.5,
     "lr_patience": 1, "eval_batch_size": 256, "seed": 13,
     "pretrained": None, "freeze_pretrained": False,
+    "feedback_file": None, "feedback_repeat": 3, "feedback_max_examples": 10_000,
 }
 _GENERATE = _LOOP | {
     "corpus": "ptb", "max_train_tokens": None, "cell": "lstm", "num_layers": 2, "tie_weights": True, "bptt": 35,
@@ -39,6 +40,7 @@ _TRANSLATE = _LOOP | {
     "cell": "gru", "num_layers": 1, "bidirectional": True, "tie_embeddings": False, "label_smoothing": 0.1,
     "clip": 1.0, "lr_factor": 0.5, "lr_patience": 0, "eval_batch_size": 128, "max_decode_len": 80, "beam_size": 5,
     "length_penalty": 1.0, "seed": 13,
+    "feedback_file": None, "feedback_repeat": 3, "feedback_max_examples": 10_000,
 }
 OLD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "classify": {
