@@ -19,6 +19,9 @@ from seqserve.services.cli_errors import check_training_request
 from seqserve.shared.config import get_settings
 from seqserve.shared.db.base import utcnow
 
+# `up`'s own worker's node name: the banner waits for a canary consumed by it, not by another
+# worker sharing the broker and the database.
+WORKER_NODE = f"up{os.getpid()}"
 BANNER_WAIT_SECONDS = 120.0  # for the worker's first canary; the banner comes anyway after this
 POLL_SECONDS = 1.0
 
@@ -64,7 +67,7 @@ def start_children(host: str, port: int, api_workers: int | None) -> list[subpro
     if not settings.torch_processes:
         trainer_env["SEQSERVE_TORCH_PROCESSES"] = str(settings.worker_concurrency + 1)
     return [
-        subprocess.Popen([*me, "worker"]),
+        subprocess.Popen([*me, "worker", "--hostname", f"{WORKER_NODE}@%h"]),
         subprocess.Popen([*me, "beat"]),
         subprocess.Popen([*me, "trainer"], env=trainer_env),
         subprocess.Popen([*me, "api", "--host", host, "--port", str(port),
@@ -84,7 +87,7 @@ def supervise(children: list[subprocess.Popen[bytes]], endpoint: Endpoint, start
     signal.signal(signal.SIGINT, _on_signal)
     deadline, shown, versions = time.monotonic() + BANNER_WAIT_SECONDS, False, latest_version_id()
     while not stop["now"] and all(child.poll() is None for child in children):
-        if not shown and (worker_consumed_since(started) or time.monotonic() > deadline):
+        if not shown and (worker_consumed_since(started, WORKER_NODE) or time.monotonic() > deadline):
             print_banner(endpoint)
             shown = True
         newest = latest_version_id()
@@ -104,15 +107,17 @@ def supervise(children: list[subprocess.Popen[bytes]], endpoint: Endpoint, start
     return 0 if stop["now"] else 1
 
 
-def worker_consumed_since(started: datetime) -> bool:
-    """A worker ran one of beat's canaries after `up` started its children: it serves."""
+def worker_consumed_since(started: datetime, node: str) -> bool:
+    """Our worker (node name `node`@host) ran one of beat's canaries after `up` started its
+    children: it serves. Another worker on the same broker and database does not count."""
     from sqlalchemy import func, select
 
     from seqserve.shared.db.models import QueueHeartbeat
     from seqserve.shared.db.session import session_scope
 
     with session_scope() as session:
-        last = session.scalar(select(func.max(QueueHeartbeat.consumed_at)))
+        last = session.scalar(select(func.max(QueueHeartbeat.consumed_at))
+                              .where(QueueHeartbeat.worker.startswith(f"{node}@")))
     return last is not None and last >= started
 
 
