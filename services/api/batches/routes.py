@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -12,11 +11,11 @@ from fastapi.responses import StreamingResponse
 
 from seqserve.services.api.auth import JobsRead, JobsWrite
 from seqserve.services.api.batches import service
+from seqserve.services.api.cursors import decode_cursor, encode_cursor
 from seqserve.services.api.deps import SessionDep, SettingsDep
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.services.api.files.routes import stream_file
 from seqserve.services.api.files.service import get_file
-from seqserve.services.api.jobs.routes import _decode_cursor
 from seqserve.services.api.limits import LIMIT_ERRORS, admit
 from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.schemas import BatchCreate, BatchPage, BatchRead
@@ -44,10 +43,6 @@ def create_batch(body: BatchCreate, request: Request, response: Response, sessio
     return BatchRead.from_row(batch)
 
 
-def _encode_cursor(batch: Batch) -> str:
-    return base64.urlsafe_b64encode(f"{batch.created_at.isoformat()}|{batch.id}".encode()).decode()
-
-
 @router.get("", response_model=BatchPage)
 def list_batches(
     session: SessionDep,
@@ -62,9 +57,9 @@ def list_batches(
     if kind is not None and kind not in JOB_KINDS:
         raise ApiError(422, "unknown_kind", f"unknown job kind '{kind}'", "kind")
     filters = batches_repo.BatchFilter(principal.team, status.value if status else None, kind, model)
-    rows = batches_repo.list_page(session, filters, limit + 1, _decode_cursor(cursor) if cursor else None)
+    rows = batches_repo.list_page(session, filters, limit + 1, decode_cursor(cursor) if cursor else None)
     page = list(rows[:limit])
-    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
     return BatchPage(items=[BatchRead.from_row(batch) for batch in page], next_cursor=next_cursor)
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
-from datetime import datetime
 from functools import partial
 from typing import Annotated
 
@@ -13,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from seqserve.services.api.auth import JobsRead, JobsWrite
+from seqserve.services.api.cursors import decode_cursor, encode_cursor
 from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.services.api.events.routes import EVENT_STREAM, stream_response
@@ -21,7 +20,7 @@ from seqserve.services.api.jobs.model_filter import model_filter
 from seqserve.services.api.jobs.prefer import wait_seconds
 from seqserve.services.api.limits import LIMIT_ERRORS, LIMIT_HEADERS, admit
 from seqserve.shared.config import get_settings
-from seqserve.shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
+from seqserve.shared.db.models import FINAL_JOB_STATUSES, JobStatus
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs.kinds import JOB_KINDS
 from seqserve.shared.jobs.schemas import JobCreate, JobPage, JobRead
@@ -106,18 +105,6 @@ async def submit_job(
     return _answer(job, headers)
 
 
-def _encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", "cursor") from exc
-
-
 MODEL_FILTER_DOC = ("`name` (every version), `name:version` or `name@alias` (the version the alias points at now), "
                     "as in submission.")
 
@@ -140,10 +127,10 @@ def list_jobs(
     name, version = model_filter(session, model, kind) if model is not None else (None, None)
     filters = jobs_repo.JobFilter(principal.team, status.value if status else None, kind, name, created_after,
                                  created_before, version)
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     rows = jobs_repo.list_page(session, filters, limit + 1, after)
     page = list(rows[:limit])
-    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
     return JobPage(items=[JobRead.from_row(job) for job in page], next_cursor=next_cursor)
 
 
