@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import atexit
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from psycopg.errors import DeadlockDetected, LockNotAvailable
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from seqserve.services.worker.context import reset_worker_context
 from seqserve.shared.config import get_settings, reset_settings
@@ -117,11 +120,23 @@ def seed_stack_key(url: str) -> None:
 
 
 def _truncate_all(url: str) -> None:
+    """Empty every table. TRUNCATE takes its exclusive locks one table at a time, so a process
+    still reading (a worker's heartbeat, a lifespan loop of an in-process app) can deadlock with
+    it; Postgres then aborts one of the two, and when that is the TRUNCATE it is tried again."""
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    try:
+        for attempt in range(6):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                break
+            except OperationalError as error:
+                if not isinstance(error.orig, (DeadlockDetected, LockNotAvailable)) or attempt == 5:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    finally:
+        engine.dispose()
     seed_stack_key(url)
 
 

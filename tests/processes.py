@@ -65,6 +65,25 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+    _reap_group(proc.pid, timeout)
+
+
+def _reap_group(pgid: int, timeout: float) -> None:
+    """Wait until no process of the group is left: a leader can exit while its children (a
+    prefork pool, a trainer) still finish a write, which would then race the next test's
+    TRUNCATE. Whatever outlives the timeout is killed."""
+    deadline = time.monotonic() + timeout
+    while _live_in_group(pgid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
+
+
+def _live_in_group(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (a zombie waiting for its reaper does not)."""
+    return any(int(fields[2]) == pgid and fields[0] != "Z" for _, fields in _proc_stats())  # field 5: pgrp
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 60) -> None:
