@@ -23,6 +23,7 @@ from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.migrate import REPO_ROOT
 from seqserve.shared.db.models import RunStatus, TrainingRun
 from seqserve.shared.db.session import session_scope
+from seqserve.shared.error_text import public_error_text
 from seqserve.shared.metrics import TRAINING_RUNS_TOTAL
 from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from seqserve.shared.training import DEFAULT_MODEL_NAMES
@@ -148,7 +149,7 @@ def execute_unless_unchanged(run_id: uuid.UUID, progress: bool, unchanged_finger
     except BaseException as exc:
         log.error("training run %s failed: %s", run_id, exc)
         with session_scope() as session:
-            runs_repo.mark_failed(session, run_id, f"{type(exc).__name__}: {exc}")
+            runs_repo.mark_failed(session, run_id, public_error_text(exc))
         TRAINING_RUNS_TOTAL.labels(task, "failed").inc()
         raise
     TRAINING_RUNS_TOTAL.labels(task, "succeeded").inc()

@@ -23,6 +23,7 @@ from seqserve.services.worker.events import batch_events, ended, streaming
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import JobStatus
 from seqserve.shared.db.session import after_commit, session_scope
+from seqserve.shared.error_text import public_error_text
 from seqserve.shared.events import JobEventLog
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs.repository import ClaimedJob
@@ -61,10 +62,6 @@ class RunReport:
         return f"{self.jobs} jobs in {self.batches} batches" if self.batches else "empty"
 
 
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _split(outputs: list[Any], members: list[ClaimedJob]) -> list[list[Any]]:
     parts, start = [], 0
     for member in members:
@@ -95,7 +92,7 @@ def _compute(handler: Any, batch: Batch, events: JobEventLog | None = None) -> d
     except Exception as exc:
         if len(batch.members) == 1:
             log.exception("job %s failed", batch.members[0].claim.job_id)
-            outcomes = {batch.members[0].claim.job_id: (JobStatus.failed, None, _error_text(exc))}
+            outcomes = {batch.members[0].claim.job_id: (JobStatus.failed, None, public_error_text(exc))}
         else:
             outcomes = {}
             for member in batch.members:
@@ -148,7 +145,7 @@ def _final_state(member: ClaimedJob, outcome: Outcome, finished_at: datetime) ->
 
 def _fail_all(batch: Batch, exc: BaseException) -> dict[uuid.UUID, Outcome]:
     log.error("model %s v%s failed to load: %s", batch.version.model_name, batch.version.version, exc)
-    return {m.claim.job_id: (JobStatus.failed, None, _error_text(exc)) for m in batch.members}
+    return {m.claim.job_id: (JobStatus.failed, None, public_error_text(exc)) for m in batch.members}
 
 
 def run_batch(context: WorkerContext, batch: Batch) -> None:

@@ -60,4 +60,5 @@ def test_tampered_checkpoint_fails_the_job_with_a_readable_error(
     assert job["status"] == "failed"
     assert job["model_version"] == 2
     assert "ChecksumMismatchError" in job["error"] and "sha256" in job["error"]
+    assert str(tmp_path) not in job["error"] and "model.pt" in job["error"]  # no server directory
     assert job["result"] is None
