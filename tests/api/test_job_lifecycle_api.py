@@ -274,3 +274,21 @@ def test_a_request_that_loses_the_idempotency_race_replays_the_winner(
     assert again.status_code == 202 and again.json()["id"] == first["id"]
     assert again.headers["Idempotent-Replayed"] == "true" and lookups == ["race", "race"]
     assert len(client.get("/v1/jobs").json()["items"]) == 1
+
+
+def test_the_queue_report_counts_jobs_waiting_apart_from_broker_messages(
+    client: TestClient, registered_model: str
+) -> None:
+    """Canaries and group wake-ups are broker messages, not work: `jobs_queued` counts the jobs."""
+    from seqserve.shared.config import get_settings
+    from seqserve.shared.queueing import broker_redis
+
+    broker = broker_redis(get_settings())
+    assert broker is not None
+    broker.lpush("inference.low", b"a canary nobody consumed")
+    for text in ("one", "two", "three"):
+        assert _submit(client, registered_model, text).status_code == 202
+    queues = client.get("/v1/queues").json()["queues"]
+    assert queues["inference.normal"]["jobs_queued"] == 3
+    assert queues["inference.low"]["jobs_queued"] == 0 and queues["inference.low"]["depth"] == 1
+    assert queues["inference.high"]["jobs_queued"] == 0

@@ -21,7 +21,9 @@ class QueueCanary(BaseModel):
 class QueueRead(BaseModel):
     ok: bool = Field(description="At least one live consumer (the canary where the broker keeps no registry).")
     consumers: list[QueueConsumer] | None = Field(description="None when the broker keeps no consumer registry.")
-    depth: int | None = Field(description="Messages waiting; None when the broker does not answer.")
+    depth: int | None = Field(description="Broker messages waiting (wake-ups and beat's canaries, not jobs); "
+                                          "None when the broker does not answer.")
+    jobs_queued: int = Field(description="Jobs of this queue's priority waiting to run (the job table is the queue).")
     canary: QueueCanary
 
 

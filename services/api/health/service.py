@@ -16,7 +16,8 @@ from seqserve.shared import consumers
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import QueueHeartbeat
-from seqserve.shared.queueing import INFERENCE_QUEUES, broker_redis, queue_depths
+from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.queueing import INFERENCE_QUEUES, PRIORITY_QUEUES, broker_redis, queue_depths
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def queue_report(session: Session, settings: Settings) -> dict[str, Any]:
     depths = _depths(settings)
     window = timedelta(seconds=settings.readiness_window_seconds)
     queues: dict[str, Any] = {}
+    priority_of = {queue: priority for priority, queue in PRIORITY_QUEUES.items()}
     for queue in INFERENCE_QUEUES:
         row = session.get(QueueHeartbeat, queue)
         canary = row.consumed_at if row else None
@@ -53,6 +55,7 @@ def queue_report(session: Session, settings: Settings) -> dict[str, Any]:
                 {"worker": name, "seen_at": datetime.fromtimestamp(at, UTC).isoformat()}
                 for name, at in sorted(workers.items())],
             "depth": depths.get(queue),
+            "jobs_queued": jobs_repo.count_queued(session, priority_of[queue]),
             "canary": {"ok": canary is not None and now - canary <= window,
                        "last_consumed_at": canary.isoformat() if canary else None,
                        "worker": row.worker if row else None},
