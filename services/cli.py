@@ -8,7 +8,7 @@
     seqserve train --task T --preset P  train, evaluate, register, gate
     seqserve up                         everything on one machine (the embedded default)
     seqserve data download [NAMES]      fetch datasets from their public sources
-    seqserve keys create|list|revoke    API keys (create prints the secret once, last)
+    seqserve keys create|list|limits|revoke  API keys (create prints the secret once, last)
     seqserve jobs|models|batches|training ...   the user commands, over HTTP (services/usercli)
 
 Each service is imported only by its own subcommand, so `seqserve api` never loads torch.
@@ -233,6 +233,33 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_limits(args: argparse.Namespace) -> int:
+    require_schema()
+    from pydantic import ValidationError
+
+    from seqserve.services.cli_limits import LIMITS_HEADER, limit_changes, limits_columns
+    from seqserve.shared.auth.schemas import ApiKeyLimitsUpdate
+    from seqserve.shared.auth.service import ApiKeyError, update_limits
+    from seqserve.shared.db.session import session_scope
+
+    try:
+        body = ApiKeyLimitsUpdate(**limit_changes(args))  # the API's bounds
+        with session_scope() as session:
+            columns = limits_columns(update_limits(session, args.name, body.changes()))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = f"--{str(error['loc'][0]).replace('_', '-')}: " if error["loc"] else ""
+        print(f"seqserve keys limits: error: {where}{error['msg']}", file=sys.stderr)
+        return 2
+    except (ValueError, ApiKeyError) as exc:
+        print(f"seqserve keys limits: error: {exc}", file=sys.stderr)
+        return 2
+    print(LIMITS_HEADER)
+    print("\t".join(columns))
+    print("(API processes apply them within SEQSERVE_AUTH_CACHE_SECONDS)")
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
     from seqserve.services.up import run_up
 
@@ -296,6 +323,10 @@ def _add_keys_parser(sub: Any) -> None:
     add_limit_arguments(create)
     create.set_defaults(func=_keys_create)
     keys.add_parser("list", help="keys with team, scopes and times; never a secret").set_defaults(func=_keys_list)
+    limits = keys.add_parser("limits", help="change a key's limits; 'default' returns one to the settings' default")
+    limits.add_argument("name")
+    add_limit_arguments(limits, allow_default=True)
+    limits.set_defaults(func=_keys_limits)
     revoke = keys.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
     revoke.set_defaults(func=_keys_revoke)

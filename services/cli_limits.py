@@ -1,4 +1,4 @@
-"""The per-key limits of `seqserve keys create` and `keys list` (shared/auth/limits.py)."""
+"""The per-key limits of `seqserve keys create`, `keys limits` and `keys list` (shared/auth/limits.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,38 @@ from seqserve.shared.db.models import ApiKey
 LIMITS_HEADER = "RATE_LIMIT\tINPUTS_PER_MINUTE\tMAX_PRIORITY"
 
 
-def add_limit_arguments(create: argparse.ArgumentParser) -> None:
+def add_limit_arguments(parser: argparse.ArgumentParser, allow_default: bool = False) -> None:
+    """The three limit options; with `allow_default` each also takes 'default' (back to the setting)."""
     default = "default: SEQSERVE_RATE_LIMIT_"
-    create.add_argument("--rate-limit", metavar="N/s|N/min", help=f"job submissions per window; 0: unlimited ({default}DEFAULT)")
-    create.add_argument("--inputs-per-minute", type=int, metavar="N",
+    also = "|default" if allow_default else ""
+    parser.add_argument("--rate-limit", metavar=f"N/s|N/min{also}",
+                        help=f"job submissions per window; 0: unlimited ({default}DEFAULT)")
+    parser.add_argument("--inputs-per-minute", type=str if allow_default else int, metavar=f"N{also}",
                         help=f"inputs per minute over all jobs; 0: unlimited ({default}INPUTS_PER_MINUTE)")
-    create.add_argument("--max-priority", metavar="|".join(PRIORITIES),
+    parser.add_argument("--max-priority", metavar="|".join(PRIORITIES) + also,
                         help=f"highest priority the key may submit ({default}MAX_PRIORITY)")
+
+
+def limit_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The options given to `keys limits`, 'default' as None; ValueError when none is given."""
+    given = {field: getattr(args, field) for field in ("rate_limit", "inputs_per_minute", "max_priority")
+             if getattr(args, field) is not None}
+    if not given:
+        raise ValueError("give at least one of --rate-limit, --inputs-per-minute, --max-priority")
+    check_limit_arguments(argparse.Namespace(**{field: given.get(field) if given.get(field) != "default" else None
+                                                for field in ("rate_limit", "max_priority")}))
+    changes: dict[str, object] = {}
+    for field, value in given.items():
+        if value == "default":
+            changes[field] = None
+        elif field == "inputs_per_minute":
+            try:
+                changes[field] = int(value)
+            except ValueError:
+                raise ValueError(f"--inputs-per-minute: '{value}' is not a whole number or 'default'") from None
+        else:
+            changes[field] = value
+    return changes
 
 
 def check_limit_arguments(args: argparse.Namespace) -> None:

@@ -97,3 +97,23 @@ def test_keys_create_list_revoke_as_commands(db: str, stack_env: dict[str, str])
     with session_scope() as session:
         assert verify(session, secret) is None
     assert _seqserve(["keys", "revoke", "nobody"], stack_env).returncode == 1
+
+
+def test_keys_limits_changes_only_the_options_given(db: str, stack_env: dict[str, str]) -> None:
+    from seqserve.shared.auth import repository as keys_repo
+    from seqserve.shared.db.session import session_scope
+
+    created = _seqserve(["keys", "create", "--name", "bulk", "--team", "red", "--scopes", "jobs:write",
+                         "--rate-limit", "5/s", "--max-priority", "low"], stack_env)
+    assert created.returncode == 0, created.stderr
+    changed = _seqserve(["keys", "limits", "bulk", "--inputs-per-minute", "600", "--max-priority", "default"], stack_env)
+    assert changed.returncode == 0, changed.stderr
+    assert "5/s\t600\tdefault" in changed.stdout
+    with session_scope() as session:
+        key = keys_repo.by_name(session, "bulk")
+        assert key is not None and (key.rate_limit, key.inputs_per_minute, key.max_priority) == ("5/s", 600, None)
+    for args, words in ((["bulk"], "at least one"), (["bulk", "--rate-limit", "5/hour"], "--rate-limit"),
+                        (["bulk", "--inputs-per-minute", "many"], "--inputs-per-minute"),
+                        (["bulk", "--max-priority", "urgent"], "--max-priority"), (["nobody", "--rate-limit", "0"], "nobody")):
+        refused = _seqserve(["keys", "limits", *args], stack_env)
+        assert refused.returncode == 2 and words in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr

@@ -21,6 +21,7 @@ class Action(str, enum.Enum):
     alias_rolled_back = "alias.rolled_back"
     key_created = "key.created"
     key_revoked = "key.revoked"
+    key_limits = "key.limits"  # a key's rate limit, input quota or max priority changed
     training_started = "training.started"
     training_finished = "training.finished"  # registered, with the gate's decision
     training_skipped = "training.skipped"  # a scheduled run with no new data

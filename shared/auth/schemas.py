@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from seqserve.shared.auth.limits import MAX_INPUTS_PER_MINUTE, RATE_PATTERN, KeyLimits
 from seqserve.shared.auth.scopes import Scope
@@ -29,6 +30,26 @@ class ApiKeyCreate(BaseModel):
 
     def limits(self) -> KeyLimits:
         return KeyLimits(self.rate_limit, self.inputs_per_minute, self.max_priority)
+
+
+class ApiKeyLimitsUpdate(BaseModel):
+    """New limits for an existing key: only the fields sent change; `null` returns a field to
+    the settings' default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit: str | None = Field(None, pattern=RATE_PATTERN, description=RATE_DOC)
+    inputs_per_minute: int | None = Field(None, ge=0, le=MAX_INPUTS_PER_MINUTE, description=INPUTS_DOC)
+    max_priority: Priority | None = Field(None, description=PRIORITY_DOC)
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> ApiKeyLimitsUpdate:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of rate_limit, inputs_per_minute, max_priority")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in sorted(self.model_fields_set)}
 
 
 class ApiKeyRead(BaseModel):

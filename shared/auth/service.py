@@ -9,6 +9,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,10 @@ TOUCH_EVERY = timedelta(seconds=60)
 
 class ApiKeyError(Exception):
     """A key that can not be created or revoked (name taken, unknown)."""
+
+
+class KeyRevokedError(ApiKeyError):
+    """The key exists but is revoked."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,28 @@ def revoke(session: Session, name: str, actor: str = "cli") -> ApiKey:
         key.revoked_at = utcnow()
         session.flush()
         audit.record(session, actor, audit.Action.key_revoked, name, {"team": key.team})
+    return key
+
+
+LIMIT_FIELDS = ("rate_limit", "inputs_per_minute", "max_priority")
+
+
+def update_limits(session: Session, name: str, changes: dict[str, Any], actor: str = "cli") -> ApiKey:
+    """Set a key's own limits (None: the settings' default), audited with the old values.
+    Callers validate the values (ApiKeyLimitsUpdate); a revoked key cannot change."""
+    key = keys_repo.by_name(session, name)
+    if key is None:
+        raise ApiKeyError(f"no key named '{name}'")
+    if key.revoked_at is not None:
+        raise KeyRevokedError(f"key '{name}' is revoked; create a new key instead")
+    unknown = set(changes) - set(LIMIT_FIELDS)
+    if unknown:
+        raise ValueError(f"not a key limit: {', '.join(sorted(unknown))}")
+    before = {field: getattr(key, field) for field in changes}
+    for field, value in changes.items():
+        setattr(key, field, value)
+    session.flush()
+    audit.record(session, actor, audit.Action.key_limits, name, {"team": key.team, "before": before, "after": changes})
     return key
 
 

@@ -52,6 +52,7 @@ POLICY: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/keys"): "admin",
     ("GET", "/v1/keys"): "admin",
     ("POST", "/v1/keys/{name}/revoke"): "admin",
+    ("PATCH", "/v1/keys/{name}/limits"): "admin",
     ("GET", "/v1/audit"): "admin",
     ("POST", "/v1/files"): "jobs:write",
     ("GET", "/v1/files/{file_id}"): "jobs:read",

@@ -225,3 +225,42 @@ def test_a_batch_counts_as_one_submission_at_its_priority(app_client: TestClient
     assert int(second.headers["Retry-After"]) >= 1
     with session_scope() as session:
         assert session.query(Batch).filter(Batch.input_file_id == source.json()["id"]).count() == 1
+
+
+def test_a_keys_limits_change_over_the_api_and_apply_to_its_next_submission(
+        app_client: TestClient, registered_model: str) -> None:
+    from seqserve.shared.audit.repository import AuditFilter, list_page
+
+    with session_scope() as session:
+        _, root = create(session, "root", "admin", ["admin"])
+    admin = {"Authorization": f"Bearer {root}"}
+    key = limited_key(rate_limit="1/min")
+    name = next(k["name"] for k in app_client.get("/v1/keys", headers=admin).json() if k["name"].startswith("k-"))
+    assert submit(app_client, key, registered_model).status_code == 202
+    assert submit(app_client, key, registered_model).status_code == 429
+    changed = app_client.patch(f"/v1/keys/{name}/limits", json={"rate_limit": "100/min", "max_priority": "low"},
+                               headers=admin)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["rate_limit"], changed.json()["max_priority"]) == ("100/min", "low")
+    assert submit(app_client, key, registered_model, priority="low").status_code == 202  # a new policy, a new window
+    assert submit(app_client, key, registered_model, priority="normal").status_code == 403
+    back = app_client.patch(f"/v1/keys/{name}/limits", json={"max_priority": None}, headers=admin)
+    assert back.json()["max_priority"] is None and back.json()["rate_limit"] == "100/min"  # only what was sent
+    assert submit(app_client, key, registered_model, priority="normal").status_code == 202
+    with session_scope() as session:
+        events = list_page(session, AuditFilter(action="key.limits"), 10, None)
+        assert [e.detail["after"] for e in events] == [{"max_priority": None},
+                                                       {"max_priority": "low", "rate_limit": "100/min"}]
+        assert events[-1].detail["before"] == {"max_priority": None, "rate_limit": "1/min"}
+    for body, status, field in (({}, 422, None), ({"rate_limit": "9/hour"}, 422, "rate_limit"),
+                                ({"inputs_per_minute": 2**31 * 4}, 422, "inputs_per_minute"),
+                                ({"team": "blue"}, 422, "team")):
+        refused = app_client.patch(f"/v1/keys/{name}/limits", json=body, headers=admin)
+        assert refused.status_code == status, (body, refused.text)
+        if field:
+            assert refused.json()["error"]["field"] == field
+    assert app_client.patch("/v1/keys/nobody/limits", json={"rate_limit": "0"}, headers=admin).status_code == 404
+    assert app_client.patch(f"/v1/keys/{name}/limits", json={"rate_limit": "0"}, headers=key).status_code == 403
+    app_client.post(f"/v1/keys/{name}/revoke", headers=admin)
+    revoked = app_client.patch(f"/v1/keys/{name}/limits", json={"rate_limit": "0"}, headers=admin)
+    assert revoked.status_code == 409 and revoked.json()["error"]["code"] == "key_revoked"
