@@ -279,6 +279,8 @@ class JobFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     version: int | None = None  # with `model`: that version's jobs
+    batch_id: uuid.UUID | None = None  # that corpus batch's chunk jobs
+    chunks: bool = False  # without `batch_id`: also every batch's chunk jobs
 
 
 def list_page(
@@ -290,6 +292,10 @@ def list_page(
                           (Job.version_number, filters.version)):
         if value is not None:
             query = query.where(column == value)
+    if filters.batch_id is not None:
+        query = query.where(Job.batch_id == filters.batch_id)
+    elif not filters.chunks:
+        query = query.where(Job.batch_id.is_(None))
     if filters.created_after is not None:
         query = query.where(Job.created_at >= filters.created_after)
     if filters.created_before is not None:

@@ -52,7 +52,7 @@ class JobTimings(BaseModel):
 
 _COLUMNS = ("id", "kind", "model_ref", "model_name", "version_number", "status", "priority", "inputs", "params",
             "result", "error", "attempts", "webhook_url", "webhook_status", "created_at", "started_at", "finished_at",
-            "expires_at", "purged_at")
+            "expires_at", "purged_at", "batch_id")
 
 
 class JobRead(BaseModel):
@@ -77,6 +77,8 @@ class JobRead(BaseModel):
     expires_at: datetime | None = Field(None, description="Its deadline in the queue, if it has one.")
     purged_at: datetime | None = Field(
         None, description="When retention purged its inputs and result (then null; num_inputs stays).")
+    batch_id: uuid.UUID | None = Field(None, description="The corpus batch this job is a chunk of; null: submitted "
+                                                         "as a job.")
 
     @classmethod
     def from_row(cls, job: Job | Row[Any]) -> JobRead:
@@ -107,6 +109,7 @@ class JobRead(BaseModel):
             timings=_timings(job["created_at"], job["started_at"], job["finished_at"]),
             expires_at=job.get("expires_at"),
             purged_at=job.get("purged_at"),
+            batch_id=job.get("batch_id"),
         )
 
     def with_final_state(self, state: FinalState) -> JobRead:

@@ -238,3 +238,28 @@ def test_another_teams_batches_and_files_are_absent(client: TestClient, register
     assert theirs.status_code == 404 and theirs.json()["error"]["field"] == "input_file"
     reader = {"Authorization": f"Bearer {create_key('other-team', ('jobs:read',))}"}
     assert client.post("/v1/files", headers=reader, files={"file": ("x.txt", b"hi\n")}).status_code == 403
+
+
+def test_the_jobs_list_leaves_chunk_jobs_out_unless_asked(client: TestClient, registered_model: str) -> None:
+    direct = client.post("/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": ["one"]})
+    assert direct.status_code == 202, direct.text
+    batch = create(client, upload(client, "r.jsonl", jsonl(_inputs(8)))["id"], registered_model)
+    step(batch["id"])
+    chunk_ids = {str(job_id) for job_id, _, _ in queued_chunks(batch["id"])}
+    assert len(chunk_ids) == 2
+
+    def listed(**query: Any) -> list[dict[str, Any]]:
+        response = client.get("/v1/jobs", params=query)
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+    assert [job["id"] for job in listed()] == [direct.json()["id"]]
+    assert direct.json()["batch_id"] is None
+    of_batch = listed(batch_id=batch["id"])
+    assert {job["id"] for job in of_batch} == chunk_ids and {job["batch_id"] for job in of_batch} == {batch["id"]}
+    assert {job["id"] for job in listed(include_chunks="true")} == chunk_ids | {direct.json()["id"]}
+    assert listed(batch_id=str(uuid.uuid4())) == []
+    other_team = client.get("/v1/jobs", params={"batch_id": batch["id"]},
+                            headers={"Authorization": f"Bearer {create_key(team='blue')}"})
+    assert other_team.status_code == 200 and other_team.json()["items"] == []
+    assert client.get("/v1/jobs", params={"batch_id": "not-a-uuid"}).status_code == 422

@@ -118,15 +118,19 @@ def list_jobs(
     model: Annotated[Text | None, Query(max_length=256, description=MODEL_FILTER_DOC)] = None,
     created_after: Annotated[IsoDatetime | None, Query(description=DATETIME_DOC)] = None,
     created_before: Annotated[IsoDatetime | None, Query(description=DATETIME_DOC)] = None,
+    batch_id: Annotated[uuid.UUID | None, Query(description="Only this corpus batch's chunk jobs.")] = None,
+    include_chunks: Annotated[bool, Query(description="Also the chunk jobs of every corpus batch (left out "
+                                                      "by default: a batch lists them under its own id).")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> JobPage:
-    """Your team's jobs, newest first, filtered; follow `next_cursor` for the next page."""
+    """Your team's jobs, newest first, filtered; follow `next_cursor` for the next page. The
+    chunk jobs corpus batches run through are left out unless asked for."""
     if kind is not None and kind not in JOB_KINDS:
         raise ApiError(422, "unknown_kind", f"unknown job kind '{kind}'", "kind")
     name, version = model_filter(session, model, kind) if model is not None else (None, None)
     filters = jobs_repo.JobFilter(principal.team, status.value if status else None, kind, name, created_after,
-                                 created_before, version)
+                                 created_before, version, batch_id, include_chunks)
     after = decode_cursor(cursor) if cursor else None
     rows = jobs_repo.list_page(session, filters, limit + 1, after)
     page = list(rows[:limit])
