@@ -18,6 +18,7 @@ from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.metrics import JOBS_EXPIRED_TOTAL, JOBS_PURGED_TOTAL, JOBS_REQUEUED_TOTAL, RECONCILE_LAST_RUN
 from seqserve.shared.notify import JobsFinished, publish_finished
 from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook
+from seqserve.shared.rollouts import promotion
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def record_canary(queue: str, worker: str) -> None:
 def sweep_jobs(celery: Celery, redis: Redis | None, settings: Settings) -> tuple[int, int]:
     """Expire queued jobs past their deadline (waiters and webhooks hear of it once that is
     committed), then purge finished jobs past retention; at most `job_sweep_batch` of each
-    per sweep, so a backlog drains over several sweeps without one long transaction."""
+    per sweep, so a backlog drains over several sweeps without one long transaction. Last,
+    abandon pending promotions past their warm-up deadline (shared/rollouts/promotion.py)."""
     with session_scope() as session:
         expired = lifecycle.expire_due(session, utcnow(), settings.job_sweep_batch)
         if expired:
@@ -78,4 +80,9 @@ def sweep_jobs(celery: Celery, redis: Redis | None, settings: Settings) -> tuple
     JOBS_PURGED_TOTAL.inc(purged)
     if expired or purged:
         log.info("expired %d queued jobs, purged %d finished ones", len(expired), purged)
+    with session_scope() as session:  # promotions that no API process is waiting for any more
+        abandoned = promotion.abandon_stale(session, utcnow(), settings.rollout_warmup_timeout_seconds)
+    if abandoned:
+        log.warning("abandoned pending promotions of %s: the API process that waited for them is gone",
+                    ", ".join(abandoned))
     return len(expired), purged

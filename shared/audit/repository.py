@@ -19,6 +19,7 @@ class Action(str, enum.Enum):
     alias_pending = "alias.pending"  # a promotion waits for warm workers
     alias_refused = "alias.refused"  # a promotion the policy refused
     alias_rolled_back = "alias.rolled_back"
+    alias_abandoned = "alias.abandoned"  # a pending promotion whose API process died before moving it
     key_created = "key.created"
     key_revoked = "key.revoked"
     key_limits = "key.limits"  # a key's rate limit, input quota or max priority changed

@@ -1,11 +1,15 @@
 """Promotion on live evidence, two-phase: the policy decides (refusals audited too), the
 alias is `pending` until the workers hold the candidate warm (or the warm-up timeout
 passes: it then moves anyway, and the audit says how many were warm), then it moves and the
-rollout ends. Rollback restores the whole previous state in one call."""
+rollout ends. Rollback restores the whole previous state in one call. A promotion whose API
+process died while it waited stays pending only until the job sweep abandons it."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from redis import Redis
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seqserve.shared.audit import repository as audit
@@ -133,3 +137,30 @@ def rollback(session: Session, name: str, alias: str, actor: str, reason: str) -
     session.flush()
     audit.record(session, actor, audit.Action.alias_rolled_back, _target(model, alias),
                  {"from": before, "to": previous, "reason": reason})
+
+
+# How long past the warm-up timeout a promotion may stay pending before the sweep decides
+# that no API process is waiting for it any more.
+ABANDON_MARGIN = timedelta(seconds=60)
+
+
+def abandon_stale(session: Session, now: datetime, warmup_timeout_seconds: float) -> list[str]:
+    """Clear pending promotions older than the warm-up timeout plus a margin: the API process
+    that waited for them died before it moved the alias (the alias keeps its version and the
+    rollout its shadow and canary; promote again to move it). Audited; returns the targets."""
+    due = now - timedelta(seconds=warmup_timeout_seconds) - ABANDON_MARGIN
+    rows = session.scalars(select(AliasRollout).where(AliasRollout.pending_version_id.is_not(None),
+                                                      AliasRollout.pending_since < due).with_for_update(skip_locked=True))
+    abandoned = []
+    for row in rows:
+        model = session.get(Model, row.model_id)
+        pending = registry_repo.get_version_by_id(session, row.pending_version_id) if row.pending_version_id else None
+        target = _target(model, row.alias) if model is not None else f"{row.model_id}@{row.alias}"
+        audit.record(session, "sweep", audit.Action.alias_abandoned, target, {
+            "pending": pending.version if pending else None,
+            "pending_since": row.pending_since.isoformat() if row.pending_since else None,
+            "reason": "no API process finished the promotion within the warm-up timeout"})
+        row.pending_version_id, row.pending_since = None, None
+        abandoned.append(target)
+    session.flush()
+    return abandoned

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.registry.service import NewVersion, register_version
@@ -94,3 +95,34 @@ def test_openapi_lists_every_status_of_the_rollout_routes(client: TestClient) ->
                 ("post", "/v1/models/{name}/aliases/{alias}/rollback"): {"401", "403", "404", "409", "422"}}
     for (method, path), statuses in expected.items():
         assert statuses <= set(paths[path][method]["responses"]), (method, path)
+
+
+def test_a_promotion_left_pending_by_a_dead_api_process_is_abandoned_by_the_sweep(
+        client: TestClient, model: str) -> None:
+    from datetime import timedelta
+
+    from seqserve.services.worker import maintenance
+    from seqserve.shared.config import get_settings
+    from seqserve.shared.db.base import utcnow
+    from seqserve.shared.queueing import make_celery
+    from seqserve.shared.rollouts import promotion
+    from seqserve.shared.rollouts.schemas import PromoteRequest
+    from seqserve.shared.rollouts.tables import AliasRollout
+
+    # Phase one of a promotion committed; the API process died before phase two moved the alias.
+    promotion._decide("tiny-sst2", "production", PromoteRequest(version=2, force=True), "admin")
+    assert client.get(URL).json()["pending_version"] == 2
+    timeout = get_settings().rollout_warmup_timeout_seconds
+    with session_scope() as session:  # within the timeout and margin: a live API may still be waiting
+        assert promotion.abandon_stale(session, utcnow() + timedelta(seconds=timeout), timeout) == []
+    with session_scope() as session:
+        row = session.scalars(select(AliasRollout)).one()
+        row.pending_since = utcnow() - timedelta(seconds=timeout) - promotion.ABANDON_MARGIN - timedelta(seconds=1)
+    settings = get_settings()
+    maintenance.sweep_jobs(make_celery(settings), None, settings)  # the beat task's body
+    state = client.get(URL).json()
+    assert state["pending_version"] is None and state["version"] == 1  # the alias never moved
+    event = client.get("/v1/audit", params={"action": "alias.abandoned"}).json()["items"][0]
+    assert event["target"] == "tiny-sst2@production" and event["detail"]["pending"] == 2
+    promoted = client.post(f"{URL}/promote", json={"version": 2, "force": True, "reason": "again"})
+    assert promoted.status_code == 200 and promoted.json()["state"]["version"] == 2  # promoting again works
