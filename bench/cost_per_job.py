@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,10 @@ from bench.serving_bench import (
 )
 from tests import processes
 
-VARIANTS = {"main": {"SEQSERVE_SUBMIT_GROUP_COMMIT": "false"}, "new": {}}
+# main: today's main path; new: the defaults; new-solo: also the worker's solo pool (no
+# parent-to-child hop between the consumer and the model); new-2api: two API processes.
+VARIANTS = {"main": {"SEQSERVE_SUBMIT_GROUP_COMMIT": "false"}, "new": {}, "new-solo": {"SEQSERVE_WORKER_POOL": "solo"},
+            "new-2api": {"SEQSERVE_API_WORKERS": "2"}}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -80,14 +84,19 @@ def _split(procs: dict[str, subprocess.Popen[bytes]], load: LoadProcess) -> dict
             "postgres": _postgres_pids(), "load": [load.proc.pid]}
 
 
-def _sample(parts: dict[str, list[int]]) -> dict[str, float]:
-    return {name: sum(_cpu_seconds(pid) for pid in pids) for name, pids in parts.items()}
+def _sample(parts: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    return {name: {pid: _cpu_seconds(pid) for pid in pids} for name, pids in parts.items()}
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds of the processes alive at both ends (a Postgres backend that exited reads 0)."""
+    return sum(max(0.0, after[pid] - before[pid]) for pid in before if pid in after and after[pid] > 0)
 
 
 def _profile(pids: dict[str, int], seconds: float, folder: Path) -> list[subprocess.Popen[bytes]]:
-    spy = Path(sys.executable).parent / "py-spy"
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     folder.mkdir(parents=True, exist_ok=True)
-    return [subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
                               "--format", "raw", "--output", str(folder / f"{name}.txt"), "--nonblocking"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
@@ -112,10 +121,10 @@ def run_variant(variant: str, env: dict[str, str], rnd: int, args: argparse.Name
             parts = _split(procs, load)
             spies = []
             if args.profile and clients == args.clients[-1] and rnd == 0:
-                child = parts["worker_child"][0]
-                api_pid = max(parts["api"])  # the uvicorn process serving (the newest in its session)
-                spies = _profile({"api": api_pid, "worker_parent": procs["worker"].pid, "worker_child": child},
-                                 args.seconds - 1, args.profile / variant)
+                targets = {"api": max(parts["api"]), "worker_parent": procs["worker"].pid}  # newest: the server
+                if parts["worker_child"]:  # none in the solo pool
+                    targets["worker_child"] = parts["worker_child"][0]
+                spies = _profile(targets, args.seconds - 1, args.profile / variant)
             before = _sample(parts)
             load.proc.stdin.write("go\n")
             load.proc.stdin.flush()
@@ -125,7 +134,7 @@ def run_variant(variant: str, env: dict[str, str], rnd: int, args: argparse.Name
             for spy in spies:
                 spy.wait(timeout=60)
             jobs = max(row["jobs"], 1)
-            cpu = {name: round((after[name] - before[name]) * 1000 / jobs, 2) for name in parts}
+            cpu = {name: round(_spent(before[name], after[name]) * 1000 / jobs, 2) for name in parts}
             point = Point(variant, rnd, clients, row["jobs"], round(row["jobs_per_second"], 1), row["p50_ms"],
                           row["p99_ms"], row["failed"], cpu)
             print(json.dumps(asdict(point)), flush=True)
@@ -160,7 +169,7 @@ def main() -> None:
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 16, 64])
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["main", "new", "new-solo"], choices=list(VARIANTS))
     parser.add_argument("--profile", type=Path, default=None, help="py-spy raw profiles here (first round)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args()

@@ -56,6 +56,7 @@ class SubmitGroups:
         return await future
 
     async def _write_all(self, loop: asyncio.AbstractEventLoop) -> None:
+        group: list[_Pending] = []
         try:
             while self._pending:
                 group, self._pending = self._pending, []
@@ -68,7 +69,7 @@ class SubmitGroups:
                     else:
                         future.set_result(outcome)
         except BaseException as exc:  # never strand a waiting request
-            for _, future in self._pending:
+            for _, future in [*group, *self._pending]:
                 if not future.done():
                     future.set_exception(exc)
             self._pending = []
