@@ -100,6 +100,6 @@ def _write_group(queue: JobQueue, group: list[_Pending]) -> list[JobRead | BaseE
                 service.insert_group(session, queue, prepared)
     except Exception as exc:  # the write or the publish failed: every job of the group fails with it
         log.debug("group of %d submissions failed: %s", len(group), exc)
-        return [exc if isinstance(outcome, JobRead) else outcome for outcome in outcomes] + \
-            [exc] * (len(group) - len(outcomes))
+        failed: list[JobRead | BaseException] = [exc if isinstance(o, JobRead) else o for o in outcomes]
+        return failed + [exc] * (len(group) - len(outcomes))
     return outcomes
