@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from seqserve.services.api.caches import ApiCaches
@@ -18,12 +20,14 @@ from seqserve.services.api.errors import ApiError
 from seqserve.services.api.jobs import service
 from seqserve.services.api.jobs.group_commit import SubmitGroups
 from seqserve.services.api.jobs.service import JobQueue
-from seqserve.shared.config import get_settings
+from seqserve.services.api.main import create_app
+from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.db.models import Job
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.jobs.schemas import JobCreate, JobRead
 from seqserve.shared.queueing import broker_redis, make_celery, queue_for
 from tests.api.conftest import job_count
+from tests.conftest import create_key
 
 
 def _prepare(model: str, text: str, caches: ApiCaches):  # type: ignore[no-untyped-def]
@@ -82,3 +86,31 @@ def test_a_lone_submission_is_written_at_once_and_later_ones_form_new_groups(reg
         groups.close()
     assert len({job.id for job in jobs}) == 3 and job_count() == 3
     assert redis.Redis.from_url(settings.broker_url).llen(queue_for("normal")) == 3  # one group each
+
+
+def test_concurrent_requests_through_the_route_are_each_answered_with_their_own_stored_job(
+    client: TestClient, registered_model: str
+) -> None:
+    def submit(i: int) -> dict:  # type: ignore[type-arg]
+        response = client.post("/v1/jobs", json={"kind": "classify", "model": registered_model, "inputs": [f"c{i}"]})
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(submit, range(16)))
+    with session_scope() as session:
+        stored = {row.id: row.inputs for row in session.execute(select(Job.id, Job.inputs))}
+    assert stored == {uuid.UUID(a["id"]): [f"c{i}"] for i, a in enumerate(answers)}
+
+
+def test_with_group_commit_off_the_old_path_still_stores_and_wakes_each_job(
+    db: str, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_SUBMIT_GROUP_COMMIT", "false")
+    reset_settings()
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as off:
+        for i in range(3):
+            assert off.post("/v1/jobs", json={"kind": "classify", "model": registered_model,
+                                              "inputs": [f"o{i}"]}).status_code == 202
+    assert job_count() == 3
+    assert redis.Redis.from_url(get_settings().broker_url).llen(queue_for("normal")) == 3
