@@ -13,8 +13,8 @@ imports torch for the in-process limit.
 
     .venv/bin/python -m bench.serving_bench --kinds classify --out docs/benchmarks/serving.json
 
-Needs Postgres and Redis (SEQSERVE_TEST_PG_URL, SEQSERVE_TEST_REDIS_URL as for the tests) and
-the data directory. It is not part of CI.
+Needs Postgres and Redis (SEQSERVE_TEST_PG_URL, SEQSERVE_TEST_REDIS_URL as for the tests; without
+the latter it claims a Redis database of its own, as a test run does) and the data directory. It is not part of CI.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from bench.machine import cpu_machine
 from tests import processes
 
 PG_ADMIN = os.environ.get("SEQSERVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("SEQSERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", processes.REPO_ROOT.parent / "shared" / "datasets"))
 
 
@@ -54,6 +53,15 @@ class Result(Load):
     api_cpu_ms: float | None = None
     machine: str = ""  # runs of different kinds may come from different sessions' machines
     measured_on: str = ""  # date (UTC)
+
+
+def broker_url() -> str:
+    """A Redis database of this run's own, claimed as a test run claims one (or
+    SEQSERVE_TEST_REDIS_URL): on the fixed database 12, a leftover bench worker once took this
+    run's wake-ups."""
+    from tests.conftest import REDIS_URL
+
+    return REDIS_URL
 
 
 def create_database() -> str:
@@ -164,7 +172,7 @@ def run_mode(mode: str, env: dict[str, str], kind: str, model: str, args: argpar
              logs: Path) -> list[Result]:
     import redis
 
-    redis.Redis.from_url(REDIS).flushdb()
+    redis.Redis.from_url(env["SEQSERVE_BROKER_URL"]).flushdb()
     results = []
     pool, api_workers = env["SEQSERVE_WORKER_POOL"], int(env["SEQSERVE_API_WORKERS"])
     with processes.running_processes(env, logs / mode, ["worker", "--concurrency", "1"]) as (base, procs):
@@ -292,7 +300,7 @@ TASK_OF = {"classify": "classify", "tag": "tag", "generate": "generate", "score"
 
 def bench_all(args: argparse.Namespace, url: str, workdir: Path, checkpoints: dict[str, str]) -> list[Result]:
     base_env = {
-        "SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": REDIS, "SEQSERVE_VAR_DIR": str(workdir / "var"),
+        "SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": broker_url(), "SEQSERVE_VAR_DIR": str(workdir / "var"),
         "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": args.device, "SEQSERVE_TORCH_THREADS": "1",
         "SEQSERVE_INFERENCE_BACKEND": args.backend,
         "SEQSERVE_WORKER_METRICS_PORT": "0", "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000",

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(1, ge=1, description="API processes sharing the port (uvicorn workers).")
+    submit_group_commit: bool = Field(
+        True, description="Concurrent job submissions in one API process share one INSERT and one wake-up per "
+        "batch group (each answered once its row is committed); false: one INSERT and one wake-up per job.")
     api_access_log: bool = Field(False, description="uvicorn's per-request log line (the request metrics cover it).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every process (a command's --loglevel overrides it). At INFO a worker "

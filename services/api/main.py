@@ -24,6 +24,7 @@ from seqserve.services.api.feedback.routes import router as feedback_router
 from seqserve.services.api.files.routes import router as files_router
 from seqserve.services.api.health import scrape
 from seqserve.services.api.health.routes import router as health_router
+from seqserve.services.api.jobs.group_commit import SubmitGroups
 from seqserve.services.api.jobs.routes import router as jobs_router
 from seqserve.services.api.jobs.service import JobQueue
 from seqserve.services.api.jobs.waiter import JobWaiter
@@ -76,6 +77,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.waiter.stop()
     await app.state.limiter.close()
     await app.state.job_events.aclose()
+    app.state.submit_groups.close()
 
 
 def create_app() -> FastAPI:
@@ -96,6 +98,7 @@ def create_app() -> FastAPI:
     warn_if_off(settings)
     app.state.celery = make_celery(settings)
     app.state.job_queue = JobQueue(app.state.celery, broker_redis(settings))
+    app.state.submit_groups = SubmitGroups(app.state.job_queue)
     app.state.caches = ApiCaches()
     app.state.waiter = JobWaiter(settings)
     app.state.limiter = RateLimiter(settings)

@@ -55,7 +55,13 @@ def _rowcount(result: Any) -> int:
 
 def insert_row(session: Session, row: dict[str, Any]) -> None:
     """Insert a job from its complete column values (no ORM object: the API's hottest write)."""
-    session.execute(insert(_T), [row])
+    insert_rows(session, [row])
+
+
+def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert jobs from their complete column values, in one statement (one atomic write in
+    autocommit: the API's group commit)."""
+    session.execute(insert(_T), list(rows))
 
 
 @dataclass(frozen=True)

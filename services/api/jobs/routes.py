@@ -87,10 +87,16 @@ async def submit_job(
     # Listening starts before the job is published, so its finished event can not slip by.
     event = waiter.register(str(job_id)) if wait else None
     try:
-        # Autocommit: the INSERT is the only write (docs/benchmarks/job-path.md).
-        job, replayed = await run_in_threadpool(in_unit_of_work, partial(
-            service.submit, queue=state.job_queue, caches=state.caches, body=body, settings=settings,
-            key=idempotency_key, job_id=job_id, team=principal.team, routing_key=routing_key), True)
+        if settings.submit_group_commit and idempotency_key is None:
+            # One INSERT and one wake-up for every submission arriving meanwhile (group_commit.py).
+            job, replayed = await state.submit_groups.submit(partial(
+                service.prepare, caches=state.caches, body=body, settings=settings, job_id=job_id,
+                team=principal.team, routing_key=routing_key)), False
+        else:
+            # Autocommit: the INSERT is the only write (docs/benchmarks/job-path.md).
+            job, replayed = await run_in_threadpool(in_unit_of_work, partial(
+                service.submit, queue=state.job_queue, caches=state.caches, body=body, settings=settings,
+                key=idempotency_key, job_id=job_id, team=principal.team, routing_key=routing_key), True)
         headers = {"Location": f"/v1/jobs/{job.id}", **limit_headers}
         if replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -181,6 +181,46 @@ def _publish(queue: JobQueue, row: dict[str, Any]) -> None:
     JOBS_SUBMITTED_TOTAL.labels(row["kind"], row["model_name"]).inc()
 
 
+def _publish_group(queue: JobQueue, rows: list[dict[str, Any]]) -> None:
+    """One wake-up per batch group of the committed rows (a worker drains the whole group);
+    a broker that refuses answers 503 to every request of the group."""
+    wakeups = {Wakeup(version_id=row["model_version_id"], kind=row["kind"], batch_key=row["batch_key"],
+                      priority=row["priority"]) for row in rows}
+    try:
+        for wakeup in wakeups:
+            publish_wakeup(queue.celery, wakeup, queue.redis)
+    except Exception as exc:  # kombu and redis raise several connection error types
+        log.exception("publishing %d jobs failed", len(rows))
+        raise _reject(503, "broker_unavailable", f"the job queue is unreachable: {exc}", None,
+                      headers={"Retry-After": "5"}) from exc
+    for row in rows:
+        JOBS_SUBMITTED_TOTAL.labels(row["kind"], row["model_name"]).inc()
+
+
+def _delete_group(session: Session, job_ids: list[uuid.UUID]) -> None:
+    for job_id in job_ids:
+        jobs_repo.delete(session, job_id)
+
+
+def prepare(session: Session, caches: ApiCaches, body: JobCreate, settings: Settings, job_id: uuid.UUID, team: str,
+            routing_key: str | None = None) -> tuple[dict[str, Any], Route]:
+    """Every column of a new job without an Idempotency-Key, after every check (nothing stored)."""
+    row, chosen = _validated_job(session, caches, body, settings, job_id, routing_key or str(job_id))
+    row["idempotency_key"], row["request_hash"], row["team"] = None, None, team
+    return row, chosen
+
+
+def insert_group(session: Session, queue: JobQueue, prepared: list[tuple[dict[str, Any], Route]]) -> None:
+    """Insert prepared jobs in one statement (autocommit: it commits them all at once) and queue
+    one wake-up per batch group for after the commit; a refused publish withdraws them all."""
+    rows = [row for row, _ in prepared]
+    jobs_repo.insert_rows(session, rows)
+    for row, chosen in prepared:
+        record_shadow(session, row["id"], row["kind"], chosen)
+    ids = [row["id"] for row in rows]
+    after_commit(session).add(partial(_publish_group, queue, rows), undo=partial(_delete_group, job_ids=ids))
+
+
 def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate, settings: Settings,
            key: str | None, job_id: uuid.UUID, team: str, routing_key: str | None = None) -> tuple[JobRead, bool]:
     """Validate and insert a job, its wake-up queued for after the commit. Returns (job,

@@ -1,0 +1,201 @@
+"""The platform's cost per job (issue 18): single-input classify through the real stack (API,
+one worker), sync with `Prefer: wait`, closed loop, old path against new, interleaved in one
+run on one machine, with the CPU every process spent per job:
+
+    .venv/bin/python -m bench.cost_per_job --checkpoint /path/model.pt --rounds 2
+
+Variants are settings of the same code (`main`: group commit off, i.e. today's main path;
+`new`: the defaults). Per point it prints jobs/s, p50/p99 and the CPU ms per job of the API,
+the worker parent, the worker child (the pool process), Postgres (every postgres process on
+the machine: other sessions' queries count too) and the load generator. `--profile DIR`
+records py-spy flame graphs of the API and the worker child during the last client count.
+Needs Postgres and Redis as the tests do (its own Redis database, claimed as a test run
+claims one). Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.machine import cpu_machine
+from bench.serving_bench import (
+    DATA_DIR,
+    LoadProcess,
+    broker_url,
+    create_database,
+    drop_database,
+    register,
+    train_quick,
+)
+from tests import processes
+
+# main: today's main path; new: the defaults; new-solo: also the worker's solo pool (no
+# parent-to-child hop between the consumer and the model); new-2api: two API processes.
+VARIANTS = {"main": {"SEQSERVE_SUBMIT_GROUP_COMMIT": "false"}, "new": {}, "new-solo": {"SEQSERVE_WORKER_POOL": "solo"},
+            "new-2api": {"SEQSERVE_API_WORKERS": "2"}}
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Point:
+    variant: str
+    round: int
+    clients: int
+    jobs: int
+    jobs_per_second: float
+    p50_ms: float | None
+    p99_ms: float | None
+    failed: int
+    cpu_ms_per_job: dict[str, float] = field(default_factory=dict)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip().startswith("postgres"):
+                pids.append(int(comm.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _split(procs: dict[str, subprocess.Popen[bytes]], load: LoadProcess) -> dict[str, list[int]]:
+    """Pids per part of the stack, read now (the pool process is the worker's child)."""
+    worker = procs["worker"].pid
+    api = [pid for pid, fields in processes._proc_stats() if int(fields[3]) == procs["api"].pid]
+    return {"api": api, "worker_parent": [worker], "worker_child": processes.children(worker),
+            "postgres": _postgres_pids(), "load": [load.proc.pid]}
+
+
+def _sample(parts: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    return {name: {pid: _cpu_seconds(pid) for pid in pids} for name, pids in parts.items()}
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds of the processes alive at both ends (a Postgres backend that exited reads 0)."""
+    return sum(max(0.0, after[pid] - before[pid]) for pid in before if pid in after and after[pid] > 0)
+
+
+def _profile(pids: dict[str, int], seconds: float, folder: Path) -> list[subprocess.Popen[bytes]]:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+                              "--format", "raw", "--output", str(folder / f"{name}.txt"), "--nonblocking"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
+
+
+def run_variant(variant: str, env: dict[str, str], rnd: int, args: argparse.Namespace, logs: Path) -> list[Point]:
+    import redis
+
+    redis.Redis.from_url(env["SEQSERVE_BROKER_URL"]).flushdb()
+    points = []
+    (logs / f"{variant}-{rnd}").mkdir(parents=True, exist_ok=True)
+    with processes.running_processes(env | VARIANTS[variant], logs / f"{variant}-{rnd}",
+                                     ["worker", "--concurrency", "1"]) as (base, procs):
+        warm = LoadProcess(base, "classify", "bench-classify", ["closed", "--concurrency", "4"], 4)
+        warm.measure(procs)
+        warm.close()
+        for clients in args.clients:
+            load = LoadProcess(base, "classify", "bench-classify", ["closed", "--concurrency", str(clients)],
+                               args.seconds)
+            assert load.proc.stdout is not None and load.proc.stdin is not None
+            if load.proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("bench.load did not start")
+            parts = _split(procs, load)
+            spies = []
+            if args.profile and clients == args.clients[-1] and rnd == 0:
+                targets = {"api": max(parts["api"]), "worker_parent": procs["worker"].pid}  # newest: the server
+                if parts["worker_child"]:  # none in the solo pool
+                    targets["worker_child"] = parts["worker_child"][0]
+                spies = _profile(targets, args.seconds - 1, args.profile / variant)
+            before = _sample(parts)
+            load.proc.stdin.write("go\n")
+            load.proc.stdin.flush()
+            row = json.loads(load.proc.stdout.readline())
+            after = _sample(parts)
+            load.close()
+            for spy in spies:
+                spy.wait(timeout=60)
+            jobs = max(row["jobs"], 1)
+            cpu = {name: round(_spent(before[name], after[name]) * 1000 / jobs, 2) for name in parts}
+            point = Point(variant, rnd, clients, row["jobs"], round(row["jobs_per_second"], 1), row["p50_ms"],
+                          row["p99_ms"], row["failed"], cpu)
+            print(json.dumps(asdict(point)), flush=True)
+            points.append(point)
+    return points
+
+
+def report(points: list[Point], load: str) -> str:
+    lines = [f"Machine: {cpu_machine()}; load average before/after: {load}", "",
+             "| variant | clients | jobs/s (median of rounds) | p50 ms | p99 ms | failed | CPU ms/job: API | worker parent "
+             "| worker child | Postgres | load gen |", "|---" * 11 + "|"]
+    for variant in VARIANTS:
+        for clients in sorted({p.clients for p in points}):
+            rows = [p for p in points if (p.variant, p.clients) == (variant, clients)]
+            if not rows:
+                continue
+
+            def med(values: list[float | None]) -> float:
+                return round(statistics.median(v for v in values if v is not None), 2)
+
+            cpu = {name: med([r.cpu_ms_per_job[name] for r in rows]) for name in rows[0].cpu_ms_per_job}
+            lines.append(f"| {variant} | {clients} | {med([r.jobs_per_second for r in rows])} "
+                         f"({', '.join(str(r.jobs_per_second) for r in rows)}) | {med([r.p50_ms for r in rows])} "
+                         f"| {med([r.p99_ms for r in rows])} | {sum(r.failed for r in rows)} | {cpu['api']} "
+                         f"| {cpu['worker_parent']} | {cpu['worker_child']} | {cpu['postgres']} | {cpu['load']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="classify checkpoint; default: train the quick preset")
+    parser.add_argument("--clients", nargs="+", type=int, default=[1, 16, 64])
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=["main", "new", "new-solo"], choices=list(VARIANTS))
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy raw profiles here (first round)")
+    parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
+    args = parser.parse_args()
+    workdir = Path(f"/tmp/seqserve-cost-{os.getpid()}")
+    url = create_database()
+    load_before = os.getloadavg()
+    try:
+        env = {"SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": broker_url(), "SEQSERVE_VAR_DIR": str(workdir / "var"),
+               "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
+               "SEQSERVE_INFERENCE_BACKEND": "torch", "SEQSERVE_WORKER_METRICS_PORT": "0",
+               "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000", "SEQSERVE_API_WORKERS": "1"}
+        checkpoint = args.checkpoint or train_quick("classify", workdir)
+        register(env, "bench-classify", "classify", checkpoint)
+        points: list[Point] = []
+        for rnd in range(args.rounds):
+            order = args.variants if rnd % 2 == 0 else args.variants[::-1]  # alternate which goes first
+            for variant in order:
+                points += run_variant(variant, env, rnd, args, workdir / "logs")
+    finally:
+        drop_database(url)
+    load = f"{' '.join(f'{x:.2f}' for x in load_before)} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    table = report(points, load)
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
