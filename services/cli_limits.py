@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from seqserve.shared.auth.limits import PRIORITIES, parse_priority, parse_rate
+from seqserve.shared.auth.limits import LIMIT_FIELDS, PRIORITIES, parse_priority, parse_rate
 from seqserve.shared.db.models import ApiKey
 
 LIMITS_HEADER = "RATE_LIMIT\tINPUTS_PER_MINUTE\tMAX_PRIORITY"
@@ -25,23 +25,16 @@ def add_limit_arguments(parser: argparse.ArgumentParser, allow_default: bool = F
 
 def limit_changes(args: argparse.Namespace) -> dict[str, object]:
     """The options given to `keys limits`, 'default' as None; ValueError when none is given."""
-    given = {field: getattr(args, field) for field in ("rate_limit", "inputs_per_minute", "max_priority")
-             if getattr(args, field) is not None}
-    if not given:
+    changes: dict[str, object] = {field: None if value == "default" else value for field in LIMIT_FIELDS
+                                  if (value := getattr(args, field)) is not None}
+    if not changes:
         raise ValueError("give at least one of --rate-limit, --inputs-per-minute, --max-priority")
-    check_limit_arguments(argparse.Namespace(**{field: given.get(field) if given.get(field) != "default" else None
-                                                for field in ("rate_limit", "max_priority")}))
-    changes: dict[str, object] = {}
-    for field, value in given.items():
-        if value == "default":
-            changes[field] = None
-        elif field == "inputs_per_minute":
-            try:
-                changes[field] = int(value)
-            except ValueError:
-                raise ValueError(f"--inputs-per-minute: '{value}' is not a whole number or 'default'") from None
-        else:
-            changes[field] = value
+    check_limit_arguments(argparse.Namespace(rate_limit=changes.get("rate_limit"),
+                                             max_priority=changes.get("max_priority")))
+    if isinstance(inputs := changes.get("inputs_per_minute"), str):
+        if not inputs.isdecimal():
+            raise ValueError(f"--inputs-per-minute: '{inputs}' is not a whole number or 'default'")
+        changes["inputs_per_minute"] = int(inputs)
     return changes
 
 

@@ -18,6 +18,8 @@ RATE_PATTERN = r"^(0|[1-9][0-9]{0,8}/(s|min))$"
 WINDOW_SECONDS = {"s": 1, "min": 60}
 INPUTS_WINDOW_SECONDS = 60
 MAX_INPUTS_PER_MINUTE = 1_000_000_000
+# A key's own limits, as the key table, the keys API and the CLI name them.
+LIMIT_FIELDS = ("rate_limit", "inputs_per_minute", "max_priority")
 # Lowest first: a key may submit at its max priority and below.
 PRIORITIES: tuple[str, ...] = tuple(reversed(get_args(Priority)))
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from seqserve.shared.audit import repository as audit
 from seqserve.shared.auth import repository as keys_repo
-from seqserve.shared.auth.limits import NO_LIMITS, KeyLimits
+from seqserve.shared.auth.limits import LIMIT_FIELDS, NO_LIMITS, KeyLimits
 from seqserve.shared.auth.scopes import Scope, grants
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import ApiKey
@@ -79,9 +79,6 @@ def revoke(session: Session, name: str, actor: str = "cli") -> ApiKey:
         session.flush()
         audit.record(session, actor, audit.Action.key_revoked, name, {"team": key.team})
     return key
-
-
-LIMIT_FIELDS = ("rate_limit", "inputs_per_minute", "max_priority")
 
 
 def update_limits(session: Session, name: str, changes: dict[str, Any], actor: str = "cli") -> ApiKey:

@@ -153,12 +153,12 @@ def abandon_stale(session: Session, now: datetime, warmup_timeout_seconds: float
                                                       AliasRollout.pending_since < due).with_for_update(skip_locked=True))
     abandoned = []
     for row in rows:
-        model = session.get(Model, row.model_id)
-        pending = registry_repo.get_version_by_id(session, row.pending_version_id) if row.pending_version_id else None
-        target = _target(model, row.alias) if model is not None else f"{row.model_id}@{row.alias}"
+        model = session.get(Model, row.model_id)  # the row's foreign keys: both exist (cascade, set null)
+        pending = registry_repo.get_version_by_id(session, row.pending_version_id)
+        assert model is not None and pending is not None and row.pending_since is not None
+        target = _target(model, row.alias)
         audit.record(session, "sweep", audit.Action.alias_abandoned, target, {
-            "pending": pending.version if pending else None,
-            "pending_since": row.pending_since.isoformat() if row.pending_since else None,
+            "pending": pending.version, "pending_since": row.pending_since.isoformat(),
             "reason": "no API process finished the promotion within the warm-up timeout"})
         row.pending_version_id, row.pending_since = None, None
         abandoned.append(target)

@@ -167,23 +167,10 @@ class JobQueue:
     redis: Redis | None  # the broker's Redis, for the direct publish and job-finished events
 
 
-def _publish(queue: JobQueue, row: dict[str, Any]) -> None:
-    """Wake the committed job's group; a broker that refuses answers 503 (the unit of work
-    then withdraws the job)."""
-    wakeup = Wakeup(version_id=row["model_version_id"], kind=row["kind"], batch_key=row["batch_key"],
-                    priority=row["priority"])
-    try:
-        publish_wakeup(queue.celery, wakeup, queue.redis)
-    except Exception as exc:  # kombu and redis raise several connection error types
-        log.exception("publishing job %s failed", row["id"])
-        raise _reject(503, "broker_unavailable", f"the job queue is unreachable: {exc}", None,
-                      headers={"Retry-After": "5"}) from exc
-    JOBS_SUBMITTED_TOTAL.labels(row["kind"], row["model_name"]).inc()
-
-
-def _publish_group(queue: JobQueue, rows: list[dict[str, Any]]) -> None:
+def _publish(queue: JobQueue, rows: list[dict[str, Any]]) -> None:
     """One wake-up per batch group of the committed rows (a worker drains the whole group);
-    a broker that refuses answers 503 to every request of the group."""
+    a broker that refuses answers 503 to every request of them (the unit of work then
+    withdraws the jobs)."""
     wakeups = {Wakeup(version_id=row["model_version_id"], kind=row["kind"], batch_key=row["batch_key"],
                       priority=row["priority"]) for row in rows}
     try:
@@ -218,7 +205,7 @@ def insert_group(session: Session, queue: JobQueue, prepared: list[tuple[dict[st
     for row, chosen in prepared:
         record_shadow(session, row["id"], row["kind"], chosen)
     ids = [row["id"] for row in rows]
-    after_commit(session).add(partial(_publish_group, queue, rows), undo=partial(_delete_group, job_ids=ids))
+    after_commit(session).add(partial(_publish, queue, rows), undo=partial(_delete_group, job_ids=ids))
 
 
 def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate, settings: Settings,
@@ -241,7 +228,7 @@ def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate
             raise
         return JobRead.from_row(replay), True
     record_shadow(session, job_id, body.kind, chosen)
-    after_commit(session).add(partial(_publish, queue, row), undo=partial(jobs_repo.delete, job_id=job_id))
+    after_commit(session).add(partial(_publish, queue, [row]), undo=partial(jobs_repo.delete, job_id=job_id))
     return JobRead.from_values(row), False
 
 
