@@ -16,6 +16,7 @@ from kombu import Queue
 from pydantic import BaseModel, ConfigDict
 from redis import Redis
 
+from seqserve.shared import broker_files
 from seqserve.shared.config import Settings, get_settings
 from seqserve.shared.jobs.repository import BatchGroup
 
@@ -63,6 +64,8 @@ def _transport_options(settings: Settings) -> dict[str, object]:
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("seqserve", broker=settings.broker_url)
+    if settings.broker_url.startswith("filesystem://"):
+        app.conf.broker_transport = broker_files.TRANSPORT  # an atomic put (shared/broker_files.py)
     app.conf.update(
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,

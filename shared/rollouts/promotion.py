@@ -153,9 +153,10 @@ def abandon_stale(session: Session, now: datetime, warmup_timeout_seconds: float
                                                       AliasRollout.pending_since < due).with_for_update(skip_locked=True))
     abandoned = []
     for row in rows:
+        assert row.pending_version_id is not None and row.pending_since is not None  # the query's filter
         model = session.get(Model, row.model_id)  # the row's foreign keys: both exist (cascade, set null)
         pending = registry_repo.get_version_by_id(session, row.pending_version_id)
-        assert model is not None and pending is not None and row.pending_since is not None
+        assert model is not None and pending is not None
         target = _target(model, row.alias)
         audit.record(session, "sweep", audit.Action.alias_abandoned, target, {
             "pending": pending.version, "pending_since": row.pending_since.isoformat(),
