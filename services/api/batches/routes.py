@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, Query, Request, Response
@@ -14,7 +14,7 @@ from seqserve.services.api.batches import service
 from seqserve.services.api.cursors import decode_cursor, encode_cursor
 from seqserve.services.api.deps import SessionDep, SettingsDep
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
-from seqserve.services.api.files.routes import stream_file
+from seqserve.services.api.files.routes import STREAMED_FILE, stream_file
 from seqserve.services.api.files.service import get_file
 from seqserve.services.api.limits import LIMIT_ERRORS, admit
 from seqserve.shared.batches import repository as batches_repo
@@ -24,10 +24,6 @@ from seqserve.shared.jobs.kinds import JOB_KINDS
 from seqserve.shared.validation import Text
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=AUTH_ERRORS)
-
-_STREAMED: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The file's bytes, streamed", "content": {"application/x-ndjson": {}}}}
-
 
 @router.post("", status_code=202, response_model=BatchRead, responses={**LIMIT_ERRORS, **responses(404)})
 def create_batch(body: BatchCreate, request: Request, response: Response, session: SessionDep,
@@ -82,7 +78,7 @@ def _ended(session: SessionDep, batch_id: uuid.UUID, team: str) -> Batch:
     return batch
 
 
-@router.get("/{batch_id}/output", response_class=StreamingResponse, responses={**_STREAMED, **responses(404, 409)})
+@router.get("/{batch_id}/output", response_class=StreamingResponse, responses={**STREAMED_FILE, **responses(404, 409)})
 def read_batch_output(
     batch_id: uuid.UUID,
     session: SessionDep,
@@ -99,7 +95,7 @@ def read_batch_output(
     return stream_file(get_file(session, file_id, principal.team))
 
 
-@router.get("/{batch_id}/errors", response_class=StreamingResponse, responses={**_STREAMED, **responses(404, 409)})
+@router.get("/{batch_id}/errors", response_class=StreamingResponse, responses={**STREAMED_FILE, **responses(404, 409)})
 def read_batch_errors(batch_id: uuid.UUID, session: SessionDep, principal: JobsRead) -> StreamingResponse:
     """The ended batch's error file: malformed, failed, expired and cancelled inputs, in input order."""
     batch = _ended(session, batch_id, principal.team)

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -27,6 +28,9 @@ router = APIRouter(prefix="/v1/files", tags=["files"], responses=AUTH_ERRORS)
 _MULTIPART_SLACK = 64 * 1024
 _MEDIA_TYPES = {"jsonl": "application/x-ndjson", "conllu": "text/plain; charset=utf-8",
                 "text": "text/plain; charset=utf-8"}
+# The 200 of a route that streams a stored file, in any of the formats a file can have.
+STREAMED_FILE: dict[int | str, dict[str, Any]] = {200: {
+    "description": "The file's bytes, streamed", "content": {media: {} for media in sorted(set(_MEDIA_TYPES.values()))}}}
 _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "The corpus."},
@@ -78,8 +82,7 @@ def stream_file(row: StoredFile) -> StreamingResponse:
     return StreamingResponse(chunks, media_type=_MEDIA_TYPES[row.format], headers=headers)
 
 
-@router.get("/{file_id}/content", response_class=StreamingResponse, responses={
-    200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}}, **responses(404)})
+@router.get("/{file_id}/content", response_class=StreamingResponse, responses={**STREAMED_FILE, **responses(404)})
 def read_file_content(file_id: uuid.UUID, session: SessionDep, principal: JobsRead) -> StreamingResponse:
     """A file of your team, its content streamed."""
     return stream_file(service.get_file(session, file_id, principal.team))
