@@ -1,13 +1,37 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install seqserve with its test extras from this checkout.
+# Create .venv (once) and install seqserve from this checkout: `scripts/bootstrap.sh` for
+# running it, `scripts/bootstrap.sh test` for the test extras too. One pip run (torch is
+# pinned in pyproject.toml: a looser request lets pip choose a multi-GB CUDA build), no
+# byte-compiling at install (Python compiles what it imports), and nothing at all when the
+# venv already holds this checkout's requirements. A line every 10 s says it is still busy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+EXTRAS=${1:-}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-# torch first and pinned: a looser request lets pip choose a multi-GB CUDA build.
-.venv/bin/python -m pip install --quiet "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install --quiet -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+spec="."
+[ -n "$EXTRAS" ] && spec=".[$EXTRAS]"
+# What the venv was last installed from: the requirements, the extras and the interpreter.
+stamp=$( { cat pyproject.toml setup.py 2>/dev/null; echo "$EXTRAS"; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1)
+have=$(cat .venv/.seqserve-installed 2>/dev/null || true)
+case " $have " in
+  *" $stamp "*) echo "seqserve environment up to date (.venv)"; exit 0 ;;
+esac
+echo "installing seqserve into .venv (first time: about a minute, torch is most of it)"
+started=$SECONDS
+( while sleep 10; do echo "  still installing ($((SECONDS - started)) s)"; done ) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null || true' EXIT
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -e "$spec" 2>&1 \
+  | grep -v "^WARNING: Location" || true
+kill $ticker 2>/dev/null || true
 .venv/bin/python -c "import torch, celery, fastapi, sqlalchemy, alembic; print('seqserve environment ready: torch', torch.__version__)"
+# A test install also satisfies a run install: keep both stamps.
+if [ -n "$EXTRAS" ]; then
+  plain=$( { cat pyproject.toml setup.py 2>/dev/null; echo ""; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1)
+  echo "$stamp $plain" > .venv/.seqserve-installed
+else
+  echo "$stamp $have" | cut -d' ' -f1-3 > .venv/.seqserve-installed
+fi

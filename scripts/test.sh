@@ -4,6 +4,6 @@
 # order (pytest-randomly; `-p no:randomly` turns it off). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh test
 scripts/lint.sh
 exec .venv/bin/python -m pytest "$@"

@@ -1,7 +1,8 @@
-"""`seqserve up`: everything on one machine. Migrate, make the admin key, train the default
-model if the registry lacks it (with the machine's cores), then run an API, a worker, beat and
-a trainer; the banner saying how to use them comes last, after their start-up lines, and again
-whenever a model version is registered."""
+"""`seqserve up`: everything on one machine. Migrate, make the admin key, start an API, a
+worker, beat and a trainer, and meanwhile train the default model if the registry lacks it
+(within a time budget, with the machine's free cores). The banner saying how to use them
+comes last, after the training and their start-up lines, and again whenever a model version
+is registered."""
 
 from __future__ import annotations
 
@@ -39,23 +40,40 @@ def run_up(args: argparse.Namespace) -> int:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade()
     key_file = ensure_admin_key()
-    if not has_production(settings.default_model):
-        train_default_model(settings.default_model)
+    first_run = None if has_production(settings.default_model) else first_run_overrides()
     host, port = args.host or settings.api_host, args.port or settings.api_port
     started = utcnow()
+    # The services start while the first model trains: their start-up (imports, migrations
+    # checked, the worker's first canary) overlaps the training instead of following it.
     children = start_children(host, port, args.workers)
+    try:
+        if first_run is not None:
+            train_default_model(settings.default_model, first_run)
+    except BaseException:
+        stop_children(children)
+        raise
     endpoint = Endpoint(f"http://{host}:{port}", key_file)
     return supervise(children, endpoint, started)
 
 
-def train_default_model(model_name: str) -> None:
-    """Before anything serves, the trainer has the machine: the auto thread rule gives it every core."""
-    check_training_request("classify", "quick", {})  # missing data: one line, exit 2, no run row
-    print(f"no '{model_name}' in the registry: training the quick classifier first "
-          "(a progress line every 10 s)", flush=True)
+def first_run_overrides() -> dict[str, float]:
+    """The first run's overrides, checked before anything starts: missing data is one line,
+    exit 2, and no run row."""
+    budget = get_settings().first_run_budget_minutes
+    overrides = {"time_budget_minutes": budget} if budget else {}
+    check_training_request("classify", "quick", overrides)
+    return overrides
+
+
+def train_default_model(model_name: str, overrides: dict[str, float]) -> None:
+    """The services started beside it sit idle until it ends, so the auto thread rule (which
+    counts the load) still gives the training the machine's free cores."""
+    budget = f", epochs within {overrides['time_budget_minutes']:g} min" if overrides else ""
+    print(f"no '{model_name}' in the registry: training the quick classifier first"
+          f"{budget} (a progress line every 10 s; the banner follows)", flush=True)
     from seqserve.services.trainer.service import train_and_register
 
-    train_and_register("classify", "quick", model_name=model_name, progress=False)
+    train_and_register("classify", "quick", overrides, model_name=model_name, progress=False)
 
 
 def start_children(host: str, port: int, api_workers: int | None) -> list[subprocess.Popen[bytes]]:
@@ -96,6 +114,11 @@ def supervise(children: list[subprocess.Popen[bytes]], endpoint: Endpoint, start
             print_banner(endpoint)
         versions = newest
         time.sleep(POLL_SECONDS)
+    stop_children(children)
+    return 0 if stop["now"] else 1
+
+
+def stop_children(children: list[subprocess.Popen[bytes]]) -> None:
     for child in children:
         if child.poll() is None:
             child.terminate()
@@ -104,7 +127,6 @@ def supervise(children: list[subprocess.Popen[bytes]], endpoint: Endpoint, start
             child.wait(timeout=20)
         except subprocess.TimeoutExpired:
             child.kill()
-    return 0 if stop["now"] else 1
 
 
 def worker_consumed_since(started: datetime, node: str) -> bool:

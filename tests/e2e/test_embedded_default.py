@@ -64,6 +64,15 @@ def _client_and_cli_work(base: str, key: str, texts: list[str]) -> None:
         assert names == ["status", "final"]  # already ended: its status now, then the whole job
 
 
+def _registered_models(base: str, auth: dict[str, str], proc: subprocess.Popen[bytes], log: Path) -> list[dict]:
+    """The models list once the first-run training has registered one."""
+    deadline = time.monotonic() + 420
+    while not (models := httpx.get(f"{base}/v1/models", headers=auth).json()):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(1)
+    return models
+
+
 def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SEQSERVE_")}
     var_dir = tmp_path / "var"
@@ -77,13 +86,14 @@ def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
     proc = processes.start(["up", "--port", str(port)], env, log, inherit_env=False)
     base = f"http://127.0.0.1:{port}"
     try:
-        processes.wait_http(f"{base}/healthz", proc, log, timeout=420)
+        processes.wait_http(f"{base}/healthz", proc, log, timeout=180)  # the API starts while the model trains
         key_file = var_dir / "admin.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # secure by default: owner-only
         auth = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
         anonymous = httpx.get(f"{base}/v1/models")
         assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
-        models = httpx.get(f"{base}/v1/models", headers=auth).json()
+        models = _registered_models(base, auth, proc, log)
+        assert "no 'sst2-classifier' in the registry: training the quick classifier first, epochs within 2 min" in log.read_text()
         assert [m["name"] for m in models] == ["sst2-classifier"]
         assert models[0]["aliases"] == {"production": 1}
         assert models[0]["versions"][0]["metrics"]["accuracy"] > 0.7  # SST-2 dev, quick preset
