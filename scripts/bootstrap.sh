@@ -21,7 +21,9 @@ case " $have " in
 esac
 echo "installing seqserve into .venv (first time: about a minute, torch is most of it)"
 started=$SECONDS
-( while sleep 10; do echo "  still installing ($((SECONDS - started)) s)"; done ) &
+# The ticker's sleep runs in the background and is killed with it, so nothing outlives the script.
+( trap 'kill $! 2>/dev/null; exit 0' TERM
+  while :; do sleep 10 & wait $!; echo "  still installing ($((SECONDS - started)) s)"; done ) &
 ticker=$!
 trap 'kill $ticker 2>/dev/null || true' EXIT
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -e "$spec" 2>&1 \
