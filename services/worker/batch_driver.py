@@ -8,7 +8,8 @@ validating -> in_progress: the whole file is read once, line by line; a malforme
 the batch (or, with on_malformed=skip, goes to the error file at the end).
 in_progress: keeps up to SEQSERVE_BATCH_MAX_CHUNKS_IN_FLIGHT job rows queued or running, each
 of the kind's chunk size, at the batch's priority, through the job machinery (claims, leases,
-exactly-once writes); counts progress; once every chunk ended, writes the output files.
+exactly-once writes); counts progress; appends the lines of the chunks that ended to the output
+files (seqserve.services.worker.batch_output); once every chunk ended, closes them.
 cancelling: queued chunks are cancelled at once (by the API), running ones finish; then the
 files are written. Past `expires_at`, open chunks are cancelled and the batch ends expired.
 """
@@ -24,7 +25,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from seqserve.services.worker.batch_output import finalize
+from seqserve.services.worker.batch_output import append, finalize
 from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.formats import Item, Limits, Malformed, Position, read
 from seqserve.shared.config import Settings
@@ -74,6 +75,8 @@ def _step(session: Session, batch: Batch, celery: Celery, settings: Settings) ->
     if batch.status == BatchStatus.in_progress.value:
         _submit(session, batch, store, celery, settings)
         counts = _progress(session, batch)
+        if settings.batch_output_as_chunks_end:
+            append(session, batch, store, limits_for(batch, settings))
         if batch.resume_at is None and counts.open_jobs == 0:
             finalize(session, batch, store, limits_for(batch, settings), BatchStatus.completed)
     elif batch.status == BatchStatus.cancelling.value:
