@@ -11,8 +11,9 @@ worker's RSS (every process of each) are read at 10% and 90% progress.
 
     .venv/bin/python -m bench.batch_bench --limit 2000 --out docs/benchmarks/batches.md
 
-`--limit N` takes the first N inputs of each corpus (a slice for a short run). Needs Postgres
-and Redis as the tests do. Not part of CI.
+`--limit N` takes the first N inputs of each corpus (a slice for a short run); `--ab` runs each
+kind twice, first with this session's batch settings off (`OFF`), on stacks of their own. Needs
+Postgres and Redis as the tests do. Not part of CI.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from seqserve.shared.config import get_settings
 from tests import processes
 
 _PAGE = 4096
+# The A/B's other side: the output written whole at the end, low-priority wake-ups draining
+# their group, every input of a chunk into the drift statistics (docs/benchmarks/batches.md).
+OFF = {"SEQSERVE_BATCH_OUTPUT_AS_CHUNKS_END": "false", "SEQSERVE_BATCH_YIELD_TO_INTERACTIVE": "false",
+       "SEQSERVE_DRIFT_INPUTS_PER_CHUNK": str(1 << 30)}
 
 
 @dataclass
@@ -53,7 +58,7 @@ class BatchRun:
     probe_p99_busy_ms: float
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "10%"/"90%" -> api, worker
     chunks: dict[str, float] = field(default_factory=dict)  # from the job rows: _chunk_timings
-    variant: str = "beat only"
+    variant: str = "new"
 
 
 def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
@@ -196,6 +201,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N inputs of each corpus")
     parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement and idle probe time")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
+    parser.add_argument("--ab", action="store_true",
+                        help="also run each kind with the growing output, the yield and the drift sampling off")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH",
                         help="use this checkpoint for the task instead of training the quick preset")
     args = parser.parse_args()
@@ -217,7 +224,7 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
         (workdir / "logs").mkdir()
         runs = []
-        variants = {"beat only": {}}  # env per variant: an A/B adds one (docs/benchmarks/batches.md)
+        variants = {"new": {}} if not args.ab else {"off (as main)": OFF, "new": {}}  # env per variant
         for kind in args.kinds:
             content = _corpus(kind, args.limit)
             chunk = get_settings().batch_chunk_inputs[kind]
