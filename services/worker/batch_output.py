@@ -78,16 +78,18 @@ class _Outcome:
 
 @dataclass(frozen=True)
 class _Open:
-    """The first input whose chunk has not ended (or is not submitted yet): writing stops here."""
+    """Writing stops here: at the first input whose chunk has not ended (or is not submitted
+    yet), or (`bounded`) at the first chunk past the step's bound."""
 
     position: Position
+    bounded: bool = False
 
 
 def _outcomes(session: Session, batch: Batch, source: BinaryIO, limits: Limits, start: Position,
-              end: BatchStatus | None) -> Iterator[_Outcome | Malformed | _Open]:
+              end: BatchStatus | None, bound: int | None) -> Iterator[_Outcome | Malformed | _Open]:
     """The entries from `start` on with their outcomes. `end` None (the batch runs): up to the
-    first open chunk, which always starts a chunk (the ones before it ended whole), so the
-    chunks from `start.index` on are the ones to read."""
+    first open chunk or the first chunk past `bound` inputs; either starts a chunk, so the
+    chunks from `start.index` on are the ones to read next time."""
     chunks = batches_repo.chunks_in_order(session, batch.id, start.index)
     chunk = next(chunks, None)
     for entry in read(source, batch.input_format, limits, start):
@@ -97,6 +99,10 @@ def _outcomes(session: Session, batch: Batch, source: BinaryIO, limits: Limits, 
         while chunk is not None and chunk.first + chunk.size <= entry.index:
             chunk = next(chunks, None)
         covered = chunk is not None and chunk.first <= entry.index
+        if end is None and bound is not None and covered and chunk is not None and entry.index == chunk.first \
+                and entry.index - start.index >= bound:
+            yield _Open(entry.position, bounded=True)
+            return
         if covered and chunk is not None and chunk.status == JobStatus.succeeded.value and chunk.result is not None:
             yield _Outcome(entry, result=chunk.result[entry.index - chunk.first])
         elif covered and chunk is not None and chunk.status == JobStatus.failed.value:
@@ -130,35 +136,35 @@ def _write(files: dict[str, BinaryIO], outcome: _Outcome | Malformed, counts: Co
                                     "error": {"code": outcome.code, "message": outcome.message}}))
 
 
-def append(session: Session, batch: Batch, store: FileStore, limits: Limits, end: BatchStatus | None = None) -> int:
-    """Append the lines from where the files were left: up to the first open chunk (`end`
-    None), or all that remain with the unfinished inputs named by `end`. Records the new
-    progress in the batch row; returns the entries written."""
+def append(session: Session, batch: Batch, store: FileStore, limits: Limits, end: BatchStatus | None = None,
+           bound: int | None = None) -> bool:
+    """Append the lines from where the files were left: up to the first open chunk, about
+    `bound` inputs at most (`end` None), or all that remain with the unfinished inputs named
+    by `end`. Records the new progress in the batch row; True: stopped at the bound."""
     progress = OutputProgress.of(batch)
     if progress.position is None:
-        return 0
+        return False
     counts: Counter[str] = Counter(progress.counts)
-    written = 0
     with ExitStack() as stack:
         source = stack.enter_context(store.open(batch.input_file_id))
-        outcomes = _outcomes(session, batch, source, limits, progress.position, end)
+        outcomes = _outcomes(session, batch, source, limits, progress.position, end, bound)
         first = next(outcomes, None)
         if isinstance(first, _Open) and batch.output_progress is not None:
-            return 0  # nothing ended since the last step: leave the files alone
+            return False  # nothing ended since the last step: leave the files alone
         files = {purpose: stack.enter_context(store.appending(file_id, progress.sizes.get(purpose, 0)))
                  for purpose, file_id in _file_ids(batch).items()}
-        progress.position = None
+        stop: _Open | None = None
         for outcome in chain([first] if first is not None else [], outcomes):
             if isinstance(outcome, _Open):
-                progress.position = outcome.position
+                stop = outcome
                 break
             _write(files, outcome, counts)
-            written += 1
         sizes = {purpose: out.tell() for purpose, out in files.items()}
     # The files are fsynced: the sizes may be recorded (committed with the step).
+    progress.position = None if stop is None else stop.position
     progress.sizes, progress.counts = sizes, dict(counts)
     batch.output_progress = progress.row()
-    return written
+    return stop is not None and stop.bounded
 
 
 def _file_row(batch: Batch, purpose: str, file_id: uuid.UUID, written: Written) -> StoredFile:

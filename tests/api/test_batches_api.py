@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
@@ -18,9 +19,10 @@ from seqserve.services.api.main import create_app
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.db.models import Job, JobStatus
 from seqserve.shared.db.session import session_scope
+from seqserve.shared.queueing import MAINTENANCE_QUEUE
 from seqserve.shared.storage import FileStore
 from tests.api.batch_helpers import create, drive_to_end, jsonl, lines, queued_chunks, run_chunks, step, upload
-from tests.conftest import claim_group_of, create_key, finish
+from tests.conftest import REDIS_URL, claim_group_of, create_key, finish
 
 
 def _label(text: Any) -> dict[str, Any]:
@@ -340,3 +342,24 @@ def test_with_growing_output_off_the_whole_output_is_written_at_the_end(
     assert ended["status"] == "completed"
     assert [row["custom_id"] for row in lines(client.get(f"/v1/batches/{batch['id']}/output"))] == [
         f"req-{i}" for i in range(10)]
+
+
+def test_a_step_reads_a_bounded_slice_and_queues_the_next_step(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_STEP_INPUTS", "5")
+    reset_settings()
+    broker = redis.Redis.from_url(REDIS_URL)
+    content = jsonl(_inputs(6)) + b"{broken\n" + jsonl(_inputs(12)[6:])
+    batch = create(client, upload(client, "s.jsonl", content)["id"], registered_model, on_malformed="skip")
+    queued = broker.llen(MAINTENANCE_QUEUE)
+    assert [step(batch["id"]) for _ in range(2)] == ["validating", "validating"]
+    assert broker.llen(MAINTENANCE_QUEUE) == queued + 2  # each stopped short: the next one is queued
+    assert step(batch["id"]) == "in_progress"
+    assert [first for _, first, _ in queued_chunks(batch["id"])] == [0]  # one chunk of 4 fits in 5 inputs
+    run_chunks(batch["id"], _label)
+    ended = drive_to_end(client, batch["id"], _label)
+    assert ended["request_counts"] == {"total": 13, "completed": 12, "failed": 1}
+    assert [row["custom_id"] for row in lines(client.get(f"/v1/batches/{batch['id']}/output"))] == [
+        f"req-{i}" for i in range(12)]
+    assert [row["line"] for row in lines(client.get(f"/v1/batches/{batch['id']}/errors"))] == [7]
