@@ -11,8 +11,9 @@ worker's RSS (every process of each) are read at 10% and 90% progress.
 
     .venv/bin/python -m bench.batch_bench --limit 2000 --out docs/benchmarks/batches.md
 
-`--limit N` takes the first N inputs of each corpus (a slice for a short run). Needs Postgres
-and Redis as the tests do. Not part of CI.
+`--limit N` takes the first N inputs of each corpus (a slice for a short run); `--ab` runs each
+kind twice, first with this session's batch settings off (`OFF`), on stacks of their own. Needs
+Postgres and Redis as the tests do. Not part of CI.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ from seqserve.shared.config import get_settings
 from tests import processes
 
 _PAGE = 4096
+# The A/B's other side, as main: the output written whole at the end, low-priority wake-ups
+# draining their group, every input of a chunk into the drift statistics, driver steps without
+# a bound on the inputs they read (docs/benchmarks/batches.md).
+OFF = {"SEQSERVE_BATCH_OUTPUT_AS_CHUNKS_END": "false", "SEQSERVE_BATCH_YIELD_TO_INTERACTIVE": "false",
+       "SEQSERVE_DRIFT_INPUTS_PER_CHUNK": str(1 << 30), "SEQSERVE_BATCH_STEP_INPUTS": str(1 << 30)}
 
 
 @dataclass
@@ -53,7 +59,9 @@ class BatchRun:
     probe_p99_busy_ms: float
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "10%"/"90%" -> api, worker
     chunks: dict[str, float] = field(default_factory=dict)  # from the job rows: _chunk_timings
-    variant: str = "beat only"
+    # The busy probe's slowest jobs: (seconds after the upload began, latency ms), slowest first.
+    probe_slowest: list[tuple[float, float]] = field(default_factory=list)
+    variant: str = "new"
 
 
 def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
@@ -115,6 +123,7 @@ class Probe(threading.Thread):
         super().__init__(daemon=True)
         self.base, self.model, self.headers = base, model, headers
         self.latencies: list[float] = []
+        self.sent_at: list[float] = []  # perf_counter at each latency's submission
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -125,6 +134,7 @@ class Probe(threading.Thread):
                     "kind": "classify", "model": self.model, "inputs": ["a gorgeous , witty , seductive movie ."]})
                 if response.status_code == 200:
                     self.latencies.append((time.perf_counter() - started) * 1000)
+                    self.sent_at.append(started)
                 time.sleep(0.2)
 
 
@@ -170,7 +180,13 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
     assert output.count(b"\n") == count, (output.count(b"\n"), count)
     rate = count / elapsed
     return BatchRun(kind, count, round(elapsed, 1), round(rate, 1), round(limit_rate, 1), round(rate / limit_rate, 3),
-                    idle, _p99(probe.latencies), rss, _chunk_timings(url, batch["id"]))
+                    idle, _p99(probe.latencies), rss, _chunk_timings(url, batch["id"]),
+                    probe_slowest=_slowest(probe, started))
+
+
+def _slowest(probe: Probe, since: float, count: int = 3) -> list[tuple[float, float]]:
+    pairs = sorted(zip(probe.sent_at, probe.latencies, strict=True), key=lambda pair: -pair[1])[:count]
+    return [(round(at - since, 1), round(ms, 1)) for at, ms in pairs]
 
 
 def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
@@ -196,6 +212,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N inputs of each corpus")
     parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement and idle probe time")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
+    parser.add_argument("--ab", action="store_true",
+                        help="also run each kind with the growing output, the yield, the drift sampling and the step bound off")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH",
                         help="use this checkpoint for the task instead of training the quick preset")
     args = parser.parse_args()
@@ -217,7 +235,7 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
         (workdir / "logs").mkdir()
         runs = []
-        variants = {"beat only": {}}  # env per variant: an A/B adds one (docs/benchmarks/batches.md)
+        variants = {"new": {}} if not args.ab else {"off (as main)": OFF, "new": {}}  # env per variant
         for kind in args.kinds:
             content = _corpus(kind, args.limit)
             chunk = get_settings().batch_chunk_inputs[kind]

@@ -219,6 +219,18 @@ class Settings(BaseSettings):
     batch_max_chunks_in_flight: int = Field(
         16, ge=1, description="A batch's queued + running job rows at most; the driver adds more as they end.")
     batch_driver_interval_seconds: float = Field(1.0, gt=0, description="How often beat runs the batch driver.")
+    batch_step_inputs: int = Field(
+        512, ge=1, description="Inputs a batch driver step reads at most for each of its parts (validation, new "
+        "chunks, output lines): a step holds its worker process, and interactive jobs run between steps; a step that "
+        "stops at this bound queues the next one at once.")
+    batch_output_as_chunks_end: bool = Field(
+        True, description="The driver appends finished chunks' lines to the output files as chunks end (in input "
+        "order), so the batch's end only closes them; false: every line is written at the end.")
+    batch_yield_to_interactive: bool = Field(
+        True, description="After each pass of low-priority jobs, a wake-up hands the rest of its group on when "
+        "normal or high priority jobs wait, instead of draining it first.")
+    drift_inputs_per_chunk: int = Field(
+        16, ge=1, description="At most this many inputs of each corpus batch chunk feed the drift statistics.")
     batch_window_min_seconds: int = Field(60, ge=1, description="Shortest completion_window accepted.")
     batch_window_max_seconds: int = Field(7 * 86400, ge=1, description="Longest completion_window accepted.")
 

@@ -4,7 +4,9 @@ One small interface, a directory by default (SEQSERVE_FILE_DIR, default artifact
 API process and worker must see the same directory: on several machines, a shared volume (NFS,
 a ReadWriteMany PVC, a bucket mounted with s3fs/gcsfuse). Files are written under a temporary
 name and renamed when complete, so a reader never sees half a file and a crashed writer leaves
-none behind under the real name.
+none behind under the real name. A batch's output files grow under a `.growing` name while its
+chunks end (`appending`, truncated to the size the caller last recorded, so a writer that died
+mid-append leaves nothing twice) and get their real name once complete (`seal`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,40 @@ class FileStore:
             os.replace(partial, final)
         finally:
             partial.unlink(missing_ok=True)
+
+    def _growing(self, file_id: uuid.UUID) -> Path:
+        final = self.path(file_id)
+        return final.with_name(f"{final.name}.growing")
+
+    @contextmanager
+    def appending(self, file_id: uuid.UUID, size: int) -> Iterator[BinaryIO]:
+        """A growing file cut back to `size` bytes (what the caller recorded as durably
+        written: anything past it is a dead writer's and goes), positioned at its end; flushed
+        and fsynced on a clean exit, so the caller may then record its new size."""
+        growing = self._growing(file_id)
+        growing.parent.mkdir(parents=True, exist_ok=True)
+        if not growing.exists() and self.path(file_id).exists():
+            os.replace(self.path(file_id), growing)  # sealed, but its end was never recorded
+        with open(growing, "r+b" if growing.exists() else "w+b") as out:
+            if out.seek(0, os.SEEK_END) < size:
+                raise OSError(f"{growing} holds fewer than the {size} bytes recorded")
+            out.truncate(size)
+            out.seek(size)
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+
+    def seal(self, file_id: uuid.UUID) -> Written:
+        """Give a grown file its real name (readers see it only complete); its size, hash, lines."""
+        growing = self._growing(file_id)
+        if growing.exists():
+            os.replace(growing, self.path(file_id))
+        digest, size, lines = hashlib.sha256(), 0, 0
+        for chunk in self.chunks(file_id):
+            digest.update(chunk)
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+        return Written(size, digest.hexdigest(), lines)
 
     def open(self, file_id: uuid.UUID) -> BinaryIO:
         return open(self.path(file_id), "rb")

@@ -4,11 +4,12 @@ its job rows, each step is one transaction holding the batch row locked (SKIP LO
 drivers never step one batch at once), and a chunk's job row is unique per (batch, first
 input), so a step re-run after a crash inserts nothing twice.
 
-validating -> in_progress: the whole file is read once, line by line; a malformed line fails
-the batch (or, with on_malformed=skip, goes to the error file at the end).
+validating -> in_progress: the whole file is read once, line by line, a slice of it per step; a
+malformed line fails the batch (or, with on_malformed=skip, goes to the error file).
 in_progress: keeps up to SEQSERVE_BATCH_MAX_CHUNKS_IN_FLIGHT job rows queued or running, each
 of the kind's chunk size, at the batch's priority, through the job machinery (claims, leases,
-exactly-once writes); counts progress; once every chunk ended, writes the output files.
+exactly-once writes); counts progress; appends the lines of the chunks that ended to the output
+files (seqserve.services.worker.batch_output); once every chunk ended, closes them.
 cancelling: queued chunks are cancelled at once (by the API), running ones finish; then the
 files are written. Past `expires_at`, open chunks are cancelled and the batch ends expired.
 """
@@ -24,7 +25,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from seqserve.services.worker.batch_output import finalize
+from seqserve.services.worker.batch_output import append, finalize
 from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.formats import Item, Limits, Malformed, Position, read
 from seqserve.shared.config import Settings
@@ -32,7 +33,7 @@ from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.batch_models import Batch, BatchStatus
 from seqserve.shared.db.models import JobStatus
 from seqserve.shared.db.session import after_commit, session_scope
-from seqserve.shared.queueing import Wakeup, publish_wakeup
+from seqserve.shared.queueing import ADVANCE_BATCHES_TASK, MAINTENANCE_QUEUE, Wakeup, publish_wakeup
 from seqserve.shared.storage import FileStore
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,14 @@ def _step(session: Session, batch: Batch, celery: Celery, settings: Settings) ->
         batches_repo.cancel_chunks(session, batch.id, running_too=True)
         finalize(session, batch, store, limits_for(batch, settings), BatchStatus.expired)
         return
+    more = False  # this step stopped at its bound with work left: queue the next one at once
     if batch.status == BatchStatus.validating.value:
-        _validate(batch, store, settings)
+        more = _validate(batch, store, settings)
     if batch.status == BatchStatus.in_progress.value:
-        _submit(session, batch, store, celery, settings)
+        more = _submit(session, batch, store, celery, settings)
         counts = _progress(session, batch)
+        if settings.batch_output_as_chunks_end:
+            more = append(session, batch, store, limits_for(batch, settings), bound=settings.batch_step_inputs) or more
         if batch.resume_at is None and counts.open_jobs == 0:
             finalize(session, batch, store, limits_for(batch, settings), BatchStatus.completed)
     elif batch.status == BatchStatus.cancelling.value:
@@ -81,31 +85,47 @@ def _step(session: Session, batch: Batch, celery: Celery, settings: Settings) ->
         counts = _progress(session, batch)
         if counts.jobs.get(JobStatus.running.value, 0) == 0:
             finalize(session, batch, store, limits_for(batch, settings), BatchStatus.cancelled)
+    if more:  # on the maintenance queue, which a worker takes after its inference queues
+        after_commit(session).add(partial(celery.send_task, ADVANCE_BATCHES_TASK, kwargs={"batch_id": str(batch.id)},
+                                          queue=MAINTENANCE_QUEUE))
 
 
-def _validate(batch: Batch, store: FileStore, settings: Settings) -> None:
-    """Read the whole input file once: count its inputs, list its malformed lines."""
-    valid, malformed, first = 0, 0, None
-    errors: list[dict[str, Any]] = []
+def _validate(batch: Batch, store: FileStore, settings: Settings) -> bool:
+    """Read the input file once, `batch_step_inputs` inputs a step: count its inputs, list its
+    malformed lines. While validating, `resume_at` is where reading goes on and `total`,
+    `malformed` and `errors` hold what the steps before found. True: more to read."""
+    start = Position(**batch.resume_at) if batch.resume_at else Position()
+    errors, counted = list(batch.errors), 0
     with store.open(batch.input_file_id) as source:
-        for entry in read(source, batch.input_format, limits_for(batch, settings)):
+        for entry in read(source, batch.input_format, limits_for(batch, settings), start):
+            if isinstance(entry, Item) and counted == settings.batch_step_inputs:
+                batch.errors, batch.resume_at = errors, _position_dict(entry.position)
+                return True
+            batch.total += 1
             if isinstance(entry, Malformed):
-                malformed += 1
+                batch.malformed += 1
                 if len(errors) < MAX_LISTED_ERRORS:
                     errors.append({"line": entry.line, "message": entry.message})
-                continue
-            first = first or entry.position
-            valid += 1
+            else:
+                counted += 1
+    _validated(batch, store, settings, errors)
+    return False
+
+
+def _validated(batch: Batch, store: FileStore, settings: Settings, errors: list[dict[str, Any]]) -> None:
     now = utcnow()
-    batch.errors, batch.total = errors, valid + malformed
-    if (malformed and batch.on_malformed == "fail") or first is None:
-        if first is None and not errors:
+    batch.errors, valid = errors, batch.total - batch.malformed
+    if (batch.malformed and batch.on_malformed == "fail") or valid == 0:
+        if valid == 0 and not errors:
             batch.errors = [{"line": 0, "message": "the file holds no inputs"}]
-        batch.status, batch.failed_at = BatchStatus.failed.value, now
+        batch.status, batch.failed_at, batch.resume_at = BatchStatus.failed.value, now, None
         return
-    batch.failed = batch.malformed = malformed
+    with store.open(batch.input_file_id) as source:  # the first input is near the start: malformed lines before it
+        first = next(entry for entry in read(source, batch.input_format, limits_for(batch, settings))
+                     if isinstance(entry, Item))
+    batch.failed = batch.malformed
     batch.status, batch.in_progress_at = BatchStatus.in_progress.value, now
-    batch.resume_at = _position_dict(first)
+    batch.resume_at = _position_dict(first.position)
 
 
 def _position_dict(position: Position) -> dict[str, int]:
@@ -113,19 +133,21 @@ def _position_dict(position: Position) -> dict[str, int]:
             "sentence": position.sentence}
 
 
-def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, settings: Settings) -> None:
-    """Top the batch's open job rows up to the in-flight bound, reading on from `resume_at`."""
+def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, settings: Settings) -> bool:
+    """Top the batch's open job rows up to the in-flight bound, reading on from `resume_at`,
+    at most `batch_step_inputs` inputs (one chunk at least). True: stopped there with room left."""
     if batch.resume_at is None:
-        return
+        return False
     room = settings.batch_max_chunks_in_flight - batches_repo.chunk_counts(session, batch.id).open_jobs
     if room <= 0:
-        return
+        return False
     size = settings.batch_chunk_inputs[batch.kind]
+    bound = min(room, max(1, settings.batch_step_inputs // size))
     with store.open(batch.input_file_id) as source:
         items = (entry for entry in read(source, batch.input_format, limits_for(batch, settings),
                                          Position(**batch.resume_at)) if isinstance(entry, Item))
         rows: list[dict[str, Any]] = []
-        while len(rows) < room:
+        while len(rows) < bound:
             chunk = list(islice(items, size))
             if not chunk:
                 break
@@ -137,6 +159,7 @@ def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, se
         wakeup = Wakeup(version_id=batch.model_version_id, kind=batch.kind, batch_key=batch.batch_key,
                         priority=batch.priority)
         after_commit(session).add(partial(publish_wakeup, celery, wakeup))
+    return following is not None and bound < room
 
 
 def _chunk_row(batch: Batch, chunk: list[Item]) -> dict[str, Any]:

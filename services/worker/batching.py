@@ -4,7 +4,8 @@ A wake-up names a batch group (model version, kind, batch key). The worker claim
 group's next batch (queued jobs in priority-then-age order, up to the kind's input limit;
 `seqserve.shared.jobs.repository.claim_batch`), runs it, and claims again until the group is
 empty: many jobs, one forward pass. A first batch holding one job may wait the kind's
-`batch_max_delay_ms` for companions.
+`batch_max_delay_ms` for companions. A pass of low-priority jobs (a corpus batch's chunks)
+yields to interactive work waiting in other groups (`yields_to_interactive`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from seqserve.services.worker.model_cache import VersionInfo
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs.repository import BatchGroup, ClaimedJob
-from seqserve.shared.queueing import Wakeup
+from seqserve.shared.queueing import Wakeup, queue_for
 
 
 @dataclass
@@ -80,3 +81,23 @@ def first_batch(wakeup: Wakeup, context: WorkerContext) -> Batch | None:
 def next_batch(group: BatchGroup, context: WorkerContext) -> Batch | None:
     members = _claim(context, group)
     return _batch(context, group, members) if members else None
+
+
+_INTERACTIVE = ("high", "normal")
+
+
+def yields_to_interactive(batch: Batch, context: WorkerContext) -> bool:
+    """After a pass of low-priority jobs only: whether normal or high priority jobs of another
+    group wait that this worker serves (it consumes their queues). Then the wake-up hands the
+    rest of its group on (a new wake-up, behind theirs) rather than drain it first; every
+    wake-up runs one pass before it may yield, so a batch still moves under steady traffic
+    (docs/benchmarks/batches.md)."""
+    settings = context.settings
+    if not settings.batch_yield_to_interactive or any(m.priority in _INTERACTIVE for m in batch.members):
+        return False
+    served = set(settings.worker_queues.split(","))
+    priorities = [priority for priority in _INTERACTIVE if queue_for(priority) in served]
+    if not priorities:
+        return False
+    with session_scope(autocommit=True) as session:
+        return jobs_repo.others_waiting(session, batch.group, priorities)

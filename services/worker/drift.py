@@ -15,8 +15,10 @@ from redis import Redis
 from seqserve.services.worker.handlers.vectors import WordTable
 from seqserve.services.worker.model_cache import VersionInfo
 from seqserve.shared import drift
+from seqserve.shared.config import get_settings
 from seqserve.shared.db.models import ModelVersion
 from seqserve.shared.db.session import session_scope
+from seqserve.shared.jobs.repository import ClaimedJob
 from seqserve.shared.metrics import (
     DRIFT_REFERENCE_PRESENT,
     DRIFT_SCORE,
@@ -56,6 +58,7 @@ class DriftMonitor:
 
     window: int = 1000
     redis: Redis | None = None  # where the API reads the live summaries (None: nowhere)
+    per_chunk: int = field(default_factory=lambda: get_settings().drift_inputs_per_chunk)  # of a chunk
     _versions: dict[int, _Watched] = field(default_factory=dict)
 
     def _watch(self, version: VersionInfo, handler: Any) -> _Watched:
@@ -72,6 +75,19 @@ class DriftMonitor:
             if reference:
                 REFERENCE_OOV_RATIO.labels(*labels).set(reference["oov_ratio"])
         return watched
+
+    def observe_jobs(self, version: VersionInfo, kind: str, handler: Any,
+                     jobs: list[tuple[ClaimedJob, list[Any] | None]]) -> None:
+        """Count a served batch's jobs and their results; of a corpus batch's chunk, at most
+        `per_chunk` inputs spread over it (all of every chunk cost 7% of a worker's time during
+        a batch; docs/benchmarks/batches.md)."""
+        inputs: list[str] = []
+        results: list[Any] = []
+        for job, outputs in jobs:
+            step = max(1, -(-len(job.inputs) // self.per_chunk)) if job.chunk else 1  # ceil: per_chunk at most
+            inputs += job.inputs[::step]
+            results += (outputs or [])[::step]
+        self.observe(version, kind, handler, inputs, results)
 
     def observe(self, version: VersionInfo, kind: str, handler: Any, inputs: list[str],
                 results: list[dict[str, Any]]) -> None:

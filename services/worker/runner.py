@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from seqserve.services.worker import shadow
-from seqserve.services.worker.batching import Batch, first_batch, next_batch
+from seqserve.services.worker.batching import Batch, first_batch, next_batch, yields_to_interactive
 from seqserve.services.worker.context import WorkerContext
 from seqserve.services.worker.events import batch_events, ended, streaming
 from seqserve.shared.db.base import utcnow
@@ -55,7 +55,7 @@ class RunReport:
     # A redelivered wake-up (its worker died mid-batch): seconds until the dead attempt's
     # lease lapses and a recovering wake-up may put its jobs back in the queue.
     retry_in: float | None = None
-    handed_on: bool = False  # the drain time ran out: a new wake-up has the rest of the group
+    handed_on: bool = False  # drain time ran out, or interactive work waits: a new wake-up has the rest
 
     @property
     def status(self) -> str:
@@ -162,10 +162,9 @@ def run_batch(context: WorkerContext, batch: Batch) -> None:
     else:
         outcomes = _compute(handler, batch, context.events)
         _write(context, batch, outcomes)
-        served = [(m.inputs, outcomes[m.claim.job_id][1]) for m in batch.members
+        served = [(m, outcomes[m.claim.job_id][1]) for m in batch.members
                   if outcomes[m.claim.job_id][0] == JobStatus.succeeded]
-        context.drift.observe(batch.version, batch.kind, handler, [t for texts, _ in served for t in texts],
-                              [r for _, results in served for r in results or []])
+        context.drift.observe_jobs(batch.version, batch.kind, handler, served)
 
 
 def _hand_on(wakeup: Wakeup, context: WorkerContext) -> bool:
@@ -184,7 +183,8 @@ def _drain(wakeup: Wakeup, context: WorkerContext, report: RunReport) -> None:
         run_batch(context, batch)
         context.leases.release(m.claim.job_id for m in batch.members)
         report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
-        if time.monotonic() - started > context.settings.wakeup_drain_seconds and _hand_on(wakeup, context):
+        if ((time.monotonic() - started > context.settings.wakeup_drain_seconds
+             or yields_to_interactive(batch, context)) and _hand_on(wakeup, context)):
             report.handed_on = True
             return
         batch = next_batch(wakeup.group, context)

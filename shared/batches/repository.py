@@ -115,10 +115,11 @@ class Chunk:
     error: str | None
 
 
-def chunks_in_order(session: Session, batch_id: uuid.UUID, per_fetch: int = 32) -> Iterator[Chunk]:
-    """The batch's job rows in input order, fetched a few at a time (memory flat in the corpus)."""
+def chunks_in_order(session: Session, batch_id: uuid.UUID, first: int = 0, per_fetch: int = 32) -> Iterator[Chunk]:
+    """The batch's job rows from the one starting at input `first` on, in input order, fetched
+    a few at a time (memory flat in the corpus)."""
     query = (select(Job.batch_line, input_count(Job.inputs), Job.status, Job.result, Job.error)
-             .where(Job.batch_id == batch_id).order_by(Job.batch_line)
+             .where(Job.batch_id == batch_id, Job.batch_line >= first).order_by(Job.batch_line)
              .execution_options(yield_per=per_fetch))
     for row in session.execute(query):
         yield Chunk(int(row[0]), int(row[1]), row[2], row[3], row[4])

@@ -95,6 +95,9 @@ class Batch(Base):
     # Where the driver resumes submitting chunks (a seqserve.shared.batches.formats.Position);
     # null once every input is in a job row.
     resume_at: Mapped[dict[str, Any] | None] = mapped_column()
+    # How far the output files are written (seqserve.shared.batches.progress.OutputProgress):
+    # null until the first lines are appended.
+    output_progress: Mapped[dict[str, Any] | None] = mapped_column()
     completion_window_seconds: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     in_progress_at: Mapped[datetime | None]

@@ -83,6 +83,7 @@ class ClaimedJob:
     created_at: datetime
     has_webhook: bool
     priority: str
+    chunk: bool = False  # a corpus batch's job row
 
 
 class _InputCount(FunctionElement[int]):
@@ -142,7 +143,7 @@ def _claim_statement() -> Any:
         .values(status=JobStatus.running.value, started_at=bindparam("c_now"), attempts=_T.c.attempts + 1,
                 lease_expires_at=bindparam("lease_until"))
         .returning(_T.c.id, _T.c.attempts, _T.c.params, _T.c.inputs, _T.c.created_at, _T.c.webhook_url,
-                   _T.c.priority)
+                   _T.c.priority, _T.c.batch_id)
     )
 
 
@@ -164,9 +165,21 @@ def claim_batch(session: Session, group: BatchGroup, max_inputs: int, lease_seco
         "first_always": taken == 0,
     }).all()
     claimed = [ClaimedJob(Claim(row.id, int(row.attempts), now), row.params, list(row.inputs), row.created_at,
-                          row.webhook_url is not None, row.priority) for row in rows]
+                          row.webhook_url is not None, row.priority, row.batch_id is not None) for row in rows]
     # RETURNING comes in no particular order.
     return sorted(claimed, key=lambda job: (PRIORITY_ORDER[job.priority], job.created_at, job.claim.job_id))
+
+
+def others_waiting(session: Session, group: BatchGroup, priorities: Sequence[str]) -> bool:
+    """Whether a job of one of `priorities` waits in the queue outside `group` (one indexed
+    look at the queued rows: ix_jobs_status_created_at)."""
+    query = (select(_T.c.id)
+             .where(_T.c.status == JobStatus.queued.value, _T.c.priority.in_(list(priorities)),
+                    or_(_T.c.expires_at.is_(None), _T.c.expires_at > utcnow()),
+                    ~and_(_T.c.model_version_id == group.version_id, _T.c.kind == group.kind,
+                          _T.c.batch_key == group.batch_key))
+             .limit(1))
+    return session.execute(query).first() is not None
 
 
 def requeue_lapsed(session: Session, group: BatchGroup) -> int:

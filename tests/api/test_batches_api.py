@@ -3,20 +3,26 @@ the worker through the real claim and finish (tests/e2e/test_batches_e2e.py runs
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from seqserve.services.api.main import create_app
-from seqserve.shared.config import reset_settings
-from seqserve.shared.db.models import Job
+from seqserve.shared.config import get_settings, reset_settings
+from seqserve.shared.db.models import Job, JobStatus
 from seqserve.shared.db.session import session_scope
+from seqserve.shared.queueing import MAINTENANCE_QUEUE
+from seqserve.shared.storage import FileStore
 from tests.api.batch_helpers import create, drive_to_end, jsonl, lines, queued_chunks, run_chunks, step, upload
-from tests.conftest import create_key
+from tests.conftest import REDIS_URL, claim_group_of, create_key, finish
 
 
 def _label(text: Any) -> dict[str, Any]:
@@ -263,3 +269,97 @@ def test_the_jobs_list_leaves_chunk_jobs_out_unless_asked(client: TestClient, re
                             headers={"Authorization": f"Bearer {create_key(team='blue')}"})
     assert other_team.status_code == 200 and other_team.json()["items"] == []
     assert client.get("/v1/jobs", params={"batch_id": "not-a-uuid"}).status_code == 422
+
+
+def _growing(batch_id: str) -> Path:
+    store = FileStore.from_settings(get_settings())
+    final = store.path(uuid.uuid5(uuid.UUID(batch_id), "output"))
+    return final.with_name(f"{final.name}.growing")
+
+
+def _ids(path: Path) -> list[str]:
+    return [json.loads(line)["custom_id"] for line in path.read_text().splitlines()]
+
+
+def test_the_output_grows_as_chunks_end_and_a_dead_writers_bytes_are_cut(client: TestClient,
+                                                                         registered_model: str) -> None:
+    batch = create(client, upload(client, "g.jsonl", jsonl(_inputs(12)))["id"], registered_model)
+    step(batch["id"])  # chunks 0 and 4
+    run_chunks(batch["id"], _label)
+    step(batch["id"])  # appends inputs 0-7, queues chunk 8
+    assert _ids(_growing(batch["id"])) == [f"req-{i}" for i in range(8)]
+    with open(_growing(batch["id"]), "ab") as out:  # a step that wrote more and died before its commit
+        out.write(b'{"custom_id":"req-8","result":{"lab')
+    run_chunks(batch["id"], _label)
+    assert step(batch["id"]) == "completed"  # the last step appends 8-11 and only closes the files
+    assert not _growing(batch["id"]).exists()
+    ended = client.get(f"/v1/batches/{batch['id']}").json()
+    assert ended["request_counts"] == {"total": 12, "completed": 12, "failed": 0}
+    output = lines(client.get(f"/v1/batches/{batch['id']}/output"))
+    assert [row["custom_id"] for row in output] == [f"req-{i}" for i in range(12)]  # each once, in order
+    assert output[8]["result"] == _label("sentence number 8")
+    described = client.get(f"/v1/files/{ended['output_file']}").json()
+    content = client.get(f"/v1/files/{ended['output_file']}/content").content
+    assert described["lines"] == 12 and described["bytes"] == len(content)
+    assert described["sha256"] == hashlib.sha256(content).hexdigest()
+
+
+def test_a_chunk_that_ends_late_holds_back_only_the_lines_after_it(client: TestClient, registered_model: str) -> None:
+    content = jsonl(_inputs(4)) + b"{broken\n" + jsonl(_inputs(8)[4:])
+    batch = create(client, upload(client, "h.jsonl", content)["id"], registered_model, on_malformed="skip")
+    step(batch["id"])
+    (first, _, _), (second, _, _) = queued_chunks(batch["id"])
+    for claimed in claim_group_of(first):  # both chunks claimed; only the second one ends
+        if claimed.claim.job_id == second:
+            assert finish(claimed, JobStatus.succeeded, result=[_label(text) for text in claimed.inputs])
+    step(batch["id"])
+    assert _ids(_growing(batch["id"])) == []  # input 0's chunk still runs
+    with session_scope() as session:
+        from seqserve.shared.db.batch_models import Batch
+        row = session.get(Batch, uuid.UUID(batch["id"]))
+        assert row is not None and row.output_progress is not None
+        assert row.output_progress["position"]["index"] == 0
+    with session_scope() as session:  # the first chunk's worker died; its lease lapsed: run it again
+        session.execute(update(Job).where(Job.id == first).values(status=JobStatus.queued.value))
+    ended = drive_to_end(client, batch["id"], _label)
+    assert ended["request_counts"] == {"total": 9, "completed": 8, "failed": 1}
+    assert [row["custom_id"] for row in lines(client.get(f"/v1/batches/{batch['id']}/output"))] == [
+        f"req-{i}" for i in range(8)]
+    assert [row["line"] for row in lines(client.get(f"/v1/batches/{batch['id']}/errors"))] == [5]
+
+
+def test_with_growing_output_off_the_whole_output_is_written_at_the_end(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_OUTPUT_AS_CHUNKS_END", "false")
+    reset_settings()
+    batch = create(client, upload(client, "n.jsonl", jsonl(_inputs(10)))["id"], registered_model)
+    step(batch["id"])
+    run_chunks(batch["id"], _label)
+    step(batch["id"])
+    assert not _growing(batch["id"]).exists()
+    ended = drive_to_end(client, batch["id"], _label)
+    assert ended["status"] == "completed"
+    assert [row["custom_id"] for row in lines(client.get(f"/v1/batches/{batch['id']}/output"))] == [
+        f"req-{i}" for i in range(10)]
+
+
+def test_a_step_reads_a_bounded_slice_and_queues_the_next_step(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_STEP_INPUTS", "5")
+    reset_settings()
+    broker = redis.Redis.from_url(REDIS_URL)
+    content = jsonl(_inputs(6)) + b"{broken\n" + jsonl(_inputs(12)[6:])
+    batch = create(client, upload(client, "s.jsonl", content)["id"], registered_model, on_malformed="skip")
+    queued = broker.llen(MAINTENANCE_QUEUE)
+    assert [step(batch["id"]) for _ in range(2)] == ["validating", "validating"]
+    assert broker.llen(MAINTENANCE_QUEUE) == queued + 2  # each stopped short: the next one is queued
+    assert step(batch["id"]) == "in_progress"
+    assert [first for _, first, _ in queued_chunks(batch["id"])] == [0]  # one chunk of 4 fits in 5 inputs
+    run_chunks(batch["id"], _label)
+    ended = drive_to_end(client, batch["id"], _label)
+    assert ended["request_counts"] == {"total": 13, "completed": 12, "failed": 1}
+    assert [row["custom_id"] for row in lines(client.get(f"/v1/batches/{batch['id']}/output"))] == [
+        f"req-{i}" for i in range(12)]
+    assert [row["line"] for row in lines(client.get(f"/v1/batches/{batch['id']}/errors"))] == [7]
