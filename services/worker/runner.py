@@ -184,7 +184,10 @@ def _drain(wakeup: Wakeup, context: WorkerContext, report: RunReport) -> None:
         run_batch(context, batch)
         context.leases.release(m.claim.job_id for m in batch.members)
         report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
-        if jobs_repo.drained_by(batch.members):  # no claim that would find nothing (docs/benchmarks/serving.md)
+        if len(batch.members) == 1 and jobs_repo.drained_by(batch.members):
+            # A lone job that left the group empty: skip the claim that would find nothing.
+            # Batches of several keep claiming: more are likely on the way, and a claim is
+            # cheaper than the next wake-up's hop (docs/benchmarks/serving.md, 2026-12-02 b).
             return
         if time.monotonic() - started > context.settings.wakeup_drain_seconds and _hand_on(wakeup, context):
             report.handed_on = True

@@ -1,7 +1,8 @@
 """The worker's side of shadow traffic, run in the finish path of a batch that holds a
-shadowed job (the claim says which: no query otherwise) or shadow jobs: a sampled real job that just finished gets its shadow job (a
-low-priority row of team `_shadow` on the shadow version, in batch groups of its own); a
-shadow job that just finished is compared with its real job, input by input."""
+shadowed job (the claim says which: no query otherwise) or shadow jobs: a sampled real job
+that just finished gets its shadow job (a low-priority row of team `_shadow` on the shadow
+version, in batch groups of its own); a shadow job that just finished is compared with its
+real job, input by input."""
 
 from __future__ import annotations
 
