@@ -4,9 +4,12 @@ run on one machine, with the CPU every process spent per job:
 
     .venv/bin/python -m bench.cost_per_job --checkpoint /path/model.pt --rounds 2
 
-Variants are settings of the same code (`main`: group commit off, i.e. today's main path;
-`new`: the defaults). Per point it prints jobs/s, p50/p99 and the CPU ms per job of the API,
-the worker parent, the worker child (the pool process), Postgres (every postgres process on
+Variants are settings of the same code (`main`: group commit off, i.e. the path before group
+commit; `new`: the defaults), or, with `--ref REF`, `ref`: the defaults of another commit's
+code (a `git archive` of REF put first on the stack's PYTHONPATH), for a one-run A/B of a
+branch against main: `--ref main --variants ref-main ref new` (`ref-main`: REF with group
+commit off). Per point it prints jobs/s, p50/p99 and the CPU ms per job of the API, the
+worker parent, the worker child (the pool process), Postgres (every postgres process on
 the machine: other sessions' queries count too) and the load generator. `--profile DIR`
 records py-spy flame graphs of the API and the worker child during the last client count.
 Needs Postgres and Redis as the tests do (its own Redis database, claimed as a test run
@@ -37,10 +40,12 @@ from bench.serving_bench import (
 )
 from tests import processes
 
+# ref, ref-main: REF's code (--ref) with its defaults, and with group commit off (the main
+# before issue 18's group commit, whose worker path REF may still have).
 # main: today's main path; new: the defaults; new-solo: also the worker's solo pool (no
 # parent-to-child hop between the consumer and the model); new-2api: two API processes.
 VARIANTS = {"main": {"SEQSERVE_SUBMIT_GROUP_COMMIT": "false"}, "new": {}, "new-solo": {"SEQSERVE_WORKER_POOL": "solo"},
-            "new-2api": {"SEQSERVE_API_WORKERS": "2"}}
+            "new-2api": {"SEQSERVE_API_WORKERS": "2"}, "ref": {}, "ref-main": {"SEQSERVE_SUBMIT_GROUP_COMMIT": "false"}}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -101,13 +106,27 @@ def _profile(pids: dict[str, int], seconds: float, folder: Path) -> list[subproc
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
 
+def ref_code(ref: str, workdir: Path) -> dict[str, str]:
+    """The environment that runs REF's code: its tree unpacked as the `seqserve` package
+    (the editable install maps `seqserve.services` and `.shared` to the repository root, migrations
+    beside them; PYTHONPATH comes first)."""
+    root = workdir / "ref"
+    package = root / "seqserve"
+    package.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=processes.REPO_ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(package)], input=archive, check=True)
+    return {"PYTHONPATH": str(root)}
+
+
 def run_variant(variant: str, env: dict[str, str], rnd: int, args: argparse.Namespace, logs: Path) -> list[Point]:
     import redis
 
     redis.Redis.from_url(env["SEQSERVE_BROKER_URL"]).flushdb()
     points = []
     (logs / f"{variant}-{rnd}").mkdir(parents=True, exist_ok=True)
-    with processes.running_processes(env | VARIANTS[variant], logs / f"{variant}-{rnd}",
+    extra = args.ref_env if variant.startswith("ref") else {}
+    with processes.running_processes(env | VARIANTS[variant] | extra, logs / f"{variant}-{rnd}",
                                      ["worker", "--concurrency", "1"]) as (base, procs):
         warm = LoadProcess(base, "classify", "bench-classify", ["closed", "--concurrency", "4"], 4)
         warm.measure(procs)
@@ -172,8 +191,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["main", "new", "new-solo"], choices=list(VARIANTS))
     parser.add_argument("--profile", type=Path, default=None, help="py-spy raw profiles here (first round)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
+    parser.add_argument("--ref", default=None, help="the commit the `ref` variant runs (e.g. main)")
     args = parser.parse_args()
     workdir = Path(f"/tmp/seqserve-cost-{os.getpid()}")
+    if any(v.startswith("ref") for v in args.variants) != (args.ref is not None):
+        parser.error("the `ref` variants and --ref go together")
+    args.ref_env = ref_code(args.ref, workdir) if args.ref else {}
     url = create_database()
     load_before = os.getloadavg()
     try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis, RedisError
+from redis.client import Pipeline
 
 from seqserve.shared.config import Settings
 
@@ -66,16 +67,22 @@ class JobEventLog:
         """One round trip for all of them, each stream's TTL renewed; best effort (see the
         module's drop policy)."""
         pipe = self.redis.pipeline(transaction=False)
+        streams = self.add(pipe, events)
+        if not streams:
+            return
+        try:
+            pipe.execute()
+        except RedisError as exc:
+            log.warning("job events dropped (%d streams): %s", streams, exc)
+
+    def add(self, pipe: Pipeline, events: Iterable[JobEvent]) -> int:
+        """Queue the events' XADDs and TTL renewals on `pipe` (the caller executes it);
+        returns the number of streams written."""
         keys = set()
         for event in events:
             key = stream_key(event.job_id)
             pipe.xadd(key, event.fields(), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
             keys.add(key)
-        if not keys:
-            return
         for key in keys:
             pipe.expire(key, self.ttl_seconds)
-        try:
-            pipe.execute()
-        except RedisError as exc:
-            log.warning("job events dropped (%d streams): %s", len(keys), exc)
+        return len(keys)

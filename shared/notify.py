@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from redis import Redis, RedisError
+from redis.client import Pipeline
 
 CHANNEL = "seqserve:jobs:finished"
 log = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ def publish_finished(redis: Redis | None, event: JobsFinished) -> None:
         redis.publish(CHANNEL, event.model_dump_json())
     except RedisError as exc:
         log.warning("could not publish job-finished events: %s", exc)
+
+
+def queue_finished(pipe: Pipeline, event: JobsFinished) -> None:
+    """Add the event's publish to `pipe`: it travels with the caller's other commands (the
+    worker's job events), one round trip for both."""
+    if event.ids:
+        pipe.publish(CHANNEL, event.model_dump_json())
 
 
 def parse_finished(message: bytes) -> JobsFinished:

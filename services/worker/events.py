@@ -4,12 +4,17 @@ decode loops call (`StagedHandler.event_sink`), which maps batch rows back to jo
 from __future__ import annotations
 
 import contextlib
-import uuid
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
+from redis import Redis, RedisError
+
 from seqserve.shared.events import SENTENCE, STATUS, TOKEN, JobEvent, JobEventLog
 from seqserve.shared.jobs.repository import ClaimedJob
+from seqserve.shared.notify import JobsFinished, queue_finished
+
+logger = logging.getLogger(__name__)
 
 
 class EventSink(Protocol):
@@ -65,7 +70,17 @@ def streaming(handler: Any, events: BatchEvents | None) -> Iterator[None]:
         handler.event_sink = None
 
 
-def ended(log: JobEventLog | None, statuses: dict[uuid.UUID, str]) -> None:
-    """Each written job's final status (published after the commit that wrote it)."""
+def ended(redis: Redis | None, log: JobEventLog | None, finished: JobsFinished) -> None:
+    """After the commit that wrote them: the jobs' finished event (for `Prefer: wait`) and
+    each one's final status event (its stream), in one Redis round trip. Best effort, like
+    each of them alone: the job rows stay the source of truth."""
+    if redis is None or not finished.ids:
+        return
+    pipe = redis.pipeline(transaction=False)
+    queue_finished(pipe, finished)
     if log is not None:
-        log.publish(JobEvent(str(job_id), STATUS, {"status": status}) for job_id, status in statuses.items())
+        log.add(pipe, (JobEvent(job_id, STATUS, {"status": state.status}) for job_id, state in finished.states.items()))
+    try:
+        pipe.execute()
+    except RedisError as exc:
+        logger.warning("job-finished and job events dropped (%d jobs): %s", len(finished.ids), exc)

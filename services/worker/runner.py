@@ -38,7 +38,7 @@ from seqserve.shared.metrics import (
     VERSION_JOB_SECONDS,
     VERSION_JOBS_FINISHED_TOTAL,
 )
-from seqserve.shared.notify import FinalState, JobsFinished, publish_finished
+from seqserve.shared.notify import FinalState, JobsFinished
 from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook
 
 log = logging.getLogger(__name__)
@@ -123,13 +123,13 @@ def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outco
         written = [m for m in batch.members if m.claim.job_id in written_ids]
         states = {str(m.claim.job_id): _final_state(m, outcomes[m.claim.job_id], finished_at) for m in written}
         publisher = after_commit(session)
-        publisher.add(partial(publish_finished, context.redis, JobsFinished(ids=list(states), states=states)))
-        publisher.add(partial(ended, context.events, {m.claim.job_id: outcomes[m.claim.job_id][0].value for m in written}))
+        publisher.add(partial(ended, context.redis, context.events, JobsFinished(ids=list(states), states=states)))
         for member in written:
             if member.has_webhook:
                 publisher.add(partial(publish_webhook, context.celery, str(member.claim.job_id)))
-        for send in shadow.publishers(context.celery, context.redis, shadow.after_finish(session, written_ids)):
-            publisher.add(send)
+        if shadow.concerns(batch.group.batch_key, written):
+            for send in shadow.publishers(context.celery, context.redis, shadow.after_finish(session, written_ids)):
+                publisher.add(send)
     for member in batch.members:
         if member.claim.job_id not in written_ids:
             log.info("job %s moved on (cancelled or taken over); result dropped", member.claim.job_id)
@@ -183,6 +183,11 @@ def _drain(wakeup: Wakeup, context: WorkerContext, report: RunReport) -> None:
         run_batch(context, batch)
         context.leases.release(m.claim.job_id for m in batch.members)
         report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
+        if len(batch.members) == 1 and jobs_repo.drained_by(batch.members):
+            # A lone job that left the group empty: skip the claim that would find nothing.
+            # Batches of several keep claiming: more are likely on the way, and a claim is
+            # cheaper than the next wake-up's hop (docs/benchmarks/serving.md, 2026-12-02 b).
+            return
         if ((time.monotonic() - started > context.settings.wakeup_drain_seconds
              or yields_to_interactive(batch, context)) and _hand_on(wakeup, context)):
             report.handed_on = True

@@ -1,7 +1,8 @@
-"""The worker's side of shadow traffic, run in the finish path of every batch (one query
-when nothing is shadowed): a sampled real job that just finished gets its shadow job (a
-low-priority row of team `_shadow` on the shadow version, in batch groups of its own); a
-shadow job that just finished is compared with its real job, input by input."""
+"""The worker's side of shadow traffic, run in the finish path of a batch that holds a
+shadowed job (the claim says which: no query otherwise) or shadow jobs: a sampled real job
+that just finished gets its shadow job (a low-priority row of team `_shadow` on the shadow
+version, in batch groups of its own); a shadow job that just finished is compared with its
+real job, input by input."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import Job, JobStatus, ModelVersion
+from seqserve.shared.jobs.repository import ClaimedJob
 from seqserve.shared.metrics import SHADOW_INPUTS_TOTAL
 from seqserve.shared.queueing import Wakeup, publish_wakeup
 from seqserve.shared.rollouts.agreement import AGREE_AT, agreements
@@ -64,6 +66,12 @@ def _compare(session: Session, run: ShadowRun, real: Job, shadow: Job) -> None:
         compared_at=utcnow()))
     SHADOW_INPUTS_TOTAL.labels(**labels, agree="true").inc(agreed)
     SHADOW_INPUTS_TOTAL.labels(**labels, agree="false").inc(len(scores) - agreed)
+
+
+def concerns(batch_key: str, finished: Collection[ClaimedJob]) -> bool:
+    """Whether a finished batch has shadow work: a batch of shadow jobs (compare each with its
+    real job), or real jobs sampled for a shadow (start their shadow jobs)."""
+    return is_shadow(batch_key) or any(job.shadowed for job in finished)
 
 
 def after_finish(session: Session, finished: Collection[uuid.UUID]) -> list[Wakeup]:

@@ -9,13 +9,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Boolean, CursorResult, Integer, Table, and_, bindparam, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    CursorResult,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.functions import FunctionElement
 
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import Job, JobStatus, WebhookDelivery
+from seqserve.shared.rollouts.tables import ShadowRun
 
 _OPEN = (JobStatus.queued.value, JobStatus.running.value)
 
@@ -84,6 +100,13 @@ class ClaimedJob:
     has_webhook: bool
     priority: str
     chunk: bool = False  # a corpus batch's job row
+    # A shadow run waits for this job's result (recorded with the job, in its transaction):
+    # only then does the worker look for shadow work when the job finishes.
+    shadowed: bool = False
+    # The group's queued jobs the claim's snapshot held, its own included (up to its row
+    # limit + 1; None on SQLite, which cannot say): equal to what the claim took, the group
+    # was drained as of that claim (`drained_by`).
+    queued_seen: int | None = None
 
 
 class _InputCount(FunctionElement[int]):
@@ -103,6 +126,25 @@ def _input_count_pg(element: _InputCount, compiler: Any, **kw: Any) -> str:
     return f"jsonb_array_length({compiler.process(element.clauses, **kw)})"
 
 
+class _QueuedSeen(FunctionElement[int]):
+    """The number of queued rows a subquery counts, in the claim statement's own snapshot
+    (Postgres: a statement sees the rows it updates as they were); NULL on SQLite, whose
+    RETURNING subqueries see the update half done."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_QueuedSeen)
+def _queued_seen_sqlite(element: _QueuedSeen, compiler: Any, **kw: Any) -> str:
+    return "NULL"
+
+
+@compiles(_QueuedSeen, "postgresql")
+def _queued_seen_pg(element: _QueuedSeen, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
 _T: Table = Job.__table__  # type: ignore[assignment]  # declarative: a FromClause to the type checker
 PRIORITY_ORDER = {"high": 0, "normal": 1, "low": 2}  # claims take higher priorities first, then the oldest
 _RANK = case(PRIORITY_ORDER, value=_T.c.priority)
@@ -118,12 +160,14 @@ def _claim_statement() -> Any:
     SKIP LOCKED means a claim may miss a row another transaction holds: harmless when that is
     another claim (every claimer claims again until its own claim is empty), so anything else
     that locks queued rows (the reconciler marking them) must commit before waking the group."""
+    queued = (_T.c.model_version_id == bindparam("g_version"), _T.c.batch_key == bindparam("g_batch_key"),
+              _T.c.kind == bindparam("g_kind"), _T.c.status == JobStatus.queued.value,
+              # past its deadline a job never runs (beat's sweep marks it expired)
+              or_(_T.c.expires_at.is_(None), _T.c.expires_at > bindparam("c_now")))
+    seen = select(func.count()).select_from(select(_T.c.id).where(*queued).limit(bindparam("rows") + 1).subquery())
     candidates = (
         select(_T.c.id, _T.c.created_at, _RANK.label("rank"), _InputCount(_T.c.inputs).label("size"))
-        .where(_T.c.model_version_id == bindparam("g_version"), _T.c.batch_key == bindparam("g_batch_key"),
-               _T.c.kind == bindparam("g_kind"), _T.c.status == JobStatus.queued.value,
-               # past its deadline a job never runs (beat's sweep marks it expired)
-               or_(_T.c.expires_at.is_(None), _T.c.expires_at > bindparam("c_now")))
+        .where(*queued)
         .order_by(_RANK, _T.c.created_at, _T.c.id)
         .limit(bindparam("rows"))
         .with_for_update(skip_locked=True)
@@ -143,7 +187,8 @@ def _claim_statement() -> Any:
         .values(status=JobStatus.running.value, started_at=bindparam("c_now"), attempts=_T.c.attempts + 1,
                 lease_expires_at=bindparam("lease_until"))
         .returning(_T.c.id, _T.c.attempts, _T.c.params, _T.c.inputs, _T.c.created_at, _T.c.webhook_url,
-                   _T.c.priority, _T.c.batch_id)
+                   _T.c.priority, _T.c.batch_id, exists().where(ShadowRun.job_id == _T.c.id).label("shadowed"),
+                   _QueuedSeen(seen.scalar_subquery()).label("queued_seen"))
     )
 
 
@@ -165,7 +210,9 @@ def claim_batch(session: Session, group: BatchGroup, max_inputs: int, lease_seco
         "first_always": taken == 0,
     }).all()
     claimed = [ClaimedJob(Claim(row.id, int(row.attempts), now), row.params, list(row.inputs), row.created_at,
-                          row.webhook_url is not None, row.priority, row.batch_id is not None) for row in rows]
+                          row.webhook_url is not None, row.priority, chunk=row.batch_id is not None,
+                          shadowed=bool(row.shadowed), queued_seen=row.queued_seen)
+               for row in rows]
     # RETURNING comes in no particular order.
     return sorted(claimed, key=lambda job: (PRIORITY_ORDER[job.priority], job.created_at, job.claim.job_id))
 
@@ -180,6 +227,16 @@ def others_waiting(session: Session, group: BatchGroup, priorities: Sequence[str
                           _T.c.batch_key == group.batch_key))
              .limit(1))
     return session.execute(query).first() is not None
+
+
+def drained_by(claimed: Sequence[ClaimedJob]) -> bool:
+    """Whether the claim that took the last of `claimed` (one batch, perhaps of two claims)
+    took every queued job of the group its snapshot held. Then the wake-up may end without
+    another claim: a job committed later has a wake-up of its own, published after its
+    commit; one a concurrent claim held (SKIP LOCKED) was counted here, so is not drained."""
+    last = claimed[-1]
+    took = sum(job.claim.started_at == last.claim.started_at for job in claimed)  # one `now` per claim
+    return last.queued_seen is not None and last.queued_seen <= took
 
 
 def requeue_lapsed(session: Session, group: BatchGroup) -> int:

@@ -280,3 +280,25 @@ def test_promotion_warms_the_workers_before_the_alias_serves(stack, versions, tm
     # scheduling noise on a shared 2-core machine, and well under a cold load plus a job.
     assert first <= 2 * steady + 0.02, (first, steady, cold_load)
     assert first < cold_load + steady
+
+
+def test_a_shadow_started_on_a_serving_stack_gets_its_sampled_jobs_submitted_together(  # type: ignore[no-untyped-def]
+        stack, versions) -> None:
+    """The worker looks for shadow work only for jobs its claim says are shadowed: jobs served
+    before the rollout have none, and once it starts, every sampled job of concurrent
+    submissions (group commit: sampled and plain jobs in one group) gets its comparison."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, _ = stack
+    before = [_submit(base, TEXTS[:2])["id"] for _ in range(3)]
+    assert all(processes.wait_job(base, job_id)["status"] == "succeeded" for job_id in before)
+    _put_rollout(base, {"shadow": {"version": 2, "rate": 0.5}, "reason": "try v2"})
+    with ThreadPoolExecutor(8) as pool:
+        sent = list(pool.map(lambda i: _submit(base, [TEXTS[i % len(TEXTS)]])["id"], range(24)))
+    assert all(processes.wait_job(base, job_id)["status"] == "succeeded" for job_id in sent)
+    sampled = {job_id for job_id in sent if shadow_sampled(__import__("uuid").UUID(job_id), 0.5)}
+    assert sampled and sampled != set(sent), "24 uuid4 jobs at rate 0.5: all or none sampled has odds 1 in 2**23"
+    _wait_compared(base, len(sampled))
+    with session_scope() as session:
+        runs = {str(run.job_id): run.status for run in session.scalars(select(ShadowRun))}
+    assert runs == dict.fromkeys(sampled, "compared")

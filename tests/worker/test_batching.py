@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from seqserve.services.api.main import create_app
 from seqserve.services.worker import batching
@@ -21,10 +21,11 @@ from seqserve.services.worker.context import WorkerContext
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.migrate import upgrade
-from seqserve.shared.db.models import Job, JobStatus
+from seqserve.shared.db.models import Job, JobStatus, ModelVersion
 from seqserve.shared.db.session import dispose_engines, session_scope
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.queueing import Wakeup, make_celery
+from seqserve.shared.rollouts.tables import ShadowRun, ShadowStatus
 from tests.conftest import create_key
 
 
@@ -96,6 +97,35 @@ def test_a_batch_fills_the_limit_in_priority_then_age_order(client: TestClient) 
     assert _status(left) == "queued" and {_status(i) for i in (urgent, old, new, last)} == {"running"}
     assert _ids(next_batch(batch.group, context)) == [left]
     assert next_batch(batch.group, context) is None  # the group is empty: the wake-up is done
+
+
+def test_a_claim_says_whether_it_drained_the_group(client: TestClient, database: str) -> None:
+    """Postgres counts the group's queued jobs in the claim's own snapshot: a claim that took
+    them all ends the wake-up without another claim. SQLite cannot say: it always claims again."""
+    first = [_submit(client) for _ in range(5)]  # the limit is 4 inputs
+    context = _context()
+    batch = first_batch(wakeup_of(first[0]), context)
+    assert batch is not None and len(batch.members) == 4 and not jobs_repo.drained_by(batch.members)
+    rest = next_batch(batch.group, context)
+    assert rest is not None and _ids(rest) == [first[4]]
+    assert jobs_repo.drained_by(rest.members) == (database == "postgresql")
+    later = _submit(client)  # after that claim: its own wake-up brings it
+    assert _ids(first_batch(wakeup_of(later), context)) == [later]
+
+
+def test_a_claim_says_which_jobs_a_shadow_run_waits_for(client: TestClient) -> None:
+    shadowed, plain = _submit(client), _submit(client)
+    with session_scope() as session:
+        job = session.get(Job, shadowed)
+        assert job is not None
+        model_id = session.scalar(select(ModelVersion.model_id).where(ModelVersion.id == job.model_version_id))
+        session.execute(insert(ShadowRun), [{
+            "job_id": shadowed, "model_id": model_id, "alias": "production", "kind": "classify",
+            "shadow_version_id": job.model_version_id, "status": ShadowStatus.waiting.value,
+            "inputs": 0, "agreed": 0, "agreement_sum": 0.0}])
+    batch = first_batch(wakeup_of(plain), _context())
+    assert batch is not None
+    assert {m.claim.job_id: m.shadowed for m in batch.members} == {shadowed: True, plain: False}
 
 
 def test_a_job_that_does_not_fit_is_not_overtaken(client: TestClient) -> None:

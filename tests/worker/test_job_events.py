@@ -15,11 +15,13 @@ import redis
 from fastapi.testclient import TestClient
 
 from seqserve.services.api.main import create_app
+from seqserve.services.worker.events import ended
 from seqserve.services.worker.runner import run_wakeup
 from seqserve.shared.config import reset_settings
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.events import JobEvent, JobEventLog, stream_key
 from seqserve.shared.jobs import repository as jobs_repo
+from seqserve.shared.notify import CHANNEL, FinalState, JobsFinished, parse_finished
 from tests.conftest import REDIS_URL, create_key
 from tests.model_fixtures import lm, tiny_lm, tiny_translator, translator  # noqa: F401
 from tests.worker.test_batching import _context, wakeup_of
@@ -91,8 +93,31 @@ def test_streams_are_bounded_and_expire(db: str) -> None:
 
 
 def test_a_broken_redis_drops_events_without_failing(db: str) -> None:
-    log = JobEventLog(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), maxlen=10, ttl_seconds=30)
+    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    log = JobEventLog(broken, maxlen=10, ttl_seconds=30)
     log.publish([JobEvent("j2", "status", {"status": "running"})])  # logged, not raised
+    ended(broken, log, JobsFinished(ids=["j2"], states={"j2": FinalState(status="failed", attempts=1)}))
+
+
+def test_ended_tells_waiters_and_streams_in_one_go(db: str) -> None:
+    """The finished event (what a `Prefer: wait` waiter reads) and each job's final status
+    event, both sent by the one pipelined call after the batch's commit."""
+    client = redis.Redis.from_url(REDIS_URL)
+    pubsub = client.pubsub()
+    pubsub.subscribe(CHANNEL)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    done, failed = str(uuid.uuid4()), str(uuid.uuid4())
+    states = {done: FinalState(status="succeeded", result=[1], attempts=1),
+              failed: FinalState(status="failed", error="boom", attempts=2)}
+    ended(client, JobEventLog(client, maxlen=10, ttl_seconds=30), JobsFinished(ids=list(states), states=states))
+    message = pubsub.get_message(timeout=5)
+    assert message is not None and parse_finished(message["data"]).states == states
+    pubsub.close()
+    for job_id, state in states.items():
+        entries = client.xrange(stream_key(job_id))
+        assert [(f[b"event"], json.loads(f[b"data"])) for _, f in entries] == [
+            (b"status", {"job_id": job_id, "status": state.status})]
+        assert 0 < client.ttl(stream_key(job_id)) <= 30
 
 
 class _Steps:

@@ -21,7 +21,7 @@ from seqserve.services.api.errors import ApiError, field_path
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import Job, JobStatus
-from seqserve.shared.db.session import after_commit
+from seqserve.shared.db.session import after_commit, session_scope
 from seqserve.shared.jobs import lifecycle
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.jobs.kinds import JOB_KINDS, batch_key, kinds_for_task, validate_params
@@ -197,13 +197,26 @@ def prepare(session: Session, caches: ApiCaches, body: JobCreate, settings: Sett
     return row, chosen
 
 
+def _insert(session: Session, prepared: list[tuple[dict[str, Any], Route]]) -> None:
+    """Insert the rows in one statement; a job sampled for a shadow goes in with its shadow
+    run, in one transaction of their own, so a claim that sees the job also sees that it is
+    shadowed (the worker looks for shadow work only for such jobs)."""
+    plain = [row for row, chosen in prepared if chosen.shadow_version_id is None]
+    shadowed = [(row, chosen) for row, chosen in prepared if chosen.shadow_version_id is not None]
+    if plain:
+        jobs_repo.insert_rows(session, plain)
+    if shadowed:
+        with session_scope() as together:
+            jobs_repo.insert_rows(together, [row for row, _ in shadowed])
+            for row, chosen in shadowed:
+                record_shadow(together, row["id"], row["kind"], chosen)
+
+
 def insert_group(session: Session, queue: JobQueue, prepared: list[tuple[dict[str, Any], Route]]) -> None:
-    """Insert prepared jobs in one statement (autocommit: it commits them all at once) and queue
-    one wake-up per batch group for after the commit; a refused publish withdraws them all."""
+    """Insert prepared jobs (autocommit: committed at once) and queue one wake-up per batch
+    group for after the commit; a refused publish withdraws them all."""
     rows = [row for row, _ in prepared]
-    jobs_repo.insert_rows(session, rows)
-    for row, chosen in prepared:
-        record_shadow(session, row["id"], row["kind"], chosen)
+    _insert(session, prepared)
     ids = [row["id"] for row in rows]
     after_commit(session).add(partial(_publish, queue, rows), undo=partial(_delete_group, job_ids=ids))
 
@@ -220,14 +233,13 @@ def submit(session: Session, queue: JobQueue, caches: ApiCaches, body: JobCreate
     row, chosen = _validated_job(session, caches, body, settings, job_id, routing_key or key or str(job_id))
     row["idempotency_key"], row["request_hash"], row["team"] = key, body_hash, team
     try:
-        jobs_repo.insert_row(session, row)
+        _insert(session, [(row, chosen)])
     except IntegrityError:
         # A concurrent request with the same key won the insert (autocommit: nothing to undo).
         replay = find_replay(session, team, key, body_hash)
         if replay is None:
             raise
         return JobRead.from_row(replay), True
-    record_shadow(session, job_id, body.kind, chosen)
     after_commit(session).add(partial(_publish, queue, [row]), undo=partial(jobs_repo.delete, job_id=job_id))
     return JobRead.from_values(row), False
 
