@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv (once) and install seqserve from this checkout: `scripts/bootstrap.sh` for
 # running it, `scripts/bootstrap.sh test` for the test extras too. One pip run (torch is
-# pinned in pyproject.toml: a looser request lets pip choose a multi-GB CUDA build), no
-# byte-compiling at install (Python compiles what it imports), and nothing at all when the
-# venv already holds this checkout's requirements. A line every 10 s says it is still busy.
+# pinned in pyproject.toml: a looser request lets pip choose a multi-GB CUDA build), bytecode
+# for the modules the services import rather than for every file installed, and nothing at all
+# when the venv already holds this checkout's requirements. A line every 10 s says it is busy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

@@ -46,6 +46,8 @@ def run_up(args: argparse.Namespace) -> int:
     # The services start while the first model trains: their start-up (imports, migrations
     # checked, the worker's first canary) overlaps the training instead of following it.
     children = start_children(host, port, args.workers)
+    # A SIGTERM while the model trains (before supervise's handler) stops the children too.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         if first_run is not None:
             train_default_model(settings.default_model, first_run)
@@ -54,6 +56,10 @@ def run_up(args: argparse.Namespace) -> int:
         raise
     endpoint = Endpoint(f"http://{host}:{port}", key_file)
     return supervise(children, endpoint, started)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def first_run_overrides() -> dict[str, float]:

@@ -141,11 +141,14 @@ def execute_unless_unchanged(run_id: uuid.UUID, progress: bool, unchanged_finger
         return None
     except TrainingCancelled as exc:
         log.info("%s", exc)
-        shutil.rmtree(out_path.parent, ignore_errors=True)  # registers nothing, keeps nothing
-        with session_scope() as session:
-            runs_repo.mark_cancelled(session, run_id)
-        TRAINING_RUNS_TOTAL.labels(task, "cancelled").inc()
+        _mark_cancelled(run_id, task, out_path)
         return None
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Ctrl-C or a SIGTERM to the process training here (`seqserve train`, `up`'s first
+        # run): the user stopped it, it did not fail.
+        log.info("training run %s stopped (%s): cancelled", run_id, type(exc).__name__)
+        _mark_cancelled(run_id, task, out_path)
+        raise
     except BaseException as exc:
         log.error("training run %s failed: %s", run_id, exc)
         with session_scope() as session:
@@ -154,6 +157,13 @@ def execute_unless_unchanged(run_id: uuid.UUID, progress: bool, unchanged_finger
         raise
     TRAINING_RUNS_TOTAL.labels(task, "succeeded").inc()
     return report
+
+
+def _mark_cancelled(run_id: uuid.UUID, task: str, out_path: Path) -> None:
+    shutil.rmtree(out_path.parent, ignore_errors=True)  # registers nothing, keeps nothing
+    with session_scope() as session:
+        runs_repo.mark_cancelled(session, run_id)
+    TRAINING_RUNS_TOTAL.labels(task, "cancelled").inc()
 
 
 def _mark_skipped(run_id: uuid.UUID, model_name: str, reason: str) -> None:

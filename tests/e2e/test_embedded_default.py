@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -114,3 +116,41 @@ def test_up_trains_serves_and_uses_no_server(tmp_path: Path) -> None:
     assert (var_dir / "seqserve.db").is_file()
     assert (var_dir / "broker" / "queue").is_dir()
     assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+def test_a_sigterm_while_the_first_model_trains_stops_every_service(tmp_path: Path) -> None:
+    """The services start beside the first-run training; `up` told to stop during it (the
+    signal to `up` alone, not its group) takes them down with it, registers nothing, and the
+    run ends `cancelled`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SEQSERVE_")}
+    env |= {"SEQSERVE_VAR_DIR": str(tmp_path / "var"), "CWD": str(processes.REPO_ROOT), "SEQSERVE_TORCH_THREADS": "1"}
+    port = processes.free_port()
+    log = tmp_path / "up.log"
+    proc = processes.start(["up", "--port", str(port)], env, log, inherit_env=False)
+    try:
+        processes.wait_http(f"http://127.0.0.1:{port}/healthz", proc, log, timeout=180)
+        deadline = time.monotonic() + 180
+        while "epoch 1/3, batch" not in log.read_text():  # its first progress line: it trains
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                       text=True).stdout.split()]
+        assert len(children) == 4, children  # worker, beat, trainer, api
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-3000:]
+        for pid in children:
+            assert not _alive(pid), f"child {pid} outlived up"
+    finally:
+        processes.stop(proc, timeout=30)
+    with sqlite3.connect(tmp_path / "var" / "seqserve.db") as db:
+        assert db.execute("SELECT count(*) FROM model_versions").fetchone() == (0,)
+        assert db.execute("SELECT status, error FROM training_runs").fetchall() == [("cancelled", None)]
+
+
+def _alive(pid: int) -> bool:
+    """A child that exited and is not yet reaped is a zombie: it counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
