@@ -13,8 +13,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -n "$EXTRAS" ] && spec=".[$EXTRAS]"
-# What the venv was last installed from: the requirements, the extras and the interpreter.
-stamp=$( { cat pyproject.toml setup.py 2>/dev/null; echo "$EXTRAS"; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1)
+# What the venv was installed from: the requirements, the extras and the interpreter.
+stamp_of() { { cat pyproject.toml setup.py 2>/dev/null; echo "$1"; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1; }
+stamp=$(stamp_of "$EXTRAS")
 have=$(cat .venv/.seqserve-installed 2>/dev/null || true)
 case " $have " in
   *" $stamp "*) echo "seqserve environment up to date (.venv)"; exit 0 ;;
@@ -44,8 +45,7 @@ print('seqserve environment ready: torch', torch.__version__)" \
   torch.onnx onnx onnxruntime uvicorn celery.bin.celery
 # A test install also satisfies a run install: keep both stamps.
 if [ -n "$EXTRAS" ]; then
-  plain=$( { cat pyproject.toml setup.py 2>/dev/null; echo ""; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1)
-  echo "$stamp $plain" > .venv/.seqserve-installed
+  echo "$stamp $(stamp_of "")" > .venv/.seqserve-installed
 else
   echo "$stamp $have" | cut -d' ' -f1-3 > .venv/.seqserve-installed
 fi
