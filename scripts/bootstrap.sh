@@ -27,8 +27,15 @@ started=$SECONDS
   while :; do sleep 10 & wait $!; echo "  still installing ($((SECONDS - started)) s)"; done ) &
 ticker=$!
 trap 'kill $ticker 2>/dev/null || true' EXIT
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -e "$spec" 2>&1 \
-  | grep -v "^WARNING: Location" || true
+# pip's output (setuptools' build warnings, some 40 lines on every fresh install) goes to a log,
+# shown whole if the install fails.
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -e "$spec" \
+    > .venv/pip-install.log 2>&1; then
+  kill $ticker 2>/dev/null || true
+  cat .venv/pip-install.log >&2
+  echo "bootstrap: pip could not install seqserve (its output above, also in .venv/pip-install.log)" >&2
+  exit 1
+fi
 kill $ticker 2>/dev/null || true
 # Import what the services import, once, writing the bytecode pip's --no-compile left out:
 # only the modules used (pip would compile all of torch's files), and once rather than in

@@ -18,7 +18,9 @@ echo "$*" >> "$(dirname "$0")/../calls.log"
 case "$1" in
   -VV) exec {real} -VV ;;
   -c) echo "seqserve environment ready: torch (stand-in)" ;;
-  -m) [ -n "${{SLOW_PIP:-}}" ] && sleep "$SLOW_PIP" ;;
+  -m) [ -n "${{SLOW_PIP:-}}" ] && sleep "$SLOW_PIP"
+      echo "a build warning pip printed"
+      [ -z "${{FAIL_PIP:-}}" ] || {{ echo "ERROR: no matching distribution"; exit 1; }} ;;
 esac
 """
 
@@ -35,21 +37,22 @@ def _checkout(tmp_path: Path) -> Path:
     return root
 
 
-def _bootstrap(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, list[str]]:
-    """What the script printed, and the pip installs it ran."""
+def _bootstrap(root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+               ) -> tuple[str, list[str]]:
+    """What the script printed (stdout and stderr), and the pip installs it ran."""
     log = root / ".venv" / "calls.log"
     log.unlink(missing_ok=True)
     done = subprocess.run(["bash", str(root / "scripts" / "bootstrap.sh"), *args], capture_output=True, text=True,
-                          timeout=60, check=True, env={**os.environ, **(env or {})})
+                          timeout=60, check=check, env={**os.environ, **(env or {})})
     calls = log.read_text().splitlines() if log.exists() else []
-    return done.stdout, [call for call in calls if call.startswith("-m pip")]
+    return done.stdout + done.stderr, [call for call in calls if call.startswith("-m pip")]
 
 
 def test_one_pip_run_then_none_until_the_requirements_change(tmp_path: Path) -> None:
     root = _checkout(tmp_path)
     printed, pips = _bootstrap(root)
     assert pips == ["-m pip install --quiet --disable-pip-version-check --no-compile -e ."], pips
-    assert "seqserve environment ready" in printed
+    assert "seqserve environment ready" in printed and "build warning" not in printed  # pip's noise: in its log
     printed, pips = _bootstrap(root)
     assert pips == [] and "seqserve environment up to date" in printed
     _, pips = _bootstrap(root, "test")  # the test extras are not installed yet
@@ -72,3 +75,12 @@ def test_a_long_install_says_it_is_busy_and_leaves_nothing_running(tmp_path: Pat
     # The output pipe closes when the script ends: a ticker's sleep left behind would hold it
     # open up to 10 s longer.
     assert elapsed < 19, elapsed
+
+
+def test_a_failed_install_shows_pip_and_stops(tmp_path: Path) -> None:
+    root = _checkout(tmp_path)
+    printed, _ = _bootstrap(root, env={"FAIL_PIP": "1"}, check=False)
+    assert "ERROR: no matching distribution" in printed and "pip could not install seqserve" in printed, printed
+    assert "environment ready" not in printed
+    _, pips = _bootstrap(root)  # nothing was recorded as installed: the next run tries again
+    assert len(pips) == 1
