@@ -8,7 +8,7 @@ SEQSERVE_BROKER_URL at Postgres and Redis to run the same code on them.
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -305,11 +305,26 @@ class Settings(BaseSettings):
 
 
 
-@lru_cache
+_settings: Settings | None = None
+# Held while the settings are read from the environment, so that a reset waits for a read
+# already under way: with functools.lru_cache a thread that began reading before a reset (a
+# worker's lease renewal) stored its stale result after it, and kept it cached.
+_settings_lock = threading.Lock()
+
+
 def get_settings() -> Settings:
-    return Settings()
+    global _settings
+    settings = _settings
+    if settings is None:
+        with _settings_lock:
+            if _settings is None:
+                _settings = Settings()
+            settings = _settings
+    return settings
 
 
 def reset_settings() -> None:
     """Forget the cached settings (tests and the CLI change the environment)."""
-    get_settings.cache_clear()
+    global _settings
+    with _settings_lock:
+        _settings = None

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from seqserve.shared.config import Settings
+from seqserve.shared import config
+from seqserve.shared.config import Settings, get_settings, reset_settings
 from seqserve.shared.jobs.kinds import JOB_KINDS
 
 
@@ -30,3 +35,33 @@ def test_cpu_chunk_rows_default_to_the_registry_and_refuse_kinds_that_do_not_chu
                          ({"nope": 4}, r"\['nope'\] have no CPU chunking")):
         with pytest.raises(ValidationError, match=message):
             Settings(cpu_chunk_rows=bad)
+
+
+def test_a_reset_during_a_read_is_not_undone_by_that_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker's lease thread reading the settings while a test (or the CLI) resets them used to
+    # cache what it read before the reset, after it: the next test ran on the last one's database.
+    reading, release = threading.Event(), threading.Event()
+
+    class SlowSettings(Settings):
+        def __init__(self) -> None:
+            super().__init__()
+            reading.set()
+            release.wait(10)
+
+    monkeypatch.setattr(config, "Settings", SlowSettings)
+    monkeypatch.setenv("SEQSERVE_VAR_DIR", "/srv/before")
+    reset_settings()
+    reader = threading.Thread(target=get_settings)
+    reader.start()
+    assert reading.wait(10)
+    monkeypatch.setenv("SEQSERVE_VAR_DIR", "/srv/after")
+    resetter = threading.Thread(target=reset_settings)
+    resetter.start()
+    time.sleep(0.2)  # the reset is under way (it waits for the read) before the read ends
+    release.set()
+    reader.join(10)
+    resetter.join(10)
+    try:
+        assert get_settings().var_dir == Path("/srv/after")
+    finally:
+        reset_settings()

@@ -42,7 +42,9 @@ def client(db: str, registered_model: str, tiny_classifier: Any, monkeypatch: py
 
 def _context() -> WorkerContext:
     settings = get_settings()
-    return WorkerContext.build(make_celery(settings), settings)
+    context = WorkerContext.build(make_celery(settings), settings)
+    context.leases.stop()  # no renewal thread outliving the test (it read the next test's settings)
+    return context
 
 
 def _wakeup_of(message: bytes) -> Wakeup:

@@ -36,7 +36,9 @@ def _submit(client: TestClient, text: str, priority: str = "normal") -> uuid.UUI
 
 def _context() -> WorkerContext:
     settings = get_settings()
-    return WorkerContext.build(make_celery(settings), settings)
+    context = WorkerContext.build(make_celery(settings), settings)
+    context.leases.stop()  # no renewal thread outliving the test (it read the next test's settings)
+    return context
 
 
 def test_each_job_wakes_its_group_and_one_wakeup_runs_them_all(client: TestClient) -> None:
