@@ -188,8 +188,9 @@ def register_tiny(outcome=None) -> None:  # type: ignore[no-untyped-def]
     register_outcome("tiny-sst2", "classify", outcome or _TINY[0])
 
 
-def register_outcome(name: str, task: str, outcome) -> str:  # type: ignore[no-untyped-def]
-    """A trainer's TrainOutcome registered as the next version of `name`, through the gate."""
+def register_outcome(name: str, task: str, outcome, gate: bool = True) -> str:  # type: ignore[no-untyped-def]
+    """A trainer's TrainOutcome registered as the next version of `name`, through the gate
+    (`gate=False`: a candidate no alias points at)."""
     from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 
     with session_scope() as session:
@@ -199,7 +200,8 @@ def register_outcome(name: str, task: str, outcome) -> str:  # type: ignore[no-u
             primary_metric=outcome.primary_metric, dataset_fingerprint=outcome.data_fingerprint,
             architecture=outcome.model_config, train_config=outcome.config, drift_reference=outcome.drift_reference,
         ))
-        promote_if_better(session, version, get_settings().promotion_margin)
+        if gate:
+            promote_if_better(session, version, get_settings().promotion_margin)
     return name
 
 

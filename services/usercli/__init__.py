@@ -3,7 +3,8 @@ any deployment; they never import the server's code):
 
     seqserve jobs submit --kind K --model M TEXT... [--param k=v] [--wait | --stream] [--json]
     seqserve jobs get|cancel|watch ID, seqserve jobs list [--status --kind --model --limit --cursor]
-    seqserve models list | show NAME | promote NAME VERSION | rollback NAME VERSION [--alias A]
+    seqserve models list | show NAME | promote NAME VERSION [--on-evidence [--force]] | rollback NAME [VERSION]
+    seqserve models rollout NAME [--shadow V --shadow-rate R --canary V=W --policy k=v | --clear] [--alias A]
     seqserve batches create FILE --kind K --model M [--format F] [--wait] [--output PATH]
     seqserve batches get|cancel ID, batches list, batches download ID [--output PATH] [--errors]
     seqserve training start --task T [--preset P] [--set k=v] | get|cancel ID | list
@@ -69,12 +70,28 @@ def _add_models(sub: Any) -> None:
                                                                                        required=True)
     _command(models, "list", "models_list", "registered models")
     _command(models, "show", "models_show", "one model's versions and aliases").add_argument("name")
-    for name in ("promote", "rollback"):
-        move = _command(models, name, "models_move", f"{name}: point an alias at a version")
-        move.add_argument("name")
-        move.add_argument("version", type=int)
-        move.add_argument("--alias", default="production")
-        move.add_argument("--reason", default="")
+    promote = _command(models, "promote", "models_promote",
+                       "point an alias at a version; --on-evidence: only when the rollout policy's evidence holds")
+    rollback = _command(models, "rollback", "models_rollback",
+                        "restore the alias's state before its last change (or point it at VERSION)")
+    rollout = _command(models, "rollout", "models_rollout",
+                       "show an alias's rollout (shadow agreement, canary arms, policy); with options, replace it")
+    for parser, version_help in ((promote, "the version (default with --on-evidence: the shadow version)"),
+                                 (rollback, "point the alias at this version instead"), (rollout, None)):
+        parser.add_argument("name")
+        if version_help:
+            parser.add_argument("version", type=int, nargs="?", help=version_help)
+        parser.add_argument("--alias", default="production")
+        parser.add_argument("--reason", default="")
+    promote.add_argument("--on-evidence", action="store_true", help="through the policy and the workers' warm-up")
+    promote.add_argument("--force", action="store_true", help="with --on-evidence: move although the policy refuses")
+    rollout.add_argument("--shadow", type=int, metavar="VERSION", help="also run sampled jobs on this version")
+    rollout.add_argument("--shadow-rate", type=float, default=1.0, help="share of jobs the shadow runs (default 1)")
+    rollout.add_argument("--canary", action="append", default=[], metavar="VERSION=WEIGHT",
+                         help="split new jobs by weight, e.g. --canary 3=90 --canary 4=10")
+    rollout.add_argument("--policy", action="append", default=[], metavar="KEY=VALUE",
+                         help="min_shadow_inputs, min_agreement, min_canary_jobs, max_failure_ratio_increase")
+    rollout.add_argument("--clear", action="store_true", help="no shadow, no split, no policy")
 
 
 def _add_batches(sub: Any) -> None:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from seqserve_client import Batch, Client, Event, Job
+from seqserve_client import Alias, Batch, Client, Event, Job
 
 from seqserve.services.usercli import render
 
@@ -116,13 +116,50 @@ def models_show(args: argparse.Namespace, client: Client) -> int:
     return OK
 
 
-def models_move(args: argparse.Namespace, client: Client) -> int:
-    move = client.models.rollback if args.models_command == "rollback" else client.models.promote
-    alias = move(args.name, args.version, alias=args.alias, reason=args.reason or args.models_command)
-    if args.json:
-        render.print_json(alias)
+def _show_alias(args: argparse.Namespace, alias: Alias) -> int:
+    render.print_json(alias) if args.json else render.out.print(f"{alias.model}@{alias.alias} -> v{alias.version}")
+    return OK
+
+
+def models_promote(args: argparse.Namespace, client: Client) -> int:
+    reason = args.reason or "promote"
+    if not args.on_evidence:
+        if args.force:
+            raise argparse.ArgumentTypeError("--force applies only with --on-evidence")
+        if args.version is None:
+            raise argparse.ArgumentTypeError("promote takes a VERSION (or --on-evidence, to promote the shadow)")
+        return _show_alias(args, client.models.promote(args.name, args.version, alias=args.alias, reason=reason))
+    promotion = client.models.promote_on_evidence(args.name, args.version, alias=args.alias, force=args.force,
+                                                  reason=reason)
+    render.print_json(promotion) if args.json else render.promotion(promotion)
+    return OK
+
+
+def models_rollback(args: argparse.Namespace, client: Client) -> int:
+    return _show_alias(args, client.models.rollback(args.name, args.version, alias=args.alias,
+                                                    reason=args.reason or "rollback"))
+
+
+def _canary(pairs: list[str]) -> dict[int, int]:
+    weights: dict[int, int] = {}
+    for version, weight in key_values(pairs, "--canary").items():
+        if not version.isdigit() or isinstance(weight, bool) or not isinstance(weight, int):
+            raise argparse.ArgumentTypeError(f"--canary takes VERSION=WEIGHT (whole numbers), got {version}={weight}")
+        weights[int(version)] = weight
+    return weights
+
+
+def models_rollout(args: argparse.Namespace, client: Client) -> int:
+    changes = args.shadow is not None or args.canary or args.policy
+    if args.clear and changes:
+        raise argparse.ArgumentTypeError("--clear takes no --shadow, --canary or --policy")
+    if args.clear or changes:
+        state = client.models.set_rollout(args.name, args.alias, shadow_version=args.shadow,
+                                          shadow_rate=args.shadow_rate, canary=_canary(args.canary),
+                                          policy=key_values(args.policy, "--policy"), reason=args.reason)
     else:
-        render.out.print(f"{alias.model}@{alias.alias} -> v{alias.version}")
+        state = client.models.rollout(args.name, args.alias)
+    render.print_json(state) if args.json else render.rollout(state)
     return OK
 
 

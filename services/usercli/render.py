@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from seqserve_client import Batch, Job, Model, TrainingRun
+from seqserve_client import AliasState, Batch, Job, Model, Promotion, TrainingRun
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -104,6 +104,40 @@ def model(item: Model) -> None:
         table.add_row(str(version.version), aliases.get(version.version, ""), shown, version.sha256[:12],
                       _when(version.created_at))
     out.print(table)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def rollout(state: AliasState) -> None:
+    table = Table(title=f"{state.model}@{state.alias}", show_header=False)
+    pending = f" (v{state.pending_version} warming)" if state.pending_version else ""
+    table.add_row("version", f"v{state.version}{pending}")
+    shadow = state.shadow
+    table.add_row("shadow", "-" if shadow is None else
+                  f"v{shadow['version']} at rate {shadow['rate']}: {shadow['jobs']} jobs ({shadow['failed']} failed), "
+                  f"{shadow['inputs']} inputs, agreement {_share(shadow['agreement'])}")
+    policy = ", ".join(f"{k}={v}" for k, v in state.policy.items() if v not in (None, 0, 0.0)) or "none"
+    table.add_row("policy", policy)
+    table.add_row("warm", ", ".join(f"v{v}: {len(procs)}" for v, procs in sorted(state.warm.items())) or "-")
+    table.add_row("rollback restores", "-" if not state.previous else f"v{state.previous.get('version')}")
+    out.print(table)
+    if state.canary:
+        arms = Table("canary version", "weight", "finished", "failed", "failure ratio", "mean s")
+        for arm in state.canary:
+            arms.add_row(f"v{arm['version']}", str(arm["weight"]), str(arm["finished"]), str(arm["failed"]),
+                         _share(arm["failure_ratio"]), _share(arm["mean_seconds"]))
+        out.print(arms)
+
+
+def promotion(result: Promotion) -> None:
+    verdict = "promoted" if result.promoted else "not promoted"
+    out.print(f"{result.state.model}@{result.state.alias} -> v{result.state.version}: {verdict} ({result.reason})")
+    for check in result.checks:
+        out.print(f"  {'pass' if check['passed'] else 'FAIL'} {check['name']}: {check.get('detail', '')}")
+    warm = "timed out, moved anyway" if result.warm_timed_out else "done"
+    out.print(f"  warm-up {warm}: {result.warm_processes} of {result.expected_workers} workers")
 
 
 def runs(items: list[TrainingRun]) -> None:

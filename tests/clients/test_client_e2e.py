@@ -5,6 +5,8 @@ that never make a second job."""
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import pytest
 from seqserve_client import (
@@ -23,7 +25,7 @@ from seqserve_client._waiting import finished
 
 from tests import processes
 from tests.clients.proxy import misbehaving
-from tests.conftest import create_key
+from tests.conftest import create_key, register_outcome
 
 pytestmark = pytest.mark.e2e
 
@@ -94,6 +96,39 @@ def test_models_list_get_promote_rollback(served: str) -> None:
         assert missing.value.field == "version"
 
 
+def test_rollouts_shadow_promote_on_evidence_and_one_call_rollback(served: str, tiny_classifier: Any) -> None:
+    register_outcome("tiny-sst2", "classify", tiny_classifier, gate=False)  # v2, the same weights: it agrees on every input
+    with _client(served) as client:
+        assert client.models.rollout("tiny-sst2").version == 1
+        state = client.models.set_rollout("tiny-sst2", shadow_version=2, policy={"min_shadow_inputs": 1000},
+                                          reason="try v2")
+        assert state.shadow is not None and (state.shadow["version"], state.shadow["rate"]) == (2, 1.0)
+        assert state.policy["min_shadow_inputs"] == 1000 and state.previous is not None
+        client.run("classify", "tiny-sst2", ["a gorgeous, witty film", "dull and lifeless"])
+        deadline = time.monotonic() + 90
+        while (shadow := client.models.rollout("tiny-sst2").shadow or {})["jobs"] < 1:
+            assert time.monotonic() < deadline, shadow
+            time.sleep(0.3)
+        assert shadow["inputs"] == 2 and shadow["agreement"] == 1.0
+        with pytest.raises(Conflict) as refused:
+            client.models.promote_on_evidence("tiny-sst2", reason="too early")
+        assert refused.value.code == "promotion_refused" and "2 shadowed inputs" in refused.value.message
+        forced = client.models.promote_on_evidence("tiny-sst2", force=True, reason="forced")
+        assert forced.promoted and forced.state.version == 2 and forced.state.shadow is None
+        assert [check["passed"] for check in forced.checks] == [False] and not forced.warm_timed_out
+        assert client.run("classify", "tiny-sst2", ["after"]).model_version == 2
+        back = client.models.rollback("tiny-sst2", reason="undo")
+        assert (back.model, back.alias, back.version) == ("tiny-sst2", "production", 1)
+        restored = client.models.rollout("tiny-sst2")
+        assert restored.shadow is not None and restored.shadow["version"] == 2
+        assert restored.policy["min_shadow_inputs"] == 1000
+        cleared = client.models.set_rollout("tiny-sst2", reason="done")
+        assert cleared.shadow is None and cleared.canary == [] and cleared.policy["min_shadow_inputs"] == 0
+        with pytest.raises(BadRequest) as bad:
+            client.models.set_rollout("tiny-sst2", shadow_version=2, shadow_rate=0.0)
+        assert bad.value.field is not None and "rate" in bad.value.field
+
+
 def test_training_start_get_list(served: str) -> None:
     with _client(served) as client:
         run = client.training.start("classify", "quick", "client-run", {"epochs": 1})
@@ -144,6 +179,10 @@ def test_async_client(served: str) -> None:
             assert {j.status for j in jobs} == {"succeeded"}
             assert len((await client.jobs.list()).items) == 4
             assert (await client.models.get("tiny-sst2")).aliases == {"production": 1}
+            assert (await client.models.rollout("tiny-sst2")).shadow is None
+            with pytest.raises(Conflict) as nothing_to_undo:
+                await client.models.rollback("tiny-sst2")
+            assert nothing_to_undo.value.status == 409
             events = [e async for e in client.stream("generate", "tiny-lm", ["the"], {"max_tokens": 3})]
             assert [e.event for e in events][-1] == "final" and sum(e.event == "token" for e in events) == 3
             with pytest.raises(BadRequest) as bad:

@@ -48,7 +48,11 @@ def test_python_examples_run_as_written(named: dict[str, str]) -> None:
     assert "recent classify jobs" in _run([sys.executable, "-c", second], named)
 
 
-def test_shell_examples_run_as_written(named: dict[str, str]) -> None:
-    (script,) = blocks("sh")
+def test_shell_examples_run_as_written(named: dict[str, str], tiny_classifier: Any) -> None:
+    script, rollout = blocks("sh")
     out = _run(["bash", "-euo", "pipefail", "-c", script], named)
     assert "succeeded" in out and "sst2-classifier" in out and "refused: exit 2" in out
+    register_outcome("sst2-classifier", "classify", tiny_classifier, gate=False)  # the example's version 2
+    out = _run(["bash", "-euo", "pipefail", "-c", rollout], named)
+    assert "v2 at rate 0.2" in out and "min_agreement=0.9" in out and "not yet: exit 2" in out
+    assert "sst2-classifier@production -> v1" in out

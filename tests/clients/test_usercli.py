@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from seqserve_client import Client
 
 from tests import processes
+from tests.conftest import register_outcome
 
 pytestmark = pytest.mark.e2e
 
@@ -78,6 +80,36 @@ def test_models_commands(served: str) -> None:
     rolled = _json(seqserve(served, "models", "rollback", "tiny-lm", "1", "--json"))
     assert rolled == {"model": "tiny-lm", "alias": "production", "version": 1}
     assert seqserve(served, "models", "promote", "tiny-lm", "9").returncode == 2
+
+
+def test_rollout_commands(served: str, tiny_classifier: Any) -> None:
+    register_outcome("tiny-sst2", "classify", tiny_classifier, gate=False)  # v2, not promoted
+    shown = seqserve(served, "models", "rollout", "tiny-sst2")
+    assert shown.returncode == 0 and "tiny-sst2@production" in shown.stdout and "v1" in shown.stdout
+    state = _json(seqserve(served, "models", "rollout", "tiny-sst2", "--shadow", "2", "--shadow-rate", "0.5",
+                           "--canary", "1=90", "--canary", "2=10", "--policy", "min_canary_jobs=5", "--json"))
+    assert state["shadow"]["version"] == 2 and state["shadow"]["rate"] == 0.5
+    assert {arm["version"]: arm["weight"] for arm in state["canary"]} == {1: 90, 2: 10}
+    assert state["policy"]["min_canary_jobs"] == 5
+    table = seqserve(served, "models", "rollout", "tiny-sst2")
+    assert "v2 at rate 0.5" in table.stdout and "min_canary_jobs=5" in table.stdout and "canary version" in table.stdout
+    refused = seqserve(served, "models", "promote", "tiny-sst2", "2", "--on-evidence", "--json")
+    assert refused.returncode == 2 and json.loads(refused.stdout)["error"]["code"] == "promotion_refused"
+    forced = seqserve(served, "models", "promote", "tiny-sst2", "2", "--on-evidence", "--force")
+    assert forced.returncode == 0 and "tiny-sst2@production -> v2: promoted" in forced.stdout, forced.stderr
+    assert "FAIL min_canary_jobs" in forced.stdout
+    rolled = _json(seqserve(served, "models", "rollback", "tiny-sst2", "--json"))
+    assert rolled == {"model": "tiny-sst2", "alias": "production", "version": 1}
+    assert _json(seqserve(served, "models", "rollout", "tiny-sst2", "--json"))["shadow"]["version"] == 2
+    cleared = _json(seqserve(served, "models", "rollout", "tiny-sst2", "--clear", "--json"))
+    assert cleared["shadow"] is None and cleared["canary"] == []
+    for usage in (("models", "promote", "tiny-sst2"), ("models", "promote", "tiny-sst2", "2", "--force"),
+                  ("models", "rollout", "tiny-sst2", "--canary", "x=1"), ("models", "rollout", "tiny-sst2", "--clear",
+                                                                          "--shadow", "2")):
+        bad = seqserve(served, *usage)
+        assert bad.returncode == 2 and "error" in bad.stderr, usage
+    bad_rate = seqserve(served, "models", "rollout", "tiny-sst2", "--shadow", "2", "--shadow-rate", "2", "--json")
+    assert bad_rate.returncode == 2 and "rate" in json.loads(bad_rate.stdout)["error"]["field"]
 
 
 def test_training_commands(served: str) -> None:

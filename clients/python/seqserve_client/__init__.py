@@ -24,6 +24,8 @@ from seqserve_client.errors import (
     WaitTimeout,
 )
 from seqserve_client.types import (
+    Alias,
+    AliasState,
     Batch,
     ClassifyResult,
     Event,
@@ -32,6 +34,7 @@ from seqserve_client.types import (
     Job,
     Model,
     Page,
+    Promotion,
     ScoreResult,
     TagResult,
     TrainingRun,
@@ -40,8 +43,8 @@ from seqserve_client.types import (
 )
 
 __all__ = [
-    "ApiError", "AsyncClient", "BadRequest", "Batch", "ClassifyResult", "Client", "Conflict", "ConnectionFailed",
-    "Event", "File", "Forbidden", "GenerateResult", "Job", "JobFailed", "Model", "NotFound", "Page", "RateLimited",
-    "ScoreResult", "SeqserveError", "ServerError", "TagResult", "TrainingRun", "TranslateResult", "Unauthorized",
-    "Unavailable", "VectorResult", "WaitTimeout",
+    "Alias", "AliasState", "ApiError", "AsyncClient", "BadRequest", "Batch", "ClassifyResult", "Client", "Conflict",
+    "ConnectionFailed", "Event", "File", "Forbidden", "GenerateResult", "Job", "JobFailed", "Model", "NotFound", "Page",
+    "Promotion", "RateLimited", "ScoreResult", "SeqserveError", "ServerError", "TagResult", "TrainingRun",
+    "TranslateResult", "Unauthorized", "Unavailable", "VectorResult", "WaitTimeout",
 ]

@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 
 from seqserve_client._transport import Call, create_headers, params
-from seqserve_client.types import Alias, Batch, File, Job, Model, Page, TrainingRun
+from seqserve_client.types import Alias, AliasState, Batch, File, Job, Model, Page, Promotion, TrainingRun
 
+PROMOTE_READ_TIMEOUT = 180.0  # seconds: above the server's warm-up timeout (30 s by default)
 WAIT_CAP = 60.0  # seconds: the most `Prefer: wait` the server honours (SEQSERVE_MAX_WAIT_SECONDS)
 
 
@@ -100,8 +101,39 @@ def get_model(name: str) -> Call:
 
 
 def move_alias(name: str, version: int, alias: str, reason: str) -> Call:
-    return Call("PUT", f"/v1/models/{name}/aliases/{alias}", lambda r: Alias(**r.json()),
+    return Call("PUT", f"/v1/models/{name}/aliases/{alias}", lambda r: Alias.from_json(r.json()),
                 json={"version": version, "reason": reason})
+
+
+def alias_state(name: str, alias: str) -> Call:
+    return Call("GET", f"/v1/models/{name}/aliases/{alias}", lambda r: AliasState.from_json(r.json()))
+
+
+def rollout_body(shadow_version: int | None, shadow_rate: float, canary: dict[int, int] | None,
+                 policy: dict[str, Any] | None, reason: str) -> dict[str, Any]:
+    """The whole rollout of an alias (what is not given is cleared: no shadow, no split, no policy)."""
+    shadow = None if shadow_version is None else {"version": shadow_version, "rate": shadow_rate}
+    return {"shadow": shadow, "canary": {str(v): w for v, w in (canary or {}).items()}, "policy": policy or {},
+            "reason": reason}
+
+
+def set_rollout(name: str, alias: str, body: dict[str, Any]) -> Call:
+    return Call("PUT", f"/v1/models/{name}/aliases/{alias}/rollout", lambda r: AliasState.from_json(r.json()),
+                json=body)
+
+
+def promote_on_evidence(name: str, alias: str, version: int | None, force: bool, reason: str) -> Call:
+    body: dict[str, Any] = {"force": force, "reason": reason}
+    if version is not None:
+        body["version"] = version
+    # The server waits for warm workers (SEQSERVE_ROLLOUT_WARMUP_TIMEOUT_SECONDS) before it answers.
+    return Call("POST", f"/v1/models/{name}/aliases/{alias}/promote", lambda r: Promotion.from_json(r.json()),
+                json=body, timeout=PROMOTE_READ_TIMEOUT)
+
+
+def roll_back(name: str, alias: str, reason: str) -> Call:
+    return Call("POST", f"/v1/models/{name}/aliases/{alias}/rollback", lambda r: Alias.from_json(r.json()),
+                json={"reason": reason})
 
 
 def start_training(task: str, preset: str | None, model_name: str | None, overrides: dict[str, Any] | None) -> Call:

@@ -16,7 +16,7 @@ from seqserve_client import _calls as calls
 from seqserve_client._transport import AsyncTransport, Call, RetryPolicy, client_headers, settings
 from seqserve_client._waiting import Deadline, StreamCursor, finished
 from seqserve_client.errors import WaitTimeout
-from seqserve_client.types import Alias, Batch, Event, File, Job, Model, Page, TrainingRun
+from seqserve_client.types import Alias, AliasState, Batch, Event, File, Job, Model, Page, Promotion, TrainingRun
 
 ProgressCallback = Callable[[Batch], Awaitable[None] | None]
 
@@ -132,8 +132,24 @@ class AsyncModels:
     async def promote(self, name: str, version: int, alias: str = "production", reason: str = "") -> Alias:
         return await self._client.call(calls.move_alias(name, version, alias, reason))
 
-    async def rollback(self, name: str, version: int, alias: str = "production", reason: str = "rollback") -> Alias:
-        return await self.promote(name, version, alias, reason)
+    async def rollback(self, name: str, version: int | None = None, alias: str = "production",
+                       reason: str = "rollback") -> Alias:
+        if version is not None:
+            return await self.promote(name, version, alias, reason)
+        return await self._client.call(calls.roll_back(name, alias, reason))
+
+    async def rollout(self, name: str, alias: str = "production") -> AliasState:
+        return await self._client.call(calls.alias_state(name, alias))
+
+    async def set_rollout(self, name: str, alias: str = "production", *, shadow_version: int | None = None,
+                          shadow_rate: float = 1.0, canary: dict[int, int] | None = None,
+                          policy: dict[str, Any] | None = None, reason: str = "") -> AliasState:
+        body = calls.rollout_body(shadow_version, shadow_rate, canary, policy, reason)
+        return await self._client.call(calls.set_rollout(name, alias, body))
+
+    async def promote_on_evidence(self, name: str, version: int | None = None, alias: str = "production",
+                                  force: bool = False, reason: str = "") -> Promotion:
+        return await self._client.call(calls.promote_on_evidence(name, alias, version, force, reason))
 
 
 class AsyncTraining:

@@ -14,7 +14,7 @@ from seqserve_client import _calls as calls
 from seqserve_client._transport import Call, RetryPolicy, SyncTransport, client_headers, settings
 from seqserve_client._waiting import Deadline, StreamCursor, finished
 from seqserve_client.errors import WaitTimeout
-from seqserve_client.types import Alias, Batch, Event, File, Job, Model, Page, TrainingRun
+from seqserve_client.types import Alias, AliasState, Batch, Event, File, Job, Model, Page, Promotion, TrainingRun
 
 ProgressCallback = Callable[[Batch], None]
 
@@ -134,12 +134,35 @@ class Models:
         return self._client.call(calls.get_model(name))
 
     def promote(self, name: str, version: int, alias: str = "production", reason: str = "") -> Alias:
-        """Point `alias` at `version`; new jobs resolve to it at once."""
+        """Point `alias` at `version`; new jobs resolve to it at once (no policy, no warm-up)."""
         return self._client.call(calls.move_alias(name, version, alias, reason))
 
-    def rollback(self, name: str, version: int, alias: str = "production", reason: str = "rollback") -> Alias:
-        """Point `alias` back at an earlier `version` (the same move as promote, recorded as a rollback)."""
-        return self.promote(name, version, alias, reason)
+    def rollback(self, name: str, version: int | None = None, alias: str = "production",
+                 reason: str = "rollback") -> Alias:
+        """Restore the alias's state before its last change in one call (version, shadow, canary,
+        policy); with `version`, point the alias at that version instead."""
+        if version is not None:
+            return self.promote(name, version, alias, reason)
+        return self._client.call(calls.roll_back(name, alias, reason))
+
+    def rollout(self, name: str, alias: str = "production") -> AliasState:
+        """The alias's live rollout: shadow agreement, canary arms, policy, warm workers."""
+        return self._client.call(calls.alias_state(name, alias))
+
+    def set_rollout(self, name: str, alias: str = "production", *, shadow_version: int | None = None,
+                    shadow_rate: float = 1.0, canary: dict[int, int] | None = None,
+                    policy: dict[str, Any] | None = None, reason: str = "") -> AliasState:
+        """Replace the alias's rollout: a shadow version and the share of jobs it also runs,
+        canary weights per version ({3: 90, 4: 10}), the policy a promotion on evidence needs
+        (min_shadow_inputs, min_agreement, min_canary_jobs, max_failure_ratio_increase)."""
+        body = calls.rollout_body(shadow_version, shadow_rate, canary, policy, reason)
+        return self._client.call(calls.set_rollout(name, alias, body))
+
+    def promote_on_evidence(self, name: str, version: int | None = None, alias: str = "production",
+                            force: bool = False, reason: str = "") -> Promotion:
+        """Promote when the policy's live evidence holds (else Conflict `promotion_refused`, or
+        `force`), after the workers have warmed the version; default: the shadow version."""
+        return self._client.call(calls.promote_on_evidence(name, alias, version, force, reason))
 
 
 class Training:

@@ -178,6 +178,51 @@ class Alias:
     alias: str
     version: int
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Alias:
+        return cls(data["model"], data["alias"], data["version"])
+
+
+@dataclass(frozen=True)
+class AliasState:
+    """An alias's live rollout: its version, a promotion warming, the shadow and its agreement,
+    the canary arms, the promotion policy, what rollback restores, and the warm workers."""
+
+    model: str
+    alias: str
+    version: int
+    pending_version: int | None = None
+    shadow: dict[str, Any] | None = None  # version, rate, jobs, failed, inputs, agreed, agreement
+    canary: list[dict[str, Any]] = field(default_factory=list)  # version, weight, finished, failed, ...
+    policy: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, Any] | None = None
+    warm: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AliasState:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What a promotion on evidence did: moved or not, why, each policy check, the warm-up."""
+
+    promoted: bool
+    reason: str
+    checks: list[dict[str, Any]]
+    state: AliasState
+    warm_processes: int = 0
+    expected_workers: int = 0
+    warm_timed_out: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Promotion:
+        return _build(cls, data, state=AliasState.from_json(data["state"]))
+
 
 @dataclass(frozen=True)
 class TrainingRun:
