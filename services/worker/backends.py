@@ -42,7 +42,7 @@ AUTO: dict[str, str] = {"classify": "onnxruntime", "tag": "onnxruntime", "genera
 # there (classify at batch 64: 16 rows 1146 sentences/s, 64 rows 474; docs/benchmarks/backends.md).
 ONNX_CHUNK_ROWS: dict[str, int] = {"classify": 16, "tag": 16}
 # Part of the cache key: graphs exported by an older exporter are never reused.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 _MANIFEST = "manifest.json"
 
 
