@@ -41,7 +41,7 @@ def _assert_close(a: list[float], b: list[float]) -> None:
 
 
 @pytest.mark.parametrize(("cell", "layers", "bidirectional"),
-                         [("lstm", 2, True), ("gru", 1, True), ("rnn", 2, False), ("lstm", 1, False)])
+                         [("lstm", 2, True), ("gru", 1, True), ("gru", 2, True), ("rnn", 2, False), ("lstm", 1, False)])
 def test_classify_same_labels_and_probabilities(tmp_path: Path, cell: str, layers: int, bidirectional: bool) -> None:
     torch_handler, onnx_handler = _both(classifier(cell, layers, bidirectional), tmp_path)
     expected, actual = torch_handler.run(TEXTS, {}), onnx_handler.run(TEXTS, {})
