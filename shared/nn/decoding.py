@@ -7,6 +7,7 @@ eos. Hypotheses stop at eos; `max_len` caps the tokens generated (eos included).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -152,11 +153,18 @@ class _BeamSearch:
 
     def _finish(self, scores: Tensor, origin: Tensor, is_eos: Tensor, step: int) -> None:
         """Record eos candidates [A, K] as finished hypotheses of their sentences."""
-        hits = (is_eos & torch.isfinite(scores)).nonzero().tolist()
+        hits = is_eos.nonzero().tolist()
+        if not hits:
+            return
+        # Read once as lists: a tensor element read per hit costs more than the step's torch ops
+        # (and most steps have no eos, so the finiteness test waits for one).
+        score_rows, origin_rows = scores.tolist(), origin.tolist()
         for position, rank in hits:
+            if not math.isfinite(score_rows[position][rank]):
+                continue  # an eos offered by a beam that was never alive
             sentence = self.active[position]
-            row = position * self.k + int(origin[position, rank])
-            score = float(scores[position, rank]) / step**self.alpha
+            row = position * self.k + origin_rows[position][rank]
+            score = score_rows[position][rank] / step**self.alpha
             done = [*self.finished[sentence], Hypothesis(self.history[row].tolist(), score)]
             self.finished[sentence] = sorted(done, key=lambda h: -h.score)[: self.k]  # best first
 

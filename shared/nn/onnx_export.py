@@ -1,9 +1,9 @@
 """ONNX graphs of every task's dense inference modules (seqserve.shared.nn.dense_models).
 
-Exported with the TorchScript exporter (`dynamo=False`): it maps each one-direction
-nn.LSTM/GRU to a native ONNX LSTM/GRU node with dynamic batch and time axes, while the dynamo
-exporter froze the time axis of the bidirectional pattern (pytorch/pytorch#191855) at the
-torch 2.13 this project pins. Example inputs are small but give every dynamic axis a size
+Exported with the TorchScript exporter (`dynamo=False`), which DenseRNN's layers give one
+native ONNX LSTM/GRU/RNN node each (both directions, `sequence_lens`; see seqserve.shared.nn.dense)
+with dynamic batch and time axes; the dynamo exporter froze the time axis of the bidirectional
+pattern (pytorch/pytorch#191855) at the torch 2.13 this project pins. Example inputs are small but give every dynamic axis a size
 above 1 (the decoder step's hypotheses per sentence too), so the tracer keeps them symbolic.
 """
 

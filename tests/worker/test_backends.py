@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
 import torch
 from pydantic import ValidationError
@@ -16,6 +17,8 @@ from seqserve.services.worker.backends import OnnxCache, attach_backend, choose_
 from seqserve.services.worker.handlers import build_handler
 from seqserve.shared.checkpoint import load_checkpoint, save_checkpoint
 from seqserve.shared.config import Settings
+from seqserve.shared.nn.dense_models import unique_words
+from seqserve.shared.nn.onnx_export import export_task
 from tests.worker.payloads import TEXTS, classifier, language_model, tagger, translator
 
 TOL = 1e-4
@@ -38,7 +41,7 @@ def _assert_close(a: list[float], b: list[float]) -> None:
 
 
 @pytest.mark.parametrize(("cell", "layers", "bidirectional"),
-                         [("lstm", 2, True), ("gru", 1, True), ("rnn", 2, False), ("lstm", 1, False)])
+                         [("lstm", 2, True), ("gru", 1, True), ("gru", 2, True), ("rnn", 2, False), ("lstm", 1, False)])
 def test_classify_same_labels_and_probabilities(tmp_path: Path, cell: str, layers: int, bidirectional: bool) -> None:
     torch_handler, onnx_handler = _both(classifier(cell, layers, bidirectional), tmp_path)
     expected, actual = torch_handler.run(TEXTS, {}), onnx_handler.run(TEXTS, {})
@@ -95,6 +98,30 @@ def test_translate_identical_at_the_same_beam(tmp_path: Path, cell: str, attenti
     expected, actual = torch_handler.run(TEXTS, params), onnx_handler.run(TEXTS, params)
     assert [a["tokens"] for a in actual] == [e["tokens"] for e in expected]
     _assert_close([a["score"] for a in actual], [e["score"] for e in expected])
+
+
+@pytest.mark.parametrize(("task", "payload", "nodes"), [
+    ("tag", tagger("lstm", 4), {"LSTM": 3}),  # the char BiLSTM and 2 word BiLSTM layers
+    ("classify", classifier("gru", 2, True), {"GRU": 2}),
+    ("classify", classifier("rnn", 2, False), {"RNN": 2}),
+])
+def test_each_recurrent_layer_is_one_native_node_over_both_directions(
+    task: str, payload: dict[str, Any], nodes: dict[str, int]
+) -> None:
+    model = build_handler(payload, "cpu", Settings()).model
+    graph = onnx.load_from_string(export_task(task, model)[task]).graph
+    recurrent = [node for node in graph.node if node.op_type in ("LSTM", "GRU", "RNN")]
+    assert {op: sum(n.op_type == op for n in recurrent) for op in nodes} == nodes
+    for node in recurrent:
+        assert len(node.input) >= 5 and node.input[4]  # sequence_lens: each row stops at its length
+    assert not any(node.op_type == "GatherElements" for node in graph.node)  # no per-row reversal
+
+
+def test_unique_words_gives_each_spelling_once() -> None:
+    chars = torch.tensor([[[3, 4, 0], [5, 0, 0], [3, 4, 0]], [[5, 0, 0], [0, 0, 0], [0, 0, 0]]])
+    unique, inverse = unique_words(chars)
+    assert unique.size(0) == 3 and len({tuple(row) for row in unique.tolist()}) == 3
+    assert inverse.dtype == torch.long and torch.equal(unique[inverse], chars)
 
 
 def test_a_cached_export_is_reused_and_a_corrupted_one_exported_again(
