@@ -11,14 +11,17 @@ worker's RSS (every process of each) are read at 10% and 90% progress.
 
     .venv/bin/python -m bench.batch_bench --limit 2000 --out docs/benchmarks/batches.md
 
-`--limit N` takes the first N inputs of each corpus (a slice for a short run); `--ab` runs each
-kind twice, first with this session's batch settings off (`OFF`), on stacks of their own. Needs
-Postgres and Redis as the tests do. Not part of CI.
+`--limit N` takes the first N inputs of each corpus (a slice for a short run); `--variants`
+runs each kind on several stacks one after another (`VARIANTS`: the batch settings off as on
+main, the defaults, maintenance on a worker process of its own), each its own stack, with the
+in-process rate measured right before and right after it. Needs Postgres and Redis as the
+tests do. Not part of CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -26,6 +29,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,29 @@ _PAGE = 4096
 # a bound on the inputs they read (docs/benchmarks/batches.md).
 OFF = {"SEQSERVE_BATCH_OUTPUT_AS_CHUNKS_END": "false", "SEQSERVE_BATCH_YIELD_TO_INTERACTIVE": "false",
        "SEQSERVE_DRIFT_INPUTS_PER_CHUNK": str(1 << 30), "SEQSERVE_BATCH_STEP_INPUTS": str(1 << 30)}
+ALL_INFERENCE = "inference.high,inference.normal,inference.low,webhooks"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    about: str
+    env: dict[str, str] = field(default_factory=dict)
+    # With a second worker process (concurrency 1): the queues of each; None: one worker for all.
+    queues: tuple[str, str] | None = None
+
+
+NO_STEP = {"SEQSERVE_BATCH_STEP_ON_CHUNK_END": "false"}
+VARIANTS = {variant.name: variant for variant in (
+    Variant("off", "the batch settings of the 2026-12-02 17:42 A/B off (as main before it)", OFF | NO_STEP),
+    Variant("main", "as main on 2026-12-03: one worker process for every queue (no step on a chunk's end there)"),
+    Variant("maint", "a second worker process for the maintenance queue only; steps on beat's ticks", NO_STEP,
+            queues=(ALL_INFERENCE, "maintenance")),
+    Variant("maint+step", "a second worker process for the maintenance queue; a chunk's end queues a driver step",
+            queues=(ALL_INFERENCE, "maintenance")),
+    Variant("split+step", "a chunk's end queues a driver step; a second worker process for interactive work and "
+            "maintenance", queues=(ALL_INFERENCE, "inference.high,inference.normal,maintenance")),
+)}
 
 
 @dataclass
@@ -53,21 +80,38 @@ class BatchRun:
     inputs: int
     seconds: float  # upload start -> output file downloaded
     inputs_per_second: float
-    in_process_per_second: float
-    ratio: float
     probe_p99_idle_ms: float
     probe_p99_busy_ms: float
+    in_process_per_second: float = 0.0  # the mean of the rates right before and after this run
+    ratio: float = 0.0
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "10%"/"90%" -> api, worker
     chunks: dict[str, float] = field(default_factory=dict)  # from the job rows: _chunk_timings
     # The busy probe's slowest jobs: (seconds after the upload began, latency ms), slowest first.
     probe_slowest: list[tuple[float, float]] = field(default_factory=list)
     variant: str = "new"
+    in_process_before_after: tuple[float, float] = (0.0, 0.0)
+
+    def with_in_process(self, before: float, after: float) -> None:
+        self.in_process_before_after = (round(before, 1), round(after, 1))
+        self.in_process_per_second = round((before + after) / 2, 1)
+        self.ratio = round(self.inputs_per_second / self.in_process_per_second, 3)
+
+
+# Between one chunk's end and the next one's start (in start order): `starved` while no chunk was
+# queued yet (the driver had not topped the batch up), `between` once one was (the worker's own
+# time outside chunk passes: result writes, claims, driver steps, the probe's jobs).
+_GAPS = """
+WITH c AS (SELECT j.finished_at, lead(j.started_at) OVER w AS next_start, lead(j.created_at) OVER w AS next_created
+           FROM jobs j WHERE j.batch_id = :id WINDOW w AS (ORDER BY j.started_at))
+SELECT extract(epoch FROM sum(GREATEST(LEAST(next_created, next_start) - finished_at, interval '0'))),
+       extract(epoch FROM sum(GREATEST(next_start - GREATEST(finished_at, next_created), interval '0')))
+FROM c WHERE next_start IS NOT NULL"""
 
 
 def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
     """Where a batch's time went, from its job rows: the worker's busy seconds (sum of chunk
-    run times), a chunk's mean wait from insert to start, and the finalize lag (last chunk
-    ended -> batch completed)."""
+    run times), a chunk's mean wait from insert to start, the finalize lag (last chunk ended ->
+    batch completed), and the gaps between chunks (`_GAPS`; with one inference process)."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
@@ -77,10 +121,12 @@ def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
                 " extract(epoch FROM max(b.completed_at) - max(j.finished_at)),"
                 " extract(epoch FROM max(j.finished_at) - min(j.created_at))"
                 " FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.batch_id = :id"), {"id": batch_id}).one()
+            gaps = conn.execute(text(_GAPS), {"id": batch_id}).one()
     finally:
         engine.dispose()
-    names = ("chunks", "busy_s", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s")
-    return {name: round(float(value or 0), 3) for name, value in zip(names, row, strict=True)}
+    names = ("chunks", "busy_s", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s", "starved_s",
+             "between_s")
+    return {name: round(float(value or 0), 3) for name, value in zip(names, (*row, *gaps), strict=True)}
 
 
 def _rss_mb(session_id: int) -> float:
@@ -155,7 +201,7 @@ def _idle_p99(base: str, model: str, headers: dict[str, str], seconds: float) ->
 
 
 def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_model: str, headers: dict[str, str],
-              content: tuple[str, bytes, int], limit_rate: float, idle_seconds: float, url: str) -> BatchRun:
+              content: tuple[str, bytes, int], idle_seconds: float, url: str) -> BatchRun:
     name, data, count = content
     idle = _idle_p99(base, probe_model, headers, idle_seconds)
     probe = Probe(base, probe_model, headers)
@@ -171,17 +217,32 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
             done = batch["request_counts"]["completed"] / max(1, count)
             for mark, fraction in (("10%", 0.1), ("90%", 0.9)):
                 if mark not in rss and done >= fraction:
-                    rss[mark] = {"api": _rss_mb(procs["api"].pid), "worker": _rss_mb(procs["worker"].pid)}
+                    rss[mark] = {"api": _rss_mb(procs["api"].pid),
+                                 "worker": round(sum(_rss_mb(p.pid) for name, p in procs.items() if "worker" in name), 1)}
         output = client.get(f"/v1/batches/{batch['id']}/output").content
     elapsed = time.perf_counter() - started
     probe.stop.set()
     probe.join()
     assert batch["status"] == "completed", batch
     assert output.count(b"\n") == count, (output.count(b"\n"), count)
-    rate = count / elapsed
-    return BatchRun(kind, count, round(elapsed, 1), round(rate, 1), round(limit_rate, 1), round(rate / limit_rate, 3),
-                    idle, _p99(probe.latencies), rss, _chunk_timings(url, batch["id"]),
-                    probe_slowest=_slowest(probe, started))
+    return BatchRun(kind, count, round(elapsed, 1), round(count / elapsed, 1), idle, _p99(probe.latencies),
+                    rss_mb=rss, chunks=_chunk_timings(url, batch["id"]), probe_slowest=_slowest(probe, started))
+
+
+@contextlib.contextmanager
+def _stack(env: dict[str, str], logs: Path, variant: Variant) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The api, one worker process (concurrency 1) and beat, plus the variant's second worker."""
+    first = {"SEQSERVE_WORKER_QUEUES": variant.queues[0]} if variant.queues else {}
+    with processes.running_processes(env | first, logs, ["worker", "--concurrency", "1"], ["beat"]) as (base, procs):
+        if variant.queues is None:
+            yield base, procs
+            return
+        second = processes.start(["worker", "--concurrency", "1", "--hostname", "second@%h"],
+                                 env | {"SEQSERVE_WORKER_QUEUES": variant.queues[1]}, logs / "second-worker.log")
+        try:
+            yield base, procs | {"second-worker": second}
+        finally:
+            processes.stop(second)
 
 
 def _slowest(probe: Probe, since: float, count: int = 3) -> list[tuple[float, float]]:
@@ -191,18 +252,21 @@ def _slowest(probe: Probe, since: float, count: int = 3) -> list[tuple[float, fl
 
 def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
     lines = ["# Corpus batches", "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
-             f"{cpu_machine()}; one worker (concurrency 1), one API process, beat; `--limit {args.limit}`. "
+             f"{cpu_machine()}; one inference worker (concurrency 1), one API process, beat; `--limit {args.limit}`. "
              "Machine shared with other sessions' work: treat the numbers as a floor.", "",
-             "| variant | kind | inputs | seconds | inputs/s | in-process/s | ratio | probe p99 idle / busy (ms) | "
-             "RSS at 10% / 90% (MB) | chunks: n, busy s, mean wait s, finalize lag s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| variant | kind | inputs | seconds | inputs/s | in-process/s (before, after) | ratio | "
+             "probe p99 idle / busy (ms) | probe's slowest (s after upload: ms) | RSS at 10% / 90% (MB) | "
+             "chunks: n, busy s, mean wait s, finalize lag s, starved s, between s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         rss = " / ".join(f"api {m['api']} worker {m['worker']}" for m in run.rss_mb.values())
         chunks = ", ".join(str(run.chunks.get(name, "-")) for name in ("chunks", "busy_s", "mean_wait_s",
-                                                                         "finalize_lag_s"))
+                                                                         "finalize_lag_s", "starved_s", "between_s"))
+        before, after = run.in_process_before_after
+        slowest = ", ".join(f"{at}: {ms:.0f}" for at, ms in run.probe_slowest)
         lines.append(f"| {run.variant} | {run.kind} | {run.inputs} | {run.seconds} | {run.inputs_per_second} | "
-                     f"{run.in_process_per_second} | {run.ratio} | {run.probe_p99_idle_ms} / {run.probe_p99_busy_ms} | "
-                     f"{rss} | {chunks} |")
+                     f"{run.in_process_per_second} ({before}, {after}) | {run.ratio} | "
+                     f"{run.probe_p99_idle_ms} / {run.probe_p99_busy_ms} | {slowest} | {rss} | {chunks} |")
     return "\n".join(lines) + "\n"
 
 
@@ -212,8 +276,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N inputs of each corpus")
     parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement and idle probe time")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
-    parser.add_argument("--ab", action="store_true",
-                        help="also run each kind with the growing output, the yield, the drift sampling and the step bound off")
+    parser.add_argument("--variants", nargs="+", default=["new"], choices=list(VARIANTS),
+                        help="stacks to run each kind on, one after another: " + "; ".join(
+                            f"{name}: {variant.about}" for name, variant in VARIANTS.items()))
     parser.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH",
                         help="use this checkpoint for the task instead of training the quick preset")
     args = parser.parse_args()
@@ -235,19 +300,23 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
         (workdir / "logs").mkdir()
         runs = []
-        variants = {"new": {}} if not args.ab else {"off (as main)": OFF, "new": {}}  # env per variant
+        chosen = [VARIANTS[name] for name in args.variants]
         for kind in args.kinds:
             content = _corpus(kind, args.limit)
             chunk = get_settings().batch_chunk_inputs[kind]
-            limit = in_process_limit(kind, checkpoints[kind], _texts(content[1], kind), chunk, args.seconds)
-            for number, (variant, extra) in enumerate(variants.items()):
+            texts = _texts(content[1], kind)
+            for number, variant in enumerate(chosen):
                 logs = workdir / "logs" / f"{kind}-{number}"
                 logs.mkdir()
-                with processes.running_processes(env | extra, logs,
-                                                 ["worker", "--concurrency", "1"], ["beat"]) as (base, procs):
+                # The in-process rate right before and right after this variant's stack ran, so
+                # that each ratio sees the machine's load of its own minutes (the mean of both).
+                before = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds).sentences_per_second
+                with _stack(env | variant.env, logs, variant) as (base, procs):
                     run = run_batch(base, procs, kind, f"bench-{kind}", "bench-classify", headers, content,
-                                    limit.sentences_per_second, args.seconds, url)
-                run.variant = variant
+                                    args.seconds, url)
+                after = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds).sentences_per_second
+                run.with_in_process(before, after)
+                run.variant = variant.name
                 print(json.dumps(asdict(run)), flush=True)
                 runs.append(run)
         text = report(runs, args)

@@ -76,6 +76,9 @@ def _worker(args: argparse.Namespace) -> int:
     require_schema()
     _multiprocess_metrics_dir("worker")
     _share_cores_between(concurrency)
+    if args.queues:  # the settings say what this worker consumes (batch yields and steps ask them)
+        os.environ["SEQSERVE_WORKER_QUEUES"] = args.queues
+        reset_settings()
     from seqserve.services.worker.app import app
 
     argv = [

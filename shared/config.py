@@ -226,6 +226,10 @@ class Settings(BaseSettings):
     batch_output_as_chunks_end: bool = Field(
         True, description="The driver appends finished chunks' lines to the output files as chunks end (in input "
         "order), so the batch's end only closes them; false: every line is written at the end.")
+    batch_step_on_chunk_end: bool = Field(
+        True, description="A worker that wrote a batch's chunk queues a driver step for the batch (one at a time), "
+        "so the batch is topped up as its chunks end, not only on beat's ticks; only a worker whose queues leave "
+        "out `maintenance` (another process runs the steps).")
     batch_yield_to_interactive: bool = Field(
         True, description="After each pass of low-priority jobs, a wake-up hands the rest of its group on when "
         "normal or high priority jobs wait, instead of draining it first.")

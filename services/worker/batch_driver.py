@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from functools import partial
 from itertools import islice
 from typing import Any
 
 from celery import Celery
+from redis import Redis
 from sqlalchemy.orm import Session
 
 from seqserve.services.worker.batch_output import append, finalize
@@ -39,6 +41,11 @@ from seqserve.shared.storage import FileStore
 log = logging.getLogger(__name__)
 
 MAX_LISTED_ERRORS = 20
+# Set while a step requested by a chunk's end is queued for the batch, so that the chunks ending
+# meanwhile queue no more (the step takes all of them); the step clears it when it starts. It
+# lapses on its own should the message be lost: beat's ticks go on regardless.
+_STEP_QUEUED = "seqserve:batch-step-queued:{}"
+_STEP_QUEUED_SECONDS = 30
 
 
 def limits_for(batch: Batch, settings: Settings) -> Limits:
@@ -52,6 +59,34 @@ def advance_all(celery: Celery, settings: Settings) -> int:
     for batch_id in ids:
         advance(batch_id, celery, settings)
     return len(ids)
+
+
+def steps_on_chunk_end(settings: Settings) -> bool:
+    """Whether a worker that wrote chunks queues their batches' steps: only one that leaves the
+    maintenance queue to another process. On a worker that consumes it too, such steps run
+    between its own passes and cost more than they save (docs/benchmarks/batches.md,
+    2026-12-03); there beat's ticks and the steps' own follow-ups drive the batch."""
+    return settings.batch_step_on_chunk_end and MAINTENANCE_QUEUE not in settings.worker_queues.split(",")
+
+
+def request_steps(celery: Celery, redis: Redis | None, batch_ids: Iterable[uuid.UUID]) -> None:
+    """Chunks of these batches ended: queue a step for each that has none queued yet, so that
+    the batch is topped up (and its output appended) without waiting for beat's next tick: the
+    in-flight chunks run out sooner than that on a fast model (docs/benchmarks/batches.md).
+    Without the broker's Redis client every call queues one. A broker that fails here costs the
+    batch only time (beat's next tick steps it), not the sends queued after this one."""
+    for batch_id in set(batch_ids):
+        try:
+            if redis is None or redis.set(_STEP_QUEUED.format(batch_id), 1, nx=True, ex=_STEP_QUEUED_SECONDS):
+                celery.send_task(ADVANCE_BATCHES_TASK, kwargs={"batch_id": str(batch_id)}, queue=MAINTENANCE_QUEUE)
+        except Exception as exc:
+            log.warning("could not queue a step of batch %s (beat's next tick will): %s", batch_id, exc)
+
+
+def step_started(redis: Redis | None, batch_id: uuid.UUID) -> None:
+    """Before a step of one batch reads its rows: the next chunk that ends may queue another."""
+    if redis is not None:
+        redis.delete(_STEP_QUEUED.format(batch_id))
 
 
 def advance(batch_id: uuid.UUID, celery: Celery, settings: Settings) -> str | None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from seqserve.services.worker import shadow
+from seqserve.services.worker import batch_driver, shadow
 from seqserve.services.worker.batching import Batch, first_batch, next_batch, yields_to_interactive
 from seqserve.services.worker.context import WorkerContext
 from seqserve.services.worker.events import batch_events, ended, streaming
@@ -127,6 +127,9 @@ def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outco
         for member in written:
             if member.has_webhook:
                 publisher.add(partial(publish_webhook, context.celery, str(member.claim.job_id)))
+        if batch_driver.steps_on_chunk_end(context.settings) and (
+                ended_batches := {m.batch_id for m in written if m.batch_id}):
+            publisher.add(partial(batch_driver.request_steps, context.celery, context.redis, ended_batches))
         if shadow.concerns(batch.group.batch_key, written):
             for send in shadow.publishers(context.celery, context.redis, shadow.after_finish(session, written_ids)):
                 publisher.add(send)

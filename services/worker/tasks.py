@@ -75,6 +75,7 @@ def advance_batches_task(batch_id: str | None = None) -> int:
     """One driver step for one batch (right after it was created) or for every open one (beat)."""
     settings = get_settings()
     if batch_id is not None:
+        batch_driver.step_started(worker_context(app).redis, uuid.UUID(batch_id))
         batch_driver.advance(uuid.UUID(batch_id), app, settings)
         return 1
     return batch_driver.advance_all(app, settings)

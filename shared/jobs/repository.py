@@ -99,7 +99,7 @@ class ClaimedJob:
     created_at: datetime
     has_webhook: bool
     priority: str
-    chunk: bool = False  # a corpus batch's job row
+    batch_id: uuid.UUID | None = None  # the corpus batch whose job row (chunk) this is
     # A shadow run waits for this job's result (recorded with the job, in its transaction):
     # only then does the worker look for shadow work when the job finishes.
     shadowed: bool = False
@@ -107,6 +107,10 @@ class ClaimedJob:
     # limit + 1; None on SQLite, which cannot say): equal to what the claim took, the group
     # was drained as of that claim (`drained_by`).
     queued_seen: int | None = None
+
+    @property
+    def chunk(self) -> bool:
+        return self.batch_id is not None
 
 
 class _InputCount(FunctionElement[int]):
@@ -210,7 +214,7 @@ def claim_batch(session: Session, group: BatchGroup, max_inputs: int, lease_seco
         "first_always": taken == 0,
     }).all()
     claimed = [ClaimedJob(Claim(row.id, int(row.attempts), now), row.params, list(row.inputs), row.created_at,
-                          row.webhook_url is not None, row.priority, chunk=row.batch_id is not None,
+                          row.webhook_url is not None, row.priority, batch_id=row.batch_id,
                           shadowed=bool(row.shadowed), queued_seen=row.queued_seen)
                for row in rows]
     # RETURNING comes in no particular order.

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from seqserve.services.cli import build_parser
+from seqserve.shared.config import Settings
 from tests.processes import REPO_ROOT
 
 
@@ -58,7 +59,7 @@ def _service_config(name: str) -> dict:
 
 
 def test_long_running_services_wait_for_the_schema_and_the_broker(compose: dict) -> None:
-    for name in ("api", "worker", "beat", "trainer"):
+    for name in ("api", "worker", "maintenance-worker", "beat", "trainer"):
         depends = compose["services"][name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name
@@ -71,9 +72,20 @@ def test_health_checks_ask_whether_jobs_are_accepted_and_consumed(compose: dict)
     assert "/readyz" in " ".join(compose["services"]["api"]["healthcheck"]["test"])
     workers = {name: service for name, service in _all_profiles()["services"].items()
                if service.get("command", [None, None])[:2] == ["seqserve", "worker"]}
-    assert {"worker", "gpu-worker"} <= workers.keys()
+    assert {"worker", "maintenance-worker", "gpu-worker"} <= workers.keys()
     for name, service in workers.items():
         assert "9101/livez" in " ".join(service["healthcheck"]["test"]), name
+
+
+def test_the_default_stack_consumes_every_queue_of_a_lone_worker(compose: dict) -> None:
+    """worker and maintenance-worker split what one worker consumes by default between them
+    (maintenance on its own process: docs/benchmarks/batches.md), and no queue is left out."""
+    consumed = {name: compose["services"][name]["environment"]["SEQSERVE_WORKER_QUEUES"].split(",")
+                for name in ("worker", "maintenance-worker")}
+    assert consumed["maintenance-worker"] == ["maintenance"]
+    assert "maintenance" not in consumed["worker"]
+    assert sorted(consumed["worker"] + consumed["maintenance-worker"]) == sorted(
+        Settings.model_fields["worker_queues"].default.split(","))
 
 
 def test_trainer_consumes_the_training_queue(compose: dict) -> None:
@@ -113,10 +125,11 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on(compose: dict) -> N
     api_command = compose["services"]["api"]["command"]
     api_port = api_command[api_command.index("--port") + 1]
     assert jobs["seqserve-api"]["static_configs"][0]["targets"] == [f"api:{api_port}"]
-    for job, service in (("seqserve-worker", "worker"), ("seqserve-gpu-worker", "gpu-worker")):
+    for job, services in (("seqserve-worker", ["worker", "maintenance-worker"]), ("seqserve-gpu-worker", ["gpu-worker"])):
         (sd,) = jobs[job]["dns_sd_configs"]
-        assert sd["names"] == [service]
-        assert str(sd["port"]) == _service_config(service)["environment"]["SEQSERVE_WORKER_METRICS_PORT"]
+        assert sd["names"] == services
+        for service in services:
+            assert str(sd["port"]) == _service_config(service)["environment"]["SEQSERVE_WORKER_METRICS_PORT"]
 
 
 def test_grafana_is_provisioned_from_the_repository(compose: dict) -> None:

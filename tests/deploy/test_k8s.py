@@ -217,3 +217,14 @@ def test_keda_scales_the_worker_on_the_inference_queues() -> None:
             assert connection.scheme == "postgresql", "KEDA takes a libpq URL, not SQLAlchemy's"
             assert (connection.hostname, connection.port, connection.path) == (
                 database.hostname, database.port, database.path), "KEDA must count the services' job table"
+
+
+def test_the_maintenance_queue_has_a_worker_of_its_own_and_no_queue_is_left_out() -> None:
+    consumed = {}
+    for name in ("seqserve-worker", "seqserve-maintenance-worker"):
+        (container,) = _pod_spec(_one("Deployment", name))["containers"]
+        consumed[name] = _env(container)["SEQSERVE_WORKER_QUEUES"].split(",")
+    assert consumed["seqserve-maintenance-worker"] == ["maintenance"]
+    assert _one("Deployment", "seqserve-maintenance-worker")["spec"]["replicas"] == 1
+    assert sorted(consumed["seqserve-worker"] + consumed["seqserve-maintenance-worker"]) == sorted(
+        Settings.model_fields["worker_queues"].default.split(","))

@@ -161,3 +161,27 @@ def test_a_sigkilled_worker_mid_batch_loses_and_duplicates_nothing(
     ids = [row["custom_id"] for row in _jsonl(api, f"/v1/batches/{batch['id']}/output")]
     assert ids == [f"r{i}" for i in range(400)]  # every input once, in order
     assert _jsonl(api, f"/v1/batches/{batch['id']}/errors") == []
+
+
+def test_the_compose_layout_drives_a_batch_from_its_chunk_ends(
+    batch_env: dict[str, str], tmp_path: Path, registered_model: str
+) -> None:
+    """docker-compose's layout: the inference worker leaves `maintenance` to a worker of its own
+    (`--queues`, as the gpu-worker is given them). Beat's driver tick is far off, so only the
+    step at creation and the steps the inference worker queues as chunks end move the batch:
+    six chunks, three in flight."""
+    env = batch_env | {"SEQSERVE_BATCH_DRIVER_INTERVAL_SECONDS": "600"}
+    inference = ["worker", "--concurrency", "1", "--queues", "inference.high,inference.normal,inference.low,webhooks"]
+    with processes.running_processes(env, tmp_path, inference, ["beat"]) as (api, _):
+        maintenance = processes.start(["worker", "--concurrency", "1", "--queues", "maintenance",
+                                       "--hostname", "maintenance@%h"], env, tmp_path / "maintenance.log")
+        try:
+            texts = _sst2(60)
+            file_id = _upload(api, "sixty.txt", "\n".join(texts).encode())
+            batch = _wait(api, _create(api, file_id, "classify", registered_model)["id"], timeout=120)
+            assert batch["status"] == "completed", batch
+            assert batch["request_counts"] == {"total": 60, "completed": 60, "failed": 0}
+            rows = _jsonl(api, f"/v1/batches/{batch['id']}/output")
+            assert [row["custom_id"] for row in rows] == [str(n) for n in range(1, 61)]
+        finally:
+            processes.stop(maintenance)
