@@ -11,7 +11,8 @@ branch against main: `--ref main --variants ref-main ref new` (`ref-main`: REF w
 commit off). Per point it prints jobs/s, p50/p99 and the CPU ms per job of the API, the
 worker parent, the worker child (the pool process), Postgres (every postgres process on
 the machine: other sessions' queries count too) and the load generator. `--profile DIR`
-records py-spy flame graphs of the API and the worker child during the last client count.
+records py-spy profiles (threads holding the GIL: Python CPU, not waits) of the API and the worker
+processes during the last client count.
 Needs Postgres and Redis as the tests do (its own Redis database, claimed as a test run
 claims one). Not part of CI.
 """
@@ -60,14 +61,16 @@ class Point:
     p99_ms: float | None
     failed: int
     cpu_ms_per_job: dict[str, float] = field(default_factory=dict)
+    sys_ms_per_job: dict[str, float] = field(default_factory=dict)  # the kernel's part of cpu_ms_per_job
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user + system, system) CPU seconds of `pid` so far."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+        return 0.0, 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[12]) / _TICK  # utime, stime
 
 
 def _postgres_pids() -> list[int]:
@@ -89,20 +92,21 @@ def _split(procs: dict[str, subprocess.Popen[bytes]], load: LoadProcess) -> dict
             "postgres": _postgres_pids(), "load": [load.proc.pid]}
 
 
-def _sample(parts: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+def _sample(parts: dict[str, list[int]]) -> dict[str, dict[int, tuple[float, float]]]:
     return {name: {pid: _cpu_seconds(pid) for pid in pids} for name, pids in parts.items()}
 
 
-def _spent(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds of the processes alive at both ends (a Postgres backend that exited reads 0)."""
-    return sum(max(0.0, after[pid] - before[pid]) for pid in before if pid in after and after[pid] > 0)
+def _spent(before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]], part: int = 0) -> float:
+    """CPU seconds (part 0: all, 1: the kernel's) of the processes alive at both ends (a
+    Postgres backend that exited reads 0)."""
+    return sum(max(0.0, after[pid][part] - before[pid][part]) for pid in before if pid in after and after[pid][0] > 0)
 
 
 def _profile(pids: dict[str, int], seconds: float, folder: Path) -> list[subprocess.Popen[bytes]]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     folder.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-                              "--format", "raw", "--output", str(folder / f"{name}.txt"), "--nonblocking"],
+                              "--format", "raw", "--output", str(folder / f"{name}.txt"), "--nonblocking", "--gil"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
 
@@ -154,8 +158,9 @@ def run_variant(variant: str, env: dict[str, str], rnd: int, args: argparse.Name
                 spy.wait(timeout=60)
             jobs = max(row["jobs"], 1)
             cpu = {name: round(_spent(before[name], after[name]) * 1000 / jobs, 2) for name in parts}
+            kernel = {name: round(_spent(before[name], after[name], 1) * 1000 / jobs, 2) for name in parts}
             point = Point(variant, rnd, clients, row["jobs"], round(row["jobs_per_second"], 1), row["p50_ms"],
-                          row["p99_ms"], row["failed"], cpu)
+                          row["p99_ms"], row["failed"], cpu, kernel)
             print(json.dumps(asdict(point)), flush=True)
             points.append(point)
     return points
