@@ -140,6 +140,7 @@ def _stack(variant: str, env: dict[str, str], args: argparse.Namespace, logs: Pa
     extra = args.ref_env if variant.startswith("ref") else {}
     with processes.running_processes(env | VARIANTS[variant] | extra, logs,
                                      ["worker", "--concurrency", "1"]) as (base, procs):
+        os.environ["SEQSERVE_API_KEY"] = env["SEQSERVE_API_KEY"]
         warm = LoadProcess(base, "classify", "bench-classify", ["closed", "--concurrency", "4"], 4)
         warm.measure(procs)
         warm.close()
@@ -147,7 +148,8 @@ def _stack(variant: str, env: dict[str, str], args: argparse.Namespace, logs: Pa
 
 
 def _measure(variant: str, rnd: int, clients: int, base: str, procs: dict[str, subprocess.Popen[bytes]],
-             args: argparse.Namespace) -> Point:
+             args: argparse.Namespace, key: str) -> Point:
+    os.environ["SEQSERVE_API_KEY"] = key  # the load generator's (each stack's database has its own)
     load = LoadProcess(base, "classify", "bench-classify", ["closed", "--concurrency", str(clients)], args.seconds)
     assert load.proc.stdout is not None and load.proc.stdin is not None
     if load.proc.stdout.readline().strip() != "ready":
@@ -179,7 +181,7 @@ def _measure(variant: str, rnd: int, clients: int, base: str, procs: dict[str, s
 def run_variant(variant: str, env: dict[str, str], rnd: int, args: argparse.Namespace, logs: Path) -> list[Point]:
     """One round of one variant: its own stack, started for it, every client count."""
     with _stack(variant, env, args, logs / f"{variant}-{rnd}") as (base, procs):
-        return [_measure(variant, rnd, clients, base, procs, args) for clients in args.clients]
+        return [_measure(variant, rnd, clients, base, procs, args, env["SEQSERVE_API_KEY"]) for clients in args.clients]
 
 
 def run_together(envs: dict[str, dict[str, str]], args: argparse.Namespace, logs: Path) -> list[Point]:
@@ -193,7 +195,8 @@ def run_together(envs: dict[str, dict[str, str]], args: argparse.Namespace, logs
         for rnd in range(args.rounds):
             order = list(envs) if rnd % 2 == 0 else list(envs)[::-1]
             for clients in args.clients:
-                points += [_measure(variant, rnd, clients, *bases[variant], args) for variant in order]
+                points += [_measure(variant, rnd, clients, *bases[variant], args, envs[variant]["SEQSERVE_API_KEY"])
+                           for variant in order]
     return points
 
 
@@ -247,7 +250,9 @@ def main() -> None:
         for number, (variant, url) in enumerate(urls.items()):
             envs[variant] = base_env | {"SEQSERVE_DATABASE_URL": url, "SEQSERVE_VAR_DIR": str(workdir / f"var{number}"),
                                         "SEQSERVE_BROKER_URL": broker_url() if number == 0 else _claim_redis_db()}
+            os.environ.pop("SEQSERVE_API_KEY", None)  # `register` makes a key in this variant's database
             register(envs[variant], "bench-classify", "classify", checkpoint)
+            envs[variant]["SEQSERVE_API_KEY"] = os.environ["SEQSERVE_API_KEY"]  # what its load generator sends
         points: list[Point] = []
         if args.together:
             points = run_together(envs, args, workdir / "logs")

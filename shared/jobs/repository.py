@@ -74,17 +74,10 @@ def insert_row(session: Session, row: dict[str, Any]) -> None:
     insert_rows(session, [row])
 
 
-def _execute_each(session: Session, statement: Any, params: Sequence[dict[str, Any]]) -> Any:
-    """Run `statement` once per parameter set, in one round trip. A lone set runs as a plain
-    execute: a list always takes the driver's executemany path (psycopg's pipeline mode),
-    which cost ~0.25-0.4 ms more CPU for one row (docs/benchmarks/job-path.md, 2026-12-03)."""
-    return session.execute(statement, params[0] if len(params) == 1 else list(params))
-
-
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert jobs from their complete column values, in one statement (one atomic write in
     autocommit: the API's group commit)."""
-    _execute_each(session, _INSERT, rows)
+    session.execute(insert(_T), list(rows))
 
 
 @dataclass(frozen=True)
@@ -153,7 +146,6 @@ def _queued_seen_pg(element: _QueuedSeen, compiler: Any, **kw: Any) -> str:
 
 
 _T: Table = Job.__table__  # type: ignore[assignment]  # declarative: a FromClause to the type checker
-_INSERT = insert(_T)  # built once: its cache key is not recomputed per submission
 PRIORITY_ORDER = {"high": 0, "normal": 1, "low": 2}  # claims take higher priorities first, then the oldest
 _RANK = case(PRIORITY_ORDER, value=_T.c.priority)
 input_count = _InputCount  # a job's number of inputs, for other domains' aggregates (corpus batches)
@@ -277,7 +269,7 @@ def renew_leases(session: Session, claims: Sequence[Claim], lease_seconds: float
         return 0
     until = utcnow() + timedelta(seconds=lease_seconds)
     params = [{"b_id": claim.job_id, "b_attempt": claim.attempt, "b_until": until} for claim in claims]
-    return _rowcount(_execute_each(session, _RENEW, params))
+    return _rowcount(session.execute(_RENEW, params))
 
 
 def next_lease_lapse(session: Session, group: BatchGroup) -> float | None:
@@ -311,7 +303,7 @@ def finish_many(session: Session, outcomes: Sequence[Outcome], finished_at: date
     now = finished_at or utcnow()
     params = [{"b_id": claim_.job_id, "b_attempt": claim_.attempt, "b_status": status.value, "b_result": result,
                "b_error": error, "b_finished": now} for claim_, status, result, error in outcomes]
-    written = _rowcount(_execute_each(session, _FINISH, params))
+    written = _rowcount(session.execute(_FINISH, params))
     ids = {claim_.job_id for claim_, *_ in outcomes}
     if written == len(outcomes):
         return ids
