@@ -8,10 +8,14 @@ Variants are settings of the same code (`main`: group commit off, i.e. the path 
 commit; `new`: the defaults), or, with `--ref REF`, `ref`: the defaults of another commit's
 code (a `git archive` of REF put first on the stack's PYTHONPATH), for a one-run A/B of a
 branch against main: `--ref main --variants ref-main ref new` (`ref-main`: REF with group
-commit off). Per point it prints jobs/s, p50/p99 and the CPU ms per job of the API, the
+commit off). `--together` starts every variant's stack at once (each on a database and a Redis
+database of its own) and moves the load between them each `--seconds`, alternating which goes
+first: on a machine whose speed drifts (other sessions on the host), both sides of a comparison
+see the same drift. Per point it prints jobs/s, p50/p99 and the CPU ms per job of the API, the
 worker parent, the worker child (the pool process), Postgres (every postgres process on
 the machine: other sessions' queries count too) and the load generator. `--profile DIR`
-records py-spy flame graphs of the API and the worker child during the last client count.
+records py-spy profiles (threads holding the GIL: Python CPU, not waits) of the API and the worker
+processes during the last client count.
 Needs Postgres and Redis as the tests do (its own Redis database, claimed as a test run
 claims one). Not part of CI.
 """
@@ -19,12 +23,14 @@ claims one). Not part of CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +45,7 @@ from bench.serving_bench import (
     train_quick,
 )
 from tests import processes
+from tests.conftest import _claim_redis_db
 
 # ref, ref-main: REF's code (--ref) with its defaults, and with group commit off (the main
 # before issue 18's group commit, whose worker path REF may still have).
@@ -60,14 +67,16 @@ class Point:
     p99_ms: float | None
     failed: int
     cpu_ms_per_job: dict[str, float] = field(default_factory=dict)
+    sys_ms_per_job: dict[str, float] = field(default_factory=dict)  # the kernel's part of cpu_ms_per_job
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user + system, system) CPU seconds of `pid` so far."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+        return 0.0, 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[12]) / _TICK  # utime, stime
 
 
 def _postgres_pids() -> list[int]:
@@ -89,20 +98,21 @@ def _split(procs: dict[str, subprocess.Popen[bytes]], load: LoadProcess) -> dict
             "postgres": _postgres_pids(), "load": [load.proc.pid]}
 
 
-def _sample(parts: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+def _sample(parts: dict[str, list[int]]) -> dict[str, dict[int, tuple[float, float]]]:
     return {name: {pid: _cpu_seconds(pid) for pid in pids} for name, pids in parts.items()}
 
 
-def _spent(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds of the processes alive at both ends (a Postgres backend that exited reads 0)."""
-    return sum(max(0.0, after[pid] - before[pid]) for pid in before if pid in after and after[pid] > 0)
+def _spent(before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]], part: int = 0) -> float:
+    """CPU seconds (part 0: all, 1: the kernel's) of the processes alive at both ends (a
+    Postgres backend that exited reads 0)."""
+    return sum(max(0.0, after[pid][part] - before[pid][part]) for pid in before if pid in after and after[pid][0] > 0)
 
 
 def _profile(pids: dict[str, int], seconds: float, folder: Path) -> list[subprocess.Popen[bytes]]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     folder.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-                              "--format", "raw", "--output", str(folder / f"{name}.txt"), "--nonblocking"],
+                              "--format", "raw", "--output", str(folder / f"{name}.txt"), "--nonblocking", "--gil"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
 
@@ -119,45 +129,74 @@ def ref_code(ref: str, workdir: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(root)}
 
 
-def run_variant(variant: str, env: dict[str, str], rnd: int, args: argparse.Namespace, logs: Path) -> list[Point]:
+@contextlib.contextmanager
+def _stack(variant: str, env: dict[str, str], args: argparse.Namespace, logs: Path
+           ) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
+    """One variant's API and worker on `env`'s database and Redis database, warmed up."""
     import redis
 
     redis.Redis.from_url(env["SEQSERVE_BROKER_URL"]).flushdb()
-    points = []
-    (logs / f"{variant}-{rnd}").mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
     extra = args.ref_env if variant.startswith("ref") else {}
-    with processes.running_processes(env | VARIANTS[variant] | extra, logs / f"{variant}-{rnd}",
+    with processes.running_processes(env | VARIANTS[variant] | extra, logs,
                                      ["worker", "--concurrency", "1"]) as (base, procs):
+        os.environ["SEQSERVE_API_KEY"] = env["SEQSERVE_API_KEY"]
         warm = LoadProcess(base, "classify", "bench-classify", ["closed", "--concurrency", "4"], 4)
         warm.measure(procs)
         warm.close()
-        for clients in args.clients:
-            load = LoadProcess(base, "classify", "bench-classify", ["closed", "--concurrency", str(clients)],
-                               args.seconds)
-            assert load.proc.stdout is not None and load.proc.stdin is not None
-            if load.proc.stdout.readline().strip() != "ready":
-                raise RuntimeError("bench.load did not start")
-            parts = _split(procs, load)
-            spies = []
-            if args.profile and clients == args.clients[-1] and rnd == 0:
-                targets = {"api": max(parts["api"]), "worker_parent": procs["worker"].pid}  # newest: the server
-                if parts["worker_child"]:  # none in the solo pool
-                    targets["worker_child"] = parts["worker_child"][0]
-                spies = _profile(targets, args.seconds - 1, args.profile / variant)
-            before = _sample(parts)
-            load.proc.stdin.write("go\n")
-            load.proc.stdin.flush()
-            row = json.loads(load.proc.stdout.readline())
-            after = _sample(parts)
-            load.close()
-            for spy in spies:
-                spy.wait(timeout=60)
-            jobs = max(row["jobs"], 1)
-            cpu = {name: round(_spent(before[name], after[name]) * 1000 / jobs, 2) for name in parts}
-            point = Point(variant, rnd, clients, row["jobs"], round(row["jobs_per_second"], 1), row["p50_ms"],
-                          row["p99_ms"], row["failed"], cpu)
-            print(json.dumps(asdict(point)), flush=True)
-            points.append(point)
+        yield base, procs
+
+
+def _measure(variant: str, rnd: int, clients: int, base: str, procs: dict[str, subprocess.Popen[bytes]],
+             args: argparse.Namespace, key: str) -> Point:
+    os.environ["SEQSERVE_API_KEY"] = key  # the load generator's (each stack's database has its own)
+    load = LoadProcess(base, "classify", "bench-classify", ["closed", "--concurrency", str(clients)], args.seconds)
+    assert load.proc.stdout is not None and load.proc.stdin is not None
+    if load.proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("bench.load did not start")
+    parts = _split(procs, load)
+    spies = []
+    if args.profile and clients == args.clients[-1] and rnd == 0:
+        targets = {"api": max(parts["api"]), "worker_parent": procs["worker"].pid}  # newest: the server
+        if parts["worker_child"]:  # none in the solo pool
+            targets["worker_child"] = parts["worker_child"][0]
+        spies = _profile(targets, args.seconds - 1, args.profile / variant)
+    before = _sample(parts)
+    load.proc.stdin.write("go\n")
+    load.proc.stdin.flush()
+    row = json.loads(load.proc.stdout.readline())
+    after = _sample(parts)
+    load.close()
+    for spy in spies:
+        spy.wait(timeout=60)
+    jobs = max(row["jobs"], 1)
+    cpu = {name: round(_spent(before[name], after[name]) * 1000 / jobs, 2) for name in parts}
+    kernel = {name: round(_spent(before[name], after[name], 1) * 1000 / jobs, 2) for name in parts}
+    point = Point(variant, rnd, clients, row["jobs"], round(row["jobs_per_second"], 1), row["p50_ms"],
+                  row["p99_ms"], row["failed"], cpu, kernel)
+    print(json.dumps(asdict(point)), flush=True)
+    return point
+
+
+def run_variant(variant: str, env: dict[str, str], rnd: int, args: argparse.Namespace, logs: Path) -> list[Point]:
+    """One round of one variant: its own stack, started for it, every client count."""
+    with _stack(variant, env, args, logs / f"{variant}-{rnd}") as (base, procs):
+        return [_measure(variant, rnd, clients, base, procs, args, env["SEQSERVE_API_KEY"]) for clients in args.clients]
+
+
+def run_together(envs: dict[str, dict[str, str]], args: argparse.Namespace, logs: Path) -> list[Point]:
+    """Every variant's stack up at once (each on its own database and Redis database), the load
+    moving between them each `--seconds`: a drift in the machine's speed (other sessions on
+    the host) lands on both sides of a comparison instead of on one variant's round."""
+    points: list[Point] = []
+    with contextlib.ExitStack() as stacks:
+        bases = {variant: stacks.enter_context(_stack(variant, env, args, logs / variant))
+                 for variant, env in envs.items()}
+        for rnd in range(args.rounds):
+            order = list(envs) if rnd % 2 == 0 else list(envs)[::-1]
+            for clients in args.clients:
+                points += [_measure(variant, rnd, clients, *bases[variant], args, envs[variant]["SEQSERVE_API_KEY"])
+                           for variant in order]
     return points
 
 
@@ -192,27 +231,38 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, help="py-spy raw profiles here (first round)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--ref", default=None, help="the commit the `ref` variant runs (e.g. main)")
+    parser.add_argument("--together", action="store_true",
+                        help="every variant's stack up at once, the load alternating between them each --seconds")
     args = parser.parse_args()
     workdir = Path(f"/tmp/seqserve-cost-{os.getpid()}")
     if any(v.startswith("ref") for v in args.variants) != (args.ref is not None):
         parser.error("the `ref` variants and --ref go together")
     args.ref_env = ref_code(args.ref, workdir) if args.ref else {}
-    url = create_database()
+    variants = args.variants if args.together else args.variants[:1]
+    urls = {variant: create_database() for variant in variants}  # one database for all unless --together
     load_before = os.getloadavg()
     try:
-        env = {"SEQSERVE_DATABASE_URL": url, "SEQSERVE_BROKER_URL": broker_url(), "SEQSERVE_VAR_DIR": str(workdir / "var"),
-               "SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
-               "SEQSERVE_INFERENCE_BACKEND": "torch", "SEQSERVE_WORKER_METRICS_PORT": "0",
-               "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000", "SEQSERVE_API_WORKERS": "1"}
+        base_env = {"SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",
+                    "SEQSERVE_INFERENCE_BACKEND": "torch", "SEQSERVE_WORKER_METRICS_PORT": "0",
+                    "SEQSERVE_LOG_LEVEL": "WARNING", "SEQSERVE_MAX_QUEUE_DEPTH": "1000000", "SEQSERVE_API_WORKERS": "1"}
         checkpoint = args.checkpoint or train_quick("classify", workdir)
-        register(env, "bench-classify", "classify", checkpoint)
+        envs = {}
+        for number, (variant, url) in enumerate(urls.items()):
+            envs[variant] = base_env | {"SEQSERVE_DATABASE_URL": url, "SEQSERVE_VAR_DIR": str(workdir / f"var{number}"),
+                                        "SEQSERVE_BROKER_URL": broker_url() if number == 0 else _claim_redis_db()}
+            os.environ.pop("SEQSERVE_API_KEY", None)  # `register` makes a key in this variant's database
+            register(envs[variant], "bench-classify", "classify", checkpoint)
+            envs[variant]["SEQSERVE_API_KEY"] = os.environ["SEQSERVE_API_KEY"]  # what its load generator sends
         points: list[Point] = []
-        for rnd in range(args.rounds):
+        if args.together:
+            points = run_together(envs, args, workdir / "logs")
+        for rnd in range(0 if args.together else args.rounds):
             order = args.variants if rnd % 2 == 0 else args.variants[::-1]  # alternate which goes first
             for variant in order:
-                points += run_variant(variant, env, rnd, args, workdir / "logs")
+                points += run_variant(variant, envs[variants[0]], rnd, args, workdir / "logs")
     finally:
-        drop_database(url)
+        for url in urls.values():
+            drop_database(url)
     load = f"{' '.join(f'{x:.2f}' for x in load_before)} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     table = report(points, load)
     print(table)

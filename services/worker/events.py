@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from redis import Redis, RedisError
 
+from seqserve.shared.db.models import JobStatus
 from seqserve.shared.events import SENTENCE, STATUS, TOKEN, JobEvent, JobEventLog
 from seqserve.shared.jobs.repository import ClaimedJob
 from seqserve.shared.notify import JobsFinished, queue_finished
@@ -70,16 +71,20 @@ def streaming(handler: Any, events: BatchEvents | None) -> Iterator[None]:
         handler.event_sink = None
 
 
-def ended(redis: Redis | None, log: JobEventLog | None, finished: JobsFinished) -> None:
+def ended(redis: Redis | None, log: JobEventLog | None, finished: JobsFinished, running: bool = False) -> None:
     """After the commit that wrote them: the jobs' finished event (for `Prefer: wait`) and
-    each one's final status event (its stream), in one Redis round trip. Best effort, like
-    each of them alone: the job rows stay the source of truth."""
+    each one's final status event (its stream), in one Redis round trip; with `running`,
+    each stream's `running` event first. Best effort, like each of them alone: the job rows
+    stay the source of truth."""
     if redis is None or not finished.ids:
         return
     pipe = redis.pipeline(transaction=False)
     queue_finished(pipe, finished)
     if log is not None:
-        log.add(pipe, (JobEvent(job_id, STATUS, {"status": state.status}) for job_id, state in finished.states.items()))
+        statuses = ([JobEvent(job_id, STATUS, {"status": JobStatus.running.value}) for job_id in finished.states]
+                    if running else [])
+        statuses += [JobEvent(job_id, STATUS, {"status": state.status}) for job_id, state in finished.states.items()]
+        log.add(pipe, statuses)
     try:
         pipe.execute()
     except RedisError as exc:

@@ -113,9 +113,13 @@ def _observe(batch: Batch, member: ClaimedJob, status: JobStatus) -> None:
         VERSION_JOB_SECONDS.labels(*version).observe((utcnow() - member.created_at).total_seconds())
 
 
-def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outcome]) -> None:
+def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outcome], running_event: bool = False
+           ) -> None:
     """Write the results the batch's attempts may still write; once committed, tell waiters
-    (with the states as committed, so they need no read) and queue the webhooks."""
+    (with the states as committed, so they need no read) and queue the webhooks.
+    `running_event`: the written jobs' `running` status event goes out with their final
+    one, in the same round trip (a job whose result was dropped gets neither: another
+    writer ended it, and its stream has that end already)."""
     rows = [(m.claim, *outcomes[m.claim.job_id]) for m in batch.members]
     finished_at = utcnow()
     with session_scope(autocommit=True) as session:  # each row's update stands alone
@@ -123,7 +127,8 @@ def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outco
         written = [m for m in batch.members if m.claim.job_id in written_ids]
         states = {str(m.claim.job_id): _final_state(m, outcomes[m.claim.job_id], finished_at) for m in written}
         publisher = after_commit(session)
-        publisher.add(partial(ended, context.redis, context.events, JobsFinished(ids=list(states), states=states)))
+        publisher.add(partial(ended, context.redis, context.events, JobsFinished(ids=list(states), states=states),
+                              running=running_event))
         for member in written:
             if member.has_webhook:
                 publisher.add(partial(publish_webhook, context.celery, str(member.claim.job_id)))
@@ -156,18 +161,20 @@ def run_batch(context: WorkerContext, batch: Batch) -> None:
     BATCH_WAIT_SECONDS.labels(*labels).observe(batch.waited_seconds)
     BATCH_INPUTS.labels(*labels).observe(batch.num_inputs)
     BATCH_JOBS.labels(*labels).observe(len(batch.members))
-    if (events := batch_events(context.events, batch.members)) is not None:
-        events.status(JobStatus.running.value)
     try:
         handler = context.models.get(batch.version)
     except Exception as exc:  # missing file, sha256 mismatch: deterministic, no retry
-        _write(context, batch, _fail_all(batch, exc))
-    else:
-        outcomes = _compute(handler, batch, context.events)
-        _write(context, batch, outcomes)
-        served = [(m, outcomes[m.claim.job_id][1]) for m in batch.members
-                  if outcomes[m.claim.job_id][0] == JobStatus.succeeded]
-        context.drift.observe_jobs(batch.version, batch.kind, handler, served)
+        _write(context, batch, _fail_all(batch, exc), running_event=True)
+        return
+    # The `running` event is a round trip of its own only where the run streams decode steps
+    # after it; otherwise it rides with the final status events (docs/benchmarks/job-path.md).
+    if handler.step_events and (events := batch_events(context.events, batch.members)) is not None:
+        events.status(JobStatus.running.value)
+    outcomes = _compute(handler, batch, context.events)
+    _write(context, batch, outcomes, running_event=not handler.step_events)
+    served = [(m, outcomes[m.claim.job_id][1]) for m in batch.members
+              if outcomes[m.claim.job_id][0] == JobStatus.succeeded]
+    context.drift.observe_jobs(batch.version, batch.kind, handler, served)
 
 
 def _hand_on(wakeup: Wakeup, context: WorkerContext) -> bool:

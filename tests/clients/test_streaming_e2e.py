@@ -69,6 +69,18 @@ def test_post_with_stream_answers_the_event_stream(served: str) -> None:
     assert [name for name, _ in events].count("token") == 4 and events[-1][1]["status"] == "succeeded", events
 
 
+def test_a_classify_stream_reads_running_then_its_end(served: str) -> None:
+    """No decode steps: the worker sends `running` with the final status, after the commit
+    (one round trip less); the stream still reads every status, in order, then `final`."""
+    body = {"kind": "classify", "model": "tiny-sst2", "inputs": ["a fine film"], "stream": True}
+    with httpx.Client(headers=processes.STACK_AUTH, timeout=60) as http, \
+            connect_sse(http, "POST", f"{served}/v1/jobs", json=body) as source:
+        events = [(sse.event, json.loads(sse.data)) for sse in source.iter_sse()]
+    statuses = [data["status"] for name, data in events if name == "status"]
+    assert statuses[0] == "queued" and statuses[-2:] == ["running", "succeeded"], events
+    assert events[-1][0] == "final" and events[-1][1]["status"] == "succeeded" and len(events[-1][1]["result"]) == 1
+
+
 def test_another_api_process_serves_the_stream(served: str, stack_env: dict[str, str], tmp_path: Path) -> None:
     port = processes.free_port()
     other = processes.start(["api", "--port", str(port)], stack_env, tmp_path / "api2.log")

@@ -5,6 +5,7 @@ the limit runs alone, a live lease is respected and a lapsed one taken over."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -200,6 +201,25 @@ def test_results_are_written_only_by_the_attempts_that_still_hold_their_jobs(cli
     assert client.get(f"/v1/jobs/{kept}").json()["status"] == "succeeded"
     cancelled_job = client.get(f"/v1/jobs/{cancelled}").json()
     assert cancelled_job["status"] == "cancelled" and cancelled_job["result"] is None
+
+
+def test_a_lone_result_is_written_only_by_the_attempt_that_holds_its_job(client: TestClient) -> None:
+    """One outcome runs as a plain execute, not the driver's executemany: its row count
+    must still tell a written row from one another attempt holds."""
+    job_id = _submit(client)
+    batch = first_batch(wakeup_of(job_id), _context())
+    assert batch is not None and _ids(batch) == [job_id]
+    stale = batch.members[0].claim
+    with session_scope() as session:  # the lease lapsed and a second attempt took the job
+        session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+    with session_scope(autocommit=True) as session:
+        assert jobs_repo.finish_many(session, [(stale, JobStatus.succeeded, [{"label": "x"}], None)]) == set()
+    assert _status(job_id) == "running"
+    current = dataclasses.replace(stale, attempt=stale.attempt + 1)
+    with session_scope(autocommit=True) as session:
+        assert jobs_repo.finish_many(session, [(current, JobStatus.succeeded, [{"label": "y"}], None)]) == {job_id}
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert (job["status"], job["result"]) == ("succeeded", [{"label": "y"}])
 
 
 def _lease_left(job_id: uuid.UUID) -> float:

@@ -15,8 +15,9 @@ import redis
 from fastapi.testclient import TestClient
 
 from seqserve.services.api.main import create_app
+from seqserve.services.worker.batching import first_batch
 from seqserve.services.worker.events import ended
-from seqserve.services.worker.runner import run_wakeup
+from seqserve.services.worker.runner import run_batch, run_wakeup
 from seqserve.shared.config import reset_settings
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.events import JobEvent, JobEventLog, stream_key
@@ -152,3 +153,34 @@ def test_the_warmup_thread_does_not_write_into_a_streamed_jobs_events(tiny_lm: A
         assert sink.steps == []
         handler.run(["we"], {"max_tokens": 3, "seed": 1})
     assert sink.steps == [0, 1, 2] and handler.event_sink is None
+
+
+def test_a_classify_batch_sends_running_with_its_end(api: TestClient, registered_model: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """No decode steps to stream: the `running` events travel in the pipeline after the
+    commit, before each job's final status, instead of a round trip of their own."""
+    own_trips: list[list[JobEvent]] = []
+    publish = JobEventLog.publish
+    monkeypatch.setattr(JobEventLog, "publish", lambda self, events: own_trips.append(list(events)) or
+                        publish(self, events))
+    job_ids = [_submit(api, "classify", registered_model, texts, {}) for texts in (["a fine film"], ["dull", "bad"])]
+    report = run_wakeup(wakeup_of(job_ids[0]), _context())
+    assert report.batches == 1 and report.jobs == 2
+    assert own_trips == []
+    for job_id in job_ids:
+        assert [data["status"] for name, data in _events(job_id)] == ["running", "succeeded"]
+        assert len(_result(job_id)) in (1, 2)
+
+
+def test_a_job_cancelled_mid_batch_gets_no_late_running_event(api: TestClient, registered_model: str) -> None:
+    """The deferred `running` event goes only to the jobs whose results were written: a job
+    cancelled while its batch computed must not read `running` after its end."""
+    kept, cancelled = (_submit(api, "classify", registered_model, ["a fine film"], {}) for _ in range(2))
+    context = _context()
+    batch = first_batch(wakeup_of(kept), context)
+    assert batch is not None and {m.claim.job_id for m in batch.members} == {kept, cancelled}
+    assert api.post(f"/v1/jobs/{cancelled}/cancel").status_code == 200
+    run_batch(context, batch)
+    assert [data["status"] for _, data in _events(kept)] == ["running", "succeeded"]
+    assert "running" not in [data.get("status") for _, data in _events(cancelled)]
+    assert api.get(f"/v1/jobs/{cancelled}").json()["status"] == "cancelled"

@@ -17,6 +17,7 @@ from seqserve.shared.config import Settings
 
 class Handler(Protocol):
     task: str
+    step_events: bool
     stage_seconds: dict[str, float]
 
     def run(self, inputs: list[str], params: dict[str, Any], kind: str | None = ...) -> list[dict[str, Any]]: ...

@@ -48,6 +48,10 @@ def rows_per_pass(kind: str, device: torch.device, settings: Settings | None = N
 
 class StagedHandler(ABC, Generic[ParamsT, PreparedT, RawT]):
     task: ClassVar[str]
+    # Whether a run reports decode steps to `event_sink` (tokens, finished sentences): then a
+    # batch's `running` event must reach its streams before the run; otherwise it travels with
+    # the final status events, one Redis round trip less per batch (services/worker/runner.py).
+    step_events: ClassVar[bool] = False
 
     def __init__(self, device: torch.device | str) -> None:
         self.device = torch.device(device)  # callers may name it: "cpu"

@@ -69,6 +69,7 @@ class LanguageModelHandler(StagedHandler[_Params, _Prepared, _Raw]):
     """Each stage does what the kind asks: params are GenerateParams or ScoreParams."""
 
     task = "generate"
+    step_events = True  # event_sink gets each decode step
 
     def __init__(self, model: RNNLanguageModel, vocab: Vocab, device: torch.device | str) -> None:
         if model.config.vocab_size != len(vocab):

@@ -28,6 +28,7 @@ class _Prepared:
 
 class TranslateHandler(StagedHandler[TranslateParams, _Prepared, dict[int, Hypothesis]]):
     task = "translate"
+    step_events = True  # event_sink gets each decode step
 
     def __init__(
         self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device | str, rows_per_pass: int
