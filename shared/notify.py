@@ -19,6 +19,13 @@ CHANNEL = "seqserve:jobs:finished"
 log = logging.getLogger(__name__)
 
 
+def channel(client: Any) -> str:
+    """The channel of the client's Redis database (a sync or asyncio client, or a pipeline).
+    Pub/sub is server-wide, not per database: two stacks (or test runs) on one Redis server,
+    each on its own database number, read each other's events on one shared channel."""
+    return f"{CHANNEL}:{client.connection_pool.connection_kwargs.get('db', 0)}"
+
+
 class FinalState(BaseModel):
     """A job's final state exactly as its worker just committed it."""
 
@@ -43,7 +50,7 @@ def publish_finished(redis: Redis | None, event: JobsFinished) -> None:
     if redis is None or not event.ids:
         return
     try:
-        redis.publish(CHANNEL, event.model_dump_json())
+        redis.publish(channel(redis), event.model_dump_json())
     except RedisError as exc:
         log.warning("could not publish job-finished events: %s", exc)
 
@@ -52,7 +59,7 @@ def queue_finished(pipe: Pipeline, event: JobsFinished) -> None:
     """Add the event's publish to `pipe`: it travels with the caller's other commands (the
     worker's job events), one round trip for both."""
     if event.ids:
-        pipe.publish(CHANNEL, event.model_dump_json())
+        pipe.publish(channel(pipe), event.model_dump_json())
 
 
 def parse_finished(message: bytes) -> JobsFinished:

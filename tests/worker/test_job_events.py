@@ -22,7 +22,7 @@ from seqserve.shared.config import reset_settings
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.events import JobEvent, JobEventLog, stream_key
 from seqserve.shared.jobs import repository as jobs_repo
-from seqserve.shared.notify import CHANNEL, FinalState, JobsFinished, parse_finished
+from seqserve.shared.notify import FinalState, JobsFinished, channel, parse_finished
 from tests.conftest import REDIS_URL, create_key
 from tests.model_fixtures import lm, tiny_lm, tiny_translator, translator  # noqa: F401
 from tests.worker.test_batching import _context, wakeup_of
@@ -105,7 +105,7 @@ def test_ended_tells_waiters_and_streams_in_one_go(db: str) -> None:
     event, both sent by the one pipelined call after the batch's commit."""
     client = redis.Redis.from_url(REDIS_URL)
     pubsub = client.pubsub()
-    pubsub.subscribe(CHANNEL)
+    pubsub.subscribe(channel(client))
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     done, failed = str(uuid.uuid4()), str(uuid.uuid4())
     states = {done: FinalState(status="succeeded", result=[1], attempts=1),

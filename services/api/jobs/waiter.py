@@ -19,7 +19,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 
 from seqserve.shared.config import Settings
-from seqserve.shared.notify import CHANNEL, FinalState, JobsFinished, parse_finished
+from seqserve.shared.notify import FinalState, JobsFinished, channel, parse_finished
 from seqserve.shared.queueing import broker_redis_url
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class JobWaiter:
             try:
                 client = aioredis.Redis.from_url(url)
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(channel(client))
                     self._subscribed.set()
                     async for message in pubsub.listen():
                         if message["type"] == "message":
