@@ -14,8 +14,9 @@ worker's RSS (every process of each) are read at 10% and 90% progress.
 `--limit N` takes the first N inputs of each corpus (a slice for a short run); `--variants`
 runs each kind on several stacks one after another (`VARIANTS`: the batch settings off as on
 main, the defaults, maintenance on a worker process of its own), each its own stack, with the
-in-process rate measured right before and right after it. Needs Postgres and Redis as the
-tests do. Not part of CI.
+in-process rate measured right before and right after it; `--chunk-inputs 64 32/32` runs each
+variant again with the batch's chunks of 64 inputs, then of 32 in passes of at most 32. Needs
+Postgres and Redis as the tests do. Not part of CI.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,32 @@ VARIANTS = {variant.name: variant for variant in (
 )}
 
 
+def _chunking(value: str) -> tuple[int, int | None]:
+    """`N` or `N/PASS` (argparse type of --chunk-inputs)."""
+    chunk, _, limit = value.partition("/")
+    try:
+        sizes = int(chunk), int(limit) if limit else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: want N or N/PASS, whole numbers") from None
+    if min(size for size in sizes if size is not None) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: sizes must be >= 1")
+    return sizes
+
+
+def _with_chunking(variant: Variant, kind: str, chunking: tuple[int, int | None] | None) -> Variant:
+    """The variant with the batch's chunks of N inputs and, given PASS, the kind's passes of at
+    most PASS inputs (the claim gathers chunks of one batch up to the kind's batch limit, so
+    smaller chunks alone do not make smaller passes)."""
+    if chunking is None:
+        return variant
+    chunk, limit = chunking
+    env = {"SEQSERVE_BATCH_CHUNK_INPUTS": json.dumps({kind: chunk})}
+    if limit is not None:
+        env["SEQSERVE_BATCH_MAX_INPUTS"] = json.dumps({kind: limit})
+    name = f"{variant.name}, chunk {chunk}" + (f", pass {limit}" if limit is not None else "")
+    return replace(variant, name=name, env=variant.env | env)
+
+
 @dataclass
 class BatchRun:
     kind: str
@@ -106,27 +133,33 @@ WITH c AS (SELECT j.finished_at, lead(j.started_at) OVER w AS next_start, lead(j
 SELECT extract(epoch FROM sum(GREATEST(LEAST(next_created, next_start) - finished_at, interval '0'))),
        extract(epoch FROM sum(GREATEST(next_start - GREATEST(finished_at, next_created), interval '0')))
 FROM c WHERE next_start IS NOT NULL"""
+# The passes that ran the chunks: one claim stamps every job it takes with one started_at, and the
+# claim gathers a batch's chunks up to the kind's batch limit (two 64-input chunks: one pass).
+_PASSES = """
+SELECT count(*), extract(epoch FROM sum(finished - started_at))
+FROM (SELECT started_at, max(finished_at) AS finished FROM jobs WHERE batch_id = :id GROUP BY started_at) p"""
 
 
 def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
-    """Where a batch's time went, from its job rows: the worker's busy seconds (sum of chunk
-    run times), a chunk's mean wait from insert to start, the finalize lag (last chunk ended ->
-    batch completed), and the gaps between chunks (`_GAPS`; with one inference process)."""
+    """Where a batch's time went, from its job rows: the passes that ran its chunks and the
+    worker's busy seconds in them, a chunk's mean wait from insert to start, the finalize lag
+    (last chunk ended -> batch completed), and the gaps between chunks (`_GAPS`; with one
+    inference process)."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             row = conn.execute(text(
-                "SELECT count(*), extract(epoch FROM sum(j.finished_at - j.started_at)),"
-                " extract(epoch FROM avg(j.started_at - j.created_at)),"
+                "SELECT count(*), extract(epoch FROM avg(j.started_at - j.created_at)),"
                 " extract(epoch FROM max(b.completed_at) - max(j.finished_at)),"
                 " extract(epoch FROM max(j.finished_at) - min(j.created_at))"
                 " FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.batch_id = :id"), {"id": batch_id}).one()
+            passes = conn.execute(text(_PASSES), {"id": batch_id}).one()
             gaps = conn.execute(text(_GAPS), {"id": batch_id}).one()
     finally:
         engine.dispose()
-    names = ("chunks", "busy_s", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s", "starved_s",
+    names = ("chunks", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s", "passes", "busy_s", "starved_s",
              "between_s")
-    return {name: round(float(value or 0), 3) for name, value in zip(names, (*row, *gaps), strict=True)}
+    return {name: round(float(value or 0), 3) for name, value in zip(names, (*row, *passes, *gaps), strict=True)}
 
 
 def _rss_mb(session_id: int) -> float:
@@ -256,11 +289,11 @@ def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
              "Machine shared with other sessions' work: treat the numbers as a floor.", "",
              "| variant | kind | inputs | seconds | inputs/s | in-process/s (before, after) | ratio | "
              "probe p99 idle / busy (ms) | probe's slowest (s after upload: ms) | RSS at 10% / 90% (MB) | "
-             "chunks: n, busy s, mean wait s, finalize lag s, starved s, between s |",
+             "chunks: n, passes, busy s, mean wait s, finalize lag s, starved s, between s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         rss = " / ".join(f"api {m['api']} worker {m['worker']}" for m in run.rss_mb.values())
-        chunks = ", ".join(str(run.chunks.get(name, "-")) for name in ("chunks", "busy_s", "mean_wait_s",
+        chunks = ", ".join(str(run.chunks.get(name, "-")) for name in ("chunks", "passes", "busy_s", "mean_wait_s",
                                                                          "finalize_lag_s", "starved_s", "between_s"))
         before, after = run.in_process_before_after
         slowest = ", ".join(f"{at}: {ms:.0f}" for at, ms in run.probe_slowest)
@@ -276,11 +309,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N inputs of each corpus")
     parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement and idle probe time")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
-    parser.add_argument("--variants", nargs="+", default=["new"], choices=list(VARIANTS),
+    parser.add_argument("--variants", nargs="+", default=["main"], choices=list(VARIANTS),
                         help="stacks to run each kind on, one after another: " + "; ".join(
                             f"{name}: {variant.about}" for name, variant in VARIANTS.items()))
     parser.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH",
                         help="use this checkpoint for the task instead of training the quick preset")
+    parser.add_argument("--chunk-inputs", nargs="+", default=[], type=_chunking, metavar="N[/PASS]",
+                        help="run each variant again (after its default) with the batch's chunks of N inputs and, "
+                        "with /PASS, passes of at most PASS inputs of the batch's kind; the in-process rate stays "
+                        "at the kind's default chunk")
     args = parser.parse_args()
     # A Redis database of this run's own, claimed as a test run claims one: on the shared fixed
     # one, another run's leftover workers took this run's wake-ups (docs/benchmarks/batches.md).
@@ -300,11 +337,12 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
         (workdir / "logs").mkdir()
         runs = []
-        chosen = [VARIANTS[name] for name in args.variants]
         for kind in args.kinds:
             content = _corpus(kind, args.limit)
             chunk = get_settings().batch_chunk_inputs[kind]
             texts = _texts(content[1], kind)
+            chosen = [_with_chunking(VARIANTS[name], kind, chunking)
+                      for name in args.variants for chunking in (None, *args.chunk_inputs)]
             for number, variant in enumerate(chosen):
                 logs = workdir / "logs" / f"{kind}-{number}"
                 logs.mkdir()
