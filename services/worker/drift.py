@@ -84,7 +84,7 @@ class DriftMonitor:
         inputs: list[str] = []
         results: list[Any] = []
         for job, outputs in jobs:
-            step = max(1, -(-len(job.inputs) // self.per_chunk)) if job.chunk else 1  # ceil: per_chunk at most
+            step = max(1, -(-len(job.inputs) // self.per_chunk)) if job.batch_id is not None else 1  # ceil: per_chunk at most
             inputs += job.inputs[::step]
             results += (outputs or [])[::step]
         self.observe(version, kind, handler, inputs, results)

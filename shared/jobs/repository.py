@@ -108,10 +108,6 @@ class ClaimedJob:
     # was drained as of that claim (`drained_by`).
     queued_seen: int | None = None
 
-    @property
-    def chunk(self) -> bool:
-        return self.batch_id is not None
-
 
 class _InputCount(FunctionElement[int]):
     """The number of inputs a job holds (a JSON array's length, named per dialect)."""
