@@ -19,7 +19,7 @@ from psycopg.errors import DeadlockDetected, LockNotAvailable
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from seqserve.services.worker.context import reset_worker_context
+from seqserve.services.worker.context import WorkerContext, reset_worker_context
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.db.base import Base, utcnow
 from seqserve.shared.db.migrate import upgrade
@@ -203,6 +203,18 @@ def register_outcome(name: str, task: str, outcome, gate: bool = True) -> str:  
         if gate:
             promote_if_better(session, version, get_settings().promotion_margin)
     return name
+
+
+def built_context() -> WorkerContext:
+    """A worker's context from this test's settings, as a worker process builds it, without the
+    lease renewal thread: one that outlives its test reads the next test's settings (tests that
+    need renewals renew by hand)."""
+    from seqserve.shared.queueing import make_celery
+
+    settings = get_settings()
+    context = WorkerContext.build(make_celery(settings), settings)
+    context.leases.stop()
+    return context
 
 
 def claim_group_of(job_id: uuid.UUID, max_inputs: int = 1000) -> list:

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from seqserve.services.worker.batch_driver import advance
-from seqserve.services.worker.context import WorkerContext
 from seqserve.shared.config import get_settings
 from seqserve.shared.db.models import Job, JobStatus
 from seqserve.shared.db.session import session_scope
@@ -33,15 +32,6 @@ def create(client: TestClient, file_id: str, model: str, kind: str = "classify",
     response = client.post("/v1/batches", json={"kind": kind, "model": model, "input_file": file_id} | body)
     assert response.status_code == 202, response.text
     return response.json()
-
-
-def worker_context() -> WorkerContext:
-    """A worker's context built from this test's settings, without a lease renewal thread that
-    would outlive the test (it read the next test's settings)."""
-    settings = get_settings()
-    context = WorkerContext.build(make_celery(settings), settings)
-    context.leases.stop()
-    return context
 
 
 def step(batch_id: str) -> str | None:

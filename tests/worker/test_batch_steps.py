@@ -21,8 +21,8 @@ from seqserve.services.worker.runner import run_wakeup
 from seqserve.services.worker.tasks import advance_batches_task
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.queueing import ADVANCE_BATCHES_TASK, MAINTENANCE_QUEUE, PRIORITY_QUEUES, Wakeup, make_celery
-from tests.api.batch_helpers import create, jsonl, step, upload, worker_context
-from tests.conftest import REDIS_URL, create_key
+from tests.api.batch_helpers import create, jsonl, step, upload
+from tests.conftest import REDIS_URL, built_context, create_key
 
 
 @pytest.fixture()
@@ -56,7 +56,7 @@ def _started_batch(client: TestClient, broker: redis.Redis, count: int = 20) -> 
 def test_chunks_that_end_queue_one_step_which_completes_the_batch(client: TestClient) -> None:
     broker = redis.Redis.from_url(REDIS_URL)
     batch_id, wakeup = _started_batch(client, broker)
-    report = run_wakeup(wakeup, worker_context())
+    report = run_wakeup(wakeup, built_context())
     assert (report.batches, report.jobs) == (5, 5)
     # Five chunks ended, one step queued: the ones after the first saw it queued.
     steps = [_message(raw) for raw in broker.lrange(MAINTENANCE_QUEUE, 0, -1)]
@@ -88,5 +88,5 @@ def test_with_the_setting_off_or_maintenance_consumed_here_chunks_queue_no_step(
     reset_settings()
     broker = redis.Redis.from_url(REDIS_URL)
     _, wakeup = _started_batch(client, broker)
-    assert run_wakeup(wakeup, worker_context()).jobs == 5
+    assert run_wakeup(wakeup, built_context()).jobs == 5
     assert broker.llen(MAINTENANCE_QUEUE) == 0

@@ -21,8 +21,8 @@ from seqserve.shared.config import reset_settings
 from seqserve.shared.db.models import Job
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.queueing import PRIORITY_QUEUES, Wakeup
-from tests.api.batch_helpers import create, jsonl, step, upload, worker_context
-from tests.conftest import REDIS_URL, create_key, register_outcome
+from tests.api.batch_helpers import create, jsonl, step, upload
+from tests.conftest import REDIS_URL, built_context, create_key, register_outcome
 
 
 @pytest.fixture()
@@ -53,7 +53,7 @@ def _work_off(broker: redis.Redis) -> list[RunReport]:
                        None)
         if message is None:
             return reports
-        reports.append(run_wakeup(_wakeup_of(message), worker_context()))
+        reports.append(run_wakeup(_wakeup_of(message), built_context()))
 
 
 def _finished_at(batch_id: str) -> list[Any]:
@@ -76,7 +76,7 @@ def test_an_interactive_job_queued_while_a_batch_runs_ends_before_the_batch(
     interactive = client.post("/v1/jobs", json={"kind": "classify", "model": "tiny-sst2-other", "inputs": ["fine"]})
     assert interactive.status_code == 202 and interactive.json()["priority"] == "normal"
     # The batch's wake-up was already running when the interactive job came in.
-    first = run_wakeup(low, worker_context())
+    first = run_wakeup(low, built_context())
     _work_off(broker)
     chunks = _finished_at(batch["id"])
     assert len(chunks) == 5 and all(chunks)
@@ -102,6 +102,6 @@ def test_a_batch_yields_neither_to_low_work_nor_to_its_own_group(client: TestCli
         response = client.post("/v1/jobs", json={"kind": "classify", "model": model, "inputs": ["x"],
                                                  "priority": priority})
         assert response.status_code == 202, response.text
-    report = run_wakeup(low, worker_context())
+    report = run_wakeup(low, built_context())
     # Its own group's job runs first in the group's priority order; then the three chunks.
     assert (report.batches, report.jobs, report.handed_on) == (4, 4, False)

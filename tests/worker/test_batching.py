@@ -18,16 +18,15 @@ from sqlalchemy import insert, select, update
 from seqserve.services.api.main import create_app
 from seqserve.services.worker import batching
 from seqserve.services.worker.batching import Batch, first_batch, next_batch
-from seqserve.services.worker.context import WorkerContext
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.migrate import upgrade
 from seqserve.shared.db.models import Job, JobStatus, ModelVersion
 from seqserve.shared.db.session import dispose_engines, session_scope
 from seqserve.shared.jobs import repository as jobs_repo
-from seqserve.shared.queueing import Wakeup, make_celery
+from seqserve.shared.queueing import Wakeup
 from seqserve.shared.rollouts.tables import ShadowRun, ShadowStatus
-from tests.conftest import create_key
+from tests.conftest import built_context, create_key
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -50,13 +49,6 @@ def client(database: str, registered_model: str, monkeypatch: pytest.MonkeyPatch
         register_tiny()
     with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
-
-
-def _context() -> WorkerContext:
-    settings = get_settings()
-    context = WorkerContext.build(make_celery(settings), settings)
-    context.leases.stop()  # no renewal thread outliving the test; the lease tests renew by hand
-    return context
 
 
 def _submit(client: TestClient, inputs: int = 1, priority: str = "normal") -> uuid.UUID:
@@ -91,7 +83,7 @@ def test_a_batch_fills_the_limit_in_priority_then_age_order(client: TestClient) 
     urgent = _submit(client, priority="high")
     last = _submit(client)
     left = _submit(client, priority="low")
-    context = _context()
+    context = built_context()
     batch = first_batch(wakeup_of(last), context)
     assert _ids(batch) == [urgent, old, new, last]  # four inputs: the classify limit here
     assert batch is not None and batch.full and all(m.claim.attempt == 1 for m in batch.members)
@@ -104,7 +96,7 @@ def test_a_claim_says_whether_it_drained_the_group(client: TestClient, database:
     """Postgres counts the group's queued jobs in the claim's own snapshot: a claim that took
     them all ends the wake-up without another claim. SQLite cannot say: it always claims again."""
     first = [_submit(client) for _ in range(5)]  # the limit is 4 inputs
-    context = _context()
+    context = built_context()
     batch = first_batch(wakeup_of(first[0]), context)
     assert batch is not None and len(batch.members) == 4 and not jobs_repo.drained_by(batch.members)
     rest = next_batch(batch.group, context)
@@ -124,7 +116,7 @@ def test_a_claim_says_which_jobs_a_shadow_run_waits_for(client: TestClient) -> N
             "job_id": shadowed, "model_id": model_id, "alias": "production", "kind": "classify",
             "shadow_version_id": job.model_version_id, "status": ShadowStatus.waiting.value,
             "inputs": 0, "agreed": 0, "agreement_sum": 0.0}])
-    batch = first_batch(wakeup_of(plain), _context())
+    batch = first_batch(wakeup_of(plain), built_context())
     assert batch is not None
     assert {m.claim.job_id: m.shadowed for m in batch.members} == {shadowed: True, plain: False}
 
@@ -133,7 +125,7 @@ def test_a_job_that_does_not_fit_is_not_overtaken(client: TestClient) -> None:
     lead = _submit(client, inputs=2)
     big = _submit(client, inputs=3)  # 2 + 3 > 4
     small = _submit(client)
-    context = _context()
+    context = built_context()
     batch = first_batch(wakeup_of(lead), context)
     assert _ids(batch) == [lead]  # first in, first out: the small job waits behind the big one
     assert batch is not None
@@ -143,7 +135,7 @@ def test_a_job_that_does_not_fit_is_not_overtaken(client: TestClient) -> None:
 def test_a_job_larger_than_the_limit_runs_alone(client: TestClient) -> None:
     huge = _submit(client, inputs=6)
     other = _submit(client)
-    context = _context()
+    context = built_context()
     batch = first_batch(wakeup_of(other), context)
     assert _ids(batch) == [huge] and batch is not None
     assert _ids(next_batch(batch.group, context)) == [other]
@@ -151,7 +143,7 @@ def test_a_job_larger_than_the_limit_runs_alone(client: TestClient) -> None:
 
 def test_a_job_under_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(client: TestClient) -> None:
     job = _submit(client)
-    context = _context()
+    context = built_context()
     assert _ids(first_batch(wakeup_of(job), context)) == [job]
     assert first_batch(wakeup_of(job), context) is None  # the first attempt still holds it
     with session_scope() as session:
@@ -183,7 +175,7 @@ def test_the_look_after_the_delay_counts_what_the_batch_holds(
             session.execute(update(Job).where(Job.id.in_(late)).values(status="queued"))
 
     monkeypatch.setattr(batching.time, "sleep", sleep)
-    batch = first_batch(wakeup_of(lead), _context())
+    batch = first_batch(wakeup_of(lead), built_context())
     assert slept == [0.3]
     assert _ids(batch) == [lead, late[0]]  # 3 + 1 inputs: the second companion does not fit
     assert _status(late[1]) == "queued"
@@ -191,7 +183,7 @@ def test_the_look_after_the_delay_counts_what_the_batch_holds(
 
 def test_results_are_written_only_by_the_attempts_that_still_hold_their_jobs(client: TestClient) -> None:
     kept, cancelled = _submit(client), _submit(client)
-    batch = first_batch(wakeup_of(kept), _context())
+    batch = first_batch(wakeup_of(kept), built_context())
     assert _ids(batch) == [kept, cancelled] and batch is not None
     assert client.post(f"/v1/jobs/{cancelled}/cancel").status_code == 200
     with session_scope(autocommit=True) as session:
@@ -207,7 +199,7 @@ def test_a_lone_result_is_written_only_by_the_attempt_that_holds_its_job(client:
     """One outcome runs as a plain execute, not the driver's executemany: its row count
     must still tell a written row from one another attempt holds."""
     job_id = _submit(client)
-    batch = first_batch(wakeup_of(job_id), _context())
+    batch = first_batch(wakeup_of(job_id), built_context())
     assert batch is not None and _ids(batch) == [job_id]
     stale = batch.members[0].claim
     with session_scope() as session:  # the lease lapsed and a second attempt took the job
@@ -232,7 +224,7 @@ def _lease_left(job_id: uuid.UUID) -> float:
 
 def test_a_renewal_extends_only_the_attempts_that_still_hold_their_jobs(client: TestClient) -> None:
     kept, moved = _submit(client), _submit(client)
-    context = _context()
+    context = built_context()
     batch = first_batch(wakeup_of(kept), context)
     assert batch is not None and sorted(_ids(batch)) == sorted([kept, moved])
     with session_scope() as session:  # a short lease, and `moved` taken over by a second attempt
