@@ -23,9 +23,9 @@ from seqserve.shared.db.session import session_scope
 from seqserve.shared.events import JobEvent, JobEventLog, stream_key
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.notify import FinalState, JobsFinished, channel, parse_finished
-from tests.conftest import REDIS_URL, create_key
+from tests.conftest import REDIS_URL, built_context, create_key
 from tests.model_fixtures import lm, tiny_lm, tiny_translator, translator  # noqa: F401
-from tests.worker.test_batching import _context, wakeup_of
+from tests.worker.test_batching import wakeup_of
 
 
 @pytest.fixture()
@@ -58,7 +58,7 @@ def test_batched_generate_jobs_each_stream_their_own_tokens(api: TestClient, lm:
     params = {"max_tokens": 6, "seed": 3, "temperature": 1.0}
     inputs = [["the market"], ["stocks fell", "we"], ["a", "b", "c"]]
     job_ids = [_submit(api, "generate", lm, texts, params) for texts in inputs]
-    report = run_wakeup(wakeup_of(job_ids[0]), _context())
+    report = run_wakeup(wakeup_of(job_ids[0]), built_context())
     assert report.batches == 1 and report.jobs == 3  # streamed or not, the jobs ran as one batch
     for job_id, texts in zip(job_ids, inputs, strict=True):
         events = _events(job_id)
@@ -74,7 +74,7 @@ def test_batched_generate_jobs_each_stream_their_own_tokens(api: TestClient, lm:
 def test_translate_streams_each_finished_chunk(api: TestClient, translator: str) -> None:  # noqa: F811
     inputs = [f"a man rides a horse number {i} ." for i in range(10)] + ["two dogs play ."]
     job_id = _submit(api, "translate", translator, inputs, {"max_tokens": 12})
-    run_wakeup(wakeup_of(job_id), _context())
+    run_wakeup(wakeup_of(job_id), built_context())
     sentences = [data["translations"] for name, data in _events(job_id) if name == "sentence"]
     assert len(sentences) == 3  # 11 inputs in chunks of 4
     seen = {int(index): text for chunk in sentences for index, text in chunk.items()}
@@ -164,7 +164,7 @@ def test_a_classify_batch_sends_running_with_its_end(api: TestClient, registered
     monkeypatch.setattr(JobEventLog, "publish", lambda self, events: own_trips.append(list(events)) or
                         publish(self, events))
     job_ids = [_submit(api, "classify", registered_model, texts, {}) for texts in (["a fine film"], ["dull", "bad"])]
-    report = run_wakeup(wakeup_of(job_ids[0]), _context())
+    report = run_wakeup(wakeup_of(job_ids[0]), built_context())
     assert report.batches == 1 and report.jobs == 2
     assert own_trips == []
     for job_id in job_ids:
@@ -176,7 +176,7 @@ def test_a_job_cancelled_mid_batch_gets_no_late_running_event(api: TestClient, r
     """The deferred `running` event goes only to the jobs whose results were written: a job
     cancelled while its batch computed must not read `running` after its end."""
     kept, cancelled = (_submit(api, "classify", registered_model, ["a fine film"], {}) for _ in range(2))
-    context = _context()
+    context = built_context()
     batch = first_batch(wakeup_of(kept), context)
     assert batch is not None and {m.claim.job_id for m in batch.members} == {kept, cancelled}
     assert api.post(f"/v1/jobs/{cancelled}/cancel").status_code == 200
