@@ -58,8 +58,9 @@ class Variant:
     name: str
     about: str
     env: dict[str, str] = field(default_factory=dict)
-    # With a second worker process (concurrency 1): the queues of each; None: one worker for all.
-    queues: tuple[str, str] | None = None
+    # With more worker processes (concurrency 1 each): the queues of each, the first's first;
+    # None: one worker for all.
+    queues: tuple[str, ...] | None = None
 
 
 NO_STEP = {"SEQSERVE_BATCH_STEP_ON_CHUNK_END": "false"}
@@ -72,6 +73,9 @@ VARIANTS = {variant.name: variant for variant in (
             queues=(ALL_INFERENCE, "maintenance")),
     Variant("split+step", "a chunk's end queues a driver step; a second worker process for interactive work and "
             "maintenance", queues=(ALL_INFERENCE, "inference.high,inference.normal,maintenance")),
+    Variant("lanes", "a chunk's end queues a driver step; a worker process for interactive work only, beside "
+            "one for every inference queue and one for maintenance",
+            queues=(ALL_INFERENCE, "inference.high,inference.normal", "maintenance")),
 )}
 
 
@@ -222,9 +226,20 @@ def _p99(values: list[float]) -> float:
 
 
 def _idle_p99(base: str, model: str, headers: dict[str, str], seconds: float) -> float:
-    for _ in range(3):  # warm: the worker loads the model on its first job
+    def warm() -> None:
         httpx.post(f"{base}/v1/jobs", headers=headers | {"Prefer": "wait=60"}, timeout=90,
                    json={"kind": "classify", "model": model, "inputs": ["warm up"]})
+
+    # Warm: a worker loads the model on its first job. Some jobs at once too, so that every
+    # inference worker of a layout with several gets one (a first load is ~1 s, not idle latency).
+    for _ in range(3):
+        warm()
+    for _ in range(3):
+        threads = [threading.Thread(target=warm) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     probe = Probe(base, model, headers)
     probe.start()
     time.sleep(seconds)
@@ -264,18 +279,21 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
 
 @contextlib.contextmanager
 def _stack(env: dict[str, str], logs: Path, variant: Variant) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The api, one worker process (concurrency 1) and beat, plus the variant's second worker."""
+    """The api, one worker process (concurrency 1) and beat, plus the variant's other workers."""
     first = {"SEQSERVE_WORKER_QUEUES": variant.queues[0]} if variant.queues else {}
     with processes.running_processes(env | first, logs, ["worker", "--concurrency", "1"], ["beat"]) as (base, procs):
         if variant.queues is None:
             yield base, procs
             return
-        second = processes.start(["worker", "--concurrency", "1", "--hostname", "second@%h"],
-                                 env | {"SEQSERVE_WORKER_QUEUES": variant.queues[1]}, logs / "second-worker.log")
+        others = {f"worker-{number}": processes.start(
+            ["worker", "--concurrency", "1", "--hostname", f"w{number}@%h"],
+            env | {"SEQSERVE_WORKER_QUEUES": queues}, logs / f"worker-{number}.log")
+            for number, queues in enumerate(variant.queues[1:], start=2)}
         try:
-            yield base, procs | {"second-worker": second}
+            yield base, procs | others
         finally:
-            processes.stop(second)
+            for process in others.values():
+                processes.stop(process)
 
 
 def _slowest(probe: Probe, since: float, count: int = 3) -> list[tuple[float, float]]:

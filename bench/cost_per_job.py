@@ -129,6 +129,14 @@ def ref_code(ref: str, workdir: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(root)}
 
 
+def _ref_database(ref_env: dict[str, str]) -> str:
+    """A database migrated by REF's code (its head revision may be older than this tree's)."""
+    url = create_database(migrate=False)
+    subprocess.run([sys.executable, "-c", "import sys; from seqserve.shared.db.migrate import upgrade; "
+                    "upgrade(sys.argv[1])", url], env=os.environ | ref_env, check=True)
+    return url
+
+
 @contextlib.contextmanager
 def _stack(variant: str, env: dict[str, str], args: argparse.Namespace, logs: Path
            ) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
@@ -239,7 +247,9 @@ def main() -> None:
         parser.error("the `ref` variants and --ref go together")
     args.ref_env = ref_code(args.ref, workdir) if args.ref else {}
     variants = args.variants if args.together else args.variants[:1]
-    urls = {variant: create_database() for variant in variants}  # one database for all unless --together
+    # One database for all unless --together; a `ref` variant's at REF's head revision.
+    urls = {variant: _ref_database(args.ref_env) if variant.startswith("ref") else create_database()
+            for variant in variants}
     load_before = os.getloadavg()
     try:
         base_env = {"SEQSERVE_DATA_DIR": str(DATA_DIR), "SEQSERVE_DEVICE": "cpu", "SEQSERVE_TORCH_THREADS": "1",

@@ -64,15 +64,17 @@ def broker_url() -> str:
     return REDIS_URL
 
 
-def create_database() -> str:
+def create_database(migrate: bool = True) -> str:
+    """A new database, at the head revision unless `migrate` is False (empty)."""
     name = f"seqserve_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    from seqserve.shared.db.migrate import upgrade
+    if migrate:
+        from seqserve.shared.db.migrate import upgrade
 
-    upgrade(url)
+        upgrade(url)
     return url
 
 
