@@ -59,7 +59,7 @@ def _service_config(name: str) -> dict:
 
 
 def test_long_running_services_wait_for_the_schema_and_the_broker(compose: dict) -> None:
-    for name in ("api", "worker", "maintenance-worker", "beat", "trainer"):
+    for name in ("api", "worker", "interactive-worker", "maintenance-worker", "beat", "trainer"):
         depends = compose["services"][name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name
@@ -72,7 +72,7 @@ def test_health_checks_ask_whether_jobs_are_accepted_and_consumed(compose: dict)
     assert "/readyz" in " ".join(compose["services"]["api"]["healthcheck"]["test"])
     workers = {name: service for name, service in _all_profiles()["services"].items()
                if service.get("command", [None, None])[:2] == ["seqserve", "worker"]}
-    assert {"worker", "maintenance-worker", "gpu-worker"} <= workers.keys()
+    assert {"worker", "interactive-worker", "maintenance-worker", "gpu-worker"} <= workers.keys()
     for name, service in workers.items():
         assert "9101/livez" in " ".join(service["healthcheck"]["test"]), name
 
@@ -86,6 +86,20 @@ def test_the_default_stack_consumes_every_queue_of_a_lone_worker(compose: dict) 
     assert "maintenance" not in consumed["worker"]
     assert sorted(consumed["worker"] + consumed["maintenance-worker"]) == sorted(
         Settings.model_fields["worker_queues"].default.split(","))
+
+
+def test_interactive_jobs_have_a_worker_that_takes_no_corpus_work(compose: dict) -> None:
+    """interactive-worker consumes the high and normal queues only, so a single job never waits
+    behind a corpus batch's low-priority pass; `worker` consumes them as well, and the two are
+    the host's two inference processes (docs/benchmarks/batches.md, 2026-12-03 b)."""
+    services = compose["services"]
+    lane = services["interactive-worker"]
+    assert lane["environment"]["SEQSERVE_WORKER_QUEUES"].split(",") == ["inference.high", "inference.normal"]
+    assert {"inference.high", "inference.normal"} <= set(services["worker"]["environment"]["SEQSERVE_WORKER_QUEUES"]
+                                                         .split(","))
+    assert lane["command"][lane["command"].index("--concurrency") + 1] == "1"
+    assert services["worker"]["environment"]["SEQSERVE_WORKER_CONCURRENCY"] == "1"
+    assert "checkpoints" in " ".join(str(v) for v in lane["volumes"])
 
 
 def test_trainer_consumes_the_training_queue(compose: dict) -> None:
@@ -125,7 +139,9 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on(compose: dict) -> N
     api_command = compose["services"]["api"]["command"]
     api_port = api_command[api_command.index("--port") + 1]
     assert jobs["seqserve-api"]["static_configs"][0]["targets"] == [f"api:{api_port}"]
-    for job, services in (("seqserve-worker", ["worker", "maintenance-worker"]), ("seqserve-gpu-worker", ["gpu-worker"])):
+    scraped = (("seqserve-worker", ["worker", "interactive-worker", "maintenance-worker"]),
+               ("seqserve-gpu-worker", ["gpu-worker"]))
+    for job, services in scraped:
         (sd,) = jobs[job]["dns_sd_configs"]
         assert sd["names"] == services
         for service in services:

@@ -228,3 +228,14 @@ def test_the_maintenance_queue_has_a_worker_of_its_own_and_no_queue_is_left_out(
     assert _one("Deployment", "seqserve-maintenance-worker")["spec"]["replicas"] == 1
     assert sorted(consumed["seqserve-worker"] + consumed["seqserve-maintenance-worker"]) == sorted(
         Settings.model_fields["worker_queues"].default.split(","))
+
+
+def test_interactive_jobs_have_a_worker_that_takes_no_corpus_work() -> None:
+    lane = _one("Deployment", "seqserve-interactive-worker")
+    (container,) = _pod_spec(lane)["containers"]
+    assert _env(container)["SEQSERVE_WORKER_QUEUES"].split(",") == ["inference.high", "inference.normal"]
+    assert container["command"][container["command"].index("--concurrency") + 1] == "1"
+    assert container["resources"]["limits"]["cpu"] == "1"
+    (worker,) = _pod_spec(_one("Deployment", "seqserve-worker"))["containers"]
+    assert {"inference.high", "inference.normal"} <= set(_env(worker)["SEQSERVE_WORKER_QUEUES"].split(","))
+    assert lane["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9101"
