@@ -61,6 +61,7 @@ class Variant:
     # With more worker processes (concurrency 1 each): the queues of each, the first's first;
     # None: one worker for all.
     queues: tuple[str, ...] | None = None
+    nice: tuple[int, ...] | None = None  # SEQSERVE_WORKER_NICE of each of those processes
 
 
 NO_STEP = {"SEQSERVE_BATCH_STEP_ON_CHUNK_END": "false"}
@@ -73,6 +74,8 @@ VARIANTS = {variant.name: variant for variant in (
             queues=(ALL_INFERENCE, "maintenance")),
     Variant("split+step", "a chunk's end queues a driver step; a second worker process for interactive work and "
             "maintenance", queues=(ALL_INFERENCE, "inference.high,inference.normal,maintenance")),
+    Variant("lanes+nice", "lanes, with the worker that runs the corpus and the maintenance worker at niceness 10",
+            queues=(ALL_INFERENCE, "inference.high,inference.normal", "maintenance"), nice=(10, 0, 10)),
     Variant("lanes", "a chunk's end queues a driver step; a worker process for interactive work only, beside "
             "one for every inference queue and one for maintenance",
             queues=(ALL_INFERENCE, "inference.high,inference.normal", "maintenance")),
@@ -280,14 +283,16 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
 @contextlib.contextmanager
 def _stack(env: dict[str, str], logs: Path, variant: Variant) -> Iterator[tuple[str, dict[str, Any]]]:
     """The api, one worker process (concurrency 1) and beat, plus the variant's other workers."""
-    first = {"SEQSERVE_WORKER_QUEUES": variant.queues[0]} if variant.queues else {}
+    nice = variant.nice or (0,) * len(variant.queues or (None,))
+    first = {"SEQSERVE_WORKER_QUEUES": variant.queues[0], "SEQSERVE_WORKER_NICE": str(nice[0])} if variant.queues else {}
     with processes.running_processes(env | first, logs, ["worker", "--concurrency", "1"], ["beat"]) as (base, procs):
         if variant.queues is None:
             yield base, procs
             return
         others = {f"worker-{number}": processes.start(
             ["worker", "--concurrency", "1", "--hostname", f"w{number}@%h"],
-            env | {"SEQSERVE_WORKER_QUEUES": queues}, logs / f"worker-{number}.log")
+            env | {"SEQSERVE_WORKER_QUEUES": queues, "SEQSERVE_WORKER_NICE": str(nice[number - 1])},
+            logs / f"worker-{number}.log")
             for number, queues in enumerate(variant.queues[1:], start=2)}
         try:
             yield base, procs | others

@@ -76,6 +76,8 @@ def _worker(args: argparse.Namespace) -> int:
     require_schema()
     _multiprocess_metrics_dir("worker")
     _share_cores_between(concurrency)
+    if settings.worker_nice:  # raising niceness needs no privilege; the pool's children inherit it
+        os.nice(settings.worker_nice)
     if args.queues:  # the settings say what this worker consumes (batch yields and steps ask them)
         os.environ["SEQSERVE_WORKER_QUEUES"] = args.queues
         reset_settings()

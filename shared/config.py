@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         "broker's visibility timeout or the reconciler).",
     )
     worker_queues: str = "inference.high,inference.normal,inference.low,webhooks,maintenance"
+    worker_nice: int = Field(
+        0, ge=0, le=19,
+        description="CPU niceness a worker process (and its pool children) adds to itself at start: a worker that "
+        "runs corpus batches can give way on a shared host to the processes of interactive jobs (the API, an "
+        "interactive worker). 0: unchanged.",
+    )
     default_model: str = Field(
         default_factory=lambda: default_model_names()["classify"], description="Model `seqserve up` trains if absent."
     )

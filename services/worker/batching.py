@@ -1,7 +1,8 @@
 """Dynamic batching through the job table: the table is the queue.
 
 A wake-up names a batch group (model version, kind, batch key). The worker claims the
-group's next batch (queued jobs in priority-then-age order, up to the kind's input limit;
+group's next batch (queued jobs in priority-then-age order, up to the kind's input limit,
+low-priority ones only when no other waits in the group;
 `seqserve.shared.jobs.repository.claim_batch`), runs it, and claims again until the group is
 empty: many jobs, one forward pass. A first batch holding one job may wait the kind's
 `batch_max_delay_ms` for companions. A pass of low-priority jobs (a corpus batch's chunks)

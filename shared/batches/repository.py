@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.batch_models import OPEN_BATCH_STATUSES, Batch, BatchStatus, StoredFile
 from seqserve.shared.db.models import Job, JobStatus
-from seqserve.shared.jobs.repository import input_count
+from seqserve.shared.jobs.sql_functions import input_count
 
 CANCELLABLE = (BatchStatus.validating.value, BatchStatus.in_progress.value)
 _OPEN_JOBS = (JobStatus.queued.value, JobStatus.running.value)

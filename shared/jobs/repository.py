@@ -12,7 +12,6 @@ from typing import Any, cast
 from sqlalchemy import (
     Boolean,
     CursorResult,
-    Integer,
     Table,
     and_,
     bindparam,
@@ -25,12 +24,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.sql.functions import FunctionElement
 
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import Job, JobStatus, WebhookDelivery
+from seqserve.shared.jobs.sql_functions import QueuedSeen, input_count
 from seqserve.shared.rollouts.tables import ShadowRun
 
 _OPEN = (JobStatus.queued.value, JobStatus.running.value)
@@ -109,53 +107,19 @@ class ClaimedJob:
     queued_seen: int | None = None
 
 
-class _InputCount(FunctionElement[int]):
-    """The number of inputs a job holds (a JSON array's length, named per dialect)."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(_InputCount)
-def _input_count_sqlite(element: _InputCount, compiler: Any, **kw: Any) -> str:
-    return f"json_array_length({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_InputCount, "postgresql")
-def _input_count_pg(element: _InputCount, compiler: Any, **kw: Any) -> str:
-    return f"jsonb_array_length({compiler.process(element.clauses, **kw)})"
-
-
-class _QueuedSeen(FunctionElement[int]):
-    """The number of queued rows a subquery counts, in the claim statement's own snapshot
-    (Postgres: a statement sees the rows it updates as they were); NULL on SQLite, whose
-    RETURNING subqueries see the update half done."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(_QueuedSeen)
-def _queued_seen_sqlite(element: _QueuedSeen, compiler: Any, **kw: Any) -> str:
-    return "NULL"
-
-
-@compiles(_QueuedSeen, "postgresql")
-def _queued_seen_pg(element: _QueuedSeen, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
 _T: Table = Job.__table__  # type: ignore[assignment]  # declarative: a FromClause to the type checker
 PRIORITY_ORDER = {"high": 0, "normal": 1, "low": 2}  # claims take higher priorities first, then the oldest
 _RANK = case(PRIORITY_ORDER, value=_T.c.priority)
-input_count = _InputCount  # a job's number of inputs, for other domains' aggregates (corpus batches)
+_LOW_RANK = PRIORITY_ORDER["low"]
+
+
 def _claim_statement() -> Any:
     """One statement, on Postgres and SQLite alike: lock the group's next queued jobs
     (SKIP LOCKED, so concurrent workers take disjoint sets), keep those whose inputs fit the
     budget in priority-then-age order (the first one always when `first_always`: a job larger
-    than the limit runs alone), and take them as a new attempt. A job that does not fit is not
-    overtaken: it leads the next batch. The statement is atomic, so it needs no transaction
-    around it (one round trip).
+    than the limit runs alone; low-priority jobs only when no other is queued), and take them
+    as a new attempt. A job that does not fit is not overtaken: it leads the next batch. The
+    statement is atomic, so it needs no transaction around it (one round trip).
 
     SKIP LOCKED means a claim may miss a row another transaction holds: harmless when that is
     another claim (every claimer claims again until its own claim is empty), so anything else
@@ -166,7 +130,7 @@ def _claim_statement() -> Any:
               or_(_T.c.expires_at.is_(None), _T.c.expires_at > bindparam("c_now")))
     seen = select(func.count()).select_from(select(_T.c.id).where(*queued).limit(bindparam("rows") + 1).subquery())
     candidates = (
-        select(_T.c.id, _T.c.created_at, _RANK.label("rank"), _InputCount(_T.c.inputs).label("size"))
+        select(_T.c.id, _T.c.created_at, _RANK.label("rank"), input_count(_T.c.inputs).label("size"))
         .where(*queued)
         .order_by(_RANK, _T.c.created_at, _T.c.id)
         .limit(bindparam("rows"))
@@ -176,11 +140,17 @@ def _claim_statement() -> Any:
     order = (candidates.c.rank, candidates.c.created_at, candidates.c.id)
     ranked = select(
         candidates.c.id,
+        candidates.c.rank,
+        func.min(candidates.c.rank).over().label("top"),
         func.sum(candidates.c.size).over(order_by=order).label("upto"),
         func.row_number().over(order_by=order).label("n"),
     ).subquery()
-    chosen = select(ranked.c.id).where(or_(ranked.c.upto <= bindparam("budget"),
-                                           and_(ranked.c.n == 1, bindparam("first_always", type_=Boolean))))
+    chosen = select(ranked.c.id).where(
+        or_(ranked.c.upto <= bindparam("budget"), and_(ranked.c.n == 1, bindparam("first_always", type_=Boolean))),
+        # Low-priority jobs (a corpus batch's chunks) join a pass only when no interactive job
+        # is queued in the group: an interactive job then runs in a pass of its own size,
+        # not behind a corpus chunk's inputs in the same pass (docs/benchmarks/batches.md).
+        or_(ranked.c.rank < _LOW_RANK, ranked.c.top == _LOW_RANK))
     return (
         update(_T)
         .where(_T.c.id.in_(chosen))
@@ -188,7 +158,7 @@ def _claim_statement() -> Any:
                 lease_expires_at=bindparam("lease_until"))
         .returning(_T.c.id, _T.c.attempts, _T.c.params, _T.c.inputs, _T.c.created_at, _T.c.webhook_url,
                    _T.c.priority, _T.c.batch_id, exists().where(ShadowRun.job_id == _T.c.id).label("shadowed"),
-                   _QueuedSeen(seen.scalar_subquery()).label("queued_seen"))
+                   QueuedSeen(seen.scalar_subquery()).label("queued_seen"))
     )
 
 

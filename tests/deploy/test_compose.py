@@ -100,6 +100,10 @@ def test_interactive_jobs_have_a_worker_that_takes_no_corpus_work(compose: dict)
     assert lane["command"][lane["command"].index("--concurrency") + 1] == "1"
     assert services["worker"]["environment"]["SEQSERVE_WORKER_CONCURRENCY"] == "1"
     assert "checkpoints" in " ".join(str(v) for v in lane["volumes"])
+    # The corpus's processes give way to the interactive path on the shared host.
+    assert services["worker"]["environment"]["SEQSERVE_WORKER_NICE"] == "10"
+    assert services["maintenance-worker"]["environment"]["SEQSERVE_WORKER_NICE"] == "10"
+    assert "SEQSERVE_WORKER_NICE" not in lane["environment"] and "SEQSERVE_WORKER_NICE" not in services["api"]["environment"]
 
 
 def test_trainer_consumes_the_training_queue(compose: dict) -> None:

@@ -92,6 +92,21 @@ def test_a_batch_fills_the_limit_in_priority_then_age_order(client: TestClient) 
     assert next_batch(batch.group, context) is None  # the group is empty: the wake-up is done
 
 
+def test_low_priority_jobs_join_a_pass_only_when_no_interactive_job_waits(client: TestClient, database: str) -> None:
+    """A corpus chunk queued before an interactive job of its group does not share its pass:
+    the interactive job runs in a pass of its own size, then the low-priority ones together."""
+    chunk = _submit(client, inputs=2, priority="low")
+    single = _submit(client)
+    later_chunk = _submit(client, priority="low")
+    context = built_context()
+    batch = first_batch(wakeup_of(chunk), context)
+    assert _ids(batch) == [single]  # room for three more inputs, but they are low priority
+    assert _status(chunk) == _status(later_chunk) == "queued"
+    assert batch is not None and not jobs_repo.drained_by(batch.members)  # low jobs are still queued
+    assert _ids(next_batch(batch.group, context)) == [chunk, later_chunk]  # alone, low fill the pass
+    assert next_batch(batch.group, context) is None
+
+
 def test_a_claim_says_whether_it_drained_the_group(client: TestClient, database: str) -> None:
     """Postgres counts the group's queued jobs in the claim's own snapshot: a claim that took
     them all ends the wake-up without another claim. SQLite cannot say: it always claims again."""
