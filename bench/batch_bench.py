@@ -6,7 +6,8 @@ checkpoint measured in the same run.
   classify  SST-2 train as one text file (67k phrases)
 
 During each batch a probe submits single-input classify jobs (normal priority, Prefer: wait)
-and their p99 is compared with the same probe on the idle stack just before; the API's and the
+and their p99 is compared with the same probe on the idle stack just before (`--idle-seconds`,
+30 by default: a p99 needs more than the ~45 probes of 10 s); the API's and the
 worker's RSS (every process of each) are read at 10% and 90% progress.
 
     .venv/bin/python -m bench.batch_bench --limit 2000 --out docs/benchmarks/batches.md
@@ -330,7 +331,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kinds", nargs="+", default=["tag", "classify"], choices=["tag", "classify"])
     parser.add_argument("--limit", type=int, default=None, help="first N inputs of each corpus")
-    parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement and idle probe time")
+    parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement time")
+    parser.add_argument("--idle-seconds", type=float, default=30.0,
+                        help="idle probe time (~4.5 probes/s: 10 s gives a p99 of ~45 samples, too few)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--variants", nargs="+", default=["main"], choices=list(VARIANTS),
                         help="stacks to run each kind on, one after another: " + "; ".join(
@@ -374,7 +377,7 @@ def main() -> None:
                 before = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds).sentences_per_second
                 with _stack(env | variant.env, logs, variant) as (base, procs):
                     run = run_batch(base, procs, kind, f"bench-{kind}", "bench-classify", headers, content,
-                                    args.seconds, url)
+                                    args.idle_seconds, url)
                 after = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds).sentences_per_second
                 run.with_in_process(before, after)
                 run.variant = variant.name
