@@ -26,6 +26,12 @@ from seqserve.shared.db.migrate import upgrade
 from seqserve.shared.db.session import dispose_engines, session_scope
 from tests import processes
 
+# Fixtures kept in modules of their own are plugins of this root conftest, never imported
+# into a test module: each import is a fixture definition of its own, so a session fixture
+# imported twice is built twice (two trainings into one path, a checksum one side expects
+# and the other overwrote). tests/test_fixture_hygiene.py keeps it so.
+pytest_plugins = ("tests.model_fixtures",)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SEQSERVE_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets"))
 PG_ADMIN_URL = os.environ.get("SEQSERVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -66,6 +72,17 @@ def single_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def no_warmup_thread_left() -> Iterator[None]:
+    """A worker's warm-up thread started in the test process outlives its test and polls every
+    later test's database (stop 17's CI: `no such table: alias_rollouts` in other tests' logs)."""
+    yield
+    import threading
+
+    left = [t.name for t in threading.enumerate() if t.name == "seqserve-warmup" and t.is_alive()]
+    assert left == [], "a test left a worker warm-up thread running in the test process"
 
 
 @pytest.fixture(scope="session")

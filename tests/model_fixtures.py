@@ -1,5 +1,6 @@
-"""Tiny generate and translate models trained once per session on slices of their corpora,
-for the client, CLI and streaming tests (import the fixtures into a test module)."""
+"""Tiny tag, generate and translate models trained once per session on slices of their corpora,
+for the kinds, batch, client, CLI and streaming tests: a plugin of tests/conftest.py (never import the
+fixtures into a test module: each import would build its own)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from seqserve.shared.db.session import session_scope
 from seqserve.shared.registry.service import NewVersion, promote_if_better, register_version
 from tests.conftest import DATA_DIR
 
+TINY_TAGGER = {"max_train_examples": 300, "epochs": 1, "embedding_dim": 16, "char_embedding_dim": 8,
+               "char_hidden_size": 8, "hidden_size": 16}
 TINY_LM = {"max_train_tokens": 20_000, "epochs": 1, "embedding_dim": 32, "hidden_size": 32}
 TINY_TRANSLATOR = {"max_train_examples": 300, "epochs": 1, "src_embedding_dim": 16, "tgt_embedding_dim": 16,
                    "hidden_size": 32, "beam_size": 1, "max_decode_len": 30}
@@ -27,6 +30,12 @@ def register(name: str, task: str, outcome: Any) -> str:
         ))
         promote_if_better(session, version, 0.0)
     return name
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger(session_tmp: Path) -> Any:
+    return trainers()["tag"](data_dir=DATA_DIR, out_path=session_tmp / "tiny-tagger" / "model.pt",
+                             preset="quick", overrides=TINY_TAGGER, progress=False)
 
 
 @pytest.fixture(scope="session")

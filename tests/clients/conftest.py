@@ -10,7 +10,7 @@ import pytest
 
 from tests import processes
 from tests.conftest import register_tiny
-from tests.model_fixtures import register, tiny_lm  # noqa: F401
+from tests.model_fixtures import register
 
 
 # Per module: a worker left running would take the jobs of in-process worker tests.
@@ -21,7 +21,7 @@ def stack(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture()
-def served(db: str, tiny_classifier: Any, tiny_lm: Any, stack: str) -> str:  # noqa: F811
+def served(db: str, tiny_classifier: Any, tiny_lm: Any, stack: str) -> str:
     """The stack's URL, `tiny-sst2` (classify) and `tiny-lm` (generate) registered."""
     register_tiny(tiny_classifier)
     register("tiny-lm", "generate", tiny_lm)

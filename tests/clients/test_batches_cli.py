@@ -17,7 +17,7 @@ from seqserve_client import AsyncClient, Batch, Client, NotFound
 from tests import processes
 from tests.clients.test_usercli import seqserve
 from tests.conftest import register_outcome, register_tiny
-from tests.e2e.test_batches_e2e import _ewt_sentences, _sst2, batch_env, tiny_tagger  # noqa: F401
+from tests.e2e.test_batches_e2e import _ewt_sentences, _sst2, batch_env  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def batch_stack(batch_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture()
-def served(db: str, tiny_classifier: Any, tiny_tagger: Any, batch_stack: str) -> str:  # noqa: F811
+def served(db: str, tiny_classifier: Any, tiny_tagger: Any, batch_stack: str) -> str:
     """The stack's URL, `tiny-sst2` (classify) and `tiny-batch-tagger` (tag) registered."""
     register_tiny(tiny_classifier)
     register_outcome("tiny-batch-tagger", "tag", tiny_tagger)

@@ -15,10 +15,8 @@ from typing import Any
 
 import pytest
 
-from seqserve.services.trainer.service import trainers
 from tests import processes
 from tests.conftest import DATA_DIR, register_outcome
-from tests.e2e.test_kinds_e2e import TINY
 
 pytestmark = pytest.mark.e2e
 
@@ -35,12 +33,6 @@ def batch_env(stack_env: dict[str, str]) -> dict[str, str]:
         "SEQSERVE_JOB_LEASE_SECONDS": "3",
         "SEQSERVE_RECONCILE_INTERVAL_SECONDS": "1",
     }
-
-
-@pytest.fixture(scope="module")
-def tiny_tagger(session_tmp: Path) -> Any:
-    return trainers()["tag"](data_dir=DATA_DIR, out_path=session_tmp / "batches" / "tag" / "model.pt",
-                             preset="quick", overrides=TINY["tag"], progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from seqserve.services.trainer.service import trainers
 from tests import processes
-from tests.conftest import DATA_DIR
 from tests.model_fixtures import register
 
 pytestmark = pytest.mark.e2e
 
-# Small enough to train in seconds on 2 cores; quality is beside the point here.
-TINY: dict[str, dict[str, Any]] = {
-    "tag": {"max_train_examples": 300, "epochs": 1, "embedding_dim": 16, "char_embedding_dim": 8,
-            "char_hidden_size": 8, "hidden_size": 16},
-    "generate": {"max_train_tokens": 20_000, "epochs": 1, "embedding_dim": 32, "hidden_size": 32},
-    "translate": {"max_train_examples": 300, "epochs": 1, "src_embedding_dim": 16, "tgt_embedding_dim": 16,
-                  "hidden_size": 32, "beam_size": 1, "max_decode_len": 30},
-}
-
-
 @pytest.fixture(scope="session")
-def tiny_models(session_tmp: Path) -> dict[str, Any]:
-    """task -> TrainOutcome of a tiny model of that task."""
-    return {
-        task: trainers()[task](data_dir=DATA_DIR, out_path=session_tmp / "kinds" / task / "model.pt",
-                               preset="quick", overrides=overrides, progress=False)
-        for task, overrides in TINY.items()
-    }
+def tiny_models(tiny_tagger: Any, tiny_lm: Any, tiny_translator: Any) -> dict[str, Any]:
+    """task -> TrainOutcome of a tiny model of that task (tests/model_fixtures.py)."""
+    return {"tag": tiny_tagger, "generate": tiny_lm, "translate": tiny_translator}
 
 
 @pytest.fixture()

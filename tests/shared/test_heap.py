@@ -34,14 +34,18 @@ def test_frozen_objects_leave_full_collections(unfrozen: None) -> None:
     assert after < before / 5  # ~120 ms -> a few ms on the development machine
 
 
-def test_the_worker_freezes_in_both_processes(unfrozen: None) -> None:
+def test_the_worker_freezes_in_both_processes(unfrozen: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from seqserve.services.worker import app
 
+    # A child also starts its warm-up thread; one started here would poll every later test's
+    # database for the rest of the session.
+    warmers: list[None] = []
+    monkeypatch.setattr(app, "_start_warmer", lambda: warmers.append(None))
     app._before_pool()  # the consuming process, before its pool forks
     assert gc.get_freeze_count() > 0
     gc.unfreeze()
     app._after_fork()  # each prefork child
-    assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() > 0 and len(warmers) == 1
 
 
 def test_the_api_freezes_once_started(db: str, unfrozen: None) -> None:

@@ -24,7 +24,6 @@ from seqserve.shared.events import JobEvent, JobEventLog, stream_key
 from seqserve.shared.jobs import repository as jobs_repo
 from seqserve.shared.notify import FinalState, JobsFinished, channel, parse_finished
 from tests.conftest import REDIS_URL, built_context, create_key
-from tests.model_fixtures import lm, tiny_lm, tiny_translator, translator  # noqa: F401
 from tests.worker.test_batching import wakeup_of
 
 
@@ -54,7 +53,7 @@ def _result(job_id: uuid.UUID) -> list[Any]:
         return list(job.result or [])
 
 
-def test_batched_generate_jobs_each_stream_their_own_tokens(api: TestClient, lm: str) -> None:  # noqa: F811
+def test_batched_generate_jobs_each_stream_their_own_tokens(api: TestClient, lm: str) -> None:
     params = {"max_tokens": 6, "seed": 3, "temperature": 1.0}
     inputs = [["the market"], ["stocks fell", "we"], ["a", "b", "c"]]
     job_ids = [_submit(api, "generate", lm, texts, params) for texts in inputs]
@@ -71,7 +70,7 @@ def test_batched_generate_jobs_each_stream_their_own_tokens(api: TestClient, lm:
             assert [t["tokens"][index] for t in tokens] == results[index]["tokens"]
 
 
-def test_translate_streams_each_finished_chunk(api: TestClient, translator: str) -> None:  # noqa: F811
+def test_translate_streams_each_finished_chunk(api: TestClient, translator: str) -> None:
     inputs = [f"a man rides a horse number {i} ." for i in range(10)] + ["two dogs play ."]
     job_id = _submit(api, "translate", translator, inputs, {"max_tokens": 12})
     run_wakeup(wakeup_of(job_id), built_context())
@@ -132,7 +131,7 @@ class _Steps:
         raise AssertionError("a language model reports tokens")
 
 
-def test_the_warmup_thread_does_not_write_into_a_streamed_jobs_events(tiny_lm: Any) -> None:  # noqa: F811
+def test_the_warmup_thread_does_not_write_into_a_streamed_jobs_events(tiny_lm: Any) -> None:
     """The warm-up thread runs the same handler as the task thread (one model cache): its
     decode steps must not reach the sink of the batch the task thread is streaming."""
     import threading
