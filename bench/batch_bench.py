@@ -121,8 +121,11 @@ class BatchRun:
     ratio: float = 0.0
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "10%"/"90%" -> api, worker
     chunks: dict[str, float] = field(default_factory=dict)  # from the job rows: _chunk_timings
-    # The busy probe's slowest jobs: (seconds after the upload began, latency ms), slowest first.
-    probe_slowest: list[tuple[float, float]] = field(default_factory=list)
+    # The busy probe's slowest jobs: (seconds after the upload began, latency ms, queued ms, run
+    # ms), slowest first.
+    probe_slowest: list[tuple[float, float, float, float]] = field(default_factory=list)
+    # The probe's p99 queued ms and run ms, each on its own: idle queued, idle run, busy queued, busy run.
+    probe_parts_p99: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     variant: str = "new"
     in_process_before_after: tuple[float, float] = (0.0, 0.0)
 
@@ -211,6 +214,9 @@ class Probe(threading.Thread):
         self.base, self.model, self.headers = base, model, headers
         self.latencies: list[float] = []
         self.sent_at: list[float] = []  # perf_counter at each latency's submission
+        # The job's own timings, ms: queued (row committed -> claimed) and run (claimed -> result
+        # committed); the rest of a latency is the API's side (request, commit, wake-up, answer).
+        self.parts: list[tuple[float, float]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -222,6 +228,8 @@ class Probe(threading.Thread):
                 if response.status_code == 200:
                     self.latencies.append((time.perf_counter() - started) * 1000)
                     self.sent_at.append(started)
+                    timings = response.json()["timings"]
+                    self.parts.append((1000 * (timings["queue_seconds"] or 0), 1000 * (timings["run_seconds"] or 0)))
                 time.sleep(0.2)
 
 
@@ -229,7 +237,7 @@ def _p99(values: list[float]) -> float:
     return round(statistics.quantiles(values, n=100)[98], 1) if len(values) >= 2 else float("nan")
 
 
-def _idle_p99(base: str, model: str, headers: dict[str, str], seconds: float) -> float:
+def _idle_probe(base: str, model: str, headers: dict[str, str], seconds: float) -> Probe:
     def warm() -> None:
         httpx.post(f"{base}/v1/jobs", headers=headers | {"Prefer": "wait=60"}, timeout=90,
                    json={"kind": "classify", "model": model, "inputs": ["warm up"]})
@@ -249,13 +257,18 @@ def _idle_p99(base: str, model: str, headers: dict[str, str], seconds: float) ->
     time.sleep(seconds)
     probe.stop.set()
     probe.join()
-    return _p99(probe.latencies)
+    return probe
+
+
+def _p99_parts(probe: Probe) -> tuple[float, float]:
+    """The p99 of the probe's queued and run ms, each on its own."""
+    return _p99([queued for queued, _ in probe.parts]), _p99([run for _, run in probe.parts])
 
 
 def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_model: str, headers: dict[str, str],
               content: tuple[str, bytes, int], idle_seconds: float, url: str) -> BatchRun:
     name, data, count = content
-    idle = _idle_p99(base, probe_model, headers, idle_seconds)
+    idle = _idle_probe(base, probe_model, headers, idle_seconds)
     probe = Probe(base, probe_model, headers)
     started = time.perf_counter()
     with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
@@ -277,8 +290,9 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
     probe.join()
     assert batch["status"] == "completed", batch
     assert output.count(b"\n") == count, (output.count(b"\n"), count)
-    return BatchRun(kind, count, round(elapsed, 1), round(count / elapsed, 1), idle, _p99(probe.latencies),
-                    rss_mb=rss, chunks=_chunk_timings(url, batch["id"]), probe_slowest=_slowest(probe, started))
+    return BatchRun(kind, count, round(elapsed, 1), round(count / elapsed, 1), _p99(idle.latencies),
+                    _p99(probe.latencies), rss_mb=rss, chunks=_chunk_timings(url, batch["id"]),
+                    probe_slowest=_slowest(probe, started), probe_parts_p99=(*_p99_parts(idle), *_p99_parts(probe)))
 
 
 @contextlib.contextmanager
@@ -302,9 +316,9 @@ def _stack(env: dict[str, str], logs: Path, variant: Variant) -> Iterator[tuple[
                 processes.stop(process)
 
 
-def _slowest(probe: Probe, since: float, count: int = 3) -> list[tuple[float, float]]:
-    pairs = sorted(zip(probe.sent_at, probe.latencies, strict=True), key=lambda pair: -pair[1])[:count]
-    return [(round(at - since, 1), round(ms, 1)) for at, ms in pairs]
+def _slowest(probe: Probe, since: float, count: int = 3) -> list[tuple[float, float, float, float]]:
+    rows = sorted(zip(probe.sent_at, probe.latencies, probe.parts, strict=True), key=lambda row: -row[1])[:count]
+    return [(round(at - since, 1), round(ms, 1), round(queued, 1), round(run, 1)) for at, ms, (queued, run) in rows]
 
 
 def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
@@ -312,18 +326,21 @@ def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
              f"{cpu_machine()}; one inference worker (concurrency 1), one API process, beat; `--limit {args.limit}`. "
              "Machine shared with other sessions' work: treat the numbers as a floor.", "",
              "| variant | kind | inputs | seconds | inputs/s | in-process/s (before, after) | ratio | "
-             "probe p99 idle / busy (ms) | probe's slowest (s after upload: ms) | RSS at 10% / 90% (MB) | "
+             "probe p99 idle / busy (ms) | probe p99 queued, run: idle / busy (ms) | "
+             "probe's slowest (s after upload: ms (queued, run ms)) | RSS at 10% / 90% (MB) | "
              "chunks: n, passes, busy s, mean wait s, finalize lag s, starved s, between s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         rss = " / ".join(f"api {m['api']} worker {m['worker']}" for m in run.rss_mb.values())
         chunks = ", ".join(str(run.chunks.get(name, "-")) for name in ("chunks", "passes", "busy_s", "mean_wait_s",
                                                                          "finalize_lag_s", "starved_s", "between_s"))
         before, after = run.in_process_before_after
-        slowest = ", ".join(f"{at}: {ms:.0f}" for at, ms in run.probe_slowest)
+        idle_q, idle_r, busy_q, busy_r = run.probe_parts_p99
+        slowest = ", ".join(f"{at}: {ms:.0f} (q {queued:.0f}, r {ran:.0f})" for at, ms, queued, ran in run.probe_slowest)
         lines.append(f"| {run.variant} | {run.kind} | {run.inputs} | {run.seconds} | {run.inputs_per_second} | "
                      f"{run.in_process_per_second} ({before}, {after}) | {run.ratio} | "
-                     f"{run.probe_p99_idle_ms} / {run.probe_p99_busy_ms} | {slowest} | {rss} | {chunks} |")
+                     f"{run.probe_p99_idle_ms} / {run.probe_p99_busy_ms} | {idle_q}, {idle_r} / {busy_q}, {busy_r} | "
+                     f"{slowest} | {rss} | {chunks} |")
     return "\n".join(lines) + "\n"
 
 
