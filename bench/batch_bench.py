@@ -77,6 +77,9 @@ VARIANTS = {variant.name: variant for variant in (
             "maintenance", queues=(ALL_INFERENCE, "inference.high,inference.normal,maintenance")),
     Variant("lanes+nice", "lanes, with the worker that runs the corpus and the maintenance worker at niceness 10",
             queues=(ALL_INFERENCE, "inference.high,inference.normal", "maintenance"), nice=(10, 0, 10)),
+    Variant("lanes+nice+inline", "lanes+nice with each pass's results written inline, before the next claim (as "
+            "main before 2026-12-04)", {"SEQSERVE_WORKER_WRITE_BEHIND": "false"},
+            queues=(ALL_INFERENCE, "inference.high,inference.normal", "maintenance"), nice=(10, 0, 10)),
     Variant("lanes", "a chunk's end queues a driver step; a worker process for interactive work only, beside "
             "one for every inference queue and one for maintenance",
             queues=(ALL_INFERENCE, "inference.high,inference.normal", "maintenance")),
@@ -144,6 +147,15 @@ WITH c AS (SELECT j.finished_at, lead(j.started_at) OVER w AS next_start, lead(j
 SELECT extract(epoch FROM sum(GREATEST(LEAST(next_created, next_start) - finished_at, interval '0'))),
        extract(epoch FROM sum(GREATEST(next_start - GREATEST(finished_at, next_created), interval '0')))
 FROM c WHERE next_start IS NOT NULL"""
+# The same gaps one by one: their median, 90th percentile and largest (ms), to tell a steady
+# per-pass cost from a few long stalls.
+_GAP_SPREAD = """
+WITH c AS (SELECT j.finished_at, lead(j.started_at) OVER w AS next_start
+           FROM jobs j WHERE j.batch_id = :id WINDOW w AS (ORDER BY j.started_at)),
+g AS (SELECT 1000 * extract(epoch FROM GREATEST(next_start - finished_at, interval '0')) AS ms
+      FROM c WHERE next_start IS NOT NULL)
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.9) WITHIN GROUP (ORDER BY ms), max(ms)
+FROM g"""
 # The passes that ran the chunks: one claim stamps every job it takes with one started_at, and the
 # claim gathers a batch's chunks up to the kind's batch limit (two 64-input chunks: one pass).
 _PASSES = """
@@ -166,11 +178,13 @@ def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
                 " FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.batch_id = :id"), {"id": batch_id}).one()
             passes = conn.execute(text(_PASSES), {"id": batch_id}).one()
             gaps = conn.execute(text(_GAPS), {"id": batch_id}).one()
+            spread = conn.execute(text(_GAP_SPREAD), {"id": batch_id}).one()
     finally:
         engine.dispose()
     names = ("chunks", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s", "passes", "busy_s", "starved_s",
-             "between_s")
-    return {name: round(float(value or 0), 3) for name, value in zip(names, (*row, *passes, *gaps), strict=True)}
+             "between_s", "gap_p50_ms", "gap_p90_ms", "gap_max_ms")
+    return {name: round(float(value or 0), 3)
+            for name, value in zip(names, (*row, *passes, *gaps, *spread), strict=True)}
 
 
 def _rss_mb(session_id: int) -> float:
@@ -328,12 +342,13 @@ def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
              "| variant | kind | inputs | seconds | inputs/s | in-process/s (before, after) | ratio | "
              "probe p99 idle / busy (ms) | probe p99 queued, run: idle / busy (ms) | "
              "probe's slowest (s after upload: ms (queued, run ms)) | RSS at 10% / 90% (MB) | "
-             "chunks: n, passes, busy s, mean wait s, finalize lag s, starved s, between s |",
+             "chunks: n, passes, busy s, mean wait s, finalize lag s, starved s, between s, gap p50/p90/max ms |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         rss = " / ".join(f"api {m['api']} worker {m['worker']}" for m in run.rss_mb.values())
         chunks = ", ".join(str(run.chunks.get(name, "-")) for name in ("chunks", "passes", "busy_s", "mean_wait_s",
-                                                                         "finalize_lag_s", "starved_s", "between_s"))
+                                                                         "finalize_lag_s", "starved_s", "between_s",
+                                                                         "gap_p50_ms", "gap_p90_ms", "gap_max_ms"))
         before, after = run.in_process_before_after
         idle_q, idle_r, busy_q, busy_r = run.probe_parts_p99
         slowest = ", ".join(f"{at}: {ms:.0f} (q {queued:.0f}, r {ran:.0f})" for at, ms, queued, ran in run.probe_slowest)

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     # per sentence: docs/benchmarks/cpu_chunks.md). Other devices take up to batch_max_inputs.
     cpu_chunk_rows: dict[str, int] = Field(default_factory=default_cpu_chunk_rows)
 
+    worker_write_behind: bool = Field(
+        True, description="Write a pass's results on a thread of its own while the next pass of the same wake-up "
+        "is claimed and computed (Postgres only; SQLite writes inline).")
     wakeup_drain_seconds: float = Field(
         1.0, ge=0, description="How long one wake-up drains its batch group before queueing a new wake-up for "
         "the rest, so that other groups and higher priorities get the worker in between.")

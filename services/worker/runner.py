@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -156,7 +157,30 @@ def _fail_all(batch: Batch, exc: BaseException) -> dict[uuid.UUID, Outcome]:
     return {m.claim.job_id: (JobStatus.failed, None, public_error_text(exc)) for m in batch.members}
 
 
-def run_batch(context: WorkerContext, batch: Batch) -> None:
+@dataclass
+class _Computed:
+    """A batch's outcomes, not yet written."""
+
+    batch: Batch
+    outcomes: dict[uuid.UUID, Outcome]
+    running_event: bool
+    handler: Any = None  # None: the model did not load
+
+    def write(self, context: WorkerContext) -> None:
+        """Write the outcomes, then let the batch's leases go (they are renewed until here)."""
+        try:
+            _write(context, self.batch, self.outcomes, self.running_event)
+        finally:
+            context.leases.release(m.claim.job_id for m in self.batch.members)
+
+    def observe_drift(self, context: WorkerContext) -> None:
+        if self.handler is not None:
+            served = [(m, self.outcomes[m.claim.job_id][1]) for m in self.batch.members
+                      if self.outcomes[m.claim.job_id][0] == JobStatus.succeeded]
+            context.drift.observe_jobs(self.batch.version, self.batch.kind, self.handler, served)
+
+
+def _compute_batch(context: WorkerContext, batch: Batch) -> _Computed:
     labels = (batch.kind, batch.version.model_name)
     BATCH_WAIT_SECONDS.labels(*labels).observe(batch.waited_seconds)
     BATCH_INPUTS.labels(*labels).observe(batch.num_inputs)
@@ -164,17 +188,19 @@ def run_batch(context: WorkerContext, batch: Batch) -> None:
     try:
         handler = context.models.get(batch.version)
     except Exception as exc:  # missing file, sha256 mismatch: deterministic, no retry
-        _write(context, batch, _fail_all(batch, exc), running_event=True)
-        return
+        return _Computed(batch, _fail_all(batch, exc), running_event=True)
     # The `running` event is a round trip of its own only where the run streams decode steps
     # after it; otherwise it rides with the final status events (docs/benchmarks/job-path.md).
     if handler.step_events and (events := batch_events(context.events, batch.members)) is not None:
         events.status(JobStatus.running.value)
-    outcomes = _compute(handler, batch, context.events)
-    _write(context, batch, outcomes, running_event=not handler.step_events)
-    served = [(m, outcomes[m.claim.job_id][1]) for m in batch.members
-              if outcomes[m.claim.job_id][0] == JobStatus.succeeded]
-    context.drift.observe_jobs(batch.version, batch.kind, handler, served)
+    return _Computed(batch, _compute(handler, batch, context.events), not handler.step_events, handler)
+
+
+def run_batch(context: WorkerContext, batch: Batch) -> None:
+    """Compute one batch and write its results (the leases of its jobs end with the write)."""
+    computed = _compute_batch(context, batch)
+    computed.write(context)
+    computed.observe_drift(context)
 
 
 def _hand_on(wakeup: Wakeup, context: WorkerContext) -> bool:
@@ -186,23 +212,70 @@ def _hand_on(wakeup: Wakeup, context: WorkerContext) -> bool:
     return True
 
 
+class _WriteBehind:
+    """Writes a pass's results on a thread of its own while the drain claims and computes the
+    next pass: the result write (JSON, the UPDATE, the events) was a third of a corpus pass's
+    compute, and it mostly waits on Postgres and Redis, off the GIL (docs/benchmarks/batches.md,
+    2026-12-04). One write in flight at most, so a pass's results are committed before the
+    next pass's are; each job's lease is renewed until its own write ends. The thread starts
+    with a drain's second pass, so a wake-up of one pass writes inline as before. SQLite
+    serialises writers anyway: there every write is inline."""
+
+    def __init__(self, context: WorkerContext) -> None:
+        self.context = context
+        self.enabled = context.settings.worker_write_behind and not context.settings.database_url.startswith("sqlite")
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+
+    def write(self, computed: _Computed, more: bool) -> None:
+        """Write `computed`: behind, when another claim follows (`more`), else inline."""
+        self.wait()
+        if not (more and self.enabled):
+            computed.write(self.context)
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqserve-write-behind")
+        self._pending = self._executor.submit(computed.write, self.context)
+
+    def wait(self) -> None:
+        """The write in flight, to its end; its error, if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+
+
 def _drain(wakeup: Wakeup, context: WorkerContext, report: RunReport) -> None:
     started = time.monotonic()
-    batch = first_batch(wakeup, context)
-    while batch is not None:
-        run_batch(context, batch)
-        context.leases.release(m.claim.job_id for m in batch.members)
-        report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
-        if len(batch.members) == 1 and jobs_repo.drained_by(batch.members):
+    writes = _WriteBehind(context)
+    try:
+        batch = first_batch(wakeup, context)
+        while batch is not None:
+            computed = _compute_batch(context, batch)
+            report.batches, report.jobs = report.batches + 1, report.jobs + len(batch.members)
             # A lone job that left the group empty: skip the claim that would find nothing.
             # Batches of several keep claiming: more are likely on the way, and a claim is
             # cheaper than the next wake-up's hop (docs/benchmarks/serving.md, 2026-12-02 b).
-            return
-        if ((time.monotonic() - started > context.settings.wakeup_drain_seconds
-             or yields_to_interactive(batch, context)) and _hand_on(wakeup, context)):
-            report.handed_on = True
-            return
-        batch = next_batch(wakeup.group, context)
+            last = len(batch.members) == 1 and jobs_repo.drained_by(batch.members)
+            writes.write(computed, more=not last)
+            computed.observe_drift(context)
+            if last:
+                return
+            if (time.monotonic() - started > context.settings.wakeup_drain_seconds
+                 or yields_to_interactive(batch, context)):
+                writes.wait()  # the rest goes to a wake-up behind this pass's results
+                if _hand_on(wakeup, context):
+                    report.handed_on = True
+                    return
+            batch = next_batch(wakeup.group, context)
+    finally:
+        writes.close()
 
 
 def run_wakeup(wakeup: Wakeup, context: WorkerContext, redelivered: bool = False) -> RunReport:
