@@ -124,8 +124,10 @@ class Settings(BaseSettings):
     cpu_chunk_rows: dict[str, int] = Field(default_factory=default_cpu_chunk_rows)
 
     worker_write_behind: bool = Field(
-        True, description="Write a pass's results on a thread of its own while the next pass of the same wake-up "
-        "is claimed and computed (Postgres only; SQLite writes inline).")
+        False, description="Write a pass's results on a thread of its own while the next pass of the same wake-up "
+        "is claimed and computed (Postgres only; SQLite writes inline): a corpus runs faster, but the write's "
+        "CPU (and Postgres's) then overlaps the compute, so leave it off where interactive processes share the "
+        "worker's CPUs; on by default in deploy/k8s/worker.yaml, whose pod has its own.")
     wakeup_drain_seconds: float = Field(
         1.0, ge=0, description="How long one wake-up drains its batch group before queueing a new wake-up for "
         "the rest, so that other groups and higher priorities get the worker in between.")

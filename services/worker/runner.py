@@ -218,8 +218,10 @@ class _WriteBehind:
     compute, and it mostly waits on Postgres and Redis, off the GIL (docs/benchmarks/batches.md,
     2026-12-04). One write in flight at most, so a pass's results are committed before the
     next pass's are; each job's lease is renewed until its own write ends. The thread starts
-    with a drain's second pass, so a wake-up of one pass writes inline as before. SQLite
-    serialises writers anyway: there every write is inline."""
+    with a drain's first write that another claim follows, so a wake-up of one pass writes
+    inline as before. SQLite serialises writers anyway: there every write is inline. Off by
+    default (`worker_write_behind`): the overlap takes CPU from interactive processes on the
+    same host."""
 
     def __init__(self, context: WorkerContext) -> None:
         self.context = context

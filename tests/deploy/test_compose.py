@@ -157,3 +157,11 @@ def test_grafana_is_provisioned_from_the_repository(compose: dict) -> None:
     assert f"{REPO_ROOT}/deploy/grafana/provisioning:/etc/grafana/provisioning" in mounts
     provider = yaml.safe_load((REPO_ROOT / "deploy/grafana/provisioning/dashboards/seqserve.yml").read_text())
     assert f"{REPO_ROOT}/deploy/grafana/dashboards:{provider['providers'][0]['options']['path']}" in mounts
+
+
+def test_no_compose_worker_writes_behind(compose: dict) -> None:
+    """On compose's one host the interactive worker and the API share the corpus worker's CPUs:
+    results written behind the next pass raised the interactive probe's p99 there, so every
+    service keeps the default, off (docs/benchmarks/batches.md, 2026-12-04)."""
+    for name, service in compose["services"].items():
+        assert service.get("environment", {}).get("SEQSERVE_WORKER_WRITE_BEHIND", "false") == "false", name

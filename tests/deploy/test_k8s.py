@@ -239,3 +239,14 @@ def test_interactive_jobs_have_a_worker_that_takes_no_corpus_work() -> None:
     (worker,) = _pod_spec(_one("Deployment", "seqserve-worker"))["containers"]
     assert {"inference.high", "inference.normal"} <= set(_env(worker)["SEQSERVE_WORKER_QUEUES"].split(","))
     assert lane["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9101"
+
+
+def test_only_the_corpus_worker_with_its_own_cpu_writes_behind() -> None:
+    """Results written behind the next pass make a corpus faster but take CPU from interactive
+    processes on the same host: on for the k8s worker (its pod's CPU is its own), off (the
+    default) for every other workload (docs/benchmarks/batches.md, 2026-12-04)."""
+    assert Settings.model_fields["worker_write_behind"].default is False
+    for doc in _workloads():
+        for container in _pod_spec(doc)["containers"]:
+            wanted = "true" if doc["metadata"]["name"] == "seqserve-worker" else None
+            assert _env(container).get("SEQSERVE_WORKER_WRITE_BEHIND") == wanted, doc["metadata"]["name"]

@@ -1,6 +1,6 @@
 """A drain writes a pass's results on a thread of its own while it claims and computes the
 next pass (Postgres): every job still ends written once, the passes' writes commit in pass
-order, a failed write fails the wake-up with no lease left held, and the setting turns it off."""
+order, a failed write fails the wake-up with no lease left held, and it is off by default."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ WRITER = "seqserve-write-behind"
 @pytest.fixture()
 def client(db: str, registered_model: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 4}')  # ten jobs: passes of 4, 4, 2
+    monkeypatch.setenv("SEQSERVE_WORKER_WRITE_BEHIND", "true")
     reset_settings()
     with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
@@ -101,8 +102,8 @@ def test_a_write_that_fails_behind_fails_the_wakeup(client: TestClient, monkeypa
 
 
 def test_switched_off_every_write_is_inline(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEQSERVE_WORKER_WRITE_BEHIND", "false")
-    reset_settings()
+    monkeypatch.delenv("SEQSERVE_WORKER_WRITE_BEHIND")
+    reset_settings()  # off is the default
     ids = _submit(client, 10)
     log: list[Any] = []
     _recording(monkeypatch, log)
