@@ -142,20 +142,17 @@ class BatchRun:
 # Between one chunk's end and the next one's start (in start order): `starved` while no chunk was
 # queued yet (the driver had not topped the batch up), `between` once one was (the worker's own
 # time outside chunk passes: result writes, claims, driver steps, the probe's jobs).
+# Also the gaps one by one: their median, 90th percentile and largest (ms), to tell a steady
+# per-pass cost from a few long stalls.
 _GAPS = """
 WITH c AS (SELECT j.finished_at, lead(j.started_at) OVER w AS next_start, lead(j.created_at) OVER w AS next_created
-           FROM jobs j WHERE j.batch_id = :id WINDOW w AS (ORDER BY j.started_at))
-SELECT extract(epoch FROM sum(GREATEST(LEAST(next_created, next_start) - finished_at, interval '0'))),
-       extract(epoch FROM sum(GREATEST(next_start - GREATEST(finished_at, next_created), interval '0')))
-FROM c WHERE next_start IS NOT NULL"""
-# The same gaps one by one: their median, 90th percentile and largest (ms), to tell a steady
-# per-pass cost from a few long stalls.
-_GAP_SPREAD = """
-WITH c AS (SELECT j.finished_at, lead(j.started_at) OVER w AS next_start
            FROM jobs j WHERE j.batch_id = :id WINDOW w AS (ORDER BY j.started_at)),
-g AS (SELECT 1000 * extract(epoch FROM GREATEST(next_start - finished_at, interval '0')) AS ms
+g AS (SELECT finished_at, next_start, next_created,
+             1000 * extract(epoch FROM GREATEST(next_start - finished_at, interval '0')) AS ms
       FROM c WHERE next_start IS NOT NULL)
-SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.9) WITHIN GROUP (ORDER BY ms), max(ms)
+SELECT extract(epoch FROM sum(GREATEST(LEAST(next_created, next_start) - finished_at, interval '0'))),
+       extract(epoch FROM sum(GREATEST(next_start - GREATEST(finished_at, next_created), interval '0'))),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.9) WITHIN GROUP (ORDER BY ms), max(ms)
 FROM g"""
 # The passes that ran the chunks: one claim stamps every job it takes with one started_at, and the
 # claim gathers a batch's chunks up to the kind's batch limit (two 64-input chunks: one pass).
@@ -179,13 +176,12 @@ def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
                 " FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.batch_id = :id"), {"id": batch_id}).one()
             passes = conn.execute(text(_PASSES), {"id": batch_id}).one()
             gaps = conn.execute(text(_GAPS), {"id": batch_id}).one()
-            spread = conn.execute(text(_GAP_SPREAD), {"id": batch_id}).one()
     finally:
         engine.dispose()
     names = ("chunks", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s", "passes", "busy_s", "starved_s",
              "between_s", "gap_p50_ms", "gap_p90_ms", "gap_max_ms")
     return {name: round(float(value or 0), 3)
-            for name, value in zip(names, (*row, *passes, *gaps, *spread), strict=True)}
+            for name, value in zip(names, (*row, *passes, *gaps), strict=True)}
 
 
 def _rss_mb(session_id: int) -> float:
@@ -257,19 +253,13 @@ def _idle_probe(base: str, model: str, headers: dict[str, str], seconds: float) 
         httpx.post(f"{base}/v1/jobs", headers=headers | {"Prefer": "wait=60"}, timeout=90,
                    json={"kind": "classify", "model": model, "inputs": ["warm up"]})
 
-    # Warm: a worker loads the model on its first job. Some jobs at once too, so that every
-    # inference worker of a layout with several gets one (a first load is ~1 s, not idle latency).
+    # Warm: a worker loads the model on its first job (a first load is ~1 s, not idle latency).
+    # Then a probe of its own, not counted, one job at a time, so that every inference worker
+    # of a layout with several gets some: jobs of one group sent together run in one pass on one
+    # worker, and the other stayed cold (its first job's load was the idle p99, a run of
+    # 110-180 ms, in the 2026-12-04 19:25 runs).
     for _ in range(3):
         warm()
-    for _ in range(3):
-        threads = [threading.Thread(target=warm) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    # Then a probe of its own, not counted: jobs of one group sent together run in one pass on
-    # one worker, so the other may still be cold (its first job loads the model: a run of
-    # 110-180 ms in the idle p99 of the 2026-12-04 19:25 runs).
     unwarmed = Probe(base, model, headers)
     unwarmed.start()
     time.sleep(5)

@@ -29,6 +29,7 @@ WRITER = "seqserve-write-behind"
 def client(db: str, registered_model: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("SEQSERVE_BATCH_MAX_INPUTS", '{"classify": 4}')  # ten jobs: passes of 4, 4, 2
     monkeypatch.setenv("SEQSERVE_WORKER_WRITE_BEHIND", "true")
+    monkeypatch.setenv("SEQSERVE_WAKEUP_DRAIN_SECONDS", "60")  # one wake-up drains all, slow writes or not
     reset_settings()
     with TestClient(create_app(), headers={"Authorization": f"Bearer {create_key()}"}) as test_client:
         yield test_client
@@ -43,17 +44,20 @@ def _submit(client: TestClient, count: int) -> list[uuid.UUID]:
     return ids
 
 
-def _recording(monkeypatch: pytest.MonkeyPatch, log: list[Any], slow: float = 0.0, fail_first: bool = False) -> None:
-    """Log each write's start and end (with its thread) and each later claim's start."""
+def _recording(monkeypatch: pytest.MonkeyPatch, log: list[Any], slow_first: float = 0.0,
+               fail_first: bool = False) -> None:
+    """Log each write's start and end (with its thread) and each later claim's start; the
+    first write takes `slow_first` s more, then fails if `fail_first`."""
     write, claim = runner._write, runner.next_batch
     writes = iter(range(1_000))
 
     def recorded_write(context: Any, batch: Any, *args: Any, **kwargs: Any) -> None:
         number = next(writes)
         log.append(("write", number, threading.current_thread().name))
-        time.sleep(slow)  # long enough that the next claim surely starts meanwhile, if it may
-        if fail_first and number == 0:
-            raise RuntimeError("the database went away")
+        if number == 0:
+            time.sleep(slow_first)  # long enough that the next claim surely starts meanwhile, if it may
+            if fail_first:
+                raise RuntimeError("the database went away")
         write(context, batch, *args, **kwargs)
         log.append(("written", number))
 
@@ -70,7 +74,7 @@ def test_the_next_pass_is_claimed_while_the_last_one_is_written(client: TestClie
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     ids = _submit(client, 10)
     log: list[Any] = []
-    _recording(monkeypatch, log, slow=0.3)
+    _recording(monkeypatch, log, slow_first=1.0)
     context = built_context()
     report = run_wakeup(wakeup_of(ids[0]), context)
     assert (report.batches, report.jobs) == (3, 10)
@@ -91,7 +95,7 @@ def test_the_next_pass_is_claimed_while_the_last_one_is_written(client: TestClie
 def test_a_write_that_fails_behind_fails_the_wakeup(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = _submit(client, 10)
     log: list[Any] = []
-    _recording(monkeypatch, log, slow=0.1, fail_first=True)
+    _recording(monkeypatch, log, slow_first=0.1, fail_first=True)
     context = built_context()
     with pytest.raises(RuntimeError, match="went away"):
         run_wakeup(wakeup_of(ids[0]), context)
