@@ -337,7 +337,8 @@ def _slowest(probe: Probe, since: float, count: int = 3) -> list[tuple[float, fl
 def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
     lines = ["# Corpus batches", "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
              f"{cpu_machine()}; one inference worker (concurrency 1), one API process, beat; `--limit {args.limit}`. "
-             "Machine shared with other sessions' work: treat the numbers as a floor.", "",
+             "Machine shared with other sessions' work: treat the numbers as a floor. In-process rates on the "
+             f"`{get_settings().inference_backend}` backend, as the stack's workers.", "",
              "| variant | kind | inputs | seconds | inputs/s | in-process/s (before, after) | ratio | "
              "probe p99 idle / busy (ms) | probe p99 queued, run: idle / busy (ms) | "
              "probe's slowest (s after upload: ms (queued, run ms)) | RSS at 10% / 90% (MB) | "
@@ -394,6 +395,10 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
         (workdir / "logs").mkdir()
         runs = []
+        # The in-process rate on the backend the stack's workers serve with (`auto`: ONNX Runtime
+        # for tag and classify). Until 2026-12-04 it was torch's, a slower path than the served
+        # one, so the ratios before that are high (docs/benchmarks/batches.md).
+        backend = get_settings().inference_backend
         for kind in args.kinds:
             content = _corpus(kind, args.limit)
             chunk = get_settings().batch_chunk_inputs[kind]
@@ -405,11 +410,13 @@ def main() -> None:
                 logs.mkdir()
                 # The in-process rate right before and right after this variant's stack ran, so
                 # that each ratio sees the machine's load of its own minutes (the mean of both).
-                before = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds).sentences_per_second
+                before = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds,
+                                          backend).sentences_per_second
                 with _stack(env | variant.env, logs, variant) as (base, procs):
                     run = run_batch(base, procs, kind, f"bench-{kind}", "bench-classify", headers, content,
                                     args.idle_seconds, url)
-                after = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds).sentences_per_second
+                after = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds,
+                                         backend).sentences_per_second
                 run.with_in_process(before, after)
                 run.variant = variant.name
                 print(json.dumps(asdict(run)), flush=True)

@@ -85,6 +85,22 @@ def no_warmup_thread_left() -> Iterator[None]:
     assert left == [], "a test left a worker warm-up thread running in the test process"
 
 
+_SESSION_DATABASE: list[str] = []  # pg_url's, once it exists
+
+
+@pytest.fixture(scope="module", autouse=True)
+def clean_after_module_processes() -> Iterator[None]:
+    """A module's stack (api, worker, beat: a module fixture) stops after its last test's `db`
+    has emptied the tables and Redis, and what it wrote in between (beat's queue canaries, as
+    heartbeat rows) met the next module's first test (the 20:12 CI run of 2026-12-04:
+    `test_a_failed_send_runs_its_undo_and_propagates` counted 3 heartbeats). Autouse, so it
+    is set up before such a stack and torn down after it: both are emptied again then."""
+    yield
+    if _SESSION_DATABASE:
+        _truncate_all(_SESSION_DATABASE[0])
+        redis.Redis.from_url(REDIS_URL).flushdb()
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh database built by the Alembic migrations, dropped at the end."""
@@ -95,7 +111,9 @@ def pg_url() -> Iterator[str]:
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
     seed_stack_key(url)
+    _SESSION_DATABASE.append(url)
     yield url
+    _SESSION_DATABASE.clear()
     dispose_engines()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
