@@ -44,10 +44,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+STARTED = [0]  # processes started so far (tests/conftest.py cleans up after modules that started any)
+
+
 def start(
     args: list[str], env: dict[str, str], log_path: Path, inherit_env: bool = True
 ) -> subprocess.Popen[bytes]:
     """`python -m seqserve.services.cli ARGS` with `env` (on top of ours when `inherit_env`), output to `log_path`."""
+    STARTED[0] += 1
     full_env = {**(os.environ if inherit_env else {}), **env, "PYTHONUNBUFFERED": "1"}
     log = open(log_path, "wb")  # noqa: SIM115  (closed with the process)
     return subprocess.Popen(
