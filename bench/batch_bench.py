@@ -125,6 +125,11 @@ class BatchRun:
     ratio: float = 0.0
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "10%"/"90%" -> api, worker
     chunks: dict[str, float] = field(default_factory=dict)  # from the job rows: _chunk_timings
+    # Where the batch's seconds went, in order: upload (client), created -> in_progress
+    # (validation), in_progress -> first chunk started, first chunk started -> last ended,
+    # last chunk ended -> completed (finalizing), completed -> output downloaded (client's poll
+    # and the download).
+    phases: dict[str, float] = field(default_factory=dict)
     # The busy probe's slowest jobs: (seconds after the upload began, latency ms, queued ms, run
     # ms), slowest first.
     probe_slowest: list[tuple[float, float, float, float]] = field(default_factory=list)
@@ -154,6 +159,10 @@ SELECT extract(epoch FROM sum(GREATEST(LEAST(next_created, next_start) - finishe
        extract(epoch FROM sum(GREATEST(next_start - GREATEST(finished_at, next_created), interval '0'))),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.9) WITHIN GROUP (ORDER BY ms), max(ms)
 FROM g"""
+_PHASES = """
+SELECT extract(epoch FROM b.in_progress_at - b.created_at), extract(epoch FROM min(j.started_at) - b.in_progress_at),
+       extract(epoch FROM max(j.finished_at) - min(j.started_at)), extract(epoch FROM b.completed_at - max(j.finished_at))
+FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE b.id = :id GROUP BY b.id"""
 # The passes that ran the chunks: one claim stamps every job it takes with one started_at, and the
 # claim gathers a batch's chunks up to the kind's batch limit (two 64-input chunks: one pass).
 _PASSES = """
@@ -176,12 +185,14 @@ def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
                 " FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.batch_id = :id"), {"id": batch_id}).one()
             passes = conn.execute(text(_PASSES), {"id": batch_id}).one()
             gaps = conn.execute(text(_GAPS), {"id": batch_id}).one()
+            phases = conn.execute(text(_PHASES), {"id": batch_id}).one()
     finally:
         engine.dispose()
     names = ("chunks", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s", "passes", "busy_s", "starved_s",
-             "between_s", "gap_p50_ms", "gap_p90_ms", "gap_max_ms")
+             "between_s", "gap_p50_ms", "gap_p90_ms", "gap_max_ms", "validating_s", "to_first_chunk_s", "chunks_s",
+             "finalizing_s")
     return {name: round(float(value or 0), 3)
-            for name, value in zip(names, (*row, *passes, *gaps), strict=True)}
+            for name, value in zip(names, (*row, *passes, *gaps, *phases), strict=True)}
 
 
 def _rss_mb(session_id: int) -> float:
@@ -286,12 +297,14 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
     started = time.perf_counter()
     with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
         file_id = client.post("/v1/files", files={"file": (name, data)}).json()["id"]
+        uploaded = time.perf_counter()
         batch = client.post("/v1/batches", json={"kind": kind, "model": model, "input_file": file_id}).json()
         probe.start()
         rss: dict[str, dict[str, float]] = {}
         while batch["status"] not in ("completed", "failed", "expired", "cancelled"):
             time.sleep(0.2)
             batch = client.get(f"/v1/batches/{batch['id']}").json()
+            polled = time.perf_counter()
             done = batch["request_counts"]["completed"] / max(1, count)
             for mark, fraction in (("10%", 0.1), ("90%", 0.9)):
                 if mark not in rss and done >= fraction:
@@ -299,12 +312,18 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
                                  "worker": round(sum(_rss_mb(p.pid) for name, p in procs.items() if "worker" in name), 1)}
         output = client.get(f"/v1/batches/{batch['id']}/output").content
     elapsed = time.perf_counter() - started
+    downloaded = time.perf_counter() - polled
     probe.stop.set()
     probe.join()
     assert batch["status"] == "completed", batch
     assert output.count(b"\n") == count, (output.count(b"\n"), count)
+    chunks = _chunk_timings(url, batch["id"])
+    phases = {"upload_s": uploaded - started, **{name: chunks[name] for name in (
+        "validating_s", "to_first_chunk_s", "chunks_s", "finalizing_s")}, "download_s": downloaded}
+    phases["poll_s"] = elapsed - sum(phases.values())  # completed -> seen by the client's 0.2 s poll
     return BatchRun(kind, count, round(elapsed, 1), round(count / elapsed, 1), _p99(idle.latencies),
-                    _p99(probe.latencies), rss_mb=rss, chunks=_chunk_timings(url, batch["id"]),
+                    _p99(probe.latencies), rss_mb=rss, chunks=chunks,
+                    phases={name: round(value, 3) for name, value in phases.items()},
                     probe_slowest=_slowest(probe, started), probe_parts_p99=(*_p99_parts(idle), *_p99_parts(probe)))
 
 

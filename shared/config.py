@@ -234,6 +234,12 @@ class Settings(BaseSettings):
         512, ge=1, description="Inputs a batch driver step reads at most for each of its parts (validation, new "
         "chunks, output lines): a step holds its worker process, and interactive jobs run between steps; a step that "
         "stops at this bound queues the next one at once.")
+    batch_validate_step_inputs: int = Field(
+        16384, ge=1, description="Inputs a batch driver step validates at most: validation keeps no input, so it reads "
+        "more per step than the other parts, bounded also by batch_validate_step_seconds.")
+    batch_validate_step_seconds: float = Field(
+        0.05, ge=0, description="How long a batch driver step validates at most (at least one input): each step is a "
+        "round trip through the maintenance queue, and 512-input steps were most of a treebank's validation time.")
     batch_output_as_chunks_end: bool = Field(
         True, description="The driver appends finished chunks' lines to the output files as chunks end (in input "
         "order), so the batch's end only closes them; false: every line is written at the end.")

@@ -4,8 +4,9 @@ its job rows, each step is one transaction holding the batch row locked (SKIP LO
 drivers never step one batch at once), and a chunk's job row is unique per (batch, first
 input), so a step re-run after a crash inserts nothing twice.
 
-validating -> in_progress: the whole file is read once, line by line, a slice of it per step; a
-malformed line fails the batch (or, with on_malformed=skip, goes to the error file).
+validating -> in_progress: the whole file is read once, line by line, a slice of it per step
+(bounded by time and inputs: SEQSERVE_BATCH_VALIDATE_STEP_SECONDS and _INPUTS); a malformed
+line fails the batch (or, with on_malformed=skip, goes to the error file).
 in_progress: keeps up to SEQSERVE_BATCH_MAX_CHUNKS_IN_FLIGHT job rows queued or running, each
 of the kind's chunk size, at the batch's priority, through the job machinery (claims, leases,
 exactly-once writes); counts progress; appends the lines of the chunks that ended to the output
@@ -17,6 +18,7 @@ files are written. Past `expires_at`, open chunks are cancelled and the batch en
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from functools import partial
@@ -126,14 +128,17 @@ def _step(session: Session, batch: Batch, celery: Celery, settings: Settings) ->
 
 
 def _validate(batch: Batch, store: FileStore, settings: Settings) -> bool:
-    """Read the input file once, `batch_step_inputs` inputs a step: count its inputs, list its
-    malformed lines. While validating, `resume_at` is where reading goes on and `total`,
-    `malformed` and `errors` hold what the steps before found. True: more to read."""
+    """Read the input file once, up to `batch_validate_step_inputs` inputs or
+    `batch_validate_step_seconds` a step: count its inputs, list its malformed lines. While
+    validating, `resume_at` is where reading goes on and `total`, `malformed` and `errors` hold
+    what the steps before found. True: more to read."""
     start = Position(**batch.resume_at) if batch.resume_at else Position()
     errors, counted = list(batch.errors), 0
+    until = time.monotonic() + settings.batch_validate_step_seconds
     with store.open(batch.input_file_id) as source:
         for entry in read(source, batch.input_format, limits_for(batch, settings), start):
-            if isinstance(entry, Item) and counted == settings.batch_step_inputs:
+            if isinstance(entry, Item) and counted and (
+                    counted == settings.batch_validate_step_inputs or time.monotonic() >= until):
                 batch.errors, batch.resume_at = errors, _position_dict(entry.position)
                 return True
             batch.total += 1

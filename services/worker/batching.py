@@ -19,7 +19,7 @@ from seqserve.services.worker.context import WorkerContext
 from seqserve.services.worker.model_cache import VersionInfo
 from seqserve.shared.db.session import session_scope
 from seqserve.shared.jobs import repository as jobs_repo
-from seqserve.shared.jobs.repository import BatchGroup, ClaimedJob
+from seqserve.shared.jobs.repository import PRIORITY_ORDER, BatchGroup, ClaimedJob
 from seqserve.shared.queueing import Wakeup, queue_for
 
 
@@ -48,11 +48,22 @@ class Batch:
         return self.num_inputs >= self.limit
 
 
+def served_priorities(worker_queues: str) -> tuple[str, ...]:
+    """The job priorities a worker consuming `worker_queues` claims: those whose queues it
+    consumes. An interactive lane (inference.high,inference.normal) then never runs a corpus's
+    low-priority chunks: they shared its group when the probe's model was the corpus's, and
+    its next interactive job waited behind them (docs/benchmarks/batches.md, 2026-12-06). A
+    worker that consumes no inference queue (none of its wake-ups run here) claims all."""
+    served = set(worker_queues.split(","))
+    return tuple(p for p in PRIORITY_ORDER if queue_for(p) in served) or tuple(PRIORITY_ORDER)
+
+
 def _claim(context: WorkerContext, group: BatchGroup, taken: int = 0) -> list[ClaimedJob]:
     settings = context.settings
     with session_scope(autocommit=True) as session:  # one atomic statement: no transaction around it
         claimed = jobs_repo.claim_batch(session, group, settings.batch_max_inputs[group.kind],
-                                        settings.job_lease_seconds, taken)
+                                        settings.job_lease_seconds, taken,
+                                        served_priorities(settings.worker_queues))
     context.leases.hold(job.claim for job in claimed)  # renewed until written or the wake-up ends
     return claimed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol
 
 from redis import Redis, RedisError
@@ -13,7 +13,7 @@ from redis import Redis, RedisError
 from seqserve.shared.db.models import JobStatus
 from seqserve.shared.events import SENTENCE, STATUS, TOKEN, JobEvent, JobEventLog
 from seqserve.shared.jobs.repository import ClaimedJob
-from seqserve.shared.notify import JobsFinished, queue_finished
+from seqserve.shared.notify import FinalState, JobsFinished, queue_finished
 
 logger = logging.getLogger(__name__)
 
@@ -71,21 +71,24 @@ def streaming(handler: Any, events: BatchEvents | None) -> Iterator[None]:
         handler.event_sink = None
 
 
-def ended(redis: Redis | None, log: JobEventLog | None, finished: JobsFinished, running: bool = False) -> None:
-    """After the commit that wrote them: the jobs' finished event (for `Prefer: wait`) and
+def ended(redis: Redis | None, log: JobEventLog | None, states: dict[str, FinalState], running: bool = False,
+          unpushed: Collection[str] = ()) -> None:
+    """After the commit that wrote them: the jobs' finished event (for `Prefer: wait`; with
+    their states as committed, so a waiter needs no read, but for the `unpushed` ones) and
     each one's final status event (its stream), in one Redis round trip; with `running`,
     each stream's `running` event first. Best effort, like each of them alone: the job rows
     stay the source of truth."""
-    if redis is None or not finished.ids:
+    if redis is None or not states:
         return
     pipe = redis.pipeline(transaction=False)
-    queue_finished(pipe, finished)
+    pushed = {job_id: state for job_id, state in states.items() if job_id not in unpushed}
+    queue_finished(pipe, JobsFinished(ids=list(states), states=pushed))
     if log is not None:
-        statuses = ([JobEvent(job_id, STATUS, {"status": JobStatus.running.value}) for job_id in finished.states]
+        statuses = ([JobEvent(job_id, STATUS, {"status": JobStatus.running.value}) for job_id in states]
                     if running else [])
-        statuses += [JobEvent(job_id, STATUS, {"status": state.status}) for job_id, state in finished.states.items()]
+        statuses += [JobEvent(job_id, STATUS, {"status": state.status}) for job_id, state in states.items()]
         log.add(pipe, statuses)
     try:
         pipe.execute()
     except RedisError as exc:
-        logger.warning("job-finished and job events dropped (%d jobs): %s", len(finished.ids), exc)
+        logger.warning("job-finished and job events dropped (%d jobs): %s", len(states), exc)

@@ -39,7 +39,7 @@ from seqserve.shared.metrics import (
     VERSION_JOB_SECONDS,
     VERSION_JOBS_FINISHED_TOTAL,
 )
-from seqserve.shared.notify import FinalState, JobsFinished
+from seqserve.shared.notify import FinalState
 from seqserve.shared.queueing import Wakeup, publish_wakeup, publish_webhook
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,12 @@ def _write(context: WorkerContext, batch: Batch, outcomes: dict[uuid.UUID, Outco
         written_ids = jobs_repo.finish_many(session, rows, finished_at)
         written = [m for m in batch.members if m.claim.job_id in written_ids]
         states = {str(m.claim.job_id): _final_state(m, outcomes[m.claim.job_id], finished_at) for m in written}
+        # A corpus chunk's state stays out of the event: nobody waits on a chunk with `Prefer:
+        # wait`, and its result (hundreds of inputs) was the event's bulk, encoded here and
+        # parsed by every API process (a waiter that finds no state reads the row).
         publisher = after_commit(session)
-        publisher.add(partial(ended, context.redis, context.events, JobsFinished(ids=list(states), states=states),
-                              running=running_event))
+        publisher.add(partial(ended, context.redis, context.events, states, running=running_event,
+                              unpushed={str(m.claim.job_id) for m in written if m.batch_id}))
         for member in written:
             if member.has_webhook:
                 publisher.add(partial(publish_webhook, context.celery, str(member.claim.job_id)))

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.batch_models import OPEN_BATCH_STATUSES, Batch, BatchStatus, StoredFile
 from seqserve.shared.db.models import Job, JobStatus
-from seqserve.shared.jobs.sql_functions import input_count
 
 CANCELLABLE = (BatchStatus.validating.value, BatchStatus.in_progress.value)
 _OPEN_JOBS = (JobStatus.queued.value, JobStatus.running.value)
@@ -87,7 +86,7 @@ class ChunkCounts:
 
 def chunk_counts(session: Session, batch_id: uuid.UUID) -> ChunkCounts:
     rows = session.execute(
-        select(Job.status, func.count(), func.coalesce(func.sum(input_count(Job.inputs)), 0))
+        select(Job.status, func.count(), func.coalesce(func.sum(Job.num_inputs), 0))
         .where(Job.batch_id == batch_id).group_by(Job.status)
     ).all()
     return ChunkCounts({row[0]: int(row[1]) for row in rows}, {row[0]: int(row[2]) for row in rows})
@@ -118,7 +117,7 @@ class Chunk:
 def chunks_in_order(session: Session, batch_id: uuid.UUID, first: int = 0, per_fetch: int = 32) -> Iterator[Chunk]:
     """The batch's job rows from the one starting at input `first` on, in input order, fetched
     a few at a time (memory flat in the corpus)."""
-    query = (select(Job.batch_line, input_count(Job.inputs), Job.status, Job.result, Job.error)
+    query = (select(Job.batch_line, Job.num_inputs, Job.status, Job.result, Job.error)
              .where(Job.batch_id == batch_id, Job.batch_line >= first).order_by(Job.batch_line)
              .execution_options(yield_per=per_fetch))
     for row in session.execute(query):

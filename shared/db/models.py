@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     ForeignKey,
     Index,
     Integer,
@@ -157,6 +158,11 @@ class Job(Base):
     # The version's number, copied at submission so reads need no join.
     version_number: Mapped[int] = mapped_column(Integer, server_default="0")
     inputs: Mapped[list[Any]] = mapped_column()
+    # len(inputs), kept by the database (migration 0014: STORED on Postgres, VIRTUAL on SQLite),
+    # so that claims and a batch's counts read an integer instead of detoasting every row's
+    # inputs (docs/benchmarks/batches.md, 2026-12-06). The DDL is the migration's; the
+    # expression here is Postgres's and only marks the column as generated.
+    num_inputs: Mapped[int] = mapped_column(Computed("jsonb_array_length(inputs)", persisted=True))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # kind + params digest: queued jobs of one version with one batch key share a forward pass.
     batch_key: Mapped[str] = mapped_column(String(32), server_default="")

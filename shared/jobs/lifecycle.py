@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from seqserve.shared.config import Settings
 from seqserve.shared.db.models import FINAL_JOB_STATUSES, Job, JobStatus
-from seqserve.shared.jobs.sql_functions import input_count
 
 SWEEP_JOBS_TASK = "seqserve.jobs.sweep"  # beat: expire_due, then purge_due
 
@@ -94,7 +93,7 @@ def purge_due(session: Session, settings: Settings, now: datetime, limit: int) -
     count stays, as `num_inputs`), the result goes; returns how many."""
     purged = 0
     for team, excluded, cutoff in retention_cutoffs(settings, now):
-        query = (select(_T.c.id, input_count(_T.c.inputs).label("size"))
+        query = (select(_T.c.id, _T.c.num_inputs.label("size"))
                  .where(_T.c.status.in_(_FINAL), _T.c.purged_at.is_(None), _T.c.finished_at < cutoff)
                  .order_by(_T.c.finished_at).limit(limit - purged))
         query = query.where(_T.c.team == team) if team is not None else query.where(_T.c.team.not_in(excluded))

@@ -4,7 +4,7 @@ can never flip a job that has moved on, and only the attempt holding a job write
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.models import Job, JobStatus, WebhookDelivery
-from seqserve.shared.jobs.sql_functions import QueuedSeen, input_count
+from seqserve.shared.jobs.sql_functions import QueuedSeen
 from seqserve.shared.rollouts.tables import ShadowRun
 
 _OPEN = (JobStatus.queued.value, JobStatus.running.value)
@@ -126,11 +126,13 @@ def _claim_statement() -> Any:
     that locks queued rows (the reconciler marking them) must commit before waking the group."""
     queued = (_T.c.model_version_id == bindparam("g_version"), _T.c.batch_key == bindparam("g_batch_key"),
               _T.c.kind == bindparam("g_kind"), _T.c.status == JobStatus.queued.value,
+              # the priorities whose queues the claiming worker consumes
+              _T.c.priority.in_(bindparam("priorities", expanding=True)),
               # past its deadline a job never runs (beat's sweep marks it expired)
               or_(_T.c.expires_at.is_(None), _T.c.expires_at > bindparam("c_now")))
     seen = select(func.count()).select_from(select(_T.c.id).where(*queued).limit(bindparam("rows") + 1).subquery())
     candidates = (
-        select(_T.c.id, _T.c.created_at, _RANK.label("rank"), input_count(_T.c.inputs).label("size"))
+        select(_T.c.id, _T.c.created_at, _RANK.label("rank"), _T.c.num_inputs.label("size"))
         .where(*queued)
         .order_by(_RANK, _T.c.created_at, _T.c.id)
         .limit(bindparam("rows"))
@@ -165,11 +167,12 @@ def _claim_statement() -> Any:
 _CLAIM = _claim_statement()
 
 
-def claim_batch(session: Session, group: BatchGroup, max_inputs: int, lease_seconds: float, taken: int = 0
-                ) -> list[ClaimedJob]:
-    """Claim the group's next batch: queued jobs holding at most `max_inputs - taken`
-    inputs in all, in priority-then-age order. `taken`: inputs the batch already holds (a
-    second look after the batching delay); with none taken the first job is always claimed."""
+def claim_batch(session: Session, group: BatchGroup, max_inputs: int, lease_seconds: float, taken: int = 0,
+                priorities: Collection[str] = tuple(PRIORITY_ORDER)) -> list[ClaimedJob]:
+    """Claim the group's next batch: queued jobs of `priorities` holding at most `max_inputs -
+    taken` inputs in all, in priority-then-age order. `taken`: inputs the batch already holds (a
+    second look after the batching delay); with none taken the first job is always claimed.
+    `priorities`: those the worker serves (an interactive lane leaves a corpus's chunks alone)."""
     budget = max_inputs - taken
     if budget <= 0:
         return []
@@ -177,7 +180,7 @@ def claim_batch(session: Session, group: BatchGroup, max_inputs: int, lease_seco
     rows = session.execute(_CLAIM, {
         "c_now": now, "lease_until": now + timedelta(seconds=lease_seconds), "g_version": group.version_id,
         "g_kind": group.kind, "g_batch_key": group.batch_key, "rows": budget + 1, "budget": budget,
-        "first_always": taken == 0,
+        "first_always": taken == 0, "priorities": list(priorities),
     }).all()
     claimed = [ClaimedJob(Claim(row.id, int(row.attempts), now), row.params, list(row.inputs), row.created_at,
                           row.webhook_url is not None, row.priority, batch_id=row.batch_id,

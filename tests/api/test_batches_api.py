@@ -348,6 +348,8 @@ def test_a_step_reads_a_bounded_slice_and_queues_the_next_step(
     client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEQSERVE_BATCH_STEP_INPUTS", "5")
+    monkeypatch.setenv("SEQSERVE_BATCH_VALIDATE_STEP_INPUTS", "5")
+    monkeypatch.setenv("SEQSERVE_BATCH_VALIDATE_STEP_SECONDS", "60")  # the count bounds these steps
     reset_settings()
     broker = redis.Redis.from_url(REDIS_URL)
     content = jsonl(_inputs(6)) + b"{broken\n" + jsonl(_inputs(12)[6:])
@@ -363,3 +365,14 @@ def test_a_step_reads_a_bounded_slice_and_queues_the_next_step(
     assert [row["custom_id"] for row in lines(client.get(f"/v1/batches/{batch['id']}/output"))] == [
         f"req-{i}" for i in range(12)]
     assert [row["line"] for row in lines(client.get(f"/v1/batches/{batch['id']}/errors"))] == [7]
+
+
+def test_a_validation_step_ends_at_its_time_bound_after_one_input_at_least(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_VALIDATE_STEP_SECONDS", "0")
+    reset_settings()
+    batch = create(client, upload(client, "t.jsonl", jsonl(_inputs(3)))["id"], registered_model)
+    # Past its time bound at once, each step still validates one input: the third reaches the end.
+    assert [step(batch["id"]) for _ in range(3)] == ["validating", "validating", "in_progress"]
+    assert client.get(f"/v1/batches/{batch['id']}").json()["request_counts"]["total"] == 3

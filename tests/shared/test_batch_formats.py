@@ -57,6 +57,21 @@ def test_conllu_malformed_sentences_name_their_line_and_others_go_on() -> None:
     assert entries[-1].custom_id == "5" and entries[-1].index == 1  # sentence number; input index
 
 
+def test_conllu_ids_forms_and_bytes_a_word_line_may_not_hold() -> None:
+    word = "{}\t{}\t_\t_\t_\t_\t_\t_\t_\t_\n\n"
+    content = b"".join(word.format(*cells).encode() for cells in (
+        ("01", "a"), ("\u0661", "b"), ("1", " c"), ("1", "d\x00e"), ("1", "f"))) + b"1\tg\xff\t_\n\n"
+    entries = _read(content, "conllu")
+    messages = [entry.message for entry in entries if isinstance(entry, Malformed)]
+    assert messages == ["ID '01' is not N, N-M or N.M", "ID '\u0661' is not N, N-M or N.M",  # ASCII digits only
+                        "FORM is empty or has surrounding whitespace",
+                        "text must not contain a NUL character (at position 1)", "line is not UTF-8"]
+    assert [entry.input for entry in entries if isinstance(entry, Item)] == [["f"]]
+    too_long = _read(word.format("1", "x" * 30).encode() + word.format("1", "y").encode(), "conllu", Limits(20, True))
+    assert isinstance(too_long[0], Malformed) and "30 characters; at most 20" in too_long[0].message
+    assert isinstance(too_long[1], Item) and too_long[1].index == 0
+
+
 def test_jsonl_lines_with_their_numbers_and_resuming_from_a_position() -> None:
     content = (b'{"custom_id": "a", "input": "hello"}\n\n{"custom_id": "b", "input": ["x", "y"]}\n'
                b'{"custom_id": "c", "input": "fine", "extra": 1}\n[1]\n{"custom_id": "d", "input": "\\u0000"}\n'

@@ -107,6 +107,23 @@ def test_low_priority_jobs_join_a_pass_only_when_no_interactive_job_waits(client
     assert next_batch(batch.group, context) is None
 
 
+def test_an_interactive_lane_claims_only_the_priorities_it_serves(client: TestClient, database: str) -> None:
+    """A worker consuming inference.high and inference.normal leaves a corpus's low-priority
+    chunks of its own group to the workers that consume inference.low, and its claim counts
+    the group drained once the interactive jobs are taken."""
+    chunk = _submit(client, priority="low")
+    single = _submit(client)
+    lane = built_context()
+    lane.settings = lane.settings.model_copy(update={"worker_queues": "inference.high,inference.normal"})
+    batch = first_batch(wakeup_of(single), lane)
+    assert _ids(batch) == [single]
+    assert batch is not None and jobs_repo.drained_by(batch.members) == (database == "postgresql")
+    assert next_batch(batch.group, lane) is None and _status(chunk) == "queued"
+    assert _ids(next_batch(batch.group, built_context())) == [chunk]  # every queue: the chunk too
+    assert batching.served_priorities("inference.low,maintenance") == ("low",)
+    assert batching.served_priorities("maintenance") == ("high", "normal", "low")
+
+
 def test_a_claim_says_whether_it_drained_the_group(client: TestClient, database: str) -> None:
     """Postgres counts the group's queued jobs in the claim's own snapshot: a claim that took
     them all ends the wake-up without another claim. SQLite cannot say: it always claims again."""
