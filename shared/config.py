@@ -12,12 +12,13 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from seqserve.shared.tasks import (
     JOB_KINDS,
     TaskName,
+    default_batch_chunk_inputs,
     default_batch_max_inputs,
     default_cpu_chunk_rows,
     default_model_names,
@@ -226,7 +227,9 @@ class Settings(BaseSettings):
         "must see the same directory: a shared volume (NFS, a ReadWriteMany PVC, a mounted bucket).")
     max_upload_bytes: int = Field(1 << 30, ge=1, description="Largest file POST /v1/files accepts.")
     batch_chunk_inputs: dict[str, int] = Field(
-        default_factory=default_batch_max_inputs, description="Inputs per job row a batch becomes, per kind.")
+        default_factory=default_batch_chunk_inputs, description="Inputs per job row a batch becomes, per kind "
+        "(default: tag 512, classify 1024, the others their batch limit). A chunk over the kind's batch limit runs "
+        "as one pass; in a single worker for every queue, an interactive job may wait for one such pass.")
     batch_max_chunks_in_flight: int = Field(
         16, ge=1, description="A batch's queued + running job rows at most; the driver adds more as they end.")
     batch_driver_interval_seconds: float = Field(1.0, gt=0, description="How often beat runs the batch driver.")
@@ -278,13 +281,14 @@ class Settings(BaseSettings):
 
     @field_validator("batch_max_inputs", "batch_chunk_inputs")
     @classmethod
-    def _every_kind_has_a_limit(cls, value: dict[str, int]) -> dict[str, int]:
+    def _every_kind_has_a_limit(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
         unknown = sorted(set(value) - set(JOB_KINDS))
         if unknown:
             raise ValueError(f"unknown job kinds {unknown}; known: {sorted(JOB_KINDS)}")
         if any(limit < 1 for limit in value.values()):
             raise ValueError("batch limits must be >= 1 input")
-        return {**default_batch_max_inputs(), **value}
+        defaults = default_batch_chunk_inputs() if info.field_name == "batch_chunk_inputs" else default_batch_max_inputs()
+        return {**defaults, **value}
 
     @field_validator("cpu_chunk_rows")
     @classmethod

@@ -37,6 +37,11 @@ class JobKind:
     # big unless SEQSERVE_CPU_CHUNK_ROWS says otherwise (measured: docs/benchmarks/cpu_chunks.md).
     # None: the kind's handler does not chunk by rows.
     cpu_chunk_rows: int | None = None
+    # Inputs per job row a corpus batch becomes unless SEQSERVE_BATCH_CHUNK_INPUTS says
+    # otherwise; None: batch_max_inputs (one chunk, one pass). A chunk over the batch limit runs
+    # as a pass of its own: bigger passes sort more inputs by length, pad less, and pay the
+    # claim and the result write fewer times (docs/benchmarks/batches.md, 2026-12-06).
+    corpus_chunk_inputs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,10 @@ VECTOR_KINDS = (JobKind("embed", EmbedParams, 512), JobKind("similar", SimilarPa
 VECTOR_KIND_NAMES = frozenset(kind.name for kind in VECTOR_KINDS)
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
-    TaskSpec("classify", (JobKind("classify", ClassifyParams, 256, cpu_chunk_rows=64), *VECTOR_KINDS),
+    TaskSpec("classify", (JobKind("classify", ClassifyParams, 256, cpu_chunk_rows=64, corpus_chunk_inputs=1024), *VECTOR_KINDS),
              "sst2-classifier", f"{_HANDLERS}.classify:ClassifyHandler", f"{_TRAINER}.classify:train_classifier"),
-    TaskSpec("tag", (JobKind("tag", TagParams, 128, cpu_chunk_rows=64), *VECTOR_KINDS), "ewt-upos-tagger",
-             f"{_HANDLERS}.tag:TagHandler", f"{_TRAINER}.tag:train_tagger"),
+    TaskSpec("tag", (JobKind("tag", TagParams, 128, cpu_chunk_rows=64, corpus_chunk_inputs=512), *VECTOR_KINDS),
+             "ewt-upos-tagger", f"{_HANDLERS}.tag:TagHandler", f"{_TRAINER}.tag:train_tagger"),
     TaskSpec("generate", (JobKind("generate", GenerateParams, 32), JobKind("score", ScoreParams, 64), *VECTOR_KINDS),
              "ptb-lm", f"{_HANDLERS}.generate:LanguageModelHandler", f"{_TRAINER}.generate:train_language_model"),
     TaskSpec("translate", (JobKind("translate", TranslateParams, 32, cpu_chunk_rows=32), *VECTOR_KINDS),
@@ -96,6 +101,10 @@ def kinds_for_task(task: str) -> list[str]:
 
 def default_batch_max_inputs() -> dict[str, int]:
     return {name: kind.batch_max_inputs for name, (_, kind) in JOB_KINDS.items()}
+
+
+def default_batch_chunk_inputs() -> dict[str, int]:
+    return {name: kind.corpus_chunk_inputs or kind.batch_max_inputs for name, (_, kind) in JOB_KINDS.items()}
 
 
 def default_cpu_chunk_rows() -> dict[str, int]:

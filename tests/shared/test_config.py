@@ -37,6 +37,18 @@ def test_cpu_chunk_rows_default_to_the_registry_and_refuse_kinds_that_do_not_chu
             Settings(cpu_chunk_rows=bad)
 
 
+def test_corpus_chunks_default_to_the_measured_sizes_and_others_to_their_batch_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings()
+    assert (settings.batch_chunk_inputs["tag"], settings.batch_chunk_inputs["classify"]) == (512, 1024)
+    assert (settings.batch_max_inputs["tag"], settings.batch_max_inputs["classify"]) == (128, 256)  # unchanged
+    assert settings.batch_chunk_inputs["translate"] == settings.batch_max_inputs["translate"]
+    monkeypatch.setenv("SEQSERVE_BATCH_CHUNK_INPUTS", '{"tag": 64}')
+    settings = Settings()
+    assert (settings.batch_chunk_inputs["tag"], settings.batch_chunk_inputs["classify"]) == (64, 1024)
+
+
 def test_a_reset_during_a_read_is_not_undone_by_that_read(monkeypatch: pytest.MonkeyPatch) -> None:
     # A worker's lease thread reading the settings while a test (or the CLI) resets them used to
     # cache what it read before the reset, after it: the next test ran on the last one's database.
