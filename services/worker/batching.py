@@ -11,6 +11,7 @@ yields to interactive work waiting in other groups (`yields_to_interactive`).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,14 +49,20 @@ class Batch:
         return self.num_inputs >= self.limit
 
 
+@functools.cache
+def _consumed_priorities(worker_queues: str) -> tuple[str, ...]:
+    """The priorities whose inference queues `worker_queues` names, highest first."""
+    served = set(worker_queues.split(","))
+    return tuple(p for p in PRIORITY_ORDER if queue_for(p) in served)
+
+
 def served_priorities(worker_queues: str) -> tuple[str, ...]:
     """The job priorities a worker consuming `worker_queues` claims: those whose queues it
     consumes. An interactive lane (inference.high,inference.normal) then never runs a corpus's
     low-priority chunks: they shared its group when the probe's model was the corpus's, and
     its next interactive job waited behind them (docs/benchmarks/batches.md, 2026-12-06). A
     worker that consumes no inference queue (none of its wake-ups run here) claims all."""
-    served = set(worker_queues.split(","))
-    return tuple(p for p in PRIORITY_ORDER if queue_for(p) in served) or tuple(PRIORITY_ORDER)
+    return _consumed_priorities(worker_queues) or tuple(PRIORITY_ORDER)
 
 
 def _claim(context: WorkerContext, group: BatchGroup, taken: int = 0) -> list[ClaimedJob]:
@@ -107,8 +114,7 @@ def yields_to_interactive(batch: Batch, context: WorkerContext) -> bool:
     settings = context.settings
     if not settings.batch_yield_to_interactive or any(m.priority in _INTERACTIVE for m in batch.members):
         return False
-    served = set(settings.worker_queues.split(","))
-    priorities = [priority for priority in _INTERACTIVE if queue_for(priority) in served]
+    priorities = [priority for priority in _consumed_priorities(settings.worker_queues) if priority in _INTERACTIVE]
     if not priorities:
         return False
     with session_scope(autocommit=True) as session:

@@ -107,10 +107,15 @@ def _checked_tokens(value: list[Any], limits: Limits) -> list[str]:
         if not isinstance(token, str) or not token.strip() or token != token.strip():
             raise BadLine("every token must be a non-empty string without surrounding whitespace")
         storable_or_bad(token)
-    total = sum(len(token) for token in value) + len(value) - 1
+    return _within_limit(list(value), limits)
+
+
+def _within_limit(tokens: list[str], limits: Limits) -> list[str]:
+    """`tokens`, or BadLine when joined by spaces they are longer than the input limit."""
+    total = sum(map(len, tokens)) + len(tokens) - 1
     if total > limits.max_input_chars:
         raise BadLine(f"input is {total} characters; at most {limits.max_input_chars} allowed")
-    return list(value)
+    return tokens
 
 
 def _checked_forms(forms: list[str], limits: Limits) -> list[str]:
@@ -119,10 +124,7 @@ def _checked_forms(forms: list[str], limits: Limits) -> list[str]:
     for form in forms:
         if "\x00" in form:
             storable_or_bad(form)
-    total = sum(map(len, forms)) + len(forms) - 1
-    if total > limits.max_input_chars:
-        raise BadLine(f"input is {total} characters; at most {limits.max_input_chars} allowed")
-    return forms
+    return _within_limit(forms, limits)
 
 
 def storable_or_bad(text: str) -> str:
