@@ -234,9 +234,9 @@ class Settings(BaseSettings):
         16, ge=1, description="A batch's queued + running job rows at most; the driver adds more as they end.")
     batch_driver_interval_seconds: float = Field(1.0, gt=0, description="How often beat runs the batch driver.")
     batch_step_inputs: int = Field(
-        512, ge=1, description="Inputs a batch driver step reads at most for each of its parts (validation, new "
-        "chunks, output lines): a step holds its worker process, and interactive jobs run between steps; a step that "
-        "stops at this bound queues the next one at once.")
+        512, ge=1, description="Inputs a batch driver step reads at most for new chunks and for output lines "
+        "(validation has its own bounds, below): a step holds its worker process, and interactive jobs run between "
+        "steps; a step that stops at this bound queues the next one at once.")
     batch_validate_step_inputs: int = Field(
         16384, ge=1, description="Inputs a batch driver step validates at most: validation keeps no input, so it reads "
         "more per step than the other parts, bounded also by batch_validate_step_seconds.")

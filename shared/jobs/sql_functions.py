@@ -27,4 +27,3 @@ def _queued_seen_sqlite(element: QueuedSeen, compiler: Any, **kw: Any) -> str:
 @compiles(QueuedSeen, "postgresql")
 def _queued_seen_pg(element: QueuedSeen, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.clauses, **kw))
-
