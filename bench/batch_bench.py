@@ -81,6 +81,12 @@ VARIANTS = {variant.name: variant for variant in (
             "claimed and computed (SEQSERVE_WORKER_WRITE_BEHIND, as deploy/k8s/worker.yaml)",
             {"SEQSERVE_WORKER_WRITE_BEHIND": "true"},
             queues=(ALL_INFERENCE, "inference.high,inference.normal", "maintenance"), nice=(10, 0, 10)),
+    Variant("lanes+nice+2", "lanes+nice with two corpus worker processes (compose's --scale worker=2): a batch's "
+            "chunks run on both cores", queues=(ALL_INFERENCE, ALL_INFERENCE, "inference.high,inference.normal",
+                                               "maintenance"), nice=(10, 10, 0, 10)),
+    Variant("lanes+nice+2m", "lanes+nice+2 with the maintenance worker (validation, output files) at niceness 0, "
+            "ahead of the two corpus workers", queues=(ALL_INFERENCE, ALL_INFERENCE, "inference.high,inference.normal",
+                                                      "maintenance"), nice=(10, 10, 0, 0)),
     Variant("lanes", "a chunk's end queues a driver step; a worker process for interactive work only, beside "
             "one for every inference queue and one for maintenance",
             queues=(ALL_INFERENCE, "inference.high,inference.normal", "maintenance")),
@@ -125,10 +131,11 @@ class BatchRun:
     ratio: float = 0.0
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "10%"/"90%" -> api, worker
     chunks: dict[str, float] = field(default_factory=dict)  # from the job rows: _chunk_timings
-    # Where the batch's seconds went, in order: upload (client), created -> in_progress
-    # (validation), in_progress -> first chunk started, first chunk started -> last ended,
-    # last chunk ended -> completed (finalizing), completed -> output downloaded (client's poll
-    # and the download).
+    # Where the batch's seconds went, in order: upload (client), created -> first chunk started
+    # (validation's first step, or all of it before 2026-12-07), first chunk started -> last
+    # ended, last chunk ended -> completed (finalizing), completed -> output downloaded (the
+    # download, then what is left: the client's poll). Beside them, not in the sum:
+    # validating_s, created -> in_progress, which chunks overlap since 2026-12-07.
     phases: dict[str, float] = field(default_factory=dict)
     # The busy probe's slowest jobs: (seconds after the upload began, latency ms, queued ms, run
     # ms), slowest first.
@@ -161,7 +168,7 @@ SELECT extract(epoch FROM sum(GREATEST(LEAST(next_created, next_start) - finishe
        percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.9) WITHIN GROUP (ORDER BY ms), max(ms)
 FROM g"""
 _PHASES = """
-SELECT extract(epoch FROM b.in_progress_at - b.created_at), extract(epoch FROM min(j.started_at) - b.in_progress_at),
+SELECT extract(epoch FROM b.in_progress_at - b.created_at), extract(epoch FROM min(j.started_at) - b.created_at),
        extract(epoch FROM max(j.finished_at) - min(j.started_at)), extract(epoch FROM b.completed_at - max(j.finished_at))
 FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE b.id = :id GROUP BY b.id"""
 # The passes that ran the chunks: one claim stamps every job it takes with one started_at, and the
@@ -190,7 +197,7 @@ def _chunk_timings(url: str, batch_id: str) -> dict[str, float]:
     finally:
         engine.dispose()
     names = ("chunks", "mean_wait_s", "finalize_lag_s", "first_insert_to_last_end_s", "passes", "busy_s", "starved_s",
-             "between_s", "gap_p50_ms", "gap_p90_ms", "gap_max_ms", "validating_s", "to_first_chunk_s", "chunks_s",
+             "between_s", "gap_p50_ms", "gap_p90_ms", "gap_max_ms", "validating_s", "created_to_first_chunk_s", "chunks_s",
              "finalizing_s")
     return {name: round(float(value or 0), 3)
             for name, value in zip(names, (*row, *passes, *gaps, *phases), strict=True)}
@@ -270,8 +277,12 @@ class Probe(threading.Thread):
                 time.sleep(0.2)
 
 
+def _quantile(values: list[float], q: int) -> float:
+    return round(statistics.quantiles(values, n=100)[q - 1], 1) if len(values) >= 2 else float("nan")
+
+
 def _p99(values: list[float]) -> float:
-    return round(statistics.quantiles(values, n=100)[98], 1) if len(values) >= 2 else float("nan")
+    return _quantile(values, 99)
 
 
 def _idle_probe(base: str, model: str, headers: dict[str, str], seconds: float) -> Probe:
@@ -305,9 +316,9 @@ def _p99_parts(probe: Probe) -> tuple[float, float]:
 
 
 def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_model: str, headers: dict[str, str],
-              content: tuple[str, bytes, int], idle_seconds: float, url: str) -> BatchRun:
+              content: tuple[str, bytes, int], idle: Probe, url: str) -> tuple[BatchRun, Probe]:
+    """One batch, upload to output, with a probe's interactive jobs beside it (returned too)."""
     name, data, count = content
-    idle = _idle_probe(base, probe_model, headers, idle_seconds)
     probe = Probe(base, probe_model, headers)
     started = time.perf_counter()
     with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
@@ -334,12 +345,40 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
     assert output.count(b"\n") == count, (output.count(b"\n"), count)
     chunks = _chunk_timings(url, batch["id"])
     phases = {"upload_s": uploaded - started, **{name: chunks[name] for name in (
-        "validating_s", "to_first_chunk_s", "chunks_s", "finalizing_s")}, "download_s": downloaded}
+        "created_to_first_chunk_s", "chunks_s", "finalizing_s")}, "download_s": downloaded}
     phases["poll_s"] = elapsed - sum(phases.values())  # completed -> seen by the client's 0.2 s poll
+    phases["validating_s"] = chunks["validating_s"]
     return BatchRun(kind, count, round(elapsed, 1), round(count / elapsed, 1), _p99(idle.latencies),
                     _p99(probe.latencies), rss_mb=rss, chunks=chunks,
                     phases={name: round(value, 3) for name, value in phases.items()},
-                    probe_slowest=_slowest(probe, started), probe_parts_p99=(*_p99_parts(idle), *_p99_parts(probe)))
+                    probe_slowest=_slowest(probe, started),
+                    probe_parts_p99=(*_p99_parts(idle), *_p99_parts(probe))), probe
+
+
+@dataclass
+class Pooled:
+    """A variant's repeats on one stack: the median run, and the probe's p99 over every busy
+    sample of them (one 4-7 s batch holds ~20 samples: its p99 is its slowest, one stall)."""
+
+    variant: str
+    kind: str
+    repeats: int
+    seconds: list[float]
+    ratios: list[float]
+    median_ratio: float
+    probe_samples_idle: int
+    probe_samples_busy: int
+    probe_p99_idle_ms: float
+    probe_p99_busy_ms: float
+    probe_p95_idle_ms: float
+    probe_p95_busy_ms: float
+
+
+def pooled(runs: list[BatchRun], idle: Probe, busy: list[float]) -> Pooled:
+    return Pooled(runs[0].variant, runs[0].kind, len(runs), [run.seconds for run in runs], [run.ratio for run in runs],
+                  round(statistics.median(run.ratio for run in runs), 3), len(idle.latencies), len(busy),
+                  _quantile(idle.latencies, 99), _quantile(busy, 99), _quantile(idle.latencies, 95),
+                  _quantile(busy, 95))
 
 
 @contextlib.contextmanager
@@ -368,7 +407,7 @@ def _slowest(probe: Probe, since: float, count: int = 3) -> list[tuple[float, fl
     return [(round(at - since, 1), round(ms, 1), round(queued, 1), round(run, 1)) for at, ms, (queued, run) in rows]
 
 
-def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
+def report(runs: list[BatchRun], pools: list[Pooled], args: argparse.Namespace) -> str:
     lines = ["# Corpus batches", "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
              f"{cpu_machine()}; one inference worker (concurrency 1), one API process, beat; `--limit {args.limit}`. "
              "Machine shared with other sessions' work: treat the numbers as a floor. In-process rates on the "
@@ -390,6 +429,15 @@ def report(runs: list[BatchRun], args: argparse.Namespace) -> str:
                      f"{run.in_process_per_second} ({before}, {after}; {run.in_process_batch}) | {run.ratio} | "
                      f"{run.probe_p99_idle_ms} / {run.probe_p99_busy_ms} | {idle_q}, {idle_r} / {busy_q}, {busy_r} | "
                      f"{slowest} | {rss} | {chunks} |")
+    lines += ["", f"Pooled over each stack's {args.repeats} batch(es):", "",
+              "| variant | kind | seconds | ratios (median) | probe samples idle / busy | probe p95 idle / busy (ms) | "
+              "probe p99 idle / busy (ms) | p99 busy / idle |", "|---|---|---|---|---|---|---|---|"]
+    for pool in pools:
+        lines.append(f"| {pool.variant} | {pool.kind} | {' / '.join(map(str, pool.seconds))} | "
+                     f"{' / '.join(map(str, pool.ratios))} ({pool.median_ratio}) | {pool.probe_samples_idle} / "
+                     f"{pool.probe_samples_busy} | {pool.probe_p95_idle_ms} / {pool.probe_p95_busy_ms} | "
+                     f"{pool.probe_p99_idle_ms} / {pool.probe_p99_busy_ms} | "
+                     f"{round(pool.probe_p99_busy_ms / pool.probe_p99_idle_ms, 2)}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -400,6 +448,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="in-process measurement time")
     parser.add_argument("--idle-seconds", type=float, default=30.0,
                         help="idle probe time (~4.5 probes/s: 10 s gives a p99 of ~45 samples, too few)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="batches per stack, one after another (the idle probe runs once, before them); the "
+                        "probe's p99 is pooled over them")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--variants", nargs="+", default=["main"], choices=list(VARIANTS),
                         help="stacks to run each kind on, one after another: " + "; ".join(
@@ -428,7 +479,7 @@ def main() -> None:
             register(env, f"bench-{task}", task, checkpoint)
         headers = {"Authorization": f"Bearer {os.environ['SEQSERVE_API_KEY']}"}
         (workdir / "logs").mkdir()
-        runs = []
+        runs, pools = [], []
         # The in-process rate on the backend the stack's workers serve with (`auto`: ONNX Runtime
         # for tag and classify). Until 2026-12-04 it was torch's, a slower path than the served
         # one, so the ratios before that are high (docs/benchmarks/batches.md).
@@ -446,15 +497,20 @@ def main() -> None:
                 before = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds,
                                           backend).sentences_per_second
                 with _stack(env | variant.env, logs, variant) as (base, procs):
-                    run = run_batch(base, procs, kind, f"bench-{kind}", "bench-classify", headers, content,
-                                    args.idle_seconds, url)
+                    idle = _idle_probe(base, "bench-classify", headers, args.idle_seconds)
+                    done = [run_batch(base, procs, kind, f"bench-{kind}", "bench-classify", headers, content, idle,
+                                      url) for _ in range(args.repeats)]
                 after = in_process_limit(kind, checkpoints[kind], texts, chunk, args.seconds,
                                          backend).sentences_per_second
-                run.with_in_process(before, after)
-                run.variant, run.in_process_batch = variant.name, chunk
-                print(json.dumps(asdict(run)), flush=True)
-                runs.append(run)
-        text = report(runs, args)
+                for run, _ in done:
+                    run.with_in_process(before, after)
+                    run.variant, run.in_process_batch = variant.name, chunk
+                    print(json.dumps(asdict(run)), flush=True)
+                    runs.append(run)
+                pool = pooled([run for run, _ in done], idle, [ms for _, probe in done for ms in probe.latencies])
+                print(json.dumps(asdict(pool)), flush=True)
+                pools.append(pool)
+        text = report(runs, pools, args)
         print(text)
         if args.out:
             args.out.write_text(text)

@@ -6,7 +6,10 @@ input), so a step re-run after a crash inserts nothing twice.
 
 validating -> in_progress: the whole file is read once, line by line, a slice of it per step
 (bounded by time and inputs: SEQSERVE_BATCH_VALIDATE_STEP_SECONDS and _INPUTS); a malformed
-line fails the batch (or, with on_malformed=skip, goes to the error file).
+line fails the batch (or, with on_malformed=skip, goes to the error file). Meanwhile the steps
+already submit whole chunks of the inputs validated so far, so that a corpus's first passes run
+while the rest of its file is read; a malformed line (on_malformed=fail) cancels those at once
+and submits no more, and validation reads on to list the file's errors.
 in_progress: keeps up to SEQSERVE_BATCH_MAX_CHUNKS_IN_FLIGHT job rows queued or running, each
 of the kind's chunk size, at the batch's priority, through the job machinery (claims, leases,
 exactly-once writes); counts progress; appends the lines of the chunks that ended to the output
@@ -22,7 +25,6 @@ import time
 import uuid
 from collections.abc import Iterable
 from functools import partial
-from itertools import islice
 from typing import Any
 
 from celery import Celery
@@ -109,7 +111,10 @@ def _step(session: Session, batch: Batch, celery: Celery, settings: Settings) ->
         return
     more = False  # this step stopped at its bound with work left: queue the next one at once
     if batch.status == BatchStatus.validating.value:
-        more = _validate(batch, store, settings)
+        more = _validate(session, batch, store, settings)
+        if batch.status == BatchStatus.validating.value and not _failing(batch):
+            more = _submit(session, batch, store, celery, settings, validated=batch.total - batch.malformed) or more
+            _progress(session, batch)
     if batch.status == BatchStatus.in_progress.value:
         more = _submit(session, batch, store, celery, settings)
         counts = _progress(session, batch)
@@ -127,45 +132,52 @@ def _step(session: Session, batch: Batch, celery: Celery, settings: Settings) ->
                                           queue=MAINTENANCE_QUEUE))
 
 
-def _validate(batch: Batch, store: FileStore, settings: Settings) -> bool:
+def _failing(batch: Batch) -> bool:
+    """A malformed line was found and fails the batch once validation ends."""
+    return bool(batch.malformed) and batch.on_malformed == "fail"
+
+
+def _validate(session: Session, batch: Batch, store: FileStore, settings: Settings) -> bool:
     """Read the input file once, up to `batch_validate_step_inputs` inputs or
     `batch_validate_step_seconds` a step: count its inputs, list its malformed lines. While
-    validating, `resume_at` is where reading goes on and `total`, `malformed` and `errors` hold
-    what the steps before found. True: more to read."""
-    start = Position(**batch.resume_at) if batch.resume_at else Position()
+    validating, `validated_to` is where reading goes on and `total`, `malformed` and `errors`
+    hold what the steps before found. The first malformed line that fails the batch cancels the
+    chunks already submitted. True: more to read."""
+    start = Position(**batch.validated_to) if batch.validated_to else Position()
+    failing = _failing(batch)
     errors, counted = list(batch.errors), 0
     until = time.monotonic() + settings.batch_validate_step_seconds
     with store.open(batch.input_file_id) as source:
         for entry in read(source, batch.input_format, limits_for(batch, settings), start):
             if isinstance(entry, Item) and counted and (
                     counted == settings.batch_validate_step_inputs or time.monotonic() >= until):
-                batch.errors, batch.resume_at = errors, _position_dict(entry.position)
+                batch.errors, batch.validated_to = errors, _position_dict(entry.position)
                 return True
             batch.total += 1
             if isinstance(entry, Malformed):
                 batch.malformed += 1
                 if len(errors) < MAX_LISTED_ERRORS:
                     errors.append({"line": entry.line, "message": entry.message})
+                if not failing and _failing(batch):
+                    failing = True
+                    batches_repo.cancel_chunks(session, batch.id, running_too=True)
             else:
                 counted += 1
-    _validated(batch, store, settings, errors)
+    _validated(batch, errors)
     return False
 
 
-def _validated(batch: Batch, store: FileStore, settings: Settings, errors: list[dict[str, Any]]) -> None:
+def _validated(batch: Batch, errors: list[dict[str, Any]]) -> None:
     now = utcnow()
-    batch.errors, valid = errors, batch.total - batch.malformed
-    if (batch.malformed and batch.on_malformed == "fail") or valid == 0:
+    batch.errors, valid, batch.validated_to = errors, batch.total - batch.malformed, None
+    if _failing(batch) or valid == 0:
         if valid == 0 and not errors:
             batch.errors = [{"line": 0, "message": "the file holds no inputs"}]
         batch.status, batch.failed_at, batch.resume_at = BatchStatus.failed.value, now, None
+        batch.completed = 0  # what its cancelled chunks computed is not delivered
         return
-    with store.open(batch.input_file_id) as source:  # the first input is near the start: malformed lines before it
-        first = next(entry for entry in read(source, batch.input_format, limits_for(batch, settings))
-                     if isinstance(entry, Item))
     batch.failed = batch.malformed
     batch.status, batch.in_progress_at = BatchStatus.in_progress.value, now
-    batch.resume_at = _position_dict(first.position)
 
 
 def _position_dict(position: Position) -> dict[str, int]:
@@ -173,9 +185,12 @@ def _position_dict(position: Position) -> dict[str, int]:
             "sentence": position.sentence}
 
 
-def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, settings: Settings) -> bool:
+def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, settings: Settings,
+            validated: int | None = None) -> bool:
     """Top the batch's open job rows up to the in-flight bound, reading on from `resume_at`,
-    at most `batch_step_inputs` inputs (one chunk at least). True: stopped there with room left."""
+    at most `batch_step_inputs` inputs (one chunk at least); while validating (`validated`: the
+    valid inputs read so far), whole chunks of those only. True: stopped at the step's bound with
+    room left."""
     if batch.resume_at is None:
         return False
     room = settings.batch_max_chunks_in_flight - batches_repo.chunk_counts(session, batch.id).open_jobs
@@ -183,23 +198,32 @@ def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, se
         return False
     size = settings.batch_chunk_inputs[batch.kind]
     bound = min(room, max(1, settings.batch_step_inputs // size))
+    rows: list[dict[str, Any]] = []
+    chunk: list[Item] = []
+    following: Item | None = None  # the first input left for a later step
     with store.open(batch.input_file_id) as source:
-        items = (entry for entry in read(source, batch.input_format, limits_for(batch, settings),
-                                         Position(**batch.resume_at)) if isinstance(entry, Item))
-        rows: list[dict[str, Any]] = []
-        while len(rows) < bound:
-            chunk = list(islice(items, size))
-            if not chunk:
+        for entry in read(source, batch.input_format, limits_for(batch, settings), Position(**batch.resume_at)):
+            if not isinstance(entry, Item):
+                continue
+            if len(rows) == bound or (validated is not None and entry.index >= validated):
+                following = chunk[0] if chunk else entry
                 break
-            rows.append(_chunk_row(batch, chunk))
-        following = next(items, None)
+            chunk.append(entry)
+            if len(chunk) == size:
+                rows.append(_chunk_row(batch, chunk))
+                chunk = []
+        else:  # the file's end: its last chunk may be short once the whole file is valid
+            if chunk and validated is None:
+                rows.append(_chunk_row(batch, chunk))
+            elif chunk:
+                following = chunk[0]
     batches_repo.insert_chunks(session, rows)
     batch.resume_at = None if following is None else _position_dict(following.position)
     if rows:
         wakeup = Wakeup(version_id=batch.model_version_id, kind=batch.kind, batch_key=batch.batch_key,
                         priority=batch.priority)
         after_commit(session).add(partial(publish_wakeup, celery, wakeup))
-    return following is not None and bound < room
+    return following is not None and len(rows) == bound and bound < room
 
 
 def _chunk_row(batch: Batch, chunk: list[Item]) -> dict[str, Any]:

@@ -63,9 +63,10 @@ class BatchCreate(BaseModel):
 
 
 class RequestCounts(BaseModel):
-    total: int
-    completed: int
-    failed: int
+    total: int = Field(description="The file's inputs (malformed lines included); while validating, those read so far.")
+    completed: int = Field(description="Inputs with a result; chunks already run while the file is validated.")
+    failed: int = Field(description="Inputs in the error file: failed, malformed (on_malformed=skip), expired, "
+                        "cancelled.")
 
 
 class LineError(BaseModel):

@@ -92,9 +92,12 @@ class Batch(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     malformed: Mapped[int] = mapped_column(Integer, default=0)  # lines skipped (on_malformed=skip)
     errors: Mapped[list[Any]] = mapped_column(default=list)  # validation errors, {line, message}, bounded
-    # Where the driver resumes submitting chunks (a seqserve.shared.batches.formats.Position);
-    # null once every input is in a job row.
+    # Where the driver resumes submitting chunks (a seqserve.shared.batches.formats.Position):
+    # the file's start when the batch is created, null once every input is in a job row.
     resume_at: Mapped[dict[str, Any] | None] = mapped_column()
+    # Where validation reads on (a Position) while the batch is validating: null before its
+    # first step and after its last.
+    validated_to: Mapped[dict[str, Any] | None] = mapped_column()
     # How far the output files are written (seqserve.shared.batches.progress.OutputProgress):
     # null until the first lines are appended.
     output_progress: Mapped[dict[str, Any] | None] = mapped_column()

@@ -358,7 +358,8 @@ def test_a_step_reads_a_bounded_slice_and_queues_the_next_step(
     assert [step(batch["id"]) for _ in range(2)] == ["validating", "validating"]
     assert broker.llen(MAINTENANCE_QUEUE) == queued + 2  # each stopped short: the next one is queued
     assert step(batch["id"]) == "in_progress"
-    assert [first for _, first, _ in queued_chunks(batch["id"])] == [0]  # one chunk of 4 fits in 5 inputs
+    # One chunk of 4 a step (5 inputs hold one), submitted while validating; then the in-flight bound (2).
+    assert [first for _, first, _ in queued_chunks(batch["id"])] == [0, 4]
     run_chunks(batch["id"], _label)
     ended = drive_to_end(client, batch["id"], _label)
     assert ended["request_counts"] == {"total": 13, "completed": 12, "failed": 1}
@@ -376,3 +377,46 @@ def test_a_validation_step_ends_at_its_time_bound_after_one_input_at_least(
     # Past its time bound at once, each step still validates one input: the third reaches the end.
     assert [step(batch["id"]) for _ in range(3)] == ["validating", "validating", "in_progress"]
     assert client.get(f"/v1/batches/{batch['id']}").json()["request_counts"]["total"] == 3
+
+
+def test_chunks_of_the_inputs_validated_so_far_run_while_the_file_is_still_validating(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_VALIDATE_STEP_INPUTS", "5")
+    reset_settings()
+    batch = create(client, upload(client, "v.jsonl", jsonl(_inputs(19)))["id"], registered_model)
+    assert step(batch["id"]) == "validating"  # 5 validated: one whole chunk of 4, the fifth waits for its chunk
+    assert [(first, len(inputs)) for _, first, inputs in queued_chunks(batch["id"])] == [(0, 4)]
+    assert client.get(f"/v1/batches/{batch['id']}").json()["request_counts"]["total"] == 5
+    run_chunks(batch["id"], _label)  # a chunk may end before the file is read to its end
+    assert step(batch["id"]) == "validating"  # 10 validated: the chunk from input 4 (8 and 9 wait)
+    assert [first for _, first, _ in queued_chunks(batch["id"])] == [4]
+    running = client.get(f"/v1/batches/{batch['id']}").json()
+    assert running["request_counts"] == {"total": 10, "completed": 4, "failed": 0}
+    ended = drive_to_end(client, batch["id"], _label)
+    assert ended["status"] == "completed" and ended["request_counts"] == {"total": 19, "completed": 19, "failed": 0}
+    output = lines(client.get(f"/v1/batches/{batch['id']}/output"))
+    assert [row["custom_id"] for row in output] == [f"req-{i}" for i in range(19)]
+    with session_scope() as session:  # every input in one chunk: none submitted twice across the two phases
+        assert session.scalar(select(func.count()).select_from(Job).where(Job.batch_id == uuid.UUID(batch["id"]))) == 5
+
+
+def test_a_malformed_line_past_the_submitted_chunks_cancels_them_and_fails_the_batch(
+    client: TestClient, registered_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQSERVE_BATCH_VALIDATE_STEP_INPUTS", "5")
+    reset_settings()
+    later = [{"custom_id": f"late-{i}", "input": "x"} for i in range(2)]
+    content = jsonl(_inputs(8)) + b"{not json\n" + jsonl(later)
+    batch = create(client, upload(client, "late.jsonl", content)["id"], registered_model)
+    assert step(batch["id"]) == "validating"
+    (chunk_id, _, _), = queued_chunks(batch["id"])
+    assert step(batch["id"]) == "failed"  # line 9 reached: the chunk is cancelled, as if never submitted
+    failed = client.get(f"/v1/batches/{batch['id']}").json()
+    assert [error["line"] for error in failed["errors"]] == [9]
+    assert failed["request_counts"]["completed"] == 0 and failed["output_file"] is None
+    with session_scope() as session:
+        chunk = session.get(Job, chunk_id)
+        assert chunk is not None and chunk.status == JobStatus.cancelled.value
+    assert step(batch["id"]) is None  # ended: nothing more is submitted
+    assert queued_chunks(batch["id"]) == []

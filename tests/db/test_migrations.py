@@ -49,3 +49,51 @@ def test_timestamps_read_back_aware_utc_on_sqlite_too(tmp_path: Path) -> None:
         later = conn.execute(select(table.c.id).where(table.c.at > datetime(2026, 11, 26, 19, 29, tzinfo=UTC)))
         assert later.scalars().all() == [1]  # compared as the same instant, not as 21:30 text
     assert stored == plus_two and stored.tzinfo is UTC
+
+
+
+def test_0015_gives_a_validating_batchs_read_position_to_validated_to_and_submits_from_the_start(
+    tmp_path: Path,
+) -> None:
+    import json
+    import uuid
+    from datetime import datetime
+
+    from sqlalchemy import MetaData, text
+
+    url = f"sqlite:///{tmp_path / 'batches.db'}"
+    command.upgrade(alembic_config(url), "0014")
+    engine = create_engine(url)
+    tables = MetaData()
+    tables.reflect(engine)
+    fillers = {str: "x", int: 1, datetime: datetime(2026, 12, 7), dict: {}, list: []}
+    at = {"index": 7, "offset": 90, "line": 9, "sentence": 0}
+
+    def row(table: str, **values: object) -> dict[str, object]:  # the NOT NULL columns filled, then `values`
+        return {column.name: fillers.get(column.type.python_type, "x") for column in tables.tables[table].columns
+                if not column.nullable} | values
+
+    def positions() -> dict[str, tuple[object, object]]:
+        def parsed(value: object) -> object:
+            return json.loads(value) if isinstance(value, str) else value
+
+        with create_engine(url).connect() as conn:
+            columns = "status, resume_at, validated_to" if "validated_to" in {
+                c["name"] for c in inspect(conn).get_columns("batches")} else "status, resume_at, NULL"
+            return {status: (parsed(resume), parsed(validated))
+                    for status, resume, validated in conn.execute(text(f"SELECT {columns} FROM batches"))}
+
+    file_id = uuid.uuid4().hex
+    with engine.begin() as conn:
+        conn.execute(tables.tables["models"].insert(), row("models", task="classify"))
+        conn.execute(tables.tables["model_versions"].insert(), row("model_versions", model_id=1))
+        conn.execute(tables.tables["files"].insert(), row("files", id=file_id, format="jsonl"))
+        conn.execute(tables.tables["batches"].insert(), [
+            row("batches", id=uuid.uuid4().hex, status=status, resume_at=at, kind="classify", priority="low",
+                on_malformed="fail", input_format="jsonl", input_file_id=file_id, model_version_id=1)
+            for status in ("validating", "in_progress")])
+    command.upgrade(alembic_config(url), "0015")
+    assert positions() == {"validating": ({"index": 0, "offset": 0, "line": 1, "sentence": 0}, at),
+                           "in_progress": (at, None)}
+    command.downgrade(alembic_config(url), "0014")
+    assert positions() == {"validating": (at, None), "in_progress": (at, None)}

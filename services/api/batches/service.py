@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import asdict
 from datetime import timedelta
 from functools import partial
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from seqserve.services.api.errors import ApiError, field_path
 from seqserve.shared.batches import repository as batches_repo
+from seqserve.shared.batches.formats import Position
 from seqserve.shared.batches.schemas import BatchCreate, window_seconds
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
@@ -96,7 +98,7 @@ def create(session: Session, celery: Celery, body: BatchCreate, settings: Settin
         model_version_id=version_id, version_number=version_number, params=params,
         batch_key=batch_key(body.kind, params), priority=body.priority, status=BatchStatus.validating.value,
         on_malformed=body.on_malformed, webhook_url=None, input_file_id=source.id, input_format=source.format,
-        total=0, completed=0, failed=0, malformed=0, errors=[], resume_at=None, completion_window_seconds=seconds,
+        total=0, completed=0, failed=0, malformed=0, errors=[], resume_at=asdict(Position()), completion_window_seconds=seconds,
         created_at=now, expires_at=now + timedelta(seconds=seconds),
     )
     batches_repo.add_batch(session, batch)
