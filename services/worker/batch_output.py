@@ -14,7 +14,6 @@ ended) and gives the files their real names. The files' ids derive from the batc
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
+from seqserve.shared import json_codec
 from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.formats import Item, Limits, Malformed, Position, conllu_sentence, read
 from seqserve.shared.db.base import utcnow
@@ -41,7 +41,7 @@ _FILE_FORMATS = {"output": ("jsonl", "jsonl"), "error": ("jsonl", "jsonl"), "con
 
 
 def _line(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    return json_codec.dumps_line(value)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from seqserve.shared import json_codec
 from seqserve.shared.config import get_settings
 
 
@@ -73,11 +74,13 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_serializer=json_codec.dumps, json_deserializer=json_codec.loads)
         _configure_sqlite(engine)
         return engine
     # Sized for an API process holding many `Prefer: wait` requests at once.
-    engine = create_engine(url, pool_size=10, max_overflow=30, pool_timeout=10)
+    engine = create_engine(url, pool_size=10, max_overflow=30, pool_timeout=10,
+                           json_serializer=json_codec.dumps, json_deserializer=json_codec.loads)
     _ping_when_idle(engine)
     return engine
 

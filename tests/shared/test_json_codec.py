@@ -1,0 +1,37 @@
+"""shared/json_codec.py: orjson where it reads and writes what the standard library would, the
+standard library where it would not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from seqserve.shared import json_codec
+
+
+def test_a_tag_result_round_trips_as_the_standard_library_reads_it() -> None:
+    result = [{"tokens": ["Zaman", ":", "naïve", "日本"], "tags": ["PROPN", "PUNCT", "ADJ", "PROPN"],
+               "probabilities": [0.9987654328346252, 1e-05, 0.5, 0.30000001192092896]}]
+    text = json_codec.dumps(result)
+    assert json.loads(text) == result and json_codec.loads(text) == result
+    assert json_codec.loads(text.encode()) == result  # psycopg hands the loader bytes
+    line = json_codec.dumps_line({"custom_id": "é", "result": result})
+    assert line.endswith(b"\n") and "é".encode() in line and json.loads(line) == {"custom_id": "é", "result": result}
+
+
+def test_integers_past_64_bits_stay_exact_both_ways() -> None:
+    big = {"seed": 2**70, "neg": -(2**65), "fits": 2**63 - 1}
+    text = json_codec.dumps(big)  # orjson refuses these: the standard library writes them
+    assert json_codec.loads(text) == big and json_codec.loads(text.encode()) == big
+    assert isinstance(json_codec.loads(text)["seed"], int)  # orjson alone would read 1.18e21
+    assert json_codec.loads('{"id": "12345678901234567890123"}') == {"id": "12345678901234567890123"}
+
+
+def test_what_neither_codec_takes_raises_as_before() -> None:
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate cannot be UTF-8, in a line as before
+        json_codec.dumps_line({"custom_id": "\ud800"})
+    assert json_codec.dumps({1: "a"}) == '{"1":"a"}'  # non-str keys: the standard library's way
+    assert json_codec.dumps([float("nan"), float("inf")]) == "[null,null]"  # jsonb refuses NaN
+    with pytest.raises(ValueError):
+        json_codec.loads("{not json")
