@@ -42,5 +42,12 @@ def dumps_line(value: Any) -> bytes:
 
 
 def loads(data: str | bytes) -> Any:
+    """The value, as the standard library reads it: orjson, unless the text holds a long digit
+    run or something orjson refuses (a lone surrogate's escape, which SQLite's text may hold)."""
     long_digits = _LONG_DIGITS_BYTES.search(data) if isinstance(data, bytes) else _LONG_DIGITS.search(data)
-    return json.loads(data) if long_digits else orjson.loads(data)
+    if long_digits:
+        return json.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # its value, or its own error for text that is not JSON

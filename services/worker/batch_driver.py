@@ -174,7 +174,7 @@ def _validated(batch: Batch, errors: list[dict[str, Any]]) -> None:
         if valid == 0 and not errors:
             batch.errors = [{"line": 0, "message": "the file holds no inputs"}]
         batch.status, batch.failed_at, batch.resume_at = BatchStatus.failed.value, now, None
-        batch.completed = 0  # what its cancelled chunks computed is not delivered
+        batch.completed = batch.failed = 0  # nothing is delivered: what its cancelled chunks computed neither
         return
     batch.failed = batch.malformed
     batch.status, batch.in_progress_at = BatchStatus.in_progress.value, now

@@ -414,7 +414,7 @@ def test_a_malformed_line_past_the_submitted_chunks_cancels_them_and_fails_the_b
     assert step(batch["id"]) == "failed"  # line 9 reached: the chunk is cancelled, as if never submitted
     failed = client.get(f"/v1/batches/{batch['id']}").json()
     assert [error["line"] for error in failed["errors"]] == [9]
-    assert failed["request_counts"]["completed"] == 0 and failed["output_file"] is None
+    assert failed["request_counts"] == {"total": 11, "completed": 0, "failed": 0} and failed["output_file"] is None
     with session_scope() as session:
         chunk = session.get(Job, chunk_id)
         assert chunk is not None and chunk.status == JobStatus.cancelled.value
