@@ -64,7 +64,8 @@ class BatchCreate(BaseModel):
 
 class RequestCounts(BaseModel):
     total: int = Field(description="The file's inputs (malformed lines included); while validating, those read so far.")
-    completed: int = Field(description="Inputs with a result; chunks already run while the file is validated.")
+    completed: int = Field(description="Inputs with a result, counted also while the file is still validated "
+                           "(its first chunks run meanwhile).")
     failed: int = Field(description="Inputs in the error file: failed, malformed (on_malformed=skip), expired, "
                         "cancelled.")
 
