@@ -23,6 +23,8 @@ from sqlalchemy.dialects import postgresql
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 START = {"index": 0, "offset": 0, "line": 1, "sentence": 0}  # formats.Position()
+BATCHES = sa.table("batches", sa.column("status", sa.String), sa.column("resume_at", JSON),
+                   sa.column("validated_to", JSON))
 
 revision: str = "0015"
 down_revision: str | None = "0014"
@@ -33,18 +35,14 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.add_column(sa.Column("validated_to", JSON, nullable=True))
-    batches = sa.table("batches", sa.column("status", sa.String), sa.column("resume_at", JSON),
-                       sa.column("validated_to", JSON))
-    op.execute(batches.update().where(batches.c.status == "validating")
-               .values(validated_to=batches.c.resume_at, resume_at=START))
+    op.execute(BATCHES.update().where(BATCHES.c.status == "validating")
+               .values(validated_to=BATCHES.c.resume_at, resume_at=START))
 
 
 def downgrade() -> None:
     # A batch validating then resumes validation where it was and, at its end, submits from the
     # file's start, as before 0015: a chunk row is unique per (batch, first input), so the chunks
     # it already has are not added twice.
-    batches = sa.table("batches", sa.column("status", sa.String), sa.column("resume_at", JSON),
-                       sa.column("validated_to", JSON))
-    op.execute(batches.update().where(batches.c.status == "validating").values(resume_at=batches.c.validated_to))
+    op.execute(BATCHES.update().where(BATCHES.c.status == "validating").values(resume_at=BATCHES.c.validated_to))
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.drop_column("validated_to")

@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -151,7 +152,7 @@ def _validate(session: Session, batch: Batch, store: FileStore, settings: Settin
         for entry in read(source, batch.input_format, limits_for(batch, settings), start):
             if isinstance(entry, Item) and counted and (
                     counted == settings.batch_validate_step_inputs or time.monotonic() >= until):
-                batch.errors, batch.validated_to = errors, _position_dict(entry.position)
+                batch.errors, batch.validated_to = errors, asdict(entry.position)
                 return True
             batch.total += 1
             if isinstance(entry, Malformed):
@@ -178,11 +179,6 @@ def _validated(batch: Batch, errors: list[dict[str, Any]]) -> None:
         return
     batch.failed = batch.malformed
     batch.status, batch.in_progress_at = BatchStatus.in_progress.value, now
-
-
-def _position_dict(position: Position) -> dict[str, int]:
-    return {"index": position.index, "offset": position.offset, "line": position.line,
-            "sentence": position.sentence}
 
 
 def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, settings: Settings,
@@ -218,7 +214,7 @@ def _submit(session: Session, batch: Batch, store: FileStore, celery: Celery, se
             elif chunk:
                 following = chunk[0]
     batches_repo.insert_chunks(session, rows)
-    batch.resume_at = None if following is None else _position_dict(following.position)
+    batch.resume_at = None if following is None else asdict(following.position)
     if rows:
         wakeup = Wakeup(version_id=batch.model_version_id, kind=batch.kind, batch_key=batch.batch_key,
                         priority=batch.priority)
