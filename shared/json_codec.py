@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+import numpy as np
 import orjson
 
 # orjson reads an integer past 64 bits as a float; such a number has 20 digits or more. A run of
@@ -39,6 +40,15 @@ def dumps_line(value: Any) -> bytes:
         return orjson.dumps(value) + b"\n"
     except TypeError:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def float32_list(values: np.ndarray) -> list[Any]:
+    """A float32 array (any shape) as nested lists of Python floats that print as the shortest
+    decimals reading back to the same float32: 0.98765433, where `tolist()`'s widened doubles
+    print 0.9876543283462524. The values are the model's, to the bit, in a third fewer characters
+    (each result is encoded, stored, decoded and written to output files). orjson's numpy path
+    does the printing in C; NaN and infinities become None, as `dumps` writes them."""
+    return orjson.loads(orjson.dumps(np.ascontiguousarray(values, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def loads(data: str | bytes) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from seqserve.shared import json_codec
 
@@ -36,3 +37,14 @@ def test_what_neither_codec_takes_raises_as_before() -> None:
     assert json_codec.loads('["\\ud800"]') == ["\ud800"]  # orjson refuses the escape: read as before
     with pytest.raises(json.JSONDecodeError):
         json_codec.loads("{not json")
+
+
+def test_float32_values_print_shortest_and_read_back_to_the_same_bits() -> None:
+    values = torch.softmax(torch.randn(64, 17, generator=torch.Generator().manual_seed(3)), dim=-1)
+    got = json_codec.float32_list(values.numpy())
+    assert torch.equal(torch.tensor(got, dtype=torch.float32), values)  # the model's values, to the bit
+    widened = json_codec.dumps(values.tolist())
+    assert len(json_codec.dumps(got)) < 0.7 * len(widened)
+    assert json_codec.float32_list(values[:, :0].numpy()) == [[] for _ in range(64)]  # an empty sentence's row
+    assert json_codec.float32_list(values.T.numpy())[0][:2] == got[0][:1] + got[1][:1]  # a strided view
+    assert json_codec.float32_list(torch.tensor([float("nan"), float("inf")]).numpy()) == [None, None]

