@@ -1,4 +1,5 @@
 """Job-finished events, so a request holding `Prefer: wait` wakes the moment its job ends.
+A batch's end is published the same way, its id in `ids` (ids are UUIDs: no job shares one).
 
 Published on Redis pub/sub when the broker is Redis; other brokers (the embedded filesystem
 one) have no channel and waiters fall back to polling the job row. Events are only a wake-up

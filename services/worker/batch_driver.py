@@ -37,9 +37,10 @@ from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.formats import Item, Limits, Malformed, Position, read
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
-from seqserve.shared.db.batch_models import Batch, BatchStatus
+from seqserve.shared.db.batch_models import FINAL_BATCH_STATUSES, Batch, BatchStatus
 from seqserve.shared.db.models import JobStatus
 from seqserve.shared.db.session import after_commit, session_scope
+from seqserve.shared.notify import JobsFinished, publish_finished
 from seqserve.shared.queueing import ADVANCE_BATCHES_TASK, MAINTENANCE_QUEUE, Wakeup, publish_wakeup
 from seqserve.shared.storage import FileStore
 
@@ -57,12 +58,12 @@ def limits_for(batch: Batch, settings: Settings) -> Limits:
     return Limits(max_input_chars=settings.max_input_chars, tokens_allowed=batch.kind == "tag")
 
 
-def advance_all(celery: Celery, settings: Settings) -> int:
+def advance_all(celery: Celery, settings: Settings, redis: Redis | None = None) -> int:
     """One step for every open batch; returns how many were looked at."""
     with session_scope() as session:
         ids = batches_repo.open_batch_ids(session)
     for batch_id in ids:
-        advance(batch_id, celery, settings)
+        advance(batch_id, celery, settings, redis)
     return len(ids)
 
 
@@ -94,13 +95,18 @@ def step_started(redis: Redis | None, batch_id: uuid.UUID) -> None:
         redis.delete(_STEP_QUEUED.format(batch_id))
 
 
-def advance(batch_id: uuid.UUID, celery: Celery, settings: Settings) -> str | None:
-    """One step of one batch; its status after it (None: ended, or another driver holds it)."""
+def advance(batch_id: uuid.UUID, celery: Celery, settings: Settings, redis: Redis | None = None) -> str | None:
+    """One step of one batch; its status after it (None: ended, or another driver holds it).
+    A step that ends the batch publishes its id on the job-finished channel once committed, so
+    that a `GET /v1/batches/{id}` held with `Prefer: wait` answers at once (best effort, as for
+    jobs: a lost event costs the waiter its next poll)."""
     with session_scope() as session:
         batch = batches_repo.lock_open(session, batch_id)
         if batch is None:
             return None
         _step(session, batch, celery, settings)
+        if BatchStatus(batch.status) in FINAL_BATCH_STATUSES:
+            after_commit(session).add(partial(publish_finished, redis, JobsFinished(ids=[str(batch_id)])))
         return batch.status
 
 

@@ -73,9 +73,9 @@ def canary_task(self: Task, queue: str) -> str:
 @app.task(name=ADVANCE_BATCHES_TASK)
 def advance_batches_task(batch_id: str | None = None) -> int:
     """One driver step for one batch (right after it was created) or for every open one (beat)."""
-    settings = get_settings()
+    settings, redis = get_settings(), worker_context(app).redis
     if batch_id is not None:
-        batch_driver.step_started(worker_context(app).redis, uuid.UUID(batch_id))
-        batch_driver.advance(uuid.UUID(batch_id), app, settings)
+        batch_driver.step_started(redis, uuid.UUID(batch_id))
+        batch_driver.advance(uuid.UUID(batch_id), app, settings, redis)
         return 1
-    return batch_driver.advance_all(app, settings)
+    return batch_driver.advance_all(app, settings, redis)

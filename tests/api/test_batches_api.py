@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +18,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from seqserve.services.api.main import create_app
+from seqserve.services.worker.batch_driver import advance
 from seqserve.shared.config import get_settings, reset_settings
 from seqserve.shared.db.models import Job, JobStatus
 from seqserve.shared.db.session import session_scope
-from seqserve.shared.queueing import MAINTENANCE_QUEUE
+from seqserve.shared.notify import channel
+from seqserve.shared.queueing import MAINTENANCE_QUEUE, make_celery
 from seqserve.shared.storage import FileStore
 from tests.api.batch_helpers import create, drive_to_end, jsonl, lines, queued_chunks, run_chunks, step, upload
 from tests.conftest import REDIS_URL, claim_group_of, create_key, finish
@@ -420,3 +424,48 @@ def test_a_malformed_line_past_the_submitted_chunks_cancels_them_and_fails_the_b
         assert chunk is not None and chunk.status == JobStatus.cancelled.value
     assert step(batch["id"]) is None  # ended: nothing more is submitted
     assert queued_chunks(batch["id"]) == []
+
+
+def test_a_read_held_with_prefer_wait_answers_when_the_batch_ends(client: TestClient, registered_model: str) -> None:
+    batch = create(client, upload(client, "held.jsonl", jsonl(_inputs(10)))["id"], registered_model)
+    url, batch_id = f"/v1/batches/{batch['id']}", uuid.UUID(batch["id"])
+    brief = client.get(url, headers={"Prefer": "wait=1"})  # held its full second: the batch has not ended
+    assert brief.status_code == 200 and brief.json()["status"] == "validating"
+    assert brief.headers["Preference-Applied"] == "wait=1"
+    bad = client.get(url, headers={"Prefer": "wait=soon"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_prefer"
+
+    publisher = redis.Redis.from_url(REDIS_URL)
+    events = publisher.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(channel(publisher))
+    held: dict[str, Any] = {}
+
+    def hold() -> None:
+        response = client.get(url, headers={"Prefer": "wait=30"})
+        held.update(response=response, at=time.monotonic())
+
+    reader = threading.Thread(target=hold, daemon=True)
+    reader.start()
+    waiting = time.monotonic() + 20
+    while str(batch_id) not in client.app.state.waiter._events and time.monotonic() < waiting:  # type: ignore[attr-defined]
+        time.sleep(0.01)  # the read is held (not yet to come) before the batch runs
+    assert reader.is_alive()
+    for _ in range(50):  # the driver's steps as the worker's task runs them, with its Redis client
+        status = advance(batch_id, make_celery(), get_settings(), publisher)
+        if status == "completed":
+            break
+        run_chunks(batch["id"], _label)
+    ended = time.monotonic()
+    reader.join(timeout=20)
+    assert not reader.is_alive() and held["at"] - ended < 10  # answered at the end, not after 30 s
+    response = held["response"]
+    assert response.status_code == 200 and response.headers["Preference-Applied"] == "wait=30"
+    assert response.json()["status"] == "completed" and response.json()["request_counts"]["completed"] == 10
+    published: list[str] = []  # the chunks' job events, then the batch's
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(batch["id"] in data for data in published):
+        if (message := events.get_message(timeout=1)) is not None:  # None: nothing yet, or the subscription's reply
+            published.append(message["data"].decode())
+    assert any(batch["id"] in data for data in published)  # the step that ended it published its id
+    again = client.get(url, headers={"Prefer": "wait=30"})  # an ended batch: answered at once, not held
+    assert again.status_code == 200 and "Preference-Applied" not in again.headers

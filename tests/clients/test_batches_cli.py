@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,19 @@ def test_client_upload_create_wait_download_sync(served: str, tmp_path: Path) ->
         assert missing.value.code == "batch_not_found"
 
 
+def test_a_wait_holds_each_look_and_sees_the_end_at_once(served: str, tmp_path: Path) -> None:
+    _reviews(tmp_path / "reviews.jsonl", 20)
+    seen: list[Batch] = []
+    with Client(served, api_key=processes.STACK_KEY) as client:
+        batch = client.batches.create("classify", "tiny-sst2", client.batches.upload(tmp_path / "reviews.jsonl").id)
+        started = time.monotonic()
+        # A look every 30 s for progress: the server holds each and answers when the batch ends.
+        ended = client.batches.wait(batch.id, timeout=120, progress=seen.append, interval=30)
+        took = time.monotonic() - started
+    assert ended.status == "completed" and ended.request_counts.completed == 20
+    assert took < 25 and len(seen) <= 3  # polling would have slept 30 s after the first look
+
+
 def test_client_upload_create_wait_download_async(served: str, tmp_path: Path) -> None:
     ids = _reviews(tmp_path / "reviews.jsonl", 30)
     seen: list[int] = []
@@ -135,10 +149,12 @@ def test_client_upload_create_wait_download_async(served: str, tmp_path: Path) -
         async with AsyncClient(served, api_key=processes.STACK_KEY) as client:
             upload = await client.batches.upload(tmp_path / "reviews.jsonl")
             batch = await client.batches.create("classify", "tiny-sst2", upload.id)
-            ended = await client.batches.wait(batch.id, timeout=120, progress=progress, interval=0.2)
+            ended = await client.batches.wait(batch.id, timeout=120, progress=progress, interval=30)  # held looks
             return ended, await client.batches.download(batch.id, tmp_path / "async.jsonl")
 
+    started = time.monotonic()
     ended, content = asyncio.run(main())
+    assert time.monotonic() - started < 25 and len(seen) <= 3  # the held look answered at the end
     assert ended.status == "completed" and seen[-1] == 30 and seen == sorted(seen)
     assert [json.loads(line)["custom_id"] for line in content.splitlines()] == ids
     assert (tmp_path / "async.jsonl").read_bytes() == content

@@ -187,8 +187,8 @@ def create_batch(body: dict[str, Any], idempotency_key: str | None = None) -> Ca
     return Call("POST", "/v1/batches", _batch, json=body, headers=create_headers(idempotency_key))
 
 
-def get_batch(batch_id: str) -> Call:
-    return Call("GET", f"/v1/batches/{batch_id}", _batch)
+def get_batch(batch_id: str, wait: float | None = None) -> Call:
+    return Call("GET", f"/v1/batches/{batch_id}", _batch, headers=prefer_wait(wait), timeout=_read_timeout(wait))
 
 
 def list_batches(status: str | None, kind: str | None, model: str | None, limit: int | None,

@@ -45,6 +45,28 @@ class Deadline:
         return delay if left is None else max(min(delay, left), 0.0)
 
 
+@dataclass
+class BatchLooks:
+    """A batch wait's looks: the first at once, each next one held by the server up to
+    `interval` seconds (`Prefer: wait`); a look the server did not hold (an old server, a proxy
+    dropping Prefer) is followed by a sleep of `interval` instead."""
+
+    interval: float
+    hold: float | None = None  # the next look's; None: not held (the first)
+    _held: bool = True
+
+    def looked(self, seconds: float) -> None:
+        """The look just made took `seconds`."""
+        self._held = self.hold is None or seconds > 0.5 * self.hold
+
+    def next(self, deadline: Deadline) -> float:
+        """Seconds to sleep before the next look (none after a held one); sets its hold."""
+        left = deadline.left()
+        span = self.interval if left is None else max(min(self.interval, left), 0.0)
+        sleep, self.hold = (0.0 if self._held else span), span
+        return sleep
+
+
 def finished(job: Job, raise_on_failure: bool) -> Job:
     if raise_on_failure and job.status != "succeeded":
         raise JobFailed(job)

@@ -14,7 +14,7 @@ from httpx_sse import EventSource
 
 from seqserve_client import _calls as calls
 from seqserve_client._transport import AsyncTransport, Call, RetryPolicy, client_headers, settings
-from seqserve_client._waiting import Deadline, StreamCursor, finished
+from seqserve_client._waiting import BatchLooks, Deadline, StreamCursor, finished
 from seqserve_client.errors import WaitTimeout
 from seqserve_client.types import Alias, AliasState, Batch, Event, File, Job, Model, Page, Promotion, TrainingRun
 
@@ -185,8 +185,8 @@ class AsyncBatches:
                                 on_malformed)
         return await self._client.call(calls.create_batch(body, idempotency_key))
 
-    async def get(self, batch_id: str) -> Batch:
-        return await self._client.call(calls.get_batch(batch_id))
+    async def get(self, batch_id: str, wait: float | None = None) -> Batch:
+        return await self._client.call(calls.get_batch(batch_id, wait))
 
     async def list(self, status: str | None = None, kind: str | None = None, model: str | None = None,
                    limit: int | None = None, cursor: str | None = None) -> Page:
@@ -197,16 +197,18 @@ class AsyncBatches:
 
     async def wait(self, batch_id: str, timeout: float | None = None, progress: ProgressCallback | None = None,
                    interval: float = 2.0) -> Batch:
-        deadline = Deadline(timeout)
+        deadline, look = Deadline(timeout), BatchLooks(interval)
         while True:
-            batch = await self.get(batch_id)
+            started = time.monotonic()
+            batch = await self.get(batch_id, wait=look.hold)
+            look.looked(time.monotonic() - started)
             if progress is not None and (pending := progress(batch)) is not None:
                 await pending
             if batch.done:
                 return batch
             if deadline.passed:
                 raise WaitTimeout(f"batch {batch_id} still {batch.status} after {timeout}s", batch=batch)
-            await asyncio.sleep(min(interval, max(deadline.left() or interval, 0.0)))
+            await asyncio.sleep(look.next(deadline))
 
     async def download(self, batch_id: str, path: str | Path | None = None, format: str | None = None,
                        errors: bool = False) -> bytes:

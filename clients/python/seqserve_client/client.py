@@ -12,7 +12,7 @@ from httpx_sse import EventSource
 
 from seqserve_client import _calls as calls
 from seqserve_client._transport import Call, RetryPolicy, SyncTransport, client_headers, settings
-from seqserve_client._waiting import Deadline, StreamCursor, finished
+from seqserve_client._waiting import BatchLooks, Deadline, StreamCursor, finished
 from seqserve_client.errors import WaitTimeout
 from seqserve_client.types import Alias, AliasState, Batch, Event, File, Job, Model, Page, Promotion, TrainingRun
 
@@ -199,8 +199,9 @@ class Batches:
                                 on_malformed)
         return self._client.call(calls.create_batch(body, idempotency_key))
 
-    def get(self, batch_id: str) -> Batch:
-        return self._client.call(calls.get_batch(batch_id))
+    def get(self, batch_id: str, wait: float | None = None) -> Batch:
+        """The batch (`wait`: hold the request up to that many seconds for it to end)."""
+        return self._client.call(calls.get_batch(batch_id, wait))
 
     def list(self, status: str | None = None, kind: str | None = None, model: str | None = None,
              limit: int | None = None, cursor: str | None = None) -> Page:
@@ -211,17 +212,21 @@ class Batches:
 
     def wait(self, batch_id: str, timeout: float | None = None, progress: ProgressCallback | None = None,
              interval: float = 2.0) -> Batch:
-        """Poll until the batch has ended, calling `progress(batch)` after each look."""
-        deadline = Deadline(timeout)
+        """Look until the batch has ended, calling `progress(batch)` after each look: the first at
+        once, each next one held by the server up to `interval` seconds (`Prefer: wait`), so the
+        end is seen the moment it comes. A server that does not hold it is polled every `interval`."""
+        deadline, look = Deadline(timeout), BatchLooks(interval)
         while True:
-            batch = self.get(batch_id)
+            started = time.monotonic()
+            batch = self.get(batch_id, wait=look.hold)
+            look.looked(time.monotonic() - started)
             if progress is not None:
                 progress(batch)
             if batch.done:
                 return batch
             if deadline.passed:
                 raise WaitTimeout(f"batch {batch_id} still {batch.status} after {timeout}s", batch=batch)
-            time.sleep(min(interval, max(deadline.left() or interval, 0.0)))
+            time.sleep(look.next(deadline))
 
     def download(self, batch_id: str, path: str | Path | None = None, format: str | None = None,
                  errors: bool = False) -> bytes:

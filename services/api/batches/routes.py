@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from seqserve.services.api.auth import JobsRead, JobsWrite
 from seqserve.services.api.batches import service
 from seqserve.services.api.cursors import decode_cursor, encode_cursor
-from seqserve.services.api.deps import SessionDep, SettingsDep
+from seqserve.services.api.deps import SessionDep, SettingsDep, in_unit_of_work
 from seqserve.services.api.errors import AUTH_ERRORS, ApiError, responses
 from seqserve.services.api.files.routes import STREAMED_FILE, stream_file
 from seqserve.services.api.files.service import get_file
+from seqserve.services.api.jobs.prefer import wait_seconds
 from seqserve.services.api.limits import LIMIT_ERRORS, admit
 from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.schemas import BatchCreate, BatchPage, BatchRead
-from seqserve.shared.db.batch_models import Batch, BatchStatus
+from seqserve.shared.db.batch_models import FINAL_BATCH_STATUSES, Batch, BatchStatus
 from seqserve.shared.jobs.kinds import JOB_KINDS
 from seqserve.shared.validation import Text
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=AUTH_ERRORS)
+
+PREFER_DOC = "`wait=N` (plain decimal seconds): hold the request up to N seconds (at most 60) for the batch to end."
 
 @router.post("", status_code=202, response_model=BatchRead, responses={**LIMIT_ERRORS, **responses(404)})
 def create_batch(body: BatchCreate, request: Request, response: Response, session: SessionDep,
@@ -59,10 +64,42 @@ def list_batches(
     return BatchPage(items=[BatchRead.from_row(batch) for batch in page], next_cursor=next_cursor)
 
 
+def _read_now(batch_id: uuid.UUID, team: str) -> BatchRead:
+    return in_unit_of_work(lambda session: BatchRead.from_row(service.get_batch(session, batch_id, team)))
+
+
+def _ended_read(batch: BatchRead) -> bool:
+    return BatchStatus(batch.status) in FINAL_BATCH_STATUSES
+
+
 @router.get("/{batch_id}", response_model=BatchRead, responses=responses(404))
-def read_batch(batch_id: uuid.UUID, session: SessionDep, principal: JobsRead) -> BatchRead:
-    """A batch of your team: status, request_counts, timings and its files."""
-    return BatchRead.from_row(service.get_batch(session, batch_id, principal.team))
+async def read_batch(
+    batch_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    principal: JobsRead,
+    prefer: Annotated[str | None, Header(description=PREFER_DOC)] = None,
+) -> BatchRead:
+    """A batch of your team: status, request_counts, timings and its files. With `Prefer:
+    wait=N` the request is held until the batch ends or N seconds pass (the driver's event
+    wakes it the moment the batch ends), so a client that waits for a batch polls no faster
+    than it wants progress and still sees the end at once."""
+    wait = wait_seconds(prefer, settings.max_wait_seconds)
+    waiter, key = request.app.state.waiter, str(batch_id)
+    event = waiter.register(key) if wait else None  # before the first read: no end goes unseen
+    try:
+        batch = await run_in_threadpool(_read_now, batch_id, principal.team)
+        if event is None or _ended_read(batch):
+            return batch
+        # No database connection is held meanwhile: each look is its own short read.
+        read = partial(run_in_threadpool, _read_now, batch_id, principal.team)
+        held = await waiter.wait(key, wait, read, _ended_read, event)
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        return held if held is not None and _ended_read(held) else await read()  # as of the answer
+    finally:
+        if event is not None:
+            waiter.discard(key, event)
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchRead, responses=responses(404, 409))
