@@ -30,6 +30,7 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=AUTH_ERRORS
 
 PREFER_DOC = "`wait=N` (plain decimal seconds): hold the request up to N seconds (at most 60) for the batch to end."
 
+
 @router.post("", status_code=202, response_model=BatchRead, responses={**LIMIT_ERRORS, **responses(404)})
 def create_batch(body: BatchCreate, request: Request, response: Response, session: SessionDep,
                  settings: SettingsDep, principal: JobsWrite) -> BatchRead:
