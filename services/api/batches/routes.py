@@ -22,7 +22,7 @@ from seqserve.services.api.jobs.prefer import wait_seconds
 from seqserve.services.api.limits import LIMIT_ERRORS, admit
 from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.schemas import BatchCreate, BatchPage, BatchRead
-from seqserve.shared.db.batch_models import FINAL_BATCH_STATUSES, Batch, BatchStatus
+from seqserve.shared.db.batch_models import Batch, BatchStatus
 from seqserve.shared.jobs.kinds import JOB_KINDS
 from seqserve.shared.validation import Text
 
@@ -69,10 +69,6 @@ def _read_now(batch_id: uuid.UUID, team: str) -> BatchRead:
     return in_unit_of_work(lambda session: BatchRead.from_row(service.get_batch(session, batch_id, team)))
 
 
-def _ended_read(batch: BatchRead) -> bool:
-    return BatchStatus(batch.status) in FINAL_BATCH_STATUSES
-
-
 @router.get("/{batch_id}", response_model=BatchRead, responses=responses(404))
 async def read_batch(
     batch_id: uuid.UUID,
@@ -91,13 +87,13 @@ async def read_batch(
     event = waiter.register(key) if wait else None  # before the first read: no end goes unseen
     try:
         batch = await run_in_threadpool(_read_now, batch_id, principal.team)
-        if event is None or _ended_read(batch):
+        if event is None or service.ended(batch):
             return batch
         # No database connection is held meanwhile: each look is its own short read.
         read = partial(run_in_threadpool, _read_now, batch_id, principal.team)
-        held = await waiter.wait(key, wait, read, _ended_read, event)
+        held = await waiter.wait(key, wait, read, service.ended, event)
         response.headers["Preference-Applied"] = f"wait={wait:g}"
-        return held if held is not None and _ended_read(held) else await read()  # as of the answer
+        return held if held is not None and service.ended(held) else await read()  # as of the answer
     finally:
         if event is not None:
             waiter.discard(key, event)

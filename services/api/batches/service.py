@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from seqserve.services.api.errors import ApiError, field_path
 from seqserve.shared.batches import repository as batches_repo
 from seqserve.shared.batches.formats import Position
-from seqserve.shared.batches.schemas import BatchCreate, window_seconds
+from seqserve.shared.batches.schemas import BatchCreate, BatchRead, window_seconds
 from seqserve.shared.config import Settings
 from seqserve.shared.db.base import utcnow
 from seqserve.shared.db.batch_models import FINAL_BATCH_STATUSES, Batch, BatchStatus, StoredFile
@@ -125,5 +125,5 @@ def cancel(session: Session, celery: Celery, batch_id: uuid.UUID, team: str) -> 
     return batch
 
 
-def ended(batch: Batch) -> bool:
+def ended(batch: Batch | BatchRead) -> bool:
     return BatchStatus(batch.status) in FINAL_BATCH_STATUSES
