@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqserve.shared.nn.cells import last_layer_state, make_rnn
+from seqserve.shared.nn.padding import pad_nested
 from seqserve.shared.text.vocab import Vocab
 
 
@@ -138,20 +139,7 @@ def tagging_loss(logits: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
 
 def pad_characters(words: Sequence[Sequence[Sequence[int]]], pad_id: int) -> Tensor:
     """Per sentence, per word, char ids -> [B, T, C] long, right-padded in both T and C."""
-    if not words or any(len(sentence) == 0 for sentence in words):
-        raise ValueError("every sentence must have at least one word")
-    if any(len(word) == 0 for sentence in words for word in sentence):
-        raise ValueError("every word must have at least one character")
-    max_words = max(len(sentence) for sentence in words)
-    max_chars = max(len(word) for sentence in words for word in sentence)
-    empty_word = [pad_id] * max_chars
-    # One nested list and one tensor() call: per-word tensor writes cost ~20x more.
-    rows = [
-        [[*word, *empty_word[len(word) :]] for word in sentence]
-        + [empty_word] * (max_words - len(sentence))
-        for sentence in words
-    ]
-    return torch.tensor(rows, dtype=torch.long)
+    return pad_nested(words, pad_id)
 
 
 @dataclass(frozen=True)
