@@ -140,6 +140,9 @@ class BatchRun:
     # The busy probe's slowest jobs: (seconds after the upload began, latency ms, queued ms, run
     # ms), slowest first.
     probe_slowest: list[tuple[float, float, float, float]] = field(default_factory=list)
+    # CPU seconds each service spent from the upload to the output's download: the api, each
+    # worker process with its pool children ("worker" runs the corpus), beat, and Postgres.
+    cpu_s: dict[str, float] = field(default_factory=dict)
     # The probe's p99 queued ms and run ms, each on its own: idle queued, idle run, busy queued, busy run.
     probe_parts_p99: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     variant: str = "new"
@@ -250,6 +253,26 @@ def _pass_inputs(kind: str, chunking: tuple[int, int | None] | None) -> int:
     return chunk if chunk >= limit else (limit // chunk) * chunk
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(procs: dict[str, Any]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of every process in each service's session (a worker
+    and its pool children), and of every Postgres process, which serve this stack alone here."""
+    sessions = {process.pid: name for name, process in procs.items()}
+    totals = dict.fromkeys([*procs, "postgres"], 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            comm, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+            name = sessions.get(int(fields[3]), "postgres" if comm.startswith("postgres") else None)
+            if name is not None:
+                totals[name] += (int(fields[11]) + int(fields[12])) / _TICKS
+        except (OSError, IndexError, ValueError):
+            continue
+    return totals
+
+
 class Probe(threading.Thread):
     """Single-input classify jobs, one after another, each waited for; latencies in ms."""
 
@@ -320,6 +343,7 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
     """One batch, upload to output, with a probe's interactive jobs beside it (returned too)."""
     name, data, count = content
     probe = Probe(base, probe_model, headers)
+    cpu_before = _cpu_seconds(procs)
     started = time.perf_counter()
     with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
         file_id = client.post("/v1/files", files={"file": (name, data)}).json()["id"]
@@ -344,6 +368,7 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
         output = client.get(f"/v1/batches/{batch['id']}/output").content
     elapsed = time.perf_counter() - started
     downloaded = time.perf_counter() - polled
+    cpu = {name: round(seconds - cpu_before.get(name, 0.0), 2) for name, seconds in _cpu_seconds(procs).items()}
     probe.stop.set()
     probe.join()
     assert batch["status"] == "completed", batch
@@ -356,7 +381,7 @@ def run_batch(base: str, procs: dict[str, Any], kind: str, model: str, probe_mod
     return BatchRun(kind, count, round(elapsed, 1), round(count / elapsed, 1), _p99(idle.latencies),
                     _p99(probe.latencies), rss_mb=rss, chunks=chunks,
                     phases={name: round(value, 3) for name, value in phases.items()},
-                    probe_slowest=_slowest(probe, started),
+                    probe_slowest=_slowest(probe, started), cpu_s=cpu,
                     probe_parts_p99=(*_p99_parts(idle), *_p99_parts(probe))), probe
 
 
