@@ -48,3 +48,14 @@ def test_float32_values_print_shortest_and_read_back_to_the_same_bits() -> None:
     assert json_codec.float32_list(values[:, :0].numpy()) == [[] for _ in range(64)]  # an empty sentence's row
     assert json_codec.float32_list(values.T.numpy())[0][:2] == got[0][:1] + got[1][:1]  # a strided view
     assert json_codec.float32_list(torch.tensor([float("nan"), float("inf")]).numpy()) == [None, None]
+
+
+@pytest.mark.parametrize(("text", "long"), [
+    ("1234567890123456789", True), ("x" + "9" * 19 + "x", True), ('{"a": 123456789012345678}', False),
+    ("0.123456789012345678", False), ("1,2345678901234567890", True), ("1,234567890123456789", False),
+    ("\uff11" * 19, False),  # fullwidth digits are not ASCII digits, as for [0-9] before
+    ("\ud800" + "1" * 19, True), ("\ud800" + "1" * 18, False), ("", False),
+])
+def test_a_run_of_19_ascii_digits_is_found_wherever_it_is(text: str, long: bool) -> None:
+    assert json_codec._has_long_digit_run(text) is long
+    assert json_codec._has_long_digit_run(text.encode("utf-8", "surrogatepass")) is long

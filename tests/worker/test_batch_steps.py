@@ -14,12 +14,17 @@ from typing import Any
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from seqserve.services.api.main import create_app
 from seqserve.services.worker import batch_driver
 from seqserve.services.worker.runner import run_wakeup
 from seqserve.services.worker.tasks import advance_batches_task
+from seqserve.shared import json_codec
 from seqserve.shared.config import get_settings, reset_settings
+from seqserve.shared.db.batch_models import Batch as BatchRow
+from seqserve.shared.db.models import Job
+from seqserve.shared.db.session import dispose_engines, session_scope
 from seqserve.shared.queueing import ADVANCE_BATCHES_TASK, MAINTENANCE_QUEUE, PRIORITY_QUEUES, Wakeup, make_celery
 from tests.api.batch_helpers import create, jsonl, step, upload
 from tests.conftest import REDIS_URL, built_context, create_key
@@ -90,3 +95,34 @@ def test_with_the_setting_off_or_maintenance_consumed_here_chunks_queue_no_step(
     _, wakeup = _started_batch(client, broker)
     assert run_wakeup(wakeup, built_context()).jobs == 5
     assert broker.llen(MAINTENANCE_QUEUE) == 0
+
+
+def test_a_bounded_step_decodes_only_the_results_it_appends_and_the_next_chunks(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = redis.Redis.from_url(REDIS_URL)
+    batch_id, wakeup = _started_batch(client, broker)
+    assert run_wakeup(wakeup, built_context()).jobs == 5  # five chunks ended, none appended yet
+    with session_scope() as session:  # the last one open again: the step must not end the batch
+        session.execute(update(Job).where(Job.batch_id == uuid.UUID(batch_id), Job.batch_line == 16)
+                        .values(status="queued", result=None))
+    decoded: list[int] = []
+
+    def counting(data: str | bytes) -> Any:
+        value = real_loads(data)
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "label" in value[0]:
+            decoded.append(len(value))  # a chunk's result: its 4 inputs' labels
+        return value
+
+    real_loads = json_codec.loads
+    monkeypatch.setattr(json_codec, "loads", counting)
+    monkeypatch.setenv("SEQSERVE_BATCH_STEP_INPUTS", "4")  # a step appends one chunk
+    reset_settings()
+    dispose_engines()  # the next engine reads JSON columns through `counting`
+    assert step(batch_id) == "in_progress"
+    # The chunk appended and the one after it, where the bound stopped the step; a fetch of 32
+    # rows decoded all four ended ones, and the next step the three left again.
+    assert decoded == [4, 4]
+    with session_scope() as session:
+        progress = session.get(BatchRow, uuid.UUID(batch_id)).output_progress
+    assert progress["counts"] == {"completed": 4} and progress["position"]["index"] == 4
