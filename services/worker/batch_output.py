@@ -91,9 +91,9 @@ def _outcomes(session: Session, batch: Batch, source: BinaryIO, limits: Limits, 
     first open chunk or the first chunk past `bound` inputs; either starts a chunk, so the
     chunks from `start.index` on are the ones to read next time."""
     # A bounded step uses the chunks within its bound and looks at the next one: fetched two at a
-    # time, since every fetched row's result is decoded (a 512-sentence tag result: ~5 ms), and
-    # the 32 rows a fetch took before decoded every ended chunk past the bound again on each step
-    # (~6 decodes per chunk for EWT; docs/benchmarks/batches.md, 2026-12-08).
+    # time, since every fetched row's result is decoded (a 512-sentence tag result: ~3 ms). With
+    # 32 rows a fetch, a step behind the workers decoded every ended chunk past its bound, and
+    # the next step those again (docs/benchmarks/batches.md, 2026-12-08).
     chunks = batches_repo.chunks_in_order(session, batch.id, start.index,
                                           per_fetch=2 if end is None and bound is not None else 32)
     chunk = next(chunks, None)
