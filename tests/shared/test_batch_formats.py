@@ -72,6 +72,22 @@ def test_conllu_ids_forms_and_bytes_a_word_line_may_not_hold() -> None:
     assert isinstance(too_long[1], Item) and too_long[1].index == 0
 
 
+def test_conllu_read_on_from_a_position_gives_the_rest_as_read_from_the_start(data_dir: Path) -> None:
+    # Blank lines of spaces and CRLF line ends between sentences: the driver resumes reading
+    # mid-file at every step, and each entry must keep its index, line, offset and number.
+    original = gzip.decompress((data_dir / "ud_english_ewt" / "en_ewt-ud-dev.conllu.gz").read_bytes())
+    sentences = original.split(b"\n\n")
+    head, tail = b"\n\n".join(sentences[:30]) + b"\n\n", b"\r\n \t\r\n".join(sentences[30:60]) + b"\n\n"
+    content = head + b"1\tbad\n\n" + tail
+    entries = _read(content, "conllu")
+    assert sum(isinstance(entry, Malformed) for entry in entries) == 1
+    items = [entry for entry in entries if isinstance(entry, Item)]
+    for item in (items[3], items[len(items) // 2], items[-1]):
+        rest = [entry for entry in _read(content, "conllu", start=item.position) if isinstance(entry, Item)]
+        assert rest == items[item.index:]
+        assert content[item.offset:].startswith(item.block[0].encode())
+
+
 def test_jsonl_lines_with_their_numbers_and_resuming_from_a_position() -> None:
     content = (b'{"custom_id": "a", "input": "hello"}\n\n{"custom_id": "b", "input": ["x", "y"]}\n'
                b'{"custom_id": "c", "input": "fine", "extra": 1}\n[1]\n{"custom_id": "d", "input": "\\u0000"}\n'
