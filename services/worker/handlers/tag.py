@@ -97,10 +97,9 @@ class TagHandler(StagedHandler[TagParams, _Prepared, list[Tensor]]):
             best, ids = torch.softmax(batch_logits, dim=-1).max(dim=-1)  # [B, T] each
             # The rows' real tokens, packed in row order: one conversion each for the batch (0.9
             # ms for 512 sentences, against 1.4 ms for a `tolist()` per row, measured in process).
-            lengths = [len(tokens[index]) for index in batch.indices]
-            real = torch.arange(best.size(1)) < torch.tensor(lengths)[:, None]
+            real = torch.arange(best.size(1)) < batch.lengths[:, None]  # a word id per token: its lengths
             probabilities, tag_ids, start = float32_list(best[real].numpy()), ids[real].tolist(), 0
-            for index, n in zip(batch.indices, lengths, strict=True):
+            for index, n in zip(batch.indices, batch.lengths.tolist(), strict=True):
                 results[index] = {
                     "tokens": tokens[index],
                     "tags": [self.tags[i] for i in tag_ids[start : start + n]],
